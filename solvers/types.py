@@ -1,0 +1,117 @@
+"""Plain data exchanged between the solvers and the rest of trackdb.
+
+Indices are local (0..N-1 nodes, 0..E-1 edges); the store maps them to database ids. Keeping
+these as frozen dataclasses of numpy arrays lets solvers be tested and benchmarked without a
+database, and keeps OR-Tools types out of every public signature.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class SolveStatus(enum.Enum):
+    """Outcome of one optimisation, as the store records it in ``solution.status``."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"  # a solution exists but the gap was not closed (time limit)
+    INFEASIBLE = "infeasible"
+    TIMEOUT = "timeout"  # no solution found within the time limit
+    ERROR = "error"
+
+
+def _as(a: np.ndarray | list, dtype: type | np.dtype) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=dtype))
+
+
+@dataclass(frozen=True)
+class CandidateGraph:
+    """A tracking problem: candidate nodes (possibly competing, in a forest) and candidate links.
+
+    ``node_cost`` is added when a node is selected (negative = the node is likely a real cell).
+    ``node_hier_parent[i]`` is the index of the candidate that contains ``i`` (−1 for a root);
+    at most one node of every leaf-to-root path may be selected. Label images give forests of
+    single-node trees (all −1). Edges go from an earlier to a later frame (``t[src] < t[dst]``).
+    ``appear_cost``/``disappear_cost`` are paid by a selected node with no incoming/outgoing
+    edge (0 at the first/last frame and at the image border); ``division_cost`` is paid by a
+    node that has two selected outgoing edges.
+    """
+
+    node_t: np.ndarray
+    node_cost: np.ndarray
+    node_hier_parent: np.ndarray
+    edge_source: np.ndarray
+    edge_target: np.ndarray
+    edge_cost: np.ndarray
+    appear_cost: np.ndarray
+    disappear_cost: np.ndarray
+    division_cost: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.node_t)
+        object.__setattr__(self, "node_t", _as(self.node_t, np.int64))
+        for name in ("node_cost", "appear_cost", "disappear_cost", "division_cost"):
+            arr = _as(getattr(self, name), np.float64)
+            if arr.shape != (n,):
+                raise ValueError(f"{name} has shape {arr.shape}, expected ({n},)")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} contains NaN or infinite values")
+            object.__setattr__(self, name, arr)
+        parent = _as(self.node_hier_parent, np.int64)
+        if parent.shape != (n,) or np.any(parent >= n) or np.any(parent < -1):
+            raise ValueError("node_hier_parent must hold indices in [-1, N)")
+        object.__setattr__(self, "node_hier_parent", parent)
+        src = _as(self.edge_source, np.int64)
+        dst = _as(self.edge_target, np.int64)
+        cost = _as(self.edge_cost, np.float64)
+        if not (src.shape == dst.shape == cost.shape) or src.ndim != 1:
+            raise ValueError("edge_source, edge_target and edge_cost must be 1-D of equal length")
+        if len(src) and (src.min() < 0 or dst.min() < 0 or src.max() >= n or dst.max() >= n):
+            raise ValueError("edge endpoints must be node indices in [0, N)")
+        if len(src) and np.any(self.node_t[src] >= self.node_t[dst]):
+            raise ValueError("every edge must go forward in time")
+        if not np.all(np.isfinite(cost)):
+            raise ValueError("edge_cost contains NaN or infinite values")
+        object.__setattr__(self, "edge_source", src)
+        object.__setattr__(self, "edge_target", dst)
+        object.__setattr__(self, "edge_cost", cost)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_t)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_source)
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A selection of nodes and edges with its objective and solver diagnostics."""
+
+    node_selected: np.ndarray  # (N,) bool
+    edge_selected: np.ndarray  # (E,) bool
+    objective: float
+    status: SolveStatus
+    bound: float = float("nan")
+    gap: float = float("nan")
+    seconds: float = 0.0
+    backend: str = ""
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "node_selected", _as(self.node_selected, bool))
+        object.__setattr__(self, "edge_selected", _as(self.edge_selected, bool))
+
+
+@dataclass(frozen=True)
+class Pins:
+    """User constraints for a (re-)solve: indices that must be / must not be selected."""
+
+    must_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    forbid_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    must_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    forbid_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
