@@ -1,0 +1,290 @@
+"""Frame-pair linear assignment with division slots: the fast path for a fixed segmentation.
+
+When every candidate is its own single-node tree (a label image) and every link spans one frame,
+every node is selected and the joint model falls apart into independent frame pairs: what happens
+between t and t+1 (who links to whom, who divides, disappears, appears) does not constrain any
+other pair, because a node's incoming and outgoing choices are separate constraints. Each pair is
+one linear assignment problem (the EmbedTrack / Jaqaman formulation with a second "division"
+slot per mother). With ``A`` the nodes at t and ``B`` those at t+1 the square matrix is::
+
+                  targets b ∈ B           disappear d_a        spare s_a
+    slot 1 of a   c(a,b)                  disappear_cost[a]    ∞
+    slot 2 of a   c(a,b) + division[a]    ∞                    0
+    appear of b   appear_cost[b] (b only) 0                    0
+
+A mother with one child uses slot 1 (slot 2 takes its spare column), a dividing mother uses both
+slots, a vanishing one sends slot 1 to its disappear column; an unused appear row fills one of
+the dummy columns left free. The only encodings that do not mirror a real solution are "slot 1
+disappears while slot 2 links", which costs ``disappear + division`` more than the same links
+done properly; so the assignment optimum is the tracking optimum exactly when
+``disappear_cost[a] + division_cost[a] >= 0`` for every mother with out-links (checked; no
+two-slot assignment can encode the opposite preference).
+
+A solution of one frame pair is the *parent map* ``p(b)`` (the edge that enters ``b`` or −1 for
+"appears"): it fixes the links, divisions and disappearances of the pair, and it is what
+:mod:`solvers.murty` partitions on to enumerate the K best.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
+
+APPEAR = -1  # value of the parent map for "no parent: the cell appears"
+
+
+@dataclass(frozen=True)
+class FramePair:
+    """One assignment problem between the nodes at ``t`` (sources) and ``t+1`` (targets).
+
+    ``edge_row``/``edge_col`` are the local source/target position of each edge in ``edges``.
+    """
+
+    t: int
+    sources: np.ndarray  # (n_a,) node indices at t
+    targets: np.ndarray  # (n_b,) node indices at t+1
+    edges: np.ndarray  # (m,) edge indices between them
+    edge_row: np.ndarray  # (m,) position of the edge's source in ``sources``
+    edge_col: np.ndarray  # (m,) position of the edge's target in ``targets``
+
+
+def check_lap_graph(graph: CandidateGraph, *, ignore_division_pairs: bool = False) -> None:
+    """Raise ValueError when the frame-pair decomposition would not be exact for ``graph``."""
+    competing = np.flatnonzero(graph.node_hier_parent >= 0)
+    if len(competing):
+        raise ValueError(
+            f"the LAP needs a fixed segmentation (a forest of single-node trees), but node "
+            f"{int(competing[0])} has hierarchy parent {int(graph.node_hier_parent[competing[0]])}"
+            f" ({len(competing)} competing candidates); use the joint solver"
+        )
+    if graph.n_edges:
+        dt = graph.node_t[graph.edge_target] - graph.node_t[graph.edge_source]
+        long = np.flatnonzero(dt != 1)
+        if len(long):
+            e = int(long[0])
+            raise ValueError(
+                f"the LAP links consecutive frames only, but edge {e} spans dt={int(dt[e])} "
+                f"({len(long)} such edges); drop them or use the joint solver"
+            )
+        key = graph.edge_source * graph.n_nodes + graph.edge_target
+        if len(np.unique(key)) != len(key):
+            raise ValueError("the LAP needs at most one edge per (source, target) pair")
+        has_out = np.zeros(graph.n_nodes, bool)
+        has_out[graph.edge_source] = True
+        bad = np.flatnonzero(has_out & (graph.disappear_cost + graph.division_cost < 0))
+        if len(bad):
+            n = int(bad[0])
+            raise ValueError(
+                f"node {n} has disappear_cost + division_cost = "
+                f"{graph.disappear_cost[n] + graph.division_cost[n]:.3g} < 0; an assignment "
+                "with division slots cannot prefer dividing to vanishing (see solvers/lap.py)"
+            )
+    if getattr(graph, "division_pairs", None) is not None and not ignore_division_pairs:
+        raise ValueError(
+            "the LAP cannot restrict or price divisions per daughter pair (division_pairs is "
+            "set); use the joint solver or pass ignore_division_pairs=True"
+        )
+
+
+def frame_pairs(graph: CandidateGraph) -> list[FramePair]:
+    """Split ``graph`` into its consecutive frame pairs (empty frames give empty sides)."""
+    if graph.n_nodes == 0:
+        return []
+    t_min, t_max = int(graph.node_t.min()), int(graph.node_t.max())
+    order = np.argsort(graph.node_t, kind="stable")
+    bounds = np.searchsorted(graph.node_t[order], np.arange(t_min, t_max + 2))
+    by_t = [order[bounds[i] : bounds[i + 1]] for i in range(t_max - t_min + 1)]
+    pos = np.empty(graph.n_nodes, np.int64)
+    for nodes in by_t:
+        pos[nodes] = np.arange(len(nodes))
+    edge_t = graph.node_t[graph.edge_source]
+    e_order = np.argsort(edge_t, kind="stable")
+    e_bounds = np.searchsorted(edge_t[e_order], np.arange(t_min, t_max + 1))
+    pairs = []
+    for i in range(t_max - t_min):
+        edges = e_order[e_bounds[i] : e_bounds[i + 1]]
+        pairs.append(
+            FramePair(
+                t=t_min + i,
+                sources=by_t[i],
+                targets=by_t[i + 1],
+                edges=edges,
+                edge_row=pos[graph.edge_source[edges]],
+                edge_col=pos[graph.edge_target[edges]],
+            )
+        )
+    return pairs
+
+
+def parent_map_cost(graph: CandidateGraph, pair: FramePair, parent: np.ndarray) -> float:
+    """Cost of one frame pair's parent map (edge index per target, −1 = appears)."""
+    linked = parent >= 0
+    cost = float(graph.appear_cost[pair.targets[~linked]].sum())
+    cost += float(graph.edge_cost[parent[linked]].sum())
+    mothers, degree = np.unique(graph.edge_source[parent[linked]], return_counts=True)
+    vanish = pair.sources[~np.isin(pair.sources, mothers)]
+    cost += float(graph.disappear_cost[vanish].sum())
+    cost += float(graph.division_cost[mothers[degree == 2]].sum())
+    return cost
+
+
+def assign_frame_pair(
+    graph: CandidateGraph,
+    pair: FramePair,
+    forced: Mapping[int, int] | None = None,
+    forbidden: Mapping[int, set[int]] | None = None,
+) -> tuple[np.ndarray, float] | None:
+    """Best parent map of one frame pair, or None when the constraints leave nothing feasible.
+
+    ``forced[j] = e`` makes target ``j`` (local position) take edge ``e`` (or −1: appear);
+    ``forbidden[j]`` is a set of parents (edges or −1) target ``j`` may not take. These are the
+    subproblems of Murty's partitioning. Returns the parent map (edge index or −1 per target)
+    and its cost (:func:`parent_map_cost`).
+    """
+    n_a, n_b = len(pair.sources), len(pair.targets)
+    if n_b == 0:
+        return np.zeros(0, np.int64), parent_map_cost(graph, pair, np.zeros(0, np.int64))
+    src, dst = pair.sources, pair.targets
+    n = 2 * n_a + n_b
+    cost = np.full((n, n), np.inf)
+    rows, cols = pair.edge_row, pair.edge_col
+    ec = graph.edge_cost[pair.edges]
+    cost[rows, cols] = ec
+    cost[n_a + rows, cols] = ec + graph.division_cost[src[rows]]
+    ar = np.arange(n_a)
+    cost[ar, n_b + ar] = graph.disappear_cost[src]
+    cost[n_a + ar, n_b + n_a + ar] = 0.0
+    br = np.arange(n_b)
+    cost[2 * n_a + br, br] = graph.appear_cost[dst]
+    cost[2 * n_a :, n_b:] = 0.0
+    if forced or forbidden:
+        local = {int(e): k for k, e in enumerate(pair.edges)}
+        for j, e in (forced or {}).items():
+            keep = [2 * n_a + j] if e == APPEAR else [rows[local[e]], n_a + rows[local[e]]]
+            saved = cost[keep, j].copy()
+            cost[:, j] = np.inf
+            cost[keep, j] = saved
+        for j, banned in (forbidden or {}).items():
+            for e in banned:
+                if e == APPEAR:
+                    cost[2 * n_a + j, j] = np.inf
+                else:
+                    r = rows[local[e]]
+                    cost[[r, n_a + r], j] = np.inf
+    try:
+        row_ind, col_ind = linear_sum_assignment(cost)
+    except ValueError:  # scipy: "cost matrix is infeasible"
+        return None
+    if not np.all(np.isfinite(cost[row_ind, col_ind])):
+        return None
+    parent = np.full(n_b, APPEAR, np.int64)
+    edge_at = np.full((n_a, n_b), -1, np.int64)
+    edge_at[rows, cols] = pair.edges
+    to_target = (col_ind < n_b) & (row_ind < 2 * n_a)
+    r, c = row_ind[to_target] % max(n_a, 1), col_ind[to_target]
+    parent[c] = edge_at[r, c]
+    return parent, parent_map_cost(graph, pair, parent)
+
+
+def boundary_cost(graph: CandidateGraph) -> float:
+    """Costs every solution pays: node costs, appearing first frame, vanishing last frame."""
+    if graph.n_nodes == 0:
+        return 0.0
+    first = graph.node_t == graph.node_t.min()
+    last = graph.node_t == graph.node_t.max()
+    return float(
+        graph.node_cost.sum()
+        + graph.appear_cost[first].sum()
+        + graph.disappear_cost[last].sum()
+    )
+
+
+def solution_from_parent_maps(
+    graph: CandidateGraph,
+    parents: list[np.ndarray],
+    objective: float,
+    *,
+    seconds: float = 0.0,
+    backend: str = "lap",
+    info: dict | None = None,
+) -> Solution:
+    """Turn one parent map per frame pair into a :class:`Solution` (all nodes selected)."""
+    edge_selected = np.zeros(graph.n_edges, bool)
+    for parent in parents:
+        edge_selected[parent[parent >= 0]] = True
+    return Solution(
+        node_selected=np.ones(graph.n_nodes, bool),
+        edge_selected=edge_selected,
+        objective=objective,
+        status=SolveStatus.OPTIMAL,
+        bound=objective,
+        gap=0.0,
+        seconds=seconds,
+        backend=backend,
+        info=dict(info or {}),
+    )
+
+
+def pins_to_constraints(
+    graph: CandidateGraph, pairs: list[FramePair], pins: Pins | None
+) -> list[tuple[dict[int, int], dict[int, set[int]]]]:
+    """Translate edge pins into per-pair forced/forbidden parents; node pins are rejected."""
+    out: list[tuple[dict[int, int], dict[int, set[int]]]] = [({}, {}) for _ in pairs]
+    if pins is None:
+        return out
+    if len(pins.forbid_nodes):
+        raise ValueError("the LAP selects every node of a fixed segmentation; cannot forbid nodes")
+    if not len(pins.must_edges) and not len(pins.forbid_edges):
+        return out
+    t_min = int(graph.node_t.min())
+    for e in np.asarray(pins.must_edges, np.int64):
+        k = int(graph.node_t[graph.edge_source[e]]) - t_min
+        j = int(np.flatnonzero(pairs[k].targets == graph.edge_target[e])[0])
+        if j in out[k][0] and out[k][0][j] != e:
+            raise ValueError(f"pins force two edges into node {int(graph.edge_target[e])}")
+        out[k][0][j] = int(e)
+    for e in np.asarray(pins.forbid_edges, np.int64):
+        k = int(graph.node_t[graph.edge_source[e]]) - t_min
+        j = int(np.flatnonzero(pairs[k].targets == graph.edge_target[e])[0])
+        out[k][1].setdefault(j, set()).add(int(e))
+    return out
+
+
+def solve_lap(
+    graph: CandidateGraph, pins: Pins | None = None, *, ignore_division_pairs: bool = False
+) -> Solution:
+    """Optimal tracking of a fixed segmentation by one assignment per frame pair.
+
+    The objective is the joint model's (node costs + edges + appear/disappear + divisions), so
+    it can be compared with :mod:`solvers.joint`. Edge pins are honoured; a pin set that leaves
+    a frame pair infeasible gives status INFEASIBLE. Raises ValueError for graphs the
+    decomposition does not cover (competing candidates, dt > 1 links, see module docstring).
+    """
+    start = time.perf_counter()
+    check_lap_graph(graph, ignore_division_pairs=ignore_division_pairs)
+    pairs = frame_pairs(graph)
+    constraints = pins_to_constraints(graph, pairs, pins)
+    parents, total = [], boundary_cost(graph)
+    for pair, (forced, forbidden) in zip(pairs, constraints):
+        best = assign_frame_pair(graph, pair, forced, forbidden)
+        if best is None:
+            return Solution(
+                node_selected=np.zeros(graph.n_nodes, bool),
+                edge_selected=np.zeros(graph.n_edges, bool),
+                objective=float("nan"),
+                status=SolveStatus.INFEASIBLE,
+                seconds=time.perf_counter() - start,
+                backend="lap",
+                info={"infeasible_frame": pair.t},
+            )
+        parents.append(best[0])
+        total += best[1]
+    return solution_from_parent_maps(
+        graph, parents, total, seconds=time.perf_counter() - start, info={"pairs": len(pairs)}
+    )
