@@ -49,6 +49,13 @@ class CandidateGraph:
     appear_cost: np.ndarray
     disappear_cost: np.ndarray
     division_cost: np.ndarray
+    # Optional division pairs (added for solvers/costs.py, compatible: default None). When given,
+    # a node may divide only into one of the listed pairs of its out-edges, and the pair's cost is
+    # paid on top of the two edge costs and ``division_cost``; this is how shape-based division
+    # scores (daughters that together resemble the mother) reach the solver. None = any two
+    # out-edges may form a division.
+    division_pairs: np.ndarray | None = None  # (P, 2) edge indices with a common source
+    division_pair_cost: np.ndarray | None = None  # (P,)
 
     def __post_init__(self) -> None:
         n = len(self.node_t)
@@ -78,6 +85,22 @@ class CandidateGraph:
         object.__setattr__(self, "edge_source", src)
         object.__setattr__(self, "edge_target", dst)
         object.__setattr__(self, "edge_cost", cost)
+        if (self.division_pairs is None) != (self.division_pair_cost is None):
+            raise ValueError("division_pairs and division_pair_cost must be given together")
+        if self.division_pairs is not None:
+            pairs = _as(self.division_pairs, np.int64).reshape(-1, 2)
+            pcost = _as(self.division_pair_cost, np.float64)
+            if pcost.shape != (len(pairs),) or not np.all(np.isfinite(pcost)):
+                raise ValueError("division_pair_cost must be finite, one value per pair")
+            if len(pairs) and (
+                pairs.min() < 0
+                or pairs.max() >= len(src)
+                or np.any(src[pairs[:, 0]] != src[pairs[:, 1]])
+                or np.any(pairs[:, 0] == pairs[:, 1])
+            ):
+                raise ValueError("division_pairs must be two distinct edges with the same source")
+            object.__setattr__(self, "division_pairs", pairs)
+            object.__setattr__(self, "division_pair_cost", pcost)
 
     @property
     def n_nodes(self) -> int:
