@@ -1,0 +1,111 @@
+"""Import a CTC sequence into the store: movie, nodes, lineage links and the ``gt`` solution.
+
+Everything is read and validated before the first write, and the writes share one transaction,
+so bad input leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inference.edges import mask_iou
+from inference.regions import candidates_from_labels
+from inference.types import CandidateEdges
+
+from . import ctc, ingest, schema
+from .errors import InputError
+from .store import Store, _now, code_version
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    movie_id: int
+    run_id: int
+    n_frames: int
+    n_nodes: int
+    n_edges: int
+    solution_id: int | None
+
+
+def lineage_links(t: np.ndarray, label: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Local (source, target) index pairs implied by a CTC lineage.
+
+    Consecutive frames of a track are linked, and the last node of a parent to the first node of
+    each child (a gap of more than one frame, or a single daughter, are both just such links).
+    """
+    key = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(t.tolist(), label.tolist()))}
+    src, dst = [], []
+    for lab, start, end, parent in tracks.tolist():
+        for f in range(start, end):
+            src.append(key[(f, lab)])
+            dst.append(key[(f + 1, lab)])
+        if parent:
+            pend = int(tracks[tracks[:, 0] == parent][0, 2])
+            src.append(key[(pend, parent)])
+            dst.append(key[(start, lab)])
+    return np.array(src, np.int64), np.array(dst, np.int64)
+
+
+def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only: bool = False,
+               no_gt: bool = False, experiment: str | None = None) -> ImportResult:
+    """Import ``DATASET/SEQ`` (raw, optional) and ``DATASET/SEQ_GT/TRA`` (masks + lineage)."""
+    dataset = Path(dataset)
+    if not dataset.is_dir():
+        raise InputError(f"dataset folder {dataset} does not exist")
+    raw_dir, gt_dir = dataset / seq, dataset / f"{seq}_GT" / "TRA"
+    raw_files = ctc.frame_files(raw_dir, "t") if (raw_dir.is_dir() or no_gt) else None
+    if no_gt:
+        assert raw_files is not None
+        first = ctc.read_tiff(raw_files[0])
+        shapes = {ctc.read_tiff(f).shape: f for f in raw_files}
+        if len(shapes) > 1:
+            bad = next(f for s, f in shapes.items() if s != first.shape)
+            raise InputError(f"{bad}: frame shape differs from {raw_files[0]} ({first.shape})")
+        if first.ndim not in (2, 3):
+            raise InputError(f"{raw_files[0]}: expected a 2D or 3D frame, got shape {first.shape}")
+        shape, n_frames, masks, tracks = first.shape, len(raw_files), None, None
+    else:
+        masks = ctc.read_stack(ctc.frame_files(gt_dir, "man_track"), labels=True)
+        tracks = ctc.read_man_track(gt_dir / "man_track.txt")
+        ctc.check_lineage(masks, tracks, gt_dir)
+        shape, n_frames = masks.shape[1:], len(masks)
+        if raw_files is not None:
+            if len(raw_files) != n_frames:
+                raise InputError(f"{raw_dir} has {len(raw_files)} frames but {gt_dir} has {n_frames}")
+            for f in raw_files:
+                s = ctc.read_tiff(f).shape
+                if s != shape:
+                    raise InputError(f"{f}: raw frame shape {s} differs from mask shape {shape}")
+
+    cands = candidates_from_labels(masks) if masks is not None else None
+    with store.engine.begin() as conn:
+        movie_id = store.add_movie(conn, movie, tuple(int(s) for s in shape), n_frames,
+                                   uri=str(raw_dir.resolve()) if raw_files else None,
+                                   experiment=experiment)
+        run_id = int(conn.execute(schema.run.insert().values(
+            movie_id=movie_id, kind="import", status="succeeded", code_version=code_version(),
+            params={"dataset": str(dataset.resolve()), "seq": seq, "masks_only": masks_only, "no_gt": no_gt},
+            started_at=_now(), finished_at=_now()).returning(schema.run.c.id)).scalar_one())
+        if cands is None:
+            return ImportResult(movie_id, run_id, n_frames, 0, 0, None)
+        source = "labels" if masks_only else "gt"
+        node_ids = ingest.insert_nodes(conn, movie_id, run_id, cands, source)
+        if masks_only:
+            return ImportResult(movie_id, run_id, n_frames, len(cands), 0, None)
+        assert tracks is not None
+        src, dst = lineage_links(cands.t, cands.label, tracks)
+        cen = np.asarray(cands.centroid)
+        edges = CandidateEdges(
+            source=src, target=dst, dt=cands.t[dst] - cands.t[src],
+            distance=np.linalg.norm(cen[dst] - cen[src], axis=1),
+            iou=mask_iou(cands.bbox, cands.masks, cands.area, src, dst))
+        edge_ids = ingest.insert_edges(conn, movie_id, run_id, node_ids, cands.t, edges)
+        sid = ingest.insert_solution(
+            conn, run_id=run_id, movie_id=movie_id, node_ids=node_ids,
+            track_ids=cands.label, edge_ids=edge_ids, tracks=tracks,
+            status="optimal", name="gt")
+        store.set_current_solution(conn, movie_id, sid)
+    return ImportResult(movie_id, run_id, n_frames, len(cands), len(src), sid)

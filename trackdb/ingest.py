@@ -1,0 +1,247 @@
+"""Bulk ingest of candidate nodes, edges and solutions: the write path every stage uses.
+
+Rows are built column-wise from numpy arrays and written with ``executemany`` on SQLite (in
+chunks, under the driver's parameter limits) or binary ``COPY`` on PostgreSQL. Callers hand in a
+``Connection`` inside a transaction, so one batch is one transaction and a failure leaves
+nothing behind. Re-running a stage is idempotent at frame granularity: frames that a run already
+wrote are skipped, never duplicated (the ``(run_id, t, label)`` key would refuse them anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from inference.types import CandidateEdges, Candidates
+
+from . import schema
+from .masks import encode_embeddings, encode_masks
+
+SQLITE_CHUNK_ROWS = 20_000
+
+_PG_TYPES = {sa.BigInteger: "int8", sa.Integer: "int4", sa.Float: "float8",  # subclass first
+             sa.LargeBinary: "bytea", sa.String: "text", sa.Text: "text"}
+
+
+def _pg_type(column: sa.Column) -> str:
+    if column.table.name in ("node", "edge") and column.name == "id":
+        return "int8"
+    for py, name in _PG_TYPES.items():
+        if isinstance(column.type, py):
+            return name
+    raise TypeError(f"no COPY type for {column}")
+
+
+def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[tuple]) -> int:
+    """Insert plain tuples fast: ``executemany`` on SQLite, binary ``COPY`` on PostgreSQL."""
+    raw = conn.connection.driver_connection
+    count = 0
+    if conn.dialect.name == "postgresql":
+        types = [_pg_type(table.c[c]) for c in columns]
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+                    count += 1
+        return count
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    cur = raw.cursor()
+    batch: list[tuple] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= SQLITE_CHUNK_ROWS:
+            cur.executemany(sql, batch)
+            count += len(batch)
+            batch.clear()
+    if batch:
+        cur.executemany(sql, batch)
+        count += len(batch)
+    cur.close()
+    return count
+
+
+def allocate_ids(conn: Connection, kind: str, n: int) -> int:
+    """Reserve ``n`` consecutive ids for ``kind`` ('node' or 'edge'); returns the first.
+
+    A single UPDATE … RETURNING is atomic on both engines, so parallel writers get disjoint
+    blocks without coordinating.
+    """
+    row = conn.execute(
+        sa.text("UPDATE id_block SET next_id = next_id + :n WHERE name = :k RETURNING next_id"),
+        {"n": int(n), "k": kind},
+    ).one()
+    return int(row[0]) - int(n)
+
+
+def _col(a: np.ndarray | None, n: int) -> list:
+    return [None] * n if a is None else a.tolist()
+
+
+def _nullable(values: np.ndarray, missing: np.ndarray) -> list:
+    out = values.tolist()
+    for i in np.flatnonzero(missing).tolist():
+        out[i] = None
+    return out
+
+
+NODE_COLUMNS = (
+    "id", "movie_id", "run_id", "t", "label", "z", "y", "x", "area",
+    "bbox_z0", "bbox_y0", "bbox_x0", "bbox_z1", "bbox_y1", "bbox_x1",
+    "hier_parent_id", "threshold", "score", "max_prob", "prev_z", "prev_y", "prev_x",
+    "mask", "embedding", "embedding_dim", "source",
+)
+
+
+def frames_done(conn: Connection, table: sa.Table, run_id: int) -> set[int]:
+    rows = conn.execute(sa.select(table.c.t).where(table.c.run_id == run_id).distinct())
+    return {int(r[0]) for r in rows}
+
+
+def node_ids_of_run(conn: Connection, run_id: int, t: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Database ids of the nodes a run wrote, aligned with ``(t, label)`` pairs."""
+    rows = conn.execute(sa.select(schema.node.c.id, schema.node.c.t, schema.node.c.label)
+                        .where(schema.node.c.run_id == run_id)).all()
+    lookup = {(int(r[1]), int(r[2])): int(r[0]) for r in rows}
+    return np.array([lookup.get((int(a), int(b)), -1) for a, b in zip(t, label)], dtype=np.int64)
+
+
+def insert_nodes(conn: Connection, movie_id: int, run_id: int, cands: Candidates,
+                 source: str, masks_encoded: Sequence[bytes] | None = None) -> np.ndarray:
+    """Write candidates of one run; returns their database ids (aligned with ``cands``).
+
+    Frames this run already wrote are skipped (idempotent re-run); their ids are looked up.
+    ``masks_encoded`` lets a caller that already packed masks skip re-encoding.
+    """
+    n = len(cands)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    t = np.asarray(cands.t, np.int64)
+    done = frames_done(conn, schema.node, run_id)
+    new = ~np.isin(t, np.fromiter(done, np.int64, len(done))) if done else np.ones(n, bool)
+    ids = np.full(n, -1, np.int64)
+    if (~new).any():
+        ids[~new] = node_ids_of_run(conn, run_id, t[~new], cands.label[~new])
+    m = int(new.sum())
+    if m == 0:
+        return ids
+    first = allocate_ids(conn, "node", m)
+    ids[new] = np.arange(first, first + m, dtype=np.int64)
+    idx = np.flatnonzero(new)
+    d = cands.ndim
+    cen = np.asarray(cands.centroid, np.float64)[idx]
+    bbox = np.asarray(cands.bbox, np.int64)[idx]
+    parent = np.asarray(cands.hier_parent, np.int64)[idx]
+    if np.any(ids[parent[parent >= 0]] < 0):
+        raise ValueError("hier_parent points to a candidate that was not written")
+    parent_id = np.where(parent >= 0, ids[np.maximum(parent, 0)], 0)
+    parent_col = _nullable(parent_id, parent < 0)
+    if masks_encoded is None:
+        masks = encode_masks(cands.masks[i] for i in idx.tolist())
+    else:
+        masks = [masks_encoded[i] for i in idx.tolist()]
+    emb = None if cands.embedding is None else np.asarray(cands.embedding)[idx]
+    emb_blobs, emb_dim = encode_embeddings(emb, m)
+    prev = None if cands.prev_centroid is None else np.asarray(cands.prev_centroid, np.float64)[idx]
+    none = [None] * m
+    if d == 3:
+        z, y, x = cen[:, 0].tolist(), cen[:, 1].tolist(), cen[:, 2].tolist()
+        bz0, by0, bx0, bz1, by1, bx1 = (bbox[:, k].tolist() for k in range(6))
+        pz, py, px = (none, none, none) if prev is None else (prev[:, 0].tolist(), prev[:, 1].tolist(), prev[:, 2].tolist())
+    else:
+        z, bz0, bz1, pz = none, none, none, none
+        y, x = cen[:, 0].tolist(), cen[:, 1].tolist()
+        by0, bx0, by1, bx1 = (bbox[:, k].tolist() for k in range(4))
+        py, px = (none, none) if prev is None else (prev[:, 0].tolist(), prev[:, 1].tolist())
+    rows = zip(
+        ids[idx].tolist(), [movie_id] * m, [run_id] * m, t[idx].tolist(),
+        np.asarray(cands.label, np.int64)[idx].tolist(), z, y, x,
+        np.asarray(cands.area, np.int64)[idx].tolist(), bz0, by0, bx0, bz1, by1, bx1,
+        parent_col, np.asarray(cands.threshold, np.float64)[idx].tolist(),
+        np.asarray(cands.score, np.float64)[idx].tolist(),
+        np.asarray(cands.max_prob, np.float64)[idx].tolist(), pz, py, px,
+        masks, emb_blobs, [emb_dim] * m, [source] * m,
+    )
+    bulk_insert(conn, schema.node, NODE_COLUMNS, rows)
+    return ids
+
+
+EDGE_COLUMNS = ("id", "movie_id", "run_id", "source_id", "target_id", "t", "dt", "distance",
+                "iou", "offset_vote", "embedding_distance", "cost")
+
+
+def insert_edges(conn: Connection, movie_id: int, run_id: int, node_ids: np.ndarray,
+                 node_t: np.ndarray, edges: CandidateEdges, cost: np.ndarray | None = None) -> np.ndarray:
+    """Write candidate links of one run (endpoints as local indices into ``node_ids``).
+
+    Idempotent per source frame, like :func:`insert_nodes`. Returns the edge ids (−1 for
+    edges of frames that were already written and are not looked up again).
+    """
+    e = len(edges.source)
+    if e == 0:
+        return np.zeros(0, np.int64)
+    src_t = np.asarray(node_t, np.int64)[edges.source]
+    done = frames_done(conn, schema.edge, run_id)
+    new = ~np.isin(src_t, np.fromiter(done, np.int64, len(done))) if done else np.ones(e, bool)
+    ids = np.full(e, -1, np.int64)
+    m = int(new.sum())
+    if m == 0:
+        return ids
+    first = allocate_ids(conn, "edge", m)
+    ids[new] = np.arange(first, first + m, dtype=np.int64)
+    idx = np.flatnonzero(new)
+    rows = zip(
+        ids[idx].tolist(), [movie_id] * m, [run_id] * m,
+        node_ids[edges.source[idx]].tolist(), node_ids[edges.target[idx]].tolist(),
+        src_t[idx].tolist(), np.asarray(edges.dt)[idx].tolist(),
+        np.asarray(edges.distance, np.float64)[idx].tolist(),
+        np.asarray(edges.iou, np.float64)[idx].tolist(),
+        _col(None if edges.offset_vote is None else np.asarray(edges.offset_vote, np.float64)[idx], m),
+        _col(None if edges.embedding_distance is None else np.asarray(edges.embedding_distance, np.float64)[idx], m),
+        _col(None if cost is None else np.asarray(cost, np.float64)[idx], m),
+    )
+    bulk_insert(conn, schema.edge, EDGE_COLUMNS, rows)
+    return ids
+
+
+def insert_solution(conn: Connection, *, run_id: int, movie_id: int, node_ids: np.ndarray,
+                    track_ids: np.ndarray, edge_ids: np.ndarray, tracks: np.ndarray,
+                    status: str, rank: int = 0, name: str | None = None,
+                    objective: float | None = None, bound: float | None = None,
+                    gap: float | None = None, weight: float | None = None,
+                    track_confidence: np.ndarray | None = None) -> int:
+    """Write one solution: its selected nodes (with their CTC track ids), edges and tracks.
+
+    ``tracks`` is a CTC table ``(K, 4)``: track id, start frame, end frame, parent track (0 =
+    none). ``track_confidence`` optionally ``(K, 2)``: minimum and product of link probabilities.
+    """
+    def _f(v: float | None) -> float | None:
+        return None if v is None or not np.isfinite(v) else float(v)
+
+    sid = conn.execute(
+        schema.solution.insert().values(
+            run_id=run_id, movie_id=movie_id, name=name, rank=rank, objective=_f(objective),
+            bound=_f(bound), gap=_f(gap), weight=_f(weight), status=status,
+            created_at=sa.func.now()).returning(schema.solution.c.id)
+    ).scalar_one()
+    k = len(node_ids)
+    bulk_insert(conn, schema.solution_node, ("solution_id", "node_id", "track_id"),
+                zip([sid] * k, np.asarray(node_ids).tolist(), np.asarray(track_ids).tolist()))
+    bulk_insert(conn, schema.solution_edge, ("solution_id", "edge_id"),
+                zip([sid] * len(edge_ids), np.asarray(edge_ids).tolist()))
+    tr = np.asarray(tracks, np.int64).reshape(-1, 4)
+    if track_confidence is None:
+        conf_min = conf_prod = [None] * len(tr)
+    else:
+        conf_min, conf_prod = track_confidence[:, 0].tolist(), track_confidence[:, 1].tolist()
+    parent = _nullable(tr[:, 3], tr[:, 3] == 0)
+    bulk_insert(conn, schema.track,
+                ("solution_id", "track_id", "start_t", "end_t", "parent_track_id",
+                 "confidence_min", "confidence_product"),
+                zip([sid] * len(tr), tr[:, 0].tolist(), tr[:, 1].tolist(), tr[:, 2].tolist(),
+                    parent, conf_min, conf_prod))
+    return int(sid)

@@ -1,0 +1,246 @@
+"""The SQL schema: candidate graph, solutions, probabilities, tracks, edits and provenance.
+
+This module is the schema's single description; Alembic revisions in ``migrations/`` are the only
+way a database gets it. Typed columns only: masks are packed bitmasks inside their bbox and
+embeddings raw float32 bytes, never pickles. Node and edge ids are allocated in blocks from
+``id_block`` so parallel writers never collide.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# BIGINT ids on PostgreSQL; on SQLite an INTEGER primary key is the 64-bit rowid itself, which
+# spares a separate unique index on every bulk insert.
+ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+experiment = Table(
+    "experiment",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("meta", JSON),
+)
+
+movie = Table(
+    "movie",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiment.id", ondelete="CASCADE")),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("uri", Text),
+    Column("ndim", Integer, nullable=False),  # spatial dimensions: 2 or 3
+    Column("n_frames", Integer, nullable=False),
+    Column("size_z", Integer),
+    Column("size_y", Integer, nullable=False),
+    Column("size_x", Integer, nullable=False),
+    Column("spacing_z", Float),
+    Column("spacing_y", Float, nullable=False, default=1.0),
+    Column("spacing_x", Float, nullable=False, default=1.0),
+    Column("time_interval", Float),
+    Column("zarr_uri", Text),
+    Column("current_solution_id", BigInteger),  # pointer; see trackdb.solutions
+    Column("meta", JSON),
+)
+
+run = Table(
+    "run",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("movie_id", Integer, ForeignKey("movie.id", ondelete="CASCADE"), index=True),
+    Column("kind", String(40), nullable=False),  # import, inference, candidates, link, solve, ...
+    Column("params", JSON),
+    Column("code_version", String(40)),
+    Column("status", String(20), nullable=False),  # running, succeeded, failed
+    Column("message", Text),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("parent_run_id", Integer, ForeignKey("run.id")),
+)
+
+node = Table(
+    "node",
+    metadata,
+    Column("id", ID_TYPE, primary_key=True, autoincrement=False),
+    Column("movie_id", Integer, ForeignKey("movie.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", Integer, ForeignKey("run.id", ondelete="CASCADE"), nullable=False),
+    Column("t", Integer, nullable=False),
+    Column("label", BigInteger, nullable=False),  # id in the source label image / forest
+    Column("z", Float),
+    Column("y", Float, nullable=False),
+    Column("x", Float, nullable=False),
+    Column("area", Integer, nullable=False),
+    Column("bbox_z0", Integer),
+    Column("bbox_y0", Integer, nullable=False),
+    Column("bbox_x0", Integer, nullable=False),
+    Column("bbox_z1", Integer),
+    Column("bbox_y1", Integer, nullable=False),
+    Column("bbox_x1", Integer, nullable=False),
+    Column("hier_parent_id", BigInteger),  # containing candidate (forest), NULL for roots
+    Column("threshold", Float),
+    Column("score", Float),
+    Column("max_prob", Float),
+    Column("prev_z", Float),  # previous-frame centre the pixels vote for
+    Column("prev_y", Float),
+    Column("prev_x", Float),
+    Column("mask", LargeBinary),  # np.packbits of the bbox mask, C order
+    Column("embedding", LargeBinary),  # float32 little-endian
+    Column("embedding_dim", Integer),
+    Column("source", String(20), nullable=False),  # gt, labels, forest, cluster, edit
+    UniqueConstraint("run_id", "t", "label"),
+    Index("ix_node_movie_t", "movie_id", "t"),
+    Index("ix_node_hier_parent_id", "hier_parent_id"),
+)
+
+edge = Table(
+    "edge",
+    metadata,
+    Column("id", ID_TYPE, primary_key=True, autoincrement=False),
+    Column("movie_id", Integer, ForeignKey("movie.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", Integer, ForeignKey("run.id", ondelete="CASCADE"), nullable=False),
+    Column("source_id", BigInteger, nullable=False),
+    Column("target_id", BigInteger, nullable=False),
+    Column("t", Integer, nullable=False),  # frame of the source
+    Column("dt", Integer, nullable=False),
+    Column("distance", Float),
+    Column("iou", Float),
+    Column("offset_vote", Float),
+    Column("embedding_distance", Float),
+    Column("cost", Float),
+    Index("ix_edge_source_id", "source_id"),
+    Index("ix_edge_target_id", "target_id"),
+    Index("ix_edge_movie_t", "movie_id", "t"),
+    Index("ix_edge_run_t", "run_id", "t"),
+)
+
+solution = Table(
+    "solution",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("run.id", ondelete="CASCADE"), nullable=False),
+    Column("movie_id", Integer, ForeignKey("movie.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100)),
+    Column("rank", Integer, nullable=False, default=0),  # 0 = MAP, 1..K-1 alternatives
+    Column("objective", Float),
+    Column("bound", Float),
+    Column("gap", Float),
+    Column("weight", Float),  # self-normalised weight among the top-K
+    Column("status", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    UniqueConstraint("run_id", "rank"),
+    Index("ix_solution_movie_id", "movie_id"),
+)
+
+solution_node = Table(
+    "solution_node",
+    metadata,
+    Column("solution_id", Integer, ForeignKey("solution.id", ondelete="CASCADE"), primary_key=True),
+    Column("node_id", BigInteger, primary_key=True),
+    Column("track_id", BigInteger, nullable=False),  # CTC track the node belongs to
+    Index("ix_solution_node_node_id", "node_id"),
+    Index("ix_solution_node_track", "solution_id", "track_id"),
+)
+
+solution_edge = Table(
+    "solution_edge",
+    metadata,
+    Column("solution_id", Integer, ForeignKey("solution.id", ondelete="CASCADE"), primary_key=True),
+    Column("edge_id", BigInteger, primary_key=True),
+    Index("ix_solution_edge_edge_id", "edge_id"),
+)
+
+track = Table(
+    "track",
+    metadata,
+    Column("solution_id", Integer, ForeignKey("solution.id", ondelete="CASCADE"), primary_key=True),
+    Column("track_id", BigInteger, primary_key=True),
+    Column("start_t", Integer, nullable=False),
+    Column("end_t", Integer, nullable=False),
+    Column("parent_track_id", BigInteger),  # NULL (CTC parent 0) for a root
+    Column("confidence_min", Float),
+    Column("confidence_product", Float),
+    Index("ix_track_parent", "solution_id", "parent_track_id"),
+)
+
+edge_probability = Table(
+    "edge_probability",
+    metadata,
+    Column("run_id", Integer, ForeignKey("run.id", ondelete="CASCADE"), primary_key=True),
+    Column("edge_id", BigInteger, primary_key=True),
+    Column("p", Float, nullable=False),
+    Column("method", String(20), nullable=False),
+    Index("ix_edge_probability_run_p", "run_id", "p"),
+    Index("ix_edge_probability_edge_id", "edge_id"),
+)
+
+node_probability = Table(
+    "node_probability",
+    metadata,
+    Column("run_id", Integer, ForeignKey("run.id", ondelete="CASCADE"), primary_key=True),
+    Column("node_id", BigInteger, primary_key=True),
+    Column("p", Float, nullable=False),
+    Column("entropy", Float),  # daughter-wise entropy of the cell's outgoing options
+    Column("method", String(20), nullable=False),
+    Index("ix_node_probability_run_p", "run_id", "p"),
+    Index("ix_node_probability_node_id", "node_id"),
+)
+
+calibration = Table(
+    "calibration",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("method", String(20), nullable=False),
+    Column("temperature", Float, nullable=False),
+    Column("ece_before", Float),
+    Column("ece_after", Float),
+    Column("run_id", Integer, ForeignKey("run.id", ondelete="SET NULL")),
+    Column("created_at", DateTime(timezone=True)),
+    UniqueConstraint("name", "method"),
+)
+
+edit = Table(
+    "edit",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("movie_id", Integer, ForeignKey("movie.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    Column("author", String(100)),
+    Column("kind", String(30), nullable=False),  # pin_node, forbid_node, pin_edge, forbid_edge, ...
+    Column("payload", JSON),
+    Column("t_start", Integer),  # dirty window
+    Column("t_end", Integer),
+    Column("run_id", Integer, ForeignKey("run.id", ondelete="SET NULL")),  # re-solve that used it
+    Index("ix_edit_movie_id", "movie_id"),
+)
+
+id_block = Table(
+    "id_block",
+    metadata,
+    Column("name", String(20), primary_key=True),  # 'node' or 'edge'
+    Column("next_id", BigInteger, nullable=False),
+)
