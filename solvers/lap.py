@@ -49,7 +49,7 @@ class FramePair:
     t: int
     sources: np.ndarray  # (n_a,) node indices at t
     targets: np.ndarray  # (n_b,) node indices at t+1
-    edges: np.ndarray  # (m,) edge indices between them
+    edges: np.ndarray  # (m,) edge indices between them, ascending
     edge_row: np.ndarray  # (m,) position of the edge's source in ``sources``
     edge_col: np.ndarray  # (m,) position of the edge's target in ``targets``
 
@@ -134,22 +134,19 @@ def parent_map_cost(graph: CandidateGraph, pair: FramePair, parent: np.ndarray) 
     return cost
 
 
-def assign_frame_pair(
+def pair_cost_matrix(
     graph: CandidateGraph,
     pair: FramePair,
     forced: Mapping[int, int] | None = None,
-    forbidden: Mapping[int, set[int]] | None = None,
-) -> tuple[np.ndarray, float] | None:
-    """Best parent map of one frame pair, or None when the constraints leave nothing feasible.
+    forbidden: Mapping[int, set[int] | frozenset[int]] | None = None,
+) -> np.ndarray:
+    """The square assignment matrix of the module docstring, ∞ where a pairing is not allowed.
 
     ``forced[j] = e`` makes target ``j`` (local position) take edge ``e`` (or −1: appear);
     ``forbidden[j]`` is a set of parents (edges or −1) target ``j`` may not take. These are the
-    subproblems of Murty's partitioning. Returns the parent map (edge index or −1 per target)
-    and its cost (:func:`parent_map_cost`).
+    subproblems of Murty's partitioning (:mod:`solvers.murty`).
     """
     n_a, n_b = len(pair.sources), len(pair.targets)
-    if n_b == 0:
-        return np.zeros(0, np.int64), parent_map_cost(graph, pair, np.zeros(0, np.int64))
     src, dst = pair.sources, pair.targets
     n = 2 * n_a + n_b
     cost = np.full((n, n), np.inf)
@@ -164,31 +161,71 @@ def assign_frame_pair(
     cost[2 * n_a + br, br] = graph.appear_cost[dst]
     cost[2 * n_a :, n_b:] = 0.0
     if forced or forbidden:
-        local = {int(e): k for k, e in enumerate(pair.edges)}
         for j, e in (forced or {}).items():
-            keep = [2 * n_a + j] if e == APPEAR else [rows[local[e]], n_a + rows[local[e]]]
+            keep = parent_rows(pair, j, e)
             saved = cost[keep, j].copy()
             cost[:, j] = np.inf
             cost[keep, j] = saved
         for j, banned in (forbidden or {}).items():
             for e in banned:
-                if e == APPEAR:
-                    cost[2 * n_a + j, j] = np.inf
-                else:
-                    r = rows[local[e]]
-                    cost[[r, n_a + r], j] = np.inf
+                cost[parent_rows(pair, j, e), j] = np.inf
+    return cost
+
+
+def parent_rows(pair: FramePair, j: int, e: int) -> list[int]:
+    """Matrix rows that stand for parent ``e`` (edge index or −1) of target ``j``."""
+    n_a = len(pair.sources)
+    if e == APPEAR:
+        return [2 * n_a + j]
+    k = int(np.searchsorted(pair.edges, e))
+    if k >= len(pair.edges) or pair.edges[k] != e or pair.edge_col[k] != j:
+        raise ValueError(f"edge {e} does not enter target {j} of frame pair t={pair.t}")
+    r = int(pair.edge_row[k])
+    return [r, n_a + r]
+
+
+def parent_map_from_assignment(pair: FramePair, col_of_row: np.ndarray) -> np.ndarray:
+    """Read the parent map (edge or −1 per target) off a solved assignment matrix."""
+    n_a, n_b = len(pair.sources), len(pair.targets)
+    parent = np.full(n_b, APPEAR, np.int64)
+    slot_cols = col_of_row[: 2 * n_a]
+    linked = slot_cols < n_b
+    if linked.any():
+        edge_at = np.full((max(n_a, 1), max(n_b, 1)), -1, np.int64)
+        edge_at[pair.edge_row, pair.edge_col] = pair.edges
+        r = np.flatnonzero(linked) % n_a
+        c = slot_cols[linked]
+        parent[c] = edge_at[r, c]
+    return parent
+
+
+def solve_pair_matrix(cost: np.ndarray) -> np.ndarray | None:
+    """Column of each row in the optimal assignment of ``cost``, or None when infeasible."""
+    if cost.shape[0] == 0:
+        return np.zeros(0, np.int64)
     try:
         row_ind, col_ind = linear_sum_assignment(cost)
     except ValueError:  # scipy: "cost matrix is infeasible"
         return None
     if not np.all(np.isfinite(cost[row_ind, col_ind])):
         return None
-    parent = np.full(n_b, APPEAR, np.int64)
-    edge_at = np.full((n_a, n_b), -1, np.int64)
-    edge_at[rows, cols] = pair.edges
-    to_target = (col_ind < n_b) & (row_ind < 2 * n_a)
-    r, c = row_ind[to_target] % max(n_a, 1), col_ind[to_target]
-    parent[c] = edge_at[r, c]
+    return col_ind.astype(np.int64)
+
+
+def assign_frame_pair(
+    graph: CandidateGraph,
+    pair: FramePair,
+    forced: Mapping[int, int] | None = None,
+    forbidden: Mapping[int, set[int] | frozenset[int]] | None = None,
+) -> tuple[np.ndarray, float] | None:
+    """Best parent map of one frame pair and its cost, or None when nothing is feasible.
+
+    Constraints as in :func:`pair_cost_matrix`; the cost is :func:`parent_map_cost`.
+    """
+    col_of_row = solve_pair_matrix(pair_cost_matrix(graph, pair, forced, forbidden))
+    if col_of_row is None:
+        return None
+    parent = parent_map_from_assignment(pair, col_of_row)
     return parent, parent_map_cost(graph, pair, parent)
 
 

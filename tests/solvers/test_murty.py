@@ -1,0 +1,139 @@
+"""K best frame-pair solutions (Murty/Lawler) against brute-force enumeration."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from solvers.lap import APPEAR, boundary_cost, frame_pairs, parent_map_cost, solve_lap
+from solvers.murty import kbest_frame_pair, kbest_lap, kbest_parent_maps, reduced_costs
+from solvers.types import CandidateGraph
+
+
+def random_graph(rng: np.random.Generator, sizes: list[int], density: float = 0.6):
+    node_t = np.repeat(np.arange(len(sizes)), sizes)
+    first = np.concatenate([[0], np.cumsum(sizes)])
+    edges = []
+    for t in range(len(sizes) - 1):
+        for a in range(first[t], first[t + 1]):
+            for b in range(first[t + 1], first[t + 2]):
+                if rng.random() < density:
+                    edges.append((a, b, float(rng.normal(0, 2))))
+    n = len(node_t)
+    src, dst, cost = (np.array(x) for x in zip(*edges)) if edges else ([], [], [])
+    disappear = rng.uniform(0, 3, n)
+    return CandidateGraph(
+        node_t=node_t,
+        node_cost=rng.normal(0, 1, n),
+        node_hier_parent=np.full(n, -1),
+        edge_source=src,
+        edge_target=dst,
+        edge_cost=cost,
+        appear_cost=rng.uniform(0, 3, n),
+        disappear_cost=disappear,
+        division_cost=rng.uniform(-disappear, 3),  # keeps disappear + division >= 0
+    )
+
+
+def brute_force(graph: CandidateGraph) -> list[tuple[float, tuple]]:
+    """Every valid solution (parent per target of every pair) with its objective, sorted."""
+    pairs = frame_pairs(graph)
+    per_pair = []
+    for pair in pairs:
+        options = [
+            [APPEAR, *[int(e) for e in pair.edges if graph.edge_target[e] == b]]
+            for b in pair.targets
+        ]
+        valid = []
+        for combo in itertools.product(*options):
+            parent = np.array(combo, np.int64)
+            mothers = graph.edge_source[parent[parent >= 0]]
+            if len(mothers) and np.bincount(mothers).max() > 2:
+                continue
+            valid.append((parent_map_cost(graph, pair, parent), combo))
+        per_pair.append(valid)
+    base = boundary_cost(graph)
+    out = []
+    for combo in itertools.product(*per_pair):
+        out.append((base + sum(c for c, _ in combo), tuple(p for _, p in combo)))
+    return sorted(out, key=lambda x: x[0])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_kbest_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = [int(x) for x in rng.integers(1, 4, size=int(rng.integers(2, 4)))]
+    graph = random_graph(rng, sizes)
+    truth = brute_force(graph)
+    k = min(len(truth), 15)
+    ranked = kbest_parent_maps(graph, k)
+    assert len(ranked) == k
+    got = [r.objective for r in ranked]
+    assert got == pytest.approx([c for c, _ in truth[:k]])
+    # each reported objective is the true objective of the reported solution, no repeats
+    keys = set()
+    pairs = frame_pairs(graph)
+    for r in ranked:
+        cost = boundary_cost(graph) + sum(
+            parent_map_cost(graph, p, m) for p, m in zip(pairs, r.parent_maps)
+        )
+        assert cost == pytest.approx(r.objective)
+        keys.add(tuple(tuple(m.tolist()) for m in r.parent_maps))
+    assert len(keys) == k
+    # the solutions strictly better than the k-th are exactly the brute-force ones
+    kth = got[-1]
+    strict_truth = {tuple(tuple(p) for p in s) for c, s in truth if c < kth - 1e-9}
+    assert strict_truth <= keys
+
+
+def test_asking_for_more_than_exist_returns_all() -> None:
+    rng = np.random.default_rng(3)
+    graph = random_graph(rng, [2, 2])
+    truth = brute_force(graph)
+    ranked = kbest_parent_maps(graph, len(truth) + 5)
+    assert [r.objective for r in ranked] == pytest.approx([c for c, _ in truth])
+
+
+def test_rank_zero_is_the_lap_optimum_and_solutions_are_consistent() -> None:
+    rng = np.random.default_rng(7)
+    graph = random_graph(rng, [4, 5, 4, 5], density=0.5)
+    sols = kbest_lap(graph, 6)
+    best = solve_lap(graph)
+    assert sols[0].objective == pytest.approx(best.objective)
+    assert np.array_equal(sols[0].edge_selected, best.edge_selected)
+    objectives = [s.objective for s in sols]
+    assert objectives == sorted(objectives)
+    assert len({s.edge_selected.tobytes() for s in sols}) == len(sols)
+
+
+def test_frame_pair_kbest() -> None:
+    rng = np.random.default_rng(11)
+    graph = random_graph(rng, [3, 3])
+    (pair,) = frame_pairs(graph)
+    truth = sorted(c for c, _ in brute_force(graph))
+    base = boundary_cost(graph)
+    got = kbest_frame_pair(graph, pair, 5)
+    assert [c for c, _ in got] == pytest.approx([c - base for c in truth[:5]])
+    for cost, parent in got:
+        assert parent_map_cost(graph, pair, parent) == pytest.approx(cost)
+
+
+def test_reduced_costs_are_dual_feasible() -> None:
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(0)
+    cost = rng.normal(size=(8, 8))
+    cost[rng.random((8, 8)) < 0.3] = np.inf
+    np.fill_diagonal(cost, rng.normal(size=8))
+    _, col = linear_sum_assignment(cost)
+    red = reduced_costs(cost, col)
+    assert np.all(red >= 0)
+    assert np.allclose(red[np.arange(8), col], 0)
+
+
+def test_k_below_one_is_rejected() -> None:
+    graph = random_graph(np.random.default_rng(0), [1, 1])
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        kbest_lap(graph, 0)
