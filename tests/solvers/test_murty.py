@@ -137,3 +137,18 @@ def test_k_below_one_is_rejected() -> None:
     graph = random_graph(np.random.default_rng(0), [1, 1])
     with pytest.raises(ValueError, match="k must be an integer >= 1"):
         kbest_lap(graph, 0)
+
+
+def test_joint_kbest_nogood_agrees_with_murty() -> None:
+    from solvers.kbest_joint import kbest_joint
+    from solvers.types import Pins
+
+    rng = np.random.default_rng(5)
+    graph = random_graph(rng, [3, 3, 2])
+    murty = [s.objective for s in kbest_joint(graph, 6)]
+    every_node = Pins(must_nodes=np.arange(graph.n_nodes))
+    nogood = kbest_joint(graph, 6, method="nogood", pins=every_node)
+    assert [s.objective for s in nogood] == pytest.approx(murty)
+    assert murty == pytest.approx([c for c, _ in brute_force(graph)[:6]])
+    with pytest.raises(ValueError, match="k must be"):
+        kbest_joint(graph, 0)
