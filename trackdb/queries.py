@@ -1,0 +1,166 @@
+"""Lineage queries in SQL: recursive CTEs walk the selected links inside the database.
+
+Each function returns a pandas DataFrame and accepts the solution to read (default: the
+movie's current solution). The SQL strings are plain and documented in docs/queries.md so
+that users can adapt them in ``trackdb query``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from . import schema
+from .errors import NotFoundError, TrackdbError
+from .store import Store
+
+_CELL_COLUMNS = "n.id AS node_id, n.t, n.label, n.z, n.y, n.x, n.area, sn.track_id"
+
+ANCESTORS_SQL = f"""
+WITH RECURSIVE anc(node_id, depth) AS (
+    SELECT CAST(:node_id AS BIGINT), 0
+    UNION ALL
+    SELECT e.source_id, anc.depth + 1
+    FROM anc
+    JOIN edge e ON e.target_id = anc.node_id
+    JOIN solution_edge se ON se.edge_id = e.id AND se.solution_id = :solution_id
+)
+SELECT anc.depth, {_CELL_COLUMNS}
+FROM anc JOIN node n ON n.id = anc.node_id
+LEFT JOIN solution_node sn ON sn.node_id = n.id AND sn.solution_id = :solution_id
+ORDER BY anc.depth
+"""
+
+DESCENDANTS_SQL = f"""
+WITH RECURSIVE des(node_id, depth) AS (
+    SELECT CAST(:node_id AS BIGINT), 0
+    UNION ALL
+    SELECT e.target_id, des.depth + 1
+    FROM des
+    JOIN edge e ON e.source_id = des.node_id
+    JOIN solution_edge se ON se.edge_id = e.id AND se.solution_id = :solution_id
+)
+SELECT des.depth, {_CELL_COLUMNS}
+FROM des JOIN node n ON n.id = des.node_id
+LEFT JOIN solution_node sn ON sn.node_id = n.id AND sn.solution_id = :solution_id
+ORDER BY des.depth, n.id
+"""
+
+# The whole family tree of a track: climb to its root track, then collect every descendant.
+LINEAGE_TREE_SQL = """
+WITH RECURSIVE up(track_id, parent_track_id) AS (
+    SELECT track_id, parent_track_id FROM track
+    WHERE solution_id = :solution_id AND track_id = :track_id
+    UNION ALL
+    SELECT t.track_id, t.parent_track_id FROM track t JOIN up ON t.track_id = up.parent_track_id
+    WHERE t.solution_id = :solution_id
+),
+root AS (SELECT track_id FROM up WHERE parent_track_id IS NULL),
+down(track_id, generation) AS (
+    SELECT track_id, 0 FROM root
+    UNION ALL
+    SELECT t.track_id, down.generation + 1 FROM track t JOIN down ON t.parent_track_id = down.track_id
+    WHERE t.solution_id = :solution_id
+)
+SELECT down.generation, t.track_id, t.start_t, t.end_t, t.parent_track_id
+FROM down JOIN track t ON t.track_id = down.track_id AND t.solution_id = :solution_id
+ORDER BY down.generation, t.track_id
+"""
+
+DIVISIONS_SQL = """
+SELECT e.source_id AS mother_id, n.t, n.y, n.x,
+       MIN(e.target_id) AS daughter_1, MAX(e.target_id) AS daughter_2
+FROM solution_edge se
+JOIN edge e ON e.id = se.edge_id
+JOIN node n ON n.id = e.source_id
+WHERE se.solution_id = :solution_id
+GROUP BY e.source_id, n.t, n.y, n.x
+HAVING COUNT(*) = 2
+ORDER BY n.t, e.source_id
+"""
+
+TRACKS_SQL = """
+SELECT t.track_id, t.start_t, t.end_t, t.parent_track_id, t.end_t - t.start_t + 1 AS length,
+       t.confidence_min, t.confidence_product,
+       (SELECT COUNT(*) FROM track c WHERE c.solution_id = t.solution_id
+            AND c.parent_track_id = t.track_id) AS n_children
+FROM track t WHERE t.solution_id = :solution_id ORDER BY t.track_id
+"""
+
+CELLS_SQL = f"""
+SELECT {_CELL_COLUMNS}
+FROM solution_node sn JOIN node n ON n.id = sn.node_id
+WHERE sn.solution_id = :solution_id AND n.movie_id = :movie_id AND n.t = :t
+  AND n.y >= :y0 AND n.y < :y1 AND n.x >= :x0 AND n.x < :x1
+ORDER BY n.id
+"""
+
+
+def _df(store: Store, sql: str, params: dict[str, object]) -> pd.DataFrame:
+    with store.engine.connect() as c:
+        res = c.execute(sa.text(sql), params)
+        return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+
+def node_solution(store: Store, node_id: int, solution: str | int | None = None) -> int:
+    """The solution to read for a node: the given one, else its movie's current solution."""
+    with store.engine.connect() as c:
+        movie_id = c.execute(sa.select(schema.node.c.movie_id).where(schema.node.c.id == int(node_id))).scalar()
+    if movie_id is None:
+        raise NotFoundError(f"no node with id {node_id}")
+    return store.solution_id(store.movie(int(movie_id)), solution)
+
+
+def ancestors(store: Store, node_id: int, solution: str | int | None = None) -> pd.DataFrame:
+    """The cell and every cell before it along the selected links (depth 0 = the cell)."""
+    sid = node_solution(store, node_id, solution)
+    return _df(store, ANCESTORS_SQL, {"node_id": int(node_id), "solution_id": sid})
+
+
+def descendants(store: Store, node_id: int, solution: str | int | None = None) -> pd.DataFrame:
+    sid = node_solution(store, node_id, solution)
+    return _df(store, DESCENDANTS_SQL, {"node_id": int(node_id), "solution_id": sid})
+
+
+def lineage_tree(store: Store, movie: str, track_id: int, solution: str | int | None = None) -> pd.DataFrame:
+    """All tracks of the family a track belongs to, by generation from the root."""
+    sid = store.solution_id(store.movie(movie), solution)
+    df = _df(store, LINEAGE_TREE_SQL, {"solution_id": sid, "track_id": int(track_id)})
+    if df.empty:
+        raise NotFoundError(f"no track {track_id} in solution {sid} of movie {movie!r}")
+    return df
+
+
+def divisions(store: Store, movie: str, solution: str | int | None = None) -> pd.DataFrame:
+    sid = store.solution_id(store.movie(movie), solution)
+    return _df(store, DIVISIONS_SQL, {"solution_id": sid})
+
+
+def tracks(store: Store, movie: str, solution: str | int | None = None) -> pd.DataFrame:
+    sid = store.solution_id(store.movie(movie), solution)
+    return _df(store, TRACKS_SQL, {"solution_id": sid})
+
+
+def cells(store: Store, movie: str, t: int, box: tuple[float, float, float, float] | None = None,
+          solution: str | int | None = None) -> pd.DataFrame:
+    """Selected cells in frame ``t``, optionally inside ``box = (y0, x0, y1, x1)``."""
+    m = store.movie(movie)
+    sid = store.solution_id(m, solution)
+    y0, x0, y1, x1 = box if box is not None else (0, 0, m.shape[-2] + 1, m.shape[-1] + 1)
+    return _df(store, CELLS_SQL, {"solution_id": sid, "movie_id": m.id, "t": int(t),
+                                  "y0": y0, "x0": x0, "y1": y1, "x1": x1})
+
+
+def run_sql(store: Store, sql: str, params: dict[str, object] | None = None) -> pd.DataFrame:
+    """Run a user's SQL and return the rows (read-only intent is the user's; we roll back)."""
+    with store.engine.connect() as c:
+        try:
+            res = c.execute(sa.text(sql), params or {})
+        except sa.exc.SQLAlchemyError as exc:
+            raise TrackdbError(f"query failed: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}") from exc
+        if not res.returns_rows:
+            c.rollback()
+            return pd.DataFrame()
+        df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        c.rollback()
+    return df
