@@ -8,7 +8,7 @@ and the trackdb provenance (movie, solution, probability runs) goes into ``extra
 
 Geff ids are our database node ids, so a GEFF node maps straight back to ``node.id``; an edge's
 own database id is the ``edge_id`` prop. NULL values become GEFF ``missing`` entries; a column
-that is NULL everywhere is left out. Written as Zarr v3 (``geff.write_arrays`` supports it).
+that is NULL everywhere, and the text column ``source``, are left out. Written as Zarr v3 (``geff.write_arrays`` supports it).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ _NODE_DOC = {
     "probability": ("probability that the cell is real (latest uncertainty run)", None),
     "entropy": ("daughter-wise entropy of the cell's outgoing options", None),
     "hier_parent_id": ("containing candidate in the candidate forest", None),
-    "source": ("origin of the candidate: gt, labels, forest, cluster or edit", None),
 }
 _EDGE_DOC = {
     "edge_id": ("trackdb edge id", None),
@@ -61,9 +60,7 @@ def _prop(series: pd.Series) -> dict[str, Any] | None:
     missing = series.isna().to_numpy()
     if missing.all() and len(series):
         return None
-    if series.dtype == object:
-        values = series.fillna("").astype(str).to_numpy(dtype=str)
-    elif isinstance(series.dtype, pd.Int64Dtype):
+    if isinstance(series.dtype, pd.Int64Dtype):
         values = series.to_numpy(dtype=np.int64, na_value=0)
     else:
         values = series.to_numpy()
@@ -73,7 +70,8 @@ def _prop(series: pd.Series) -> dict[str, Any] | None:
 def _props(df: pd.DataFrame, skip: tuple[str, ...]) -> dict[str, Any]:
     out = {}
     for name in df.columns:
-        if name in skip:
+        # Strings (``source``) stay out: fixed-width unicode has no stable Zarr v3 dtype yet.
+        if name in skip or not (df[name].dtype.kind in "biuf" or isinstance(df[name].dtype, pd.Int64Dtype)):
             continue
         prop = _prop(df[name])
         if prop is not None:
@@ -86,8 +84,7 @@ def _prop_metadata(props: dict[str, Any], doc: dict[str, tuple[str, str | None]]
     for name, prop in props.items():
         text, unit = doc.get(name, (None, None))
         values = prop["values"]
-        dtype = "str" if values.dtype.kind == "U" else values.dtype.name
-        out[name] = PropMetadata(identifier=name, dtype=dtype, description=text, unit=unit)
+        out[name] = PropMetadata(identifier=name, dtype=values.dtype.name, description=text, unit=unit)
     return out
 
 
