@@ -1,0 +1,125 @@
+"""predict_movie: Zarr layout, resumability, and clear errors with nothing half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from scipy import ndimage
+
+from inference.model import BranchedERFNet
+from inference.model_io import load_model, model_config, save_model
+from inference.predict import predict_movie
+
+
+def make_model_dir(path: Path, width: float = 0.125) -> Path:
+    torch.manual_seed(0)
+    model = BranchedERFNet(2, 1, width)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.ConvTranspose2d) and mod.kernel_size == (2, 2):
+            torch.nn.init.normal_(mod.weight, std=0.1)
+    cfg = model_config(model, pixel_scale=1 / 1023, normalise_percentiles=[1.0, 99.8],
+                       min_object_size=5)
+    return save_model(path, model, cfg, {"note": "test"}, "test")
+
+
+def movie(T: int = 4, shape: tuple[int, int] = (40, 56)) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return np.stack([ndimage.gaussian_filter(rng.random(shape), 2) for _ in range(T)]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model_dir(tmp_path_factory.mktemp("model"))
+
+
+def _chunk_files(store: Path) -> dict[str, tuple[int, bytes]]:
+    return {str(p): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in (store / "pred").rglob("*") if p.is_file() and "zarr.json" not in p.name}
+
+
+def test_layout_and_resume(model_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "movie.zarr"
+    frames = movie()
+    res = predict_movie(frames, store, model_dir, tile=32, overlap=8, progress=False)
+    assert res["frames_written"] == 4 and res["frames_skipped"] == 0
+    g = zarr.open_group(str(store), mode="r")["pred"]
+    assert g["seediness"].shape == (4, 40, 56) and g["seediness"].dtype == np.float16
+    assert g["offsets"].shape == (4, 2, 40, 56) and g["sigma"].shape == (4, 2, 40, 56)
+    assert g["track_offsets"].shape == (4, 2, 40, 56)
+    assert g["embedding"].shape[:2] == (4, 2)
+    assert g["offsets"].chunks == (1, 2, 40, 56)
+    assert bool(np.all(g["done"][:]))
+    assert np.all(g["track_offsets"][0] == 0) and np.any(g["track_offsets"][1] != 0)
+    assert g.attrs["axis_order"] == "tyx" and len(g.attrs["model_id"]) == 16
+    seed = g["seediness"][:]
+    assert np.all((seed >= 0) & (seed <= 1))
+    before = _chunk_files(store)
+    again = predict_movie(frames, store, model_dir, tile=32, overlap=8, progress=False)
+    assert again["frames_written"] == 0 and again["frames_skipped"] == 4
+    assert _chunk_files(store) == before  # nothing rewritten
+    # an interrupted frame (no completion marker) is redone, finished ones are left alone
+    zarr.open_group(str(store), mode="a")["pred"]["done"][2] = False
+    third = predict_movie(frames, store, model_dir, tile=32, overlap=8, progress=False)
+    assert third["frames_written"] == 1
+    after = _chunk_files(store)
+    untouched = [p for p in before if "/c/0/" in p and p in after]
+    assert untouched and all(after[p] == before[p] for p in untouched)
+
+
+def test_callable_source_and_single_tile_equal_sequence(model_dir: Path, tmp_path: Path) -> None:
+    frames = movie(3)
+    predict_movie(list(frames), tmp_path / "a.zarr", model_dir, progress=False, embedding=False)
+    predict_movie(lambda t: frames[t], tmp_path / "b.zarr", model_dir, n_frames=3, progress=False,
+                  embedding=False)
+    a = zarr.open_group(str(tmp_path / "a.zarr"))["pred"]
+    b = zarr.open_group(str(tmp_path / "b.zarr"))["pred"]
+    np.testing.assert_array_equal(a["offsets"][:], b["offsets"][:])
+    assert "embedding" not in a
+
+
+def test_bad_frames_raise_and_leave_no_frame_half_written(model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="dimensions"):
+        predict_movie([np.zeros((2, 8, 8))], tmp_path / "x.zarr", model_dir, progress=False)
+    assert not (tmp_path / "x.zarr" / "pred").exists()
+    with pytest.raises(ValueError, match="constant"):
+        predict_movie(np.full((2, 16, 16), 7.0), tmp_path / "c.zarr", model_dir, progress=False)
+    assert not (tmp_path / "c.zarr" / "pred").exists()
+    frames = movie(4)
+    frames[2] = 3.0  # constant frame in the middle: frames 0-1 complete, 2-3 absent
+    with pytest.raises(ValueError, match="frame 2 is constant"):
+        predict_movie(frames, tmp_path / "m.zarr", model_dir, progress=False)
+    done = zarr.open_group(str(tmp_path / "m.zarr"))["pred"]["done"][:]
+    assert done.tolist() == [True, True, False, False]
+    ragged = [movie(1)[0], movie(1, (40, 48))[0]]
+    with pytest.raises(ValueError, match="shape"):
+        predict_movie(ragged, tmp_path / "r.zarr", model_dir, progress=False)
+
+
+def test_mismatched_store_shape_raises_and_keeps_data(model_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "s.zarr"
+    predict_movie(movie(2), store, model_dir, progress=False, embedding=False)
+    before = _chunk_files(store)
+    with pytest.raises(ValueError, match="shape"):
+        predict_movie(movie(2, (48, 56)), store, model_dir, progress=False, embedding=False)
+    assert _chunk_files(store) == before
+
+
+def test_model_folder_errors(model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "old"
+    bad.mkdir()
+    cfg = json.loads((model_dir / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**cfg, "format_version": 99}))
+    (bad / "weights.pt").write_bytes((model_dir / "weights.pt").read_bytes())
+    with pytest.raises(ValueError, match="version 99"):
+        predict_movie(movie(1), tmp_path / "v.zarr", bad, progress=False)
+    (bad / "weights.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="weights.pt"):
+        load_model(bad)
+    with pytest.raises(FileNotFoundError):
+        predict_movie(movie(1), tmp_path / "w.zarr", tmp_path / "nowhere", progress=False)
+    assert not (tmp_path / "v.zarr").exists() and not (tmp_path / "w.zarr").exists()
