@@ -1,0 +1,118 @@
+"""Candidate cells and per-node features from one frame's predictions.
+
+* clusters of :func:`inference.cluster.cluster_frame` become candidates (forest roots; the
+  seediness forest of ``inference/forest.py`` adds the competing ones),
+* ``embedding``: mean-mask embedding — each pixel's decoder feature vector is L2-normalised, the
+  vectors are averaged over the mask and the mean is L2-normalised again (Trackastra-et-Ultra's
+  ``mean_patches_exact`` with normalised embeddings, methods.md C6; per-pixel here, no patch grid),
+* ``prev_centroid``: the mean over the mask of p + track_offset(p), i.e. where the cell's pixels
+  say its centre was at t-1 (EmbedTrack's tracking offsets, Löffler & Mikut 2022 sec. 2.2).
+
+Everything is vectorised with ``np.bincount`` over the label image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import ndimage
+
+from inference.cluster import cluster_frame
+from inference.types import Candidates
+
+
+def label_features(labels: np.ndarray, ids: np.ndarray, track_offsets: np.ndarray | None,
+                   embedding: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(embedding (N, C) float32, prev_centroid (N, D) float64) for ``ids`` of a label image."""
+    lab = labels.ravel().astype(np.int64)
+    n = int(max(int(lab.max()), int(ids.max()) if len(ids) else 0)) + 1
+    counts = np.bincount(lab, minlength=n).astype(np.float64)
+    denom = np.maximum(counts[ids], 1.0)
+    prev = None
+    if track_offsets is not None:
+        coords = np.indices(labels.shape, dtype=np.float64).reshape(labels.ndim, -1)
+        tov = np.asarray(track_offsets, dtype=np.float64).reshape(labels.ndim, -1)
+        prev = np.stack([np.bincount(lab, coords[d] + tov[d], minlength=n)[ids] / denom
+                         for d in range(labels.ndim)], axis=1)
+    emb = None
+    if embedding is not None:
+        f = np.asarray(embedding, dtype=np.float32).reshape(embedding.shape[0], -1)
+        f = f / np.maximum(np.linalg.norm(f, axis=0, keepdims=True), 1e-8)
+        m = np.stack([np.bincount(lab, f[c], minlength=n)[ids] for c in range(f.shape[0])], axis=1)
+        emb = (m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-8)).astype(np.float32)
+    return emb, prev
+
+
+def candidates_from_labels(t: int, labels: np.ndarray, seediness: np.ndarray,
+                           track_offsets: np.ndarray | None = None,
+                           embedding: np.ndarray | None = None) -> Candidates:
+    """Candidates (all roots) for the objects of a label image of frame ``t``."""
+    D = labels.ndim
+    ids = np.unique(labels)
+    ids = ids[ids > 0].astype(np.int64)
+    N = len(ids)
+    slices = ndimage.find_objects(labels.astype(np.int64)) if N else []
+    bbox = np.zeros((N, 2 * D), np.int64)
+    masks = []
+    for i, k in enumerate(ids):
+        sl = slices[k - 1]
+        bbox[i] = [s.start for s in sl] + [s.stop for s in sl]
+        masks.append(labels[sl] == k)
+    lab = labels.ravel().astype(np.int64)
+    n = int(lab.max()) + 1 if lab.size else 1
+    area = np.bincount(lab, minlength=n)[ids].astype(np.int64)
+    cent = (np.stack(ndimage.center_of_mass(np.ones_like(labels), labels, ids), axis=0).reshape(N, D)
+            if N else np.zeros((0, D)))
+    q = np.asarray(seediness, dtype=np.float64).ravel()
+    score = np.bincount(lab, q, minlength=n)[ids] / np.maximum(area, 1)
+    max_prob = (np.asarray(ndimage.maximum(seediness, labels, ids), dtype=np.float64).reshape(N)
+                if N else np.zeros(0))
+    emb, prev = label_features(labels, ids, track_offsets, embedding) if N else (
+        None if embedding is None else np.zeros((0, embedding.shape[0]), np.float32),
+        None if track_offsets is None else np.zeros((0, D)))
+    return Candidates(t=np.full(N, t, np.int64), label=ids, centroid=cent.astype(np.float64),
+                      area=area, bbox=bbox, masks=masks, hier_parent=np.full(N, -1, np.int64),
+                      threshold=np.ones(N), score=score, max_prob=max_prob, embedding=emb,
+                      prev_centroid=prev)
+
+
+def candidates_from_prediction(t: int, seediness: np.ndarray, offsets: np.ndarray,
+                               sigma: np.ndarray, track_offsets: np.ndarray | None = None,
+                               embedding: np.ndarray | None = None, *, min_object_size: int = 10,
+                               fg_thresh: float = 0.5) -> tuple[Candidates, np.ndarray]:
+    """Cluster one frame's predictions; return its candidates and the cluster label image."""
+    labels = cluster_frame(seediness, offsets, sigma, fg_thresh=fg_thresh,
+                           min_object_size=min_object_size)
+    return candidates_from_labels(t, labels, seediness, track_offsets, embedding), labels
+
+
+def attach_prediction_features(cands: Candidates, track_offsets: np.ndarray | None,
+                               embedding: np.ndarray | None, t: int | None = None) -> Candidates:
+    """Fill ``embedding`` / ``prev_centroid`` of existing candidates (e.g. the seediness forest)
+    from the predictions of their frame (all candidates of ``cands`` with ``cands.t == t``; others
+    keep NaN / zero rows). Masks may overlap (forest nodes), so each node is handled by its bbox."""
+    N, D = len(cands), cands.ndim
+    emb = None if embedding is None else np.zeros((N, embedding.shape[0]), np.float32)
+    prev = None if track_offsets is None else np.full((N, D), np.nan)
+    for i in range(N):
+        if t is not None and int(cands.t[i]) != t:
+            continue
+        sl = tuple(slice(int(a), int(b)) for a, b in zip(cands.bbox[i, :D], cands.bbox[i, D:]))
+        m = cands.masks[i]
+        coords = np.nonzero(m)
+        if prev is not None and track_offsets is not None:
+            to = track_offsets[(slice(None), *sl)]
+            prev[i] = [(coords[d] + sl[d].start + to[d][coords]).mean() for d in range(D)]
+        if emb is not None and embedding is not None:
+            f = np.asarray(embedding[(slice(None), *sl)], np.float32)[(slice(None), *coords)]
+            f = f / np.maximum(np.linalg.norm(f, axis=0, keepdims=True), 1e-8)
+            v = f.mean(axis=1)
+            emb[i] = v / max(float(np.linalg.norm(v)), 1e-8)
+    if cands.embedding is not None and emb is not None and t is not None:
+        keep = cands.t != t
+        emb[keep] = cands.embedding[keep]
+    if cands.prev_centroid is not None and prev is not None and t is not None:
+        keep = cands.t != t
+        prev[keep] = cands.prev_centroid[keep]
+    return dataclasses.replace(cands, embedding=emb, prev_centroid=prev)
