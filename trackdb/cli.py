@@ -7,7 +7,6 @@ is left as it was because every command writes inside one transaction per batch.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,24 @@ def echo_json(obj: Any) -> None:
 FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 
 
-@click.group()
+class UserError(click.ClickException):
+    """A :class:`TrackdbError` (or a plain-data room's ValueError) shown as one line, exit 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class TrackdbGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (TrackdbError, ValueError) as exc:
+            raise UserError(str(exc)) from exc
+
+
+@click.group(cls=TrackdbGroup)
 @click.version_option(package_name="trackdb")
 def cli() -> None:
     """trackdb: segmentation, tracking and lineage store for time-lapse microscopy."""
@@ -189,20 +205,7 @@ def main() -> None:
     except ImportError as exc:  # a room still missing must not break the store commands
         if "cli_more" not in str(exc):
             raise
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except TrackdbError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except ValueError as exc:  # validation errors from solvers/inference (plain-data rooms)
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    cli.main(prog_name="trackdb")
 
 
 if __name__ == "__main__":
