@@ -125,3 +125,21 @@ def _concat(parts: list[dict[str, object]], ndim: int) -> Candidates:
         score=one.copy(),
         max_prob=one.copy(),
     )
+
+
+def mask_covariance(c: Candidates) -> np.ndarray:
+    """(N, D, D) covariance of the pixel coordinates of each candidate mask.
+
+    Second central moments give each cell's long axis and length (``solvers.costs`` uses them
+    to score divisions); computed inside each bbox, so cost is the total mask area.
+    """
+    n, ndim = len(c), c.ndim
+    cov = np.zeros((n, ndim, ndim))
+    for i, m in enumerate(c.masks):
+        pts = np.nonzero(m)
+        if len(pts[0]) < 2:
+            continue
+        x = np.stack(pts, axis=1).astype(np.float64)
+        x -= x.mean(axis=0)
+        cov[i] = x.T @ x / len(x)
+    return cov

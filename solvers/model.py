@@ -5,6 +5,7 @@ Variables (all binary), in this column order::
     x_n  node n selected            (N)      a_n  n appears (no incoming edge)   (N)
     y_e  edge e selected            (E)      d_n  n disappears (no outgoing edge) (N)
     s_n  n divides                  (N)      z_p  division pair p chosen          (P)
+    q_e  e is a continuation        (E, only when the graph lists division pairs)
 
 Objective: :math:`\min \sum_n c^x_n x_n + \sum_e c^y_e y_e + \sum_n (c^a_n a_n + c^d_n d_n
 + c^s_n s_n) + \sum_p c^z_p z_p`.
@@ -16,8 +17,13 @@ Constraints (rows of one sparse matrix ``A``, ``lo <= A v <= hi``):
 * incoming: :math:`\sum_{e \in in(n)} y_e + a_n - x_n = 0` (one parent, or the node appears);
 * outgoing: :math:`\sum_{e \in out(n)} y_e + d_n - s_n - x_n = 0` and :math:`s_n + d_n - x_n \le 0`,
   so a selected node has one successor, two (then it divides) or none (then it disappears);
-* division pairs (only when the graph lists them): :math:`s_n - \sum_{p \in pairs(n)} z_p = 0`,
-  :math:`z_p - y_{e_1(p)} \le 0`, :math:`z_p - y_{e_2(p)} \le 0`: a division uses a listed pair.
+* with division pairs (when the graph lists them) the outgoing side is written with events
+  instead, which is a much tighter LP (measured on the bacteria GT graph: the ``z <= y`` form
+  left 9,246 of 68,422 variables fractional and HiGHS found no good solution in 120 s). A
+  continuation variable :math:`q_e` per edge and one :math:`z_p` per pair:
+  :math:`\sum_{e \in out(n)} q_e + d_n + s_n - x_n = 0` (a selected node does exactly one thing),
+  :math:`s_n - \sum_{p \in pairs(n)} z_p = 0`, and every edge is used by its event:
+  :math:`y_e - q_e - \sum_{p \ni e} z_p = 0`.
 
 Pins are bounds: a must-node has :math:`x_n = 1`, a forbidden edge :math:`y_e = 0`, and so on.
 Everything is built with numpy index arithmetic into one ``scipy.sparse.csr_matrix``; no Python
@@ -70,6 +76,12 @@ class IntegerProgram:
     def z(self) -> slice:
         start = 4 * self.n_nodes + self.n_edges
         return slice(start, start + self.n_pairs)
+
+    @property
+    def q(self) -> slice:
+        """Continuation variables (empty unless the graph lists division pairs)."""
+        start = 4 * self.n_nodes + self.n_edges + self.n_pairs
+        return slice(start, self.n_vars)
 
 
 def leaf_paths(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,37 +144,49 @@ def build_program(graph: CandidateGraph, pins: Pins | None = None) -> IntegerPro
     lo.append(np.zeros(n))
     hi.append(np.zeros(n))
     r0 += n
-    # outgoing: sum_out y + d - s - x = 0
-    add(graph.edge_source, edges + n, 1.0)
-    add(nodes, id_ + nodes, 1.0)
-    add(nodes, is_ + nodes, -1.0)
-    add(nodes, nodes, -1.0)
-    lo.append(np.zeros(n))
-    hi.append(np.zeros(n))
-    r0 += n
-    # s + d - x <= 0
-    add(nodes, is_ + nodes, 1.0)
-    add(nodes, id_ + nodes, 1.0)
-    add(nodes, nodes, -1.0)
-    lo.append(np.full(n, -np.inf))
-    hi.append(np.zeros(n))
-    r0 += n
-    if pairs is not None:
+    if pairs is None:
+        # outgoing: sum_out y + d - s - x = 0
+        add(graph.edge_source, edges + n, 1.0)
+        add(nodes, id_ + nodes, 1.0)
+        add(nodes, is_ + nodes, -1.0)
+        add(nodes, nodes, -1.0)
+        lo.append(np.zeros(n))
+        hi.append(np.zeros(n))
+        r0 += n
+        # s + d - x <= 0
+        add(nodes, is_ + nodes, 1.0)
+        add(nodes, id_ + nodes, 1.0)
+        add(nodes, nodes, -1.0)
+        lo.append(np.full(n, -np.inf))
+        hi.append(np.zeros(n))
+        r0 += n
+        n_vars = iz
+    else:
         pid = np.arange(p)
+        iq = iz + p
+        # outgoing events: sum_out q + d + s - x = 0
+        add(graph.edge_source, iq + edges, 1.0)
+        add(nodes, id_ + nodes, 1.0)
+        add(nodes, is_ + nodes, 1.0)
+        add(nodes, nodes, -1.0)
+        lo.append(np.zeros(n))
+        hi.append(np.zeros(n))
+        r0 += n
         # s_n - sum_{pairs of n} z = 0
         add(nodes, is_ + nodes, 1.0)
         add(graph.edge_source[pairs[:, 0]], iz + pid, -1.0)
         lo.append(np.zeros(n))
         hi.append(np.zeros(n))
         r0 += n
-        # z_p - y_e1 <= 0 and z_p - y_e2 <= 0
-        for k in (0, 1):
-            add(pid, iz + pid, 1.0)
-            add(pid, n + pairs[:, k], -1.0)
-            lo.append(np.full(p, -np.inf))
-            hi.append(np.zeros(p))
-            r0 += p
-    n_vars = iz + p
+        # y_e - q_e - sum_{p containing e} z_p = 0
+        add(edges, n + edges, 1.0)
+        add(edges, iq + edges, -1.0)
+        add(pairs[:, 0], iz + pid, -1.0)
+        add(pairs[:, 1], iz + pid, -1.0)
+        lo.append(np.zeros(e))
+        hi.append(np.zeros(e))
+        r0 += e
+        n_vars = iq + e
     A = sp.csr_matrix(
         (np.concatenate(blocks_v), (np.concatenate(blocks_r), np.concatenate(blocks_c))),
         shape=(r0, n_vars),
@@ -175,6 +199,7 @@ def build_program(graph: CandidateGraph, pins: Pins | None = None) -> IntegerPro
             graph.disappear_cost,
             graph.division_cost,
             np.zeros(0) if pairs is None else graph.division_pair_cost,
+            np.zeros(0) if pairs is None else np.zeros(e),
         ]
     )
     lb = np.zeros(n_vars)
@@ -228,7 +253,9 @@ def completion(graph: CandidateGraph, node_sel: np.ndarray, edge_sel: np.ndarray
     parts = [x, y, a, d, s]
     if graph.division_pairs is not None:
         pairs = graph.division_pairs
-        parts.append(y[pairs[:, 0]] & y[pairs[:, 1]])
+        z = y[pairs[:, 0]] & y[pairs[:, 1]] & s[graph.edge_source[pairs[:, 0]]]
+        q = y & ~s[graph.edge_source]
+        parts += [z, q]
     return np.concatenate(parts).astype(np.float64)
 
 
@@ -243,6 +270,7 @@ def objective(graph: CandidateGraph, node_sel: np.ndarray, edge_sel: np.ndarray)
             graph.disappear_cost,
             graph.division_cost,
             np.zeros(0) if graph.division_pairs is None else graph.division_pair_cost,
+            np.zeros(0) if graph.division_pairs is None else np.zeros(graph.n_edges),
         ]
     )
     return float(c @ v)

@@ -1,0 +1,162 @@
+"""Local motion and noise scales estimated from a tracking solution (no ground truth needed).
+
+Cells in a dense colony move coherently with their neighbours (the colony expands, drifts,
+flows), so the displacement of a cell between frames is predicted well by the displacements of
+its neighbours even when it is larger than the distance between neighbours. Given a selection
+of links, every selected cell with a successor gives one displacement ``u`` per frame
+(continuation: successor centre − centre; division: centre of the two daughters' union −
+centre). The predicted displacement of any candidate ``i`` at frame t is a leave-one-out,
+Gaussian-weighted mean of the ``u`` of its ``k`` nearest neighbours at t, after discarding
+neighbours that disagree with the neighbourhood median by more than 3 noise scales::
+
+    v_i = Σ_j w_ij u_j / Σ_j w_ij,   w_ij = exp(−‖c_i − c_j‖² / 2h²),   j ∈ kNN_t(i) \\ {i}
+
+with ``h`` = 1.5 × the median nearest-neighbour distance of the frame. Leaving ``i`` out is
+what lets a wrong link be corrected: its own (wrong) displacement does not vote for itself.
+The noise scales that the costs use (motion residual, growth, division geometry) are robust
+(median-based) statistics of the selected links around these predictions, so the costs
+re-calibrate themselves on every iteration instead of being tuned by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))  # median of |r| for a unit 2-D Gaussian
+
+
+@dataclass(frozen=True)
+class MotionModel:
+    """What the costs need to know about motion and growth (see module docstring)."""
+
+    shift: np.ndarray  # (N, D) predicted displacement per frame of every candidate
+    sigma_motion: float  # px, per-axis std of the residual c_j − (c_i + v_i)
+    growth_mean: float  # mean log area ratio per frame
+    growth_sigma: float  # std of the log area ratio per frame
+    sep_sigma: float  # std of (daughter separation − L/2) / (L/2)
+    perp_sigma: float  # std of daughter offset across the mother's long axis / (L/2)
+    ratio_sigma: float  # std of log(area daughter 1 / area daughter 2)
+    sep_mean: float = 1.0  # mean daughter separation / (L/2) (1 = halves of a rod)
+
+
+def link_displacements(
+    node_t: np.ndarray,
+    centroid: np.ndarray,
+    area: np.ndarray,
+    edge_source: np.ndarray,
+    edge_target: np.ndarray,
+    edge_selected: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame displacement ``u`` of each node with selected successors, and a has-u mask.
+
+    For a division the union centre (area-weighted mean of the daughters) is the successor.
+    """
+    n, dim = centroid.shape
+    sel = np.asarray(edge_selected, bool)
+    src = edge_source[sel]
+    dst = edge_target[sel]
+    dt = (node_t[dst] - node_t[src]).astype(np.float64)
+    w = area[dst].astype(np.float64)
+    acc = np.zeros((n, dim))
+    for d in range(dim):
+        acc[:, d] = np.bincount(src, weights=w * (centroid[dst, d] - centroid[src, d]) / dt,
+                                minlength=n)
+    wsum = np.bincount(src, weights=w, minlength=n)
+    has = wsum > 0
+    u = np.zeros((n, dim))
+    u[has] = acc[has] / wsum[has, None]
+    return u, has
+
+
+def smooth_shift(
+    node_t: np.ndarray,
+    centroid: np.ndarray,
+    u: np.ndarray,
+    has_u: np.ndarray,
+    sigma: float,
+    k: int = 8,
+) -> np.ndarray:
+    """Leave-one-out neighbourhood prediction ``v`` of every node's displacement (docstring)."""
+    n, dim = centroid.shape
+    v = np.zeros((n, dim))
+    for f in np.unique(node_t):
+        here = np.flatnonzero(node_t == f)
+        known = here[has_u[here]]
+        if len(known) == 0:
+            continue
+        if len(known) == 1:
+            v[here] = u[known[0]]
+            continue
+        tree = cKDTree(centroid[known])
+        nn_d, _ = tree.query(centroid[known], k=2)
+        h = 1.5 * max(float(np.median(nn_d[:, 1])), 1.0)
+        kk = min(k + 1, len(known))
+        dist, nb = tree.query(centroid[here], k=kk)
+        dist = dist.reshape(len(here), kk)
+        nb_idx = known[nb.reshape(len(here), kk)]
+        own = nb_idx == here[:, None]
+        w = np.exp(-0.5 * (dist / h) ** 2)
+        w[own] = 0.0
+        un = u[nb_idx]  # (H, kk, D)
+        med = np.median(np.where(own[..., None], np.nan, un), axis=1) if kk > 1 else un[:, 0]
+        med = np.where(np.isnan(med), 0.0, med)
+        far = np.linalg.norm(un - med[:, None, :], axis=2) > 3.0 * max(sigma, 1.0)
+        w[far] = 0.0
+        wsum = w.sum(axis=1)
+        ok = wsum > 1e-6
+        v_here = np.where(ok[:, None], np.einsum("hk,hkd->hd", w, un) / np.maximum(wsum, 1e-12)[:, None],
+                          np.where(has_u[here, None], u[here], med))
+        v[here] = v_here
+    return v
+
+
+def robust_sigma(x: np.ndarray, floor: float, default: float) -> float:
+    """1.4826 × median absolute deviation about the median, with a floor and a fallback."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 5:
+        return max(default, floor)
+    return max(1.4826 * float(np.median(np.abs(x - np.median(x)))), floor)
+
+
+def frame_translation(
+    node_t: np.ndarray,
+    centroid: np.ndarray,
+    edge_source: np.ndarray,
+    edge_target: np.ndarray,
+    bin_px: float = 1.0,
+    smooth_px: float = 3.0,
+) -> np.ndarray:
+    """Dominant translation of every frame pair, voted by all one-frame candidate edges.
+
+    Needs no links: the true displacements of a coherently moving colony pile up in one spot of
+    the histogram of all candidate displacements, the wrong candidates spread out. The mode of
+    the smoothed histogram, refined by the mean of the votes within ``smooth_px``, is the
+    frame's shift (a stage jump of 34 px between two bacteria frames, three neighbour distances,
+    is found this way). Returns (N, D): the shift of each node's frame (0 if it has no edges).
+    """
+    from scipy import ndimage
+
+    n, dim = centroid.shape
+    shift = np.zeros((n, dim))
+    dt = node_t[edge_target] - node_t[edge_source]
+    one = dt == 1
+    src, dst = edge_source[one], edge_target[one]
+    disp = centroid[dst] - centroid[src]
+    ft = node_t[src]
+    for f in np.unique(ft):
+        dv = disp[ft == f]
+        lo = dv.min(axis=0) - 3 * smooth_px
+        idx = np.floor((dv - lo) / bin_px).astype(np.int64)
+        shape = tuple(idx.max(axis=0) + 1 + int(3 * smooth_px / bin_px))
+        hist = np.zeros(shape)
+        np.add.at(hist, tuple(idx.T), 1.0)
+        hist = ndimage.gaussian_filter(hist, smooth_px / bin_px)
+        peak = lo + (np.array(np.unravel_index(np.argmax(hist), shape)) + 0.5) * bin_px
+        near = np.linalg.norm(dv - peak, axis=1) <= smooth_px
+        if near.any():
+            peak = dv[near].mean(axis=0)
+        shift[node_t == f] = peak
+    return shift
