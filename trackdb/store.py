@@ -118,17 +118,29 @@ class Store:
     # --- runs -------------------------------------------------------------------------------
     @contextmanager
     def run(self, movie_id: int | None, kind: str, params: dict[str, Any] | None = None,
-            parent_run_id: int | None = None) -> Iterator[int]:
+            parent_run_id: int | None = None, resume: bool = False) -> Iterator[int]:
         """Record a run: 'running' now, 'succeeded' or 'failed' (with the error) at the end.
 
         The run row is committed on its own so that a failure stays visible after the work's
-        own transaction rolled back.
+        own transaction rolled back. With ``resume``, an unfinished run of the same kind and
+        parameters is continued (its finished frames are skipped by the ingest layer).
         """
+        params = json.loads(json.dumps(params or {}, default=str))
+        r = schema.run.c
         with self.engine.begin() as c:
-            run_id = int(c.execute(schema.run.insert().values(
-                movie_id=movie_id, kind=kind, params=json.loads(json.dumps(params or {}, default=str)),
-                code_version=code_version(), status="running", started_at=_now(),
-                parent_run_id=parent_run_id).returning(schema.run.c.id)).scalar_one())
+            run_id = None
+            if resume:
+                for rid, p in c.execute(sa.select(r.id, r.params).where(
+                        r.movie_id == movie_id, r.kind == kind, r.status != "succeeded").order_by(r.id.desc())):
+                    if p == params:
+                        run_id = int(rid)
+                        c.execute(schema.run.update().where(r.id == rid).values(status="running", message=None))
+                        break
+            if run_id is None:
+                run_id = int(c.execute(schema.run.insert().values(
+                    movie_id=movie_id, kind=kind, params=params, code_version=code_version(),
+                    status="running", started_at=_now(), parent_run_id=parent_run_id)
+                    .returning(r.id)).scalar_one())
         try:
             yield run_id
         except BaseException as exc:
