@@ -273,6 +273,11 @@ def kbest_frame_pair(
     graph: CandidateGraph, pair: FramePair, k: int
 ) -> list[tuple[float, np.ndarray]]:
     """The ``k`` best parent maps of one frame pair with their pair costs, best first."""
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if len(pair.sources) == 0 or len(pair.targets) == 0:  # everyone appears / vanishes
+        only = np.full(len(pair.targets), APPEAR, np.int64)
+        return [(parent_map_cost(graph, pair, only), only)]
     sub = _pair_graph(graph, pair)
     ranked = kbest_parent_maps(sub, k, ignore_division_pairs=True)
     edges = pair.edges

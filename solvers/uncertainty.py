@@ -1,0 +1,319 @@
+r"""Edge and node probabilities, and daughter-wise entropy, from a tracking problem.
+
+The four methods of Paul et al., "How to make your cell tracker say 'I dunno!'" (ICCV 2025,
+``shared/papers/004``), on our cost model (costs are negative log-likelihoods in nats, so
+``exp(−cost)`` is the likelihood the paper's weight function ``w`` stands for). Every cell ``j``
+after the first frame has *options*: each candidate mother (an incoming edge) and "no mother"
+(it appears, scored by its appear cost). A method gives every option a log-score ``s``; the
+daughter-based mother classification (DBMC, Eq. 15/17) is the softmax of the scores over the
+options of ``j``, and temperature scaling (Eq. 20) divides the scores by ``T`` first::
+
+    P(o | j) = exp(s_o / T) / Σ_{o' ∈ options(j)} exp(s_{o'} / T)
+
+* **SM** (parental softmax, Eq. 15–16): ``s = −cost`` of the edge, ``−appear_cost`` for "no
+  mother" (the quiet-softmax class of Trackastra, priced by our own appear cost).
+* **FP** (Eq. 13): ``s = −mean cost`` over K graphs with perturbed features, then as SM.
+* **FP+A** (Eq. 12): ``s = log`` of the frequency of the option among the MAP solutions of the
+  K perturbed graphs.
+* **AS** (Eq. 10–11): ``s = log Σ_k p_k 1[o ∈ A_k]`` over the K best assignments of each
+  frame pair (Murty, :mod:`solvers.murty`), ``p_k ∝ exp(−cost_k / T_s)``; ``T_s = 1`` is the
+  posterior of the paper's Eq. 6. Frame pairs are independent (the paper's Markov assumption,
+  exact for our LAP model), so per-pair K best give K alternatives for *every* pair instead of
+  the few local changes that the K best of the whole movie would spread over the movie.
+
+Frequencies can be 0; a log of 0 would make temperature fitting infinite, so FP+A and AS mix in
+``floor`` (default 1e-3) of the uniform distribution over the options of ``j`` before the log —
+a deviation from the paper, which does not say how it scores options never sampled.
+
+``P(edge)`` is ``P(o | j)`` (each cell of a fixed segmentation has exactly one option taken, so
+the column normalisation of Eq. 17 is the identity); ``P(node)`` is 1 for a fixed segmentation
+and ``Σ_k p_k x_k`` when AS runs over solutions of the joint model with competing candidates.
+The daughter-wise entropy (Eq. 21) is ``H_j = −Σ_o P(o|j) log P(o|j)`` in nats.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from solvers.lap import APPEAR, check_lap_graph, frame_pairs, solve_lap
+from solvers.murty import kbest_frame_pair
+from solvers.types import CandidateGraph, Solution
+
+GraphSampler = Callable[[np.random.Generator], CandidateGraph]
+
+
+class Method(enum.Enum):
+    """Uncertainty methods of the paper (Table 1); values are the CLI spellings."""
+
+    SM = "sm"
+    FP = "fp"
+    FPA = "fpa"
+    AS = "as"
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """Per-option log-scores and the probabilities they give at ``temperature``.
+
+    ``edge_score``/``appear_score`` are the untempered scores; :func:`with_temperature`
+    re-derives the probabilities for another temperature without re-running the method.
+    ``appear_p[j]`` is P(j has no mother); for first-frame cells it is 1.
+    """
+
+    method: Method
+    temperature: float
+    edge_score: np.ndarray  # (E,)
+    appear_score: np.ndarray  # (N,)
+    edge_p: np.ndarray  # (E,)
+    appear_p: np.ndarray  # (N,)
+    node_p: np.ndarray  # (N,)
+    entropy: np.ndarray  # (N,) daughter-wise entropy, nats
+    seconds: float = 0.0
+    info: dict | None = None
+
+
+def check_temperature(temperature: float) -> float:
+    """Return ``temperature`` as float, or raise ValueError unless it is finite and > 0."""
+    t = float(temperature)
+    if not np.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return t
+
+
+def check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
+def option_groups(graph: CandidateGraph) -> np.ndarray:
+    """Group (cell) of every option: edges by their target, then one appear option per node."""
+    return np.concatenate([graph.edge_target, np.arange(graph.n_nodes)])
+
+
+def group_softmax(score: np.ndarray, group: np.ndarray, n_groups: int, temperature: float
+                  ) -> np.ndarray:
+    """Softmax of ``score / temperature`` within each group (−inf scores get probability 0)."""
+    s = np.asarray(score, np.float64) / check_temperature(temperature)
+    top = np.full(n_groups, -np.inf)
+    np.maximum.at(top, group, s)
+    e = np.exp(s - top[group])
+    e[~np.isfinite(s)] = 0.0
+    z = np.bincount(group, weights=e, minlength=n_groups)
+    return e / z[group]
+
+
+def group_entropy(p: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """−Σ p log p per group, nats."""
+    terms = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return np.bincount(group, weights=terms, minlength=n_groups)
+
+
+def with_temperature(unc: Uncertainty, graph: CandidateGraph, temperature: float) -> Uncertainty:
+    """The same scores at another temperature (temperature scaling, Eq. 20)."""
+    group = option_groups(graph)
+    score = np.concatenate([unc.edge_score, unc.appear_score])
+    p = group_softmax(score, group, graph.n_nodes, temperature)
+    return replace(
+        unc,
+        temperature=check_temperature(temperature),
+        edge_p=p[: graph.n_edges],
+        appear_p=p[graph.n_edges :],
+        entropy=group_entropy(p, group, graph.n_nodes),
+    )
+
+
+def _finish(method: Method, graph: CandidateGraph, edge_score: np.ndarray,
+            appear_score: np.ndarray, temperature: float, start: float,
+            node_p: np.ndarray | None = None, info: dict | None = None) -> Uncertainty:
+    unc = Uncertainty(
+        method=method, temperature=1.0, edge_score=edge_score, appear_score=appear_score,
+        edge_p=np.zeros(graph.n_edges), appear_p=np.zeros(graph.n_nodes),
+        node_p=np.ones(graph.n_nodes) if node_p is None else node_p,
+        entropy=np.zeros(graph.n_nodes), info=info,
+    )
+    unc = with_temperature(unc, graph, temperature)
+    return replace(unc, seconds=time.perf_counter() - start)
+
+
+def _log_frequency(graph: CandidateGraph, edge_freq: np.ndarray, appear_freq: np.ndarray,
+                   floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """log((1 − floor)·freq + floor/|options(j)|): frequencies to scores without −inf."""
+    if not 0.0 <= floor < 1.0:
+        raise ValueError(f"floor must be in [0, 1), got {floor}")
+    n_opt = np.bincount(graph.edge_target, minlength=graph.n_nodes) + 1.0
+    with np.errstate(divide="ignore"):
+        e = np.log((1 - floor) * edge_freq + floor / n_opt[graph.edge_target])
+        a = np.log((1 - floor) * appear_freq + floor / n_opt)
+    return e, a
+
+
+def _option_frequency(graph: CandidateGraph, solutions: Sequence[Solution],
+                      weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted frequency of every edge, of "selected without mother", and of selection."""
+    edge_f = np.zeros(graph.n_edges)
+    appear_f = np.zeros(graph.n_nodes)
+    node_f = np.zeros(graph.n_nodes)
+    for w, sol in zip(weights, solutions):
+        n_in = np.bincount(graph.edge_target[sol.edge_selected], minlength=graph.n_nodes)
+        edge_f += w * sol.edge_selected
+        appear_f += w * (sol.node_selected & (n_in == 0))
+        node_f += w * sol.node_selected
+    return edge_f, appear_f, node_f
+
+
+def softmax_probabilities(graph: CandidateGraph, *, temperature: float = 1.0) -> Uncertainty:
+    """SM: parental softmax over candidate mothers and "no mother" (Eq. 15–16)."""
+    start = time.perf_counter()
+    return _finish(Method.SM, graph, -graph.edge_cost, -graph.appear_cost, temperature, start)
+
+
+def feature_perturbation(graph: CandidateGraph, sample_graph: GraphSampler, *, k: int = 10,
+                         temperature: float = 1.0, seed: int = 0) -> Uncertainty:
+    """FP: parental softmax of the costs averaged over ``k`` perturbed graphs (Eq. 13)."""
+    start = time.perf_counter()
+    k = check_k(k)
+    rng = np.random.default_rng(seed)
+    edge_sum = np.zeros(graph.n_edges)
+    appear_sum = np.zeros(graph.n_nodes)
+    for _ in range(k):
+        g = _same_structure(graph, sample_graph(rng))
+        edge_sum += g.edge_cost
+        appear_sum += g.appear_cost
+    return _finish(Method.FP, graph, -edge_sum / k, -appear_sum / k, temperature, start,
+                   info={"k": k})
+
+
+def perturbed_assignments(graph: CandidateGraph, sample_graph: GraphSampler, *, k: int = 10,
+                          temperature: float = 1.0, seed: int = 0,
+                          solve: Callable[[CandidateGraph], Solution] | None = None,
+                          floor: float = 1e-3) -> Uncertainty:
+    """FP+A: frequency of each option among the optima of ``k`` perturbed graphs (Eq. 12).
+
+    ``solve`` defaults to :func:`solvers.lap.solve_lap` (fixed segmentation).
+    """
+    start = time.perf_counter()
+    k = check_k(k)
+    solve = solve or solve_lap
+    rng = np.random.default_rng(seed)
+    sols = [solve(_same_structure(graph, sample_graph(rng))) for _ in range(k)]
+    edge_f, appear_f, node_f = _option_frequency(graph, sols, np.full(k, 1.0 / k))
+    e, a = _log_frequency(graph, edge_f, appear_f, floor)
+    return _finish(Method.FPA, graph, e, a, temperature, start, node_p=node_f,
+                   info={"k": k, "floor": floor})
+
+
+def assignment_sampling(graph: CandidateGraph, *, k: int = 10, temperature: float = 1.0,
+                        sample_temperature: float = 1.0,
+                        solutions: Sequence[Solution] | None = None,
+                        floor: float = 1e-3) -> Uncertainty:
+    """AS: self-normalised weights ``p_k ∝ exp(−cost_k / T_s)`` over the top-K (Eq. 10–11).
+
+    Without ``solutions`` the K best assignments of every frame pair are enumerated (fixed
+    segmentation, :func:`solvers.murty.kbest_frame_pair`); with them (e.g. the output of
+    :func:`solvers.kbest_joint.kbest_joint`) the weights are computed over those solutions.
+    """
+    start = time.perf_counter()
+    k = check_k(k)
+    t_s = check_temperature(sample_temperature)
+    if solutions is not None:
+        if not solutions:
+            raise ValueError("assignment sampling needs at least one solution")
+        obj = np.array([s.objective for s in solutions], np.float64)
+        w = np.exp(-(obj - obj.min()) / t_s)
+        edge_f, appear_f, node_f = _option_frequency(graph, solutions, w / w.sum())
+        e, a = _log_frequency(graph, edge_f, appear_f, floor)
+        return _finish(Method.AS, graph, e, a, temperature, start, node_p=node_f,
+                       info={"k": len(solutions), "scope": "given", "floor": floor})
+    check_lap_graph(graph)
+    edge_f = np.zeros(graph.n_edges)
+    appear_f = np.zeros(graph.n_nodes)
+    first = graph.node_t == graph.node_t.min() if graph.n_nodes else np.zeros(0, bool)
+    appear_f[first] = 1.0
+    found = []
+    for pair in frame_pairs(graph):
+        ranked = kbest_frame_pair(graph, pair, k)
+        found.append(len(ranked))
+        cost = np.array([c for c, _ in ranked])
+        w = np.exp(-(cost - cost.min()) / t_s)
+        w /= w.sum()
+        for wk, (_, parent) in zip(w, ranked):
+            linked = parent >= 0
+            edge_f[parent[linked]] += wk
+            appear_f[pair.targets[~linked]] += wk
+    e, a = _log_frequency(graph, edge_f, appear_f, floor)
+    return _finish(Method.AS, graph, e, a, temperature, start,
+                   info={"k": k, "scope": "frame_pair", "floor": floor,
+                         "min_alternatives": int(min(found)) if found else 0})
+
+
+def edge_probabilities(graph: CandidateGraph, method: Method | str, *, k: int = 10,
+                       temperature: float = 1.0, sample_graph: GraphSampler | None = None,
+                       seed: int = 0, noise: float = 1.0) -> Uncertainty:
+    """One entry point for every method (what ``trackdb uncertainty --method`` calls).
+
+    FP and FP+A need perturbed graphs: ``sample_graph(rng)`` should re-compute the costs from
+    perturbed features (the paper's choice); without it the edge, appear and disappear costs
+    are perturbed directly by Gaussian noise of ``noise`` nats (:func:`cost_noise_sampler`).
+    """
+    method = Method(method)
+    check_temperature(temperature)
+    if method in (Method.FP, Method.FPA, Method.AS):
+        check_k(k)
+    sampler = sample_graph or cost_noise_sampler(graph, noise)
+    if method is Method.SM:
+        return softmax_probabilities(graph, temperature=temperature)
+    if method is Method.FP:
+        return feature_perturbation(graph, sampler, k=k, temperature=temperature, seed=seed)
+    if method is Method.FPA:
+        return perturbed_assignments(graph, sampler, k=k, temperature=temperature, seed=seed)
+    return assignment_sampling(graph, k=k, temperature=temperature)
+
+
+def cost_noise_sampler(graph: CandidateGraph, noise: float) -> GraphSampler:
+    """A sampler that adds N(0, noise²) nats to edge, appear and disappear costs.
+
+    The fallback when no feature-level sampler is available; appear/disappear costs that are 0
+    (first/last frame, border) stay 0, and disappear + division is kept ≥ 0 for the LAP.
+    """
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+
+    def sample(rng: np.random.Generator) -> CandidateGraph:
+        app = np.where(graph.appear_cost > 0,
+                       graph.appear_cost + rng.normal(0, noise, graph.n_nodes), 0.0)
+        dis = np.where(graph.disappear_cost > 0,
+                       graph.disappear_cost + rng.normal(0, noise, graph.n_nodes), 0.0)
+        dis = np.maximum(dis, -graph.division_cost)
+        return replace(graph, edge_cost=graph.edge_cost + rng.normal(0, noise, graph.n_edges),
+                       appear_cost=app, disappear_cost=dis)
+
+    return sample
+
+
+def _same_structure(graph: CandidateGraph, other: CandidateGraph) -> CandidateGraph:
+    if (other.n_nodes != graph.n_nodes or other.n_edges != graph.n_edges
+            or not np.array_equal(other.edge_source, graph.edge_source)
+            or not np.array_equal(other.edge_target, graph.edge_target)):
+        raise ValueError("a perturbed graph must keep the nodes and edges of the original")
+    return other
+
+
+def map_confidence(unc: Uncertainty, graph: CandidateGraph, solution: Solution
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(edge indices, P) of the links the MAP ``solution`` chose: the paper's predictions."""
+    chosen = np.flatnonzero(solution.edge_selected)
+    return chosen, unc.edge_p[chosen]
+
+
+__all__ = [
+    "APPEAR", "Method", "Uncertainty", "assignment_sampling", "check_k", "check_temperature",
+    "cost_noise_sampler", "edge_probabilities", "feature_perturbation", "group_entropy",
+    "group_softmax", "map_confidence", "option_groups", "perturbed_assignments",
+    "softmax_probabilities", "with_temperature",
+]
