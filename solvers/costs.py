@@ -269,6 +269,29 @@ def division_pairs(
     return np.stack([ea[chosen], eb[chosen]], axis=1), total[chosen]
 
 
+def fold_pairs(graph: CandidateGraph) -> CandidateGraph:
+    """The same graph without division pairs, their costs folded into the edges.
+
+    For solvers that have no pair variables (frame-pair LAP): an edge costs the cheaper of
+    being a continuation and being half of its best division, min(C_e, min_{p∋e} D_p / 2), so
+    a division into the best pair costs about D_p. An approximation: the pairing itself is
+    lost (two daughters of different best pairs can be combined).
+    """
+    if graph.division_pairs is None:
+        return graph
+    pairs = graph.division_pairs
+    total = graph.division_pair_cost + graph.edge_cost[pairs].sum(axis=1)
+    half = np.full(graph.n_edges, np.inf)
+    np.minimum.at(half, pairs[:, 0], total / 2.0)
+    np.minimum.at(half, pairs[:, 1], total / 2.0)
+    return CandidateGraph(
+        node_t=graph.node_t, node_cost=graph.node_cost, node_hier_parent=graph.node_hier_parent,
+        edge_source=graph.edge_source, edge_target=graph.edge_target,
+        edge_cost=np.minimum(graph.edge_cost, half), appear_cost=graph.appear_cost,
+        disappear_cost=graph.disappear_cost, division_cost=graph.division_cost,
+    )
+
+
 def _free_ends(cells: CellFeatures, border: int) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(cells.t)
     dim = len(cells.image_shape)

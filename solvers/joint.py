@@ -250,8 +250,10 @@ def _solve_region(
     edge_sel[touched_e] = sol.edge_selected[emap3[touched_e]]
     # edges leaving the sub-problem that touch the window are dropped (their end was not solved)
     edge_sel[(inside[graph.edge_source] | inside[graph.edge_target]) & ~ekeep] = False
+    ok = sol.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
     return replace(sol, node_selected=node_sel, edge_selected=edge_sel,
-                   info={**sol.info, "window": (t0, t1)})
+                   objective=objective(graph, node_sel, edge_sel) if ok else float("nan"),
+                   info={**sol.info, "window": (t0, t1), "window_objective": sol.objective})
 
 
 def _run_backend(

@@ -20,6 +20,7 @@ re-calibrate themselves on every iteration instead of being tuned by hand.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,8 +102,11 @@ def smooth_shift(
         w = np.exp(-0.5 * (dist / h) ** 2)
         w[own] = 0.0
         un = u[nb_idx]  # (H, kk, D)
-        med = np.median(np.where(own[..., None], np.nan, un), axis=1) if kk > 1 else un[:, 0]
-        med = np.where(np.isnan(med), 0.0, med)
+        others = np.where(own[..., None], np.nan, un)
+        with warnings.catch_warnings():  # rows with no other neighbour give NaN: handled below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(others, axis=1)
+        med = np.where(np.isnan(med), un[:, 0], med)
         far = np.linalg.norm(un - med[:, None, :], axis=2) > 3.0 * max(sigma, 1.0)
         w[far] = 0.0
         wsum = w.sum(axis=1)
