@@ -1,0 +1,85 @@
+"""Candidate edges: k nearest within a radius, IoU at true positions, optional features."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from inference.edges import link_candidates, mask_iou
+from inference.regions import candidates_from_labels
+
+
+def two_frames() -> np.ndarray:
+    lab = np.zeros((3, 40, 60), np.uint16)
+    lab[0, 10:20, 10:20] = 1
+    lab[0, 10:20, 40:50] = 2
+    lab[1, 10:20, 15:25] = 1  # cell 1 moved 5 px right: IoU 50/150
+    lab[1, 10:20, 44:54] = 2
+    lab[1, 30:35, 0:5] = 3  # far away
+    lab[2, 10:20, 16:26] = 1
+    return lab
+
+
+def test_edges_link_nearest_within_radius_and_forward_only() -> None:
+    c = candidates_from_labels(two_frames())
+    e = link_candidates(c, max_distance=20.0, k=5)
+    pairs = {(int(c.label[a]), int(c.t[a]), int(c.label[b]), int(c.t[b]))
+             for a, b in zip(e.source, e.target)}
+    assert (1, 0, 1, 1) in pairs and (2, 0, 2, 1) in pairs and (1, 1, 1, 2) in pairs
+    assert not any(lb == 3 for _, _, lb, _ in pairs)  # beyond the radius
+    assert np.all(c.t[e.target] - c.t[e.source] == e.dt) and np.all(e.dt == 1)
+    assert np.allclose(e.distance, np.linalg.norm(c.centroid[e.target] - c.centroid[e.source],
+                                                  axis=1))
+    k1 = link_candidates(c, max_distance=100.0, k=1)
+    assert np.all(np.bincount(k1.source, minlength=len(c)) <= 1)
+
+
+def test_iou_at_true_positions_and_after_shift() -> None:
+    c = candidates_from_labels(two_frames())
+    e = link_candidates(c, max_distance=20.0, k=5)
+    i = np.flatnonzero((c.label[e.source] == 1) & (c.t[e.source] == 0) & (c.label[e.target] == 1))
+    assert e.iou[i[0]] == pytest.approx(50 / 150)
+    j = np.flatnonzero((c.label[e.source] == 1) & (c.t[e.source] == 0) & (c.label[e.target] == 2))
+    assert len(j) == 0 or e.iou[j[0]] == 0.0
+    a, b = e.source[i[:1]], e.target[i[:1]]
+    assert mask_iou(c.bbox, c.masks, c.area, a, b, offset=np.array([[0.0, 5.0]]))[0] == 1.0
+
+
+def test_dt_max_adds_gap_edges_and_shift_finds_fast_cells() -> None:
+    c = candidates_from_labels(two_frames())
+    e = link_candidates(c, max_distance=20.0, k=5, dt_max=2)
+    assert set(e.dt.tolist()) == {1, 2}
+    # a query shift of 30 px moves cell 1 of frame 0 next to cell 2 of frame 1
+    shift = np.zeros_like(c.centroid)
+    shift[:, 1] = 30.0
+    s = link_candidates(c, max_distance=8.0, k=1, shift=shift)
+    got = {(int(c.label[a]), int(c.label[b])) for a, b in zip(s.source, s.target)
+           if c.t[a] == 0}
+    assert got == {(1, 2)}
+
+
+def test_offset_vote_and_embedding_distance() -> None:
+    c = candidates_from_labels(two_frames())
+    prev = c.centroid.copy()
+    prev[c.t == 1] -= [0.0, 5.0]  # every cell votes 5 px to the left
+    emb = np.zeros((len(c), 3))
+    emb[:, 0] = 1.0
+    emb[c.label == 2] = [0.0, 1.0, 0.0]
+    c2 = replace(c, prev_centroid=prev, embedding=emb)
+    e = link_candidates(c2, max_distance=20.0, k=5)
+    assert e.offset_vote is not None and e.embedding_distance is not None
+    i = np.flatnonzero((c.label[e.source] == 1) & (c.t[e.source] == 0) & (c.label[e.target] == 1))
+    assert e.offset_vote[i[0]] == pytest.approx(0.0)
+    assert e.embedding_distance[i[0]] == pytest.approx(0.0)
+    cross = np.flatnonzero(c.label[e.source] != c.label[e.target])
+    assert np.allclose(e.embedding_distance[cross], 1.0)
+
+
+def test_bad_arguments() -> None:
+    c = candidates_from_labels(two_frames())
+    with pytest.raises(ValueError):
+        link_candidates(c, max_distance=0.0)
+    with pytest.raises(ValueError):
+        link_candidates(c, max_distance=5.0, shift=np.zeros((1, 2)))
