@@ -25,7 +25,7 @@ from geff_spec import validate_space_unit, validate_time_unit
 
 from . import __version__, schema
 from .errors import TrackdbError
-from .export_tables import GraphFrames, graph_frames
+from .graph_frames import GraphFrames, graph_frames
 from .store import Store
 
 ZARR_FORMAT: Literal[2, 3] = 3

@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import schema
-from .export_tables import graph_frames, read_frame
+from .graph_frames import sorted_by, graph_frames, read_frame
 from .store import Store
 
 
@@ -34,9 +34,9 @@ def napari_tracks(store: Store, movie_name: str | int,
     coords = [n.z, n.y, n.x] if movie.ndim == 3 else [n.y, n.x]
     query = (sa.select(sn.track_id, n.t, *coords)
              .select_from(schema.solution_node.join(schema.node, n.id == sn.node_id))
-             .where(sn.solution_id == sid).order_by(sn.track_id, n.t))
+             .where(sn.solution_id == sid))
     with store.engine.connect() as conn:
-        table = read_frame(conn, query, {"track_id": False, "t": False})
+        table = sorted_by(read_frame(conn, query, {"track_id": False, "t": False}), "track_id", "t")
         links = conn.execute(sa.select(tr.track_id, tr.parent_track_id)
                              .where(tr.solution_id == sid, tr.parent_track_id.is_not(None))
                              .order_by(tr.track_id)).all()

@@ -17,7 +17,8 @@ from trackdb import ingest, schema
 from trackdb.errors import NotFoundError, TrackdbError
 from trackdb.export_geff import export_geff
 from trackdb.export_graph import napari_tracks, to_networkx, write_napari_tracks
-from trackdb.export_tables import export_tables, graph_frames
+from trackdb.export_tables import export_tables
+from trackdb.graph_frames import graph_frames
 from trackdb.import_ctc import import_ctc
 
 from ..conftest import SYNTH_TRACKS
@@ -105,7 +106,7 @@ def test_geff_candidate_graph_with_probabilities(store, synthetic_ctc: Path, tmp
     assert selected == set(graph.nodes) - set(extra["spurious"])
     assert all("track_id" not in graph.nodes[n] for n in extra["spurious"])  # missing, not 0
     probs = {n: a["probability"] for n, a in graph.nodes(data=True) if "probability" in a}
-    assert probs == pytest.approx(extra["node_p"])
+    assert probs == extra["node_p"]  # exact: floats survive every read path bit for bit
     edge = graph.edges[extra["edge"]]
     assert not edge["selected"] and edge["cost"] == 3.0
     assert edge["probability"] == pytest.approx(extra["edge_p"][extra["edge_id"]])
@@ -137,8 +138,11 @@ def test_networkx_edges_are_the_lineage_links(store, synthetic_ctc: Path) -> Non
     g = to_networkx(store, "synth")
     assert set(g.edges) == _lineage_links(store, res.movie_id)
     assert g.number_of_nodes() == res.n_nodes and g.graph["solution_id"] == res.solution_id
-    gap = [d for _, _, d in g.edges(data=True) if d["dt"] == 3]
-    assert len(gap) == 1 and gap[0]["iou"] == 0.0  # 3 -> 4 across the gap: no overlap
+    gap = [d for _, _, d in g.edges(data=True) if d["dt"] == 3]  # 3 -> 4 across the gap
+    e = schema.edge.c
+    with store.engine.connect() as c:
+        db_gap = c.execute(sa.select(e.id, e.distance, e.iou).where(e.dt == 3)).one()
+    assert len(gap) == 1 and (gap[0]["edge_id"], gap[0]["distance"], gap[0]["iou"]) == tuple(db_gap)
     divisions = [n for n in g if g.out_degree(n) == 2]
     assert [g.nodes[n]["track_id"] for n in divisions] == [1]
     extra = _add_candidates_and_probabilities(store, res.movie_id)
@@ -161,7 +165,11 @@ def test_tables_reread_equal_the_store(store, synthetic_ctc: Path, tmp_path: Pat
         assert np.array_equal(nodes[col].to_numpy(), db[col].to_numpy()), col
     assert np.array_equal(nodes.track_id, db.label)
     assert set(zip(edges.source_id, edges.target_id)) == _lineage_links(store, res.movie_id)
-    assert edges.cost.isna().all() and (edges.iou.between(0, 1)).all()
+    e = schema.edge.c
+    with store.engine.connect() as c:
+        db_edges = c.execute(sa.select(e.id, e.distance, e.iou).order_by(e.id)).all()
+    assert edges[["edge_id", "distance", "iou"]].to_numpy().tolist() == [list(r) for r in db_edges]
+    assert edges.cost.isna().all() and edges.iou.between(0, 1).all() and len(set(edges.iou)) > 2
     assert tracks[["track_id", "start_t", "end_t"]].to_numpy().tolist() == SYNTH_TRACKS[:, :3].tolist()
     assert tracks.parent_track_id.fillna(0).astype(int).tolist() == SYNTH_TRACKS[:, 3].tolist()
     assert tracks.lineage_id.tolist() == [1, 1, 1, 1, 5]
