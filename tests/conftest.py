@@ -68,21 +68,27 @@ def store(db_url: str):  # type: ignore[no-untyped-def]
     s.close()
 
 
-def disk(shape: tuple[int, int], center: tuple[float, float], radius: float) -> np.ndarray:
+def ellipse(shape: tuple[int, int], center: tuple[float, float], ry: float, rx: float) -> np.ndarray:
     yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - center[0]) ** 2 + (xx - center[1]) ** 2 <= radius**2
+    return ((yy - center[0]) / ry) ** 2 + ((xx - center[1]) / rx) ** 2 <= 1.0
 
 
-# A small lineage with everything CTC allows: a division (1 -> 2, 3), a parent with a single
-# daughter after a gap of two frames (3 -> 4), and an independent track (5) that appears late.
+# A small lineage with everything CTC allows: a division (1 -> 2, 3: an elongated mother whose
+# two halves move apart), a parent with a single daughter after a gap of two frames (3 -> 4),
+# and an independent track (5) that appears late.
 SYNTH_TRACKS = np.array([[1, 0, 2, 0], [2, 3, 7, 1], [3, 3, 4, 1], [4, 7, 9, 3], [5, 2, 9, 0]])
+SYNTH_CELLS = {  # track -> t -> (cy, cx, ry, rx)
+    1: lambda t: (20, 15 + 2 * t, 4, 8),
+    2: lambda t: (20 - (t - 3), 14 + (t - 3), 4.5, 4.5),
+    3: lambda t: (20 + (t - 3), 27 + (t - 3), 4.5, 4.5),
+    4: lambda t: (24 + (t - 7), 30 + (t - 7), 4.5, 4.5),
+    5: lambda t: (50, 60 - 2 * t, 5, 5),
+}
 
 
 def write_synthetic_ctc(root: Path, n_frames: int = 10, shape: tuple[int, int] = (64, 80),
                         with_raw: bool = True) -> Path:
     """Write DATASET/01 (raw) and DATASET/01_GT/TRA (masks + man_track.txt); returns DATASET."""
-    centres = {1: lambda t: (20, 15 + 2 * t), 2: lambda t: (12, 20 + 2 * t), 3: lambda t: (30, 20 + 2 * t),
-               4: lambda t: (34, 30 + t), 5: lambda t: (50, 60 - 2 * t)}
     tra = root / "01_GT" / "TRA"
     tra.mkdir(parents=True)
     raw_dir = root / "01"
@@ -93,7 +99,8 @@ def write_synthetic_ctc(root: Path, n_frames: int = 10, shape: tuple[int, int] =
         lab = np.zeros(shape, np.uint16)
         for k, s, e, _ in SYNTH_TRACKS.tolist():
             if s <= t <= e:
-                lab[disk(shape, centres[k](t), 4 + k % 2)] = k
+                cy, cx, ry, rx = SYNTH_CELLS[k](t)
+                lab[ellipse(shape, (cy, cx), ry, rx)] = k
         tifffile.imwrite(tra / f"man_track{t:03d}.tif", lab)
         if with_raw:
             img = (lab > 0) * 150 + rng.integers(0, 40, shape)

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from inference.edges import link_candidates
 from inference.forest import build_forest
+from inference.hypotheses import prune_to_hypotheses
 from inference.regions import candidates_from_labels, mask_covariance
 from inference.types import Candidates
 from solvers.costs import CellFeatures, CostParams, refine_tracking
@@ -79,16 +80,21 @@ def run_candidates(store: Store, movie_name: str, *, prob: Path | None = None, l
     if not 0.0 < tau < 1.0:
         raise InputError(f"--tau must lie in (0, 1), got {tau}")
     path = Path(prob or labels)  # type: ignore[arg-type]
-    data = read_movie_array(path, labels=labels is not None)
-    check_movie_shape(data, movie.n_frames, movie.shape, path)
-    if prob is not None:
-        check_probability(data, path)
     params = {"source": str(path.resolve()), "kind": "prob" if prob else "labels", "tau": tau, "min_area": min_area}
     with store.run(movie.id, "candidates", params, resume=True) as run_id:
-        total = 0
+        data = read_movie_array(path, labels=labels is not None)
+        check_movie_shape(data, movie.n_frames, movie.shape, path)
+        if prob is not None:
+            check_probability(data, path)
+        with store.engine.connect() as c:
+            done = ingest.frames_done(c, schema.node, run_id)  # a resumed run skips finished frames
+        total = len(done)
         for t in tqdm(range(movie.n_frames), desc="candidates", unit="frame", disable=not progress):
+            if t in done:
+                continue
             if prob is not None:
-                cands = build_forest(np.asarray(data[t], np.float32), t=t, tau=tau, min_area=min_area)
+                cands = prune_to_hypotheses(build_forest(np.asarray(data[t], np.float32), t=t, tau=tau,
+                                                         min_area=min_area))
             else:
                 cands = candidates_from_labels(data[t : t + 1], t0=t)
             if len(cands):
