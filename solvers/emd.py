@@ -19,7 +19,7 @@ are simply absent.
 one row per path (restricted to the nodes that appear in some pair, identical rows merged). The
 problem splits into independent components (pairs linked by a shared r or a shared tree); a
 component with one r is solved exactly by taking its best pair, the rest go to an OR-Tools MIP
-(``pywraplp``, HiGHS by default, CBC selectable).
+(``pywraplp``; CBC by default, see :mod:`solvers.hemd` for the measurement).
 
 A pair with score 0 changes nothing in either objective, so only pairs with M > 0 are passed in;
 the paper's ILP is indifferent to zero-score flows, we never create them.
@@ -80,7 +80,7 @@ def hemd_matching(
     score: np.ndarray,
     tree: np.ndarray,
     paths: PathRows,
-    backend: str = "HIGHS",
+    backend: str = "CBC",
 ) -> tuple[np.ndarray, int]:
     """Indices of the chosen pairs of an optimal H-EMD matching, and the number of MIPs solved.
 
