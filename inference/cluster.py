@@ -8,7 +8,8 @@ Algorithm (EmbedTrack ``Cluster.cluster_pixels``, Löffler & Mikut 2022):
 1. foreground = q > ``fg_thresh``; σ is smoothed by a 3^D mean filter (in 1/σ², i.e. in S).
 2. seed candidates are pixels where many votes land: the vote histogram of foreground pixels,
    box-summed over 3^D, ≥ ``density_thresh``, and q > ``seed_thresh``.
-3. candidates in descending seediness: centre c = e(candidate), bandwidth σ(candidate);
+3. candidates in descending vote density (deviation: EmbedTrack uses seediness and c = e(candidate));
+   centre c = the candidate location (where the votes pile up), bandwidth σ(candidate);
    φ(i) = exp(-Σ_d (e_i,d - c_d)² / (2 σ_d²)); proposal = foreground ∧ φ > 0.5 ∧ φ > best φ so far
    (a later cluster may take pixels it explains better); accepted if fewer than half of the
    φ > 0.5 pixels are already labelled and the proposal has ≥ ``min_object_size`` pixels. Candidates
@@ -55,7 +56,9 @@ def cluster_frame(seediness: np.ndarray, offsets: np.ndarray, sigma: np.ndarray,
     density = ndimage.uniform_filter(hist, 3, mode="constant") * 3 ** D
     cand = (density >= density_thresh) & (q > seed_thresh)
     cand_idx = np.flatnonzero(cand)
-    cand_idx = cand_idx[np.argsort(-q.ravel()[cand_idx], kind="stable")]
+    # deviation: densest vote locations first (EmbedTrack sorts by seediness); with imperfect
+    # offsets this starts from the best-supported centres and avoids fragment-first clusters
+    cand_idx = cand_idx[np.lexsort((-q.ravel()[cand_idx], -density.ravel()[cand_idx]))]
     retired = np.zeros(q.size, bool)
 
     order = np.argsort(emb[:, 0], kind="stable")
@@ -70,10 +73,7 @@ def cluster_frame(seediness: np.ndarray, offsets: np.ndarray, sigma: np.ndarray,
         retired[ci] = True
         pos = np.unravel_index(ci, shape)
         c_sig = np.array([sig_s[(d, *pos)] for d in range(D)], np.float32)
-        if fg[pos]:
-            c = np.array([pos[d] + off[(d, *pos)] for d in range(D)], np.float32)
-        else:
-            c = np.array(pos, np.float32)
+        c = np.array(pos, np.float32)  # the vote-density peak itself is the centre estimate
         r = PHI_RADIUS * c_sig
         lo, hi = np.searchsorted(first, [c[0] - r[0], c[0] + r[0]])
         if hi <= lo:
