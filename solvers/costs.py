@@ -22,8 +22,9 @@ Gaussian NLL and :math:`g = \log(A_j/A_i)` the log growth:
 * node: a constant (default −(appear + disappear) − 5, i.e. every detection of a label image is
   used) unless the caller gives per-node costs (e.g. from candidate scores).
 
-:math:`p_t` (the division rate of frame t) comes from the detection counts,
-:math:`(N_{t+1}-N_t)/N_t` clipped to [0.01, 0.5], so it needs no links. All σ, μ come from
+:math:`p_t` (the division rate of frame t) comes from the counts,
+:math:`(N_{t+1}-N_t)/N_t` clipped to [0.01, 0.5], so it needs no links: of all candidates at
+first, of the selected ones after each solve (a forest has more candidates than cells). All σ, μ come from
 :class:`solvers.motion.MotionModel`: initial values (documented in :func:`initial_motion`), then
 re-estimated from the selected links by :func:`refine_tracking`. The few fixed parameters are in
 :class:`CostParams`.
@@ -108,15 +109,25 @@ def long_axis(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(12.0 * np.maximum(w[:, -1], 0.0)), vec[:, :, -1]
 
 
-def division_rate(node_t: np.ndarray, bounds: tuple[float, float]) -> dict[int, float]:
-    """Per-frame division rate from detection counts, (N_{t+1} − N_t)/N_t, clipped."""
-    frames, counts = np.unique(node_t, return_counts=True)
-    rate = {}
-    for f, c in zip(frames, counts):
-        nxt = counts[frames == f + 1]
-        r = (nxt[0] - c) / c if len(nxt) else bounds[0]
-        rate[int(f)] = float(np.clip(r, *bounds))
-    return rate
+def division_rate(
+    node_t: np.ndarray, bounds: tuple[float, float], counted: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-node division rate of its frame, (N_{t+1} − N_t)/N_t clipped to ``bounds``.
+
+    N_t counts the nodes of frame t, or only the ``counted`` ones (the selected nodes of the
+    previous solve: in a candidate forest, candidates are not cells).
+    """
+    node_t = np.asarray(node_t, np.int64)
+    if len(node_t) == 0:
+        return np.zeros(0)
+    t0 = int(node_t.min())
+    w = None if counted is None else np.asarray(counted, np.float64)
+    counts = np.bincount(node_t - t0, weights=w, minlength=int(node_t.max()) - t0 + 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (counts[1:] - counts[:-1]) / counts[:-1]
+    r = np.clip(np.nan_to_num(r, nan=bounds[0], posinf=bounds[1], neginf=bounds[0]), *bounds)
+    r[-1] = bounds[0]
+    return r[node_t - t0]
 
 
 def initial_motion(
@@ -176,8 +187,8 @@ def tracking_costs(
     c = np.asarray(cells.centroid, np.float64)
     area = np.asarray(cells.area, np.float64)
     dim = c.shape[1]
-    rate = division_rate(t, params.div_rate_bounds)
-    p_div = np.array([rate.get(int(f), params.div_rate_bounds[0]) for f in t])
+    p_div = (division_rate(t, params.div_rate_bounds) if motion.division_rate is None
+             else np.asarray(motion.division_rate, np.float64))
     dt = (t[dst] - t[src]).astype(np.float64)
     pred = c[src] + dt[:, None] * motion.shift[src]
     r2 = np.sum((c[dst] - pred) ** 2, axis=1)
@@ -310,6 +321,7 @@ def estimate_motion(
     edge_target: np.ndarray,
     solution: Solution,
     previous: MotionModel,
+    bounds: tuple[float, float] = CostParams().div_rate_bounds,
 ) -> MotionModel:
     """Re-estimate the motion field and every noise scale from the selected links."""
     src = np.asarray(edge_source, np.int64)
@@ -356,6 +368,7 @@ def estimate_motion(
         perp_sigma=perp_sig,
         ratio_sigma=ratio_sig,
         sep_mean=sep_mean,
+        division_rate=division_rate(t, bounds, counted=solution.node_selected),
     )
 
 
@@ -393,6 +406,7 @@ def refine_tracking(
         sol = new
         if changed == 0 or new.status.value not in ("optimal", "feasible"):
             break
-        motion = estimate_motion(cells, edge_source, edge_target, sol, motion)
+        motion = estimate_motion(cells, edge_source, edge_target, sol, motion,
+                                 params.div_rate_bounds)
     assert graph is not None and sol is not None
     return graph, sol, history

@@ -41,6 +41,8 @@ class MotionModel:
     perp_sigma: float  # std of daughter offset across the mother's long axis / (L/2)
     ratio_sigma: float  # std of log(area daughter 1 / area daughter 2)
     sep_mean: float = 1.0  # mean daughter separation / (L/2) (1 = halves of a rod)
+    # per-node division rate of its frame; None: from candidate counts (solvers.costs)
+    division_rate: np.ndarray | None = None
 
 
 def link_displacements(
