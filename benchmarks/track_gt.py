@@ -60,7 +60,9 @@ def ctc_scores(pred_masks: np.ndarray, pred_tracks: np.ndarray, gt_dir: Path) ->
         try:
             from trackdb.evaluate import ctc_scores as shared
 
-            return dict(shared(pred_masks, pred_tracks, str(gt_dir)))
+            out = dict(shared(pred_masks, pred_tracks, gt_dir))
+            out["metrics_from"] = "trackdb.evaluate.ctc_scores"
+            return out
         except Exception as exc:  # fall back to the local one; say so
             log(f"trackdb.evaluate failed ({exc!r}); using traccuracy directly")
     import pandas as pd
@@ -76,7 +78,9 @@ def ctc_scores(pred_masks: np.ndarray, pred_tracks: np.ndarray, gt_dir: Path) ->
     pred = TrackingGraph(ctc_to_graph(df, det), segmentation=pred_masks, name="pred",
                          location_keys=("y", "x"))
     res, _ = run_metrics(gt, pred, CTCMatcher(), [CTCMetrics()])
-    return dict(res[0]["results"])
+    out = dict(res[0]["results"])
+    out["metrics_from"] = "traccuracy (direct)"
+    return out
 
 
 def evaluate(name: str, labels: np.ndarray, cand, graph: CandidateGraph, sol: Solution,
@@ -88,7 +92,8 @@ def evaluate(name: str, labels: np.ndarray, cand, graph: CandidateGraph, sol: So
     os.environ.setdefault("TQDM_DISABLE", "1")
     scores = ctc_scores(masks, tracks, gt_dir)
     n_out = np.bincount(graph.edge_source[sol.edge_selected], minlength=graph.n_nodes)
-    out = {k: scores[k] for k in ("LNK", "TRA", "DET", "AOGM") if k in scores}
+    out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()
+           if isinstance(v, (int, float, str))}
     out.update({
         "status": sol.status.value,
         "objective": sol.objective,
