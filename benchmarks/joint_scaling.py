@@ -34,6 +34,17 @@ from solvers.joint import solve_joint, solve_windowed  # noqa: E402
 from solvers.types import CandidateGraph  # noqa: E402
 
 
+def finite(obj: object) -> object:
+    """NaN/inf → None so that the output is strict JSON."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def log(*a: object) -> None:
     print(*a, file=sys.stderr, flush=True)
 
@@ -165,8 +176,8 @@ def main() -> None:
     if args.full:
         runs.append(run_isolated({**base, "backend": "highs", "frames": 100, "cells": 1000,
                                   "window": 10, "overlap": 2, "time_limit": 120.0}))
-    print(json.dumps({"runs": runs, "note": "peak_rss_mb is the whole subprocess (Python + "
-                      "numpy + solver); seconds = model build + solve"}))
+    print(json.dumps(finite({"runs": runs, "note": "peak_rss_mb is the whole subprocess (Python + "
+                      "numpy + solver); seconds = model build + solve"})))
 
 
 if __name__ == "__main__":

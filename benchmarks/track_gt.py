@@ -31,6 +31,17 @@ from solvers.types import CandidateGraph, Solution  # noqa: E402
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bacteria-divisualisation"
 
 
+def finite(obj: object) -> object:
+    """NaN/inf → None so that the output is strict JSON."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def log(*a: object) -> None:
     print(*a, file=sys.stderr, flush=True)
 
@@ -157,7 +168,7 @@ def main() -> None:
         sec["lap_on_final_costs"] = round(time.perf_counter() - t, 2)
         result["lap"] = evaluate("lap (final joint costs, pairs folded)", labels, cand, graph,
                                  lap_sol, gt_dir)
-    print(json.dumps(result))
+    print(json.dumps(finite(result)))
 
 
 if __name__ == "__main__":
