@@ -116,3 +116,17 @@ def attach_prediction_features(cands: Candidates, track_offsets: np.ndarray | No
         keep = cands.t != t
         prev[keep] = cands.prev_centroid[keep]
     return dataclasses.replace(cands, embedding=emb, prev_centroid=prev)
+
+
+def candidates_from_zarr(zarr_group_path: str, t: int, *, min_object_size: int = 10,
+                         fg_thresh: float = 0.5) -> tuple[Candidates, np.ndarray]:
+    """:func:`candidates_from_prediction` for frame ``t`` of a store written by ``predict_movie``."""
+    import zarr
+
+    g = zarr.open_group(str(zarr_group_path), mode="r")["pred"]
+    if not bool(g["done"][t]):
+        raise ValueError(f"{zarr_group_path}/pred has no finished prediction for frame {t}")
+    emb = g["embedding"][t] if "embedding" in g else None
+    return candidates_from_prediction(t, g["seediness"][t], g["offsets"][t], g["sigma"][t],
+                                      g["track_offsets"][t], emb, min_object_size=min_object_size,
+                                      fg_thresh=fg_thresh)

@@ -123,3 +123,21 @@ def test_model_folder_errors(model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         predict_movie(movie(1), tmp_path / "w.zarr", tmp_path / "nowhere", progress=False)
     assert not (tmp_path / "v.zarr").exists() and not (tmp_path / "w.zarr").exists()
+
+
+def test_store_feeds_candidates_and_embedtrack_solve(model_dir: Path, tmp_path: Path) -> None:
+    from inference.candidates_from_pred import candidates_from_zarr
+    from inference.embedtrack_link import embedtrack_solve
+
+    store = tmp_path / "e.zarr"
+    predict_movie(movie(3), store, model_dir, progress=False)
+    cands, labels = candidates_from_zarr(str(store), 1, min_object_size=1, fg_thresh=0.0)
+    assert labels.shape == (40, 56) and len(cands) == int(labels.max())
+    assert cands.prev_centroid is not None and cands.prev_centroid.shape == (len(cands), 2)
+    assert cands.embedding is not None and cands.embedding.shape == (len(cands), 2)
+    tracks, table = embedtrack_solve(str(store), min_object_size=1, fg_thresh=0.0)
+    assert tracks.shape == (3, 40, 56) and table.shape[1] == 4
+    assert set(np.unique(tracks)) - {0} == set(table[:, 0].tolist())
+    zarr.open_group(str(store), mode="a")["pred"]["done"][2] = False
+    with pytest.raises(ValueError, match="frames \\[2\\]"):
+        embedtrack_solve(str(store))

@@ -51,6 +51,7 @@ def test_medoid_lies_in_object() -> None:
     assert m[int(c[0]), int(c[1])] == 3 and abs(c[1] - 9.5) <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_tiny_training_separates_touching_objects(tmp_path: Path) -> None:
     torch.set_num_threads(1)
