@@ -124,7 +124,9 @@ def build(url: str, frames: int, cells: int, links: int = 3, batch_frames: int =
                                       np.full(cells, frames - 1), np.zeros(cells, np.int64)])
             sid = ingest.insert_solution(c, run_id=run_id, movie_id=movie_id, node_ids=node_ids.ravel(),
                                          track_ids=np.tile(np.arange(1, cells + 1), frames),
-                                         edge_ids=chain, tracks=tracks, status="optimal", name="map")
+                                         edge_ids=chain, edge_source_ids=node_ids[:-1].ravel(),
+                                         edge_target_ids=node_ids[1:].ravel(), tracks=tracks,
+                                         status="optimal", name="map")
             store.set_current_solution(c, movie_id, sid)
         sol_s = time.perf_counter() - start
     store.close()

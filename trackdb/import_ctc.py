@@ -105,7 +105,8 @@ def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only:
         edge_ids = ingest.insert_edges(conn, movie_id, run_id, node_ids, cands.t, edges)
         sid = ingest.insert_solution(
             conn, run_id=run_id, movie_id=movie_id, node_ids=node_ids,
-            track_ids=cands.label, edge_ids=edge_ids, tracks=tracks,
+            track_ids=cands.label, edge_ids=edge_ids,
+            edge_source_ids=node_ids[src], edge_target_ids=node_ids[dst], tracks=tracks,
             status="optimal", name="gt")
         store.set_current_solution(conn, movie_id, sid)
     return ImportResult(movie_id, run_id, n_frames, len(cands), len(src), sid)

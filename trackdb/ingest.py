@@ -209,14 +209,16 @@ def insert_edges(conn: Connection, movie_id: int, run_id: int, node_ids: np.ndar
 
 
 def insert_solution(conn: Connection, *, run_id: int, movie_id: int, node_ids: np.ndarray,
-                    track_ids: np.ndarray, edge_ids: np.ndarray, tracks: np.ndarray,
+                    track_ids: np.ndarray, edge_ids: np.ndarray, edge_source_ids: np.ndarray,
+                    edge_target_ids: np.ndarray, tracks: np.ndarray,
                     status: str, rank: int = 0, name: str | None = None,
                     objective: float | None = None, bound: float | None = None,
                     gap: float | None = None, weight: float | None = None,
                     track_confidence: np.ndarray | None = None) -> int:
     """Write one solution: its selected nodes (with their CTC track ids), edges and tracks.
 
-    ``tracks`` is a CTC table ``(K, 4)``: track id, start frame, end frame, parent track (0 =
+    ``edge_source_ids``/``edge_target_ids`` are the selected links' endpoint node ids (stored
+    beside each link so that lineage walks need no join). ``tracks`` is a CTC table ``(K, 4)``: track id, start frame, end frame, parent track (0 =
     none). ``track_confidence`` optionally ``(K, 2)``: minimum and product of link probabilities.
     """
     def _f(v: float | None) -> float | None:
@@ -231,8 +233,9 @@ def insert_solution(conn: Connection, *, run_id: int, movie_id: int, node_ids: n
     k = len(node_ids)
     bulk_insert(conn, schema.solution_node, ("solution_id", "node_id", "track_id"),
                 zip([sid] * k, np.asarray(node_ids).tolist(), np.asarray(track_ids).tolist()))
-    bulk_insert(conn, schema.solution_edge, ("solution_id", "edge_id"),
-                zip([sid] * len(edge_ids), np.asarray(edge_ids).tolist()))
+    bulk_insert(conn, schema.solution_edge, ("solution_id", "edge_id", "source_id", "target_id"),
+                zip([sid] * len(edge_ids), np.asarray(edge_ids).tolist(),
+                    np.asarray(edge_source_ids).tolist(), np.asarray(edge_target_ids).tolist()))
     tr = np.asarray(tracks, np.int64).reshape(-1, 4)
     if track_confidence is None:
         conf_min = conf_prod = [None] * len(tr)

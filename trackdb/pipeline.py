@@ -237,7 +237,9 @@ def _write_solution(store: Store, movie: Movie, run_id: int, graph: CandidateGra
     with store.engine.begin() as c:
         sid = ingest.insert_solution(
             c, run_id=run_id, movie_id=movie.id, node_ids=node_ids[sel], track_ids=track_of[sel],
-            edge_ids=edge_ids[esel], tracks=tracks, status=sol.status.value, name=name,
+            edge_ids=edge_ids[esel],
+            edge_source_ids=node_ids[graph.edge_source[esel]], edge_target_ids=node_ids[graph.edge_target[esel]],
+            tracks=tracks, status=sol.status.value, name=name,
             objective=sol.objective, bound=sol.bound, gap=sol.gap)
         store.set_current_solution(c, movie.id, sid)
     return sid, int(sel.sum()), int(esel.sum()), int(len(tracks))

@@ -20,10 +20,9 @@ ANCESTORS_SQL = f"""
 WITH RECURSIVE anc(node_id, depth) AS (
     SELECT CAST(:node_id AS BIGINT), 0
     UNION ALL
-    SELECT e.source_id, anc.depth + 1
+    SELECT se.source_id, anc.depth + 1
     FROM anc
-    JOIN edge e ON e.target_id = anc.node_id
-    JOIN solution_edge se ON se.edge_id = e.id AND se.solution_id = :solution_id
+    JOIN solution_edge se ON se.solution_id = :solution_id AND se.target_id = anc.node_id
 )
 SELECT anc.depth, {_CELL_COLUMNS}
 FROM anc JOIN node n ON n.id = anc.node_id
@@ -35,10 +34,9 @@ DESCENDANTS_SQL = f"""
 WITH RECURSIVE des(node_id, depth) AS (
     SELECT CAST(:node_id AS BIGINT), 0
     UNION ALL
-    SELECT e.target_id, des.depth + 1
+    SELECT se.target_id, des.depth + 1
     FROM des
-    JOIN edge e ON e.source_id = des.node_id
-    JOIN solution_edge se ON se.edge_id = e.id AND se.solution_id = :solution_id
+    JOIN solution_edge se ON se.solution_id = :solution_id AND se.source_id = des.node_id
 )
 SELECT des.depth, {_CELL_COLUMNS}
 FROM des JOIN node n ON n.id = des.node_id
@@ -68,15 +66,14 @@ ORDER BY down.generation, t.track_id
 """
 
 DIVISIONS_SQL = """
-SELECT e.source_id AS mother_id, n.t, n.y, n.x,
-       MIN(e.target_id) AS daughter_1, MAX(e.target_id) AS daughter_2
+SELECT se.source_id AS mother_id, n.t, n.y, n.x,
+       MIN(se.target_id) AS daughter_1, MAX(se.target_id) AS daughter_2
 FROM solution_edge se
-JOIN edge e ON e.id = se.edge_id
-JOIN node n ON n.id = e.source_id
+JOIN node n ON n.id = se.source_id
 WHERE se.solution_id = :solution_id
-GROUP BY e.source_id, n.t, n.y, n.x
+GROUP BY se.source_id, n.t, n.y, n.x
 HAVING COUNT(*) = 2
-ORDER BY n.t, e.source_id
+ORDER BY n.t, se.source_id
 """
 
 TRACKS_SQL = """

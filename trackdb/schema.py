@@ -170,7 +170,11 @@ solution_edge = Table(
     metadata,
     Column("solution_id", Integer, ForeignKey("solution.id", ondelete="CASCADE"), primary_key=True),
     Column("edge_id", BigInteger, primary_key=True),
+    Column("source_id", BigInteger, nullable=False),  # the link's endpoints, so lineage walks
+    Column("target_id", BigInteger, nullable=False),  # never join ``edge`` (revision 0002)
     Index("ix_solution_edge_edge_id", "edge_id"),
+    Index("ix_solution_edge_source", "solution_id", "source_id"),
+    Index("ix_solution_edge_target", "solution_id", "target_id"),
 )
 
 track = Table(

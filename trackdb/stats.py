@@ -39,7 +39,7 @@ def store_stats(store: Store, movie_name: str | None = None) -> dict[str, Any]:
                 entry["selected_cells"] = _count(c, schema.solution_node, schema.solution_node.c.solution_id == sid)
                 entry["tracks"] = _count(c, schema.track, schema.track.c.solution_id == sid)
                 entry["divisions"] = int(c.execute(sa.text(
-                    "SELECT COUNT(*) FROM (SELECT e.source_id FROM solution_edge se JOIN edge e ON e.id = se.edge_id "
-                    "WHERE se.solution_id = :s GROUP BY e.source_id HAVING COUNT(*) = 2) d"), {"s": sid}).scalar_one())
+                    "SELECT COUNT(*) FROM (SELECT source_id FROM solution_edge WHERE solution_id = :s "
+                    "GROUP BY source_id HAVING COUNT(*) = 2) d"), {"s": sid}).scalar_one())
             out["movies"].append(entry)
     return out

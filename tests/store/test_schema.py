@@ -27,19 +27,29 @@ def test_empty_database_is_refused_without_init(db_url: str) -> None:
         Store(db_url)
 
 
-def test_older_revision_names_upgrade(db_url: str) -> None:
-    store = Store(db_url, create=True)
-    with store.engine.begin() as c:  # pretend the database predates the current head
-        c.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
-    if db.head_revision() == "0001":
-        engine = store.engine
-        with engine.begin() as c:
-            c.exec_driver_sql("DELETE FROM alembic_version")
-        with pytest.raises(SchemaError, match="trackdb init"):
-            Store(db_url)
-        return
-    with pytest.raises(SchemaError, match="trackdb db upgrade"):
+def test_older_revision_is_refused_then_upgraded_with_data(db_url: str) -> None:
+    from trackdb.db import make_engine, upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0001")  # a database written by the first release
+    with engine.begin() as c:
+        c.exec_driver_sql("INSERT INTO movie (id, name, ndim, n_frames, size_y, size_x, spacing_y, spacing_x) "
+                          "VALUES (1, 'm', 2, 2, 8, 8, 1, 1)")
+        c.exec_driver_sql("INSERT INTO run (id, movie_id, kind, status) VALUES (1, 1, 'import', 'succeeded')")
+        for nid, t in ((1, 0), (2, 1)):
+            c.exec_driver_sql(f"INSERT INTO node (id, movie_id, run_id, t, label, y, x, area, bbox_y0, bbox_x0, "
+                              f"bbox_y1, bbox_x1, source) VALUES ({nid}, 1, 1, {t}, 1, 1, 1, 1, 0, 0, 1, 1, 'gt')")
+        c.exec_driver_sql("INSERT INTO edge (id, movie_id, run_id, source_id, target_id, t, dt) VALUES (7, 1, 1, 1, 2, 0, 1)")
+        c.exec_driver_sql("INSERT INTO solution (id, run_id, movie_id, rank, status) VALUES (1, 1, 1, 0, 'optimal')")
+        c.exec_driver_sql("INSERT INTO solution_edge (solution_id, edge_id) VALUES (1, 7)")
+    with pytest.raises(SchemaError, match="older than this trackdb.*trackdb db upgrade"):
         Store(db_url)
+    upgrade(engine)
+    store = Store(db_url)
+    with store.engine.connect() as c:
+        row = c.exec_driver_sql("SELECT source_id, target_id FROM solution_edge WHERE edge_id = 7").one()
+    assert tuple(row) == (1, 2)
+    assert db.current_revision(store.engine) == db.head_revision() == "0002"
 
 
 def test_newer_revision_is_refused(db_url: str) -> None:
