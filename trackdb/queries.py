@@ -16,32 +16,46 @@ from .store import Store
 
 _CELL_COLUMNS = "n.id AS node_id, n.t, n.label, n.z, n.y, n.x, n.area, sn.track_id"
 
+# Lineage walks go through the materialised tracks: a cell's ancestors are the earlier cells of
+# its own track plus every cell of its ancestor tracks (CTC tracks split at divisions and
+# gaps), so the recursion has one step per division, not one per frame.
 ANCESTORS_SQL = f"""
-WITH RECURSIVE anc(node_id, depth) AS (
-    SELECT CAST(:node_id AS BIGINT), 0
+WITH RECURSIVE cell(track_id, t) AS (
+    SELECT sn.track_id, n.t FROM solution_node sn JOIN node n ON n.id = sn.node_id
+    WHERE sn.solution_id = :solution_id AND sn.node_id = :node_id
+),
+up(track_id) AS (
+    SELECT track_id FROM cell
     UNION ALL
-    SELECT se.source_id, anc.depth + 1
-    FROM anc
-    JOIN solution_edge se ON se.solution_id = :solution_id AND se.target_id = anc.node_id
+    SELECT tr.parent_track_id FROM up
+    JOIN track tr ON tr.solution_id = :solution_id AND tr.track_id = up.track_id
+    WHERE tr.parent_track_id IS NOT NULL
 )
-SELECT anc.depth, {_CELL_COLUMNS}
-FROM anc JOIN node n ON n.id = anc.node_id
-LEFT JOIN solution_node sn ON sn.node_id = n.id AND sn.solution_id = :solution_id
-ORDER BY anc.depth
+SELECT ROW_NUMBER() OVER (ORDER BY n.t DESC) - 1 AS depth, {_CELL_COLUMNS}
+FROM up
+JOIN solution_node sn ON sn.solution_id = :solution_id AND sn.track_id = up.track_id
+JOIN node n ON n.id = sn.node_id
+WHERE n.t <= (SELECT t FROM cell)
+ORDER BY n.t DESC
 """
 
 DESCENDANTS_SQL = f"""
-WITH RECURSIVE des(node_id, depth) AS (
-    SELECT CAST(:node_id AS BIGINT), 0
+WITH RECURSIVE cell(track_id, t) AS (
+    SELECT sn.track_id, n.t FROM solution_node sn JOIN node n ON n.id = sn.node_id
+    WHERE sn.solution_id = :solution_id AND sn.node_id = :node_id
+),
+down(track_id) AS (
+    SELECT track_id FROM cell
     UNION ALL
-    SELECT se.target_id, des.depth + 1
-    FROM des
-    JOIN solution_edge se ON se.solution_id = :solution_id AND se.source_id = des.node_id
+    SELECT tr.track_id FROM down
+    JOIN track tr ON tr.solution_id = :solution_id AND tr.parent_track_id = down.track_id
 )
-SELECT des.depth, {_CELL_COLUMNS}
-FROM des JOIN node n ON n.id = des.node_id
-LEFT JOIN solution_node sn ON sn.node_id = n.id AND sn.solution_id = :solution_id
-ORDER BY des.depth, n.id
+SELECT n.t - (SELECT t FROM cell) AS depth, {_CELL_COLUMNS}
+FROM down
+JOIN solution_node sn ON sn.solution_id = :solution_id AND sn.track_id = down.track_id
+JOIN node n ON n.id = sn.node_id
+WHERE n.t >= (SELECT t FROM cell)
+ORDER BY n.t, n.id
 """
 
 # The whole family tree of a track: climb to its root track, then collect every descendant.
@@ -109,12 +123,16 @@ def node_solution(store: Store, node_id: int, solution: str | int | None = None)
 
 
 def ancestors(store: Store, node_id: int, solution: str | int | None = None) -> pd.DataFrame:
-    """The cell and every cell before it along the selected links (depth 0 = the cell)."""
+    """The cell and every cell before it in its lineage, newest first (depth 0 = the cell).
+
+    Empty when the cell is not part of the solution.
+    """
     sid = node_solution(store, node_id, solution)
     return _df(store, ANCESTORS_SQL, {"node_id": int(node_id), "solution_id": sid})
 
 
 def descendants(store: Store, node_id: int, solution: str | int | None = None) -> pd.DataFrame:
+    """The cell and every cell after it in its lineage; ``depth`` = frames after the cell."""
     sid = node_solution(store, node_id, solution)
     return _df(store, DESCENDANTS_SQL, {"node_id": int(node_id), "solution_id": sid})
 

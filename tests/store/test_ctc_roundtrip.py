@@ -82,3 +82,23 @@ def test_bacteria_roundtrip(store, bacteria: Path, tmp_path: Path) -> None:
         assert np.array_equal(tifffile.imread(out / f"mask{t:03d}.tif"),
                               tifffile.imread(bacteria / "01_GT" / "TRA" / f"man_track{t:03d}.tif"))
     assert res.n_frames == 53
+
+
+def test_lineage_queries_match_the_lineage(store, synthetic_ctc: Path) -> None:  # type: ignore[no-untyped-def]
+    from trackdb import queries
+
+    import_ctc(store, synthetic_ctc, "01", "synth")
+    cells = {(int(r.t), int(r.track_id)): int(r.node_id) for r in queries.cells(store, "synth", 9).itertuples()}
+    cells.update({(int(r.t), int(r.track_id)): int(r.node_id) for r in queries.cells(store, "synth", 0).itertuples()})
+    anc = queries.ancestors(store, cells[(9, 4)])
+    assert anc.track_id.tolist() == [4, 4, 4, 3, 3, 1, 1, 1] and anc.depth.tolist() == list(range(8))
+    des = queries.descendants(store, cells[(0, 1)])
+    # track 1 (0-2), daughters 2 (3-7) and 3 (3-4), grand-daughter 4 (7-9)
+    assert len(des) == 3 + 5 + 2 + 3 and set(des.track_id) == {1, 2, 3, 4}
+    assert queries.divisions(store, "synth").shape[0] == 1
+    tree = queries.lineage_tree(store, "synth", 4)
+    assert tree.track_id.tolist() == [1, 2, 3, 4] and tree.generation.tolist() == [0, 1, 1, 2]
+    box = queries.cells(store, "synth", 9, box=(40, 0, 64, 80))
+    assert box.track_id.tolist() == [5]
+    tr = queries.tracks(store, "synth")
+    assert tr.set_index("track_id").n_children.to_dict() == {1: 2, 2: 0, 3: 1, 4: 0, 5: 0}
