@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -43,6 +44,20 @@ def finite(obj: object) -> object:
     if isinstance(obj, (list, tuple)):
         return [finite(v) for v in obj]
     return obj
+
+
+def stdout_to_stderr() -> int:
+    """Send fd 1 to stderr (HiGHS prints some diagnostics from C++); returns the saved fd."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    return saved
+
+
+def restore_stdout(saved: int) -> None:
+    sys.stdout.flush()
+    os.dup2(saved, 1)
+    os.close(saved)
 
 
 def log(*a: object) -> None:
@@ -159,7 +174,10 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=60.0)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(measure_one(json.loads(args.one))))
+        saved = stdout_to_stderr()
+        one = measure_one(json.loads(args.one))
+        restore_stdout(saved)
+        print(json.dumps(finite(one)))
         return
     backends = args.backends.split(",")
     base = {"time_limit": args.time_limit, "workers": 1}

@@ -42,6 +42,20 @@ def finite(obj: object) -> object:
     return obj
 
 
+def stdout_to_stderr() -> int:
+    """Send fd 1 to stderr (HiGHS prints some diagnostics from C++); returns the saved fd."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    return saved
+
+
+def restore_stdout(saved: int) -> None:
+    sys.stdout.flush()
+    os.dup2(saved, 1)
+    os.close(saved)
+
+
 def log(*a: object) -> None:
     print(*a, file=sys.stderr, flush=True)
 
@@ -126,6 +140,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=12)
     ap.add_argument("--backend", default="highs")
     args = ap.parse_args()
+    saved = stdout_to_stderr()
     gt_dir = args.data / "01_GT"
     result: dict = {"data": str(args.data.name), "seconds": {}}
     sec = result["seconds"]
@@ -168,6 +183,7 @@ def main() -> None:
         sec["lap_on_final_costs"] = round(time.perf_counter() - t, 2)
         result["lap"] = evaluate("lap (final joint costs, pairs folded)", labels, cand, graph,
                                  lap_sol, gt_dir)
+    restore_stdout(saved)
     print(json.dumps(finite(result)))
 
 
