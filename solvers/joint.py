@@ -1,9 +1,13 @@
 """Joint selection + assignment: solve the integer program of :mod:`solvers.model`.
 
-Backends (chosen by measurement, ``benchmarks/joint_scaling.py``): the LP relaxation of
-tracking programs is nearly tight, so LP-based branch-and-bound wins.
+Backends (chosen by measurement, ``benchmarks/joint_scaling.py``; 3 frames × 600 cells with
+3-level forests = 3,147 candidates, 1 worker: HiGHS via scipy 3.0 s, OR-Tools HiGHS 7.2 s,
+SCIP 23.5 s, all optimal; CP-SAT 1.1% from its bound after 60 s): the LP relaxation of
+tracking programs is nearly tight, so LP-based branch-and-bound wins. CBC is not offered:
+OR-Tools 9.15's model_builder does not ship it.
 
-* ``"highs"`` (default): HiGHS through ``scipy.optimize.milp``; the matrix goes in as is.
+* ``"highs"`` (default): HiGHS through ``scipy.optimize.milp``; the matrix goes in as is
+  (single-threaded; ``workers``, ``seed`` and warm starts are ignored by this backend).
 * ``"ortools-highs"``, ``"scip"``, ``"cpsat"``: OR-Tools ``model_builder``, filled from the same
   sparse matrix in one call (``fill_model_from_sparse_data``); these take warm starts (hints),
   worker counts and seeds. CP-SAT is kept for top-K / no-good cuts, not for speed.
