@@ -18,7 +18,10 @@ _CELL_COLUMNS = "n.id AS node_id, n.t, n.label, n.z, n.y, n.x, n.area, sn.track_
 
 # Lineage walks go through the materialised tracks: a cell's ancestors are the earlier cells of
 # its own track plus every cell of its ancestor tracks (CTC tracks split at divisions and
-# gaps), so the recursion has one step per division, not one per frame.
+# gaps), so the recursion has one step per division, not one per frame. CROSS JOIN pins the
+# join order on SQLite (tracks first, then their cells by index; a scalar subquery for the
+# cell's frame made it build a Bloom filter over all nodes: 35 ms instead of 0.4 ms on 60k
+# nodes); PostgreSQL plans CROSS JOIN + WHERE freely.
 ANCESTORS_SQL = f"""
 WITH RECURSIVE cell(track_id, t) AS (
     SELECT sn.track_id, n.t FROM solution_node sn JOIN node n ON n.id = sn.node_id
@@ -32,10 +35,9 @@ up(track_id) AS (
     WHERE tr.parent_track_id IS NOT NULL
 )
 SELECT ROW_NUMBER() OVER (ORDER BY n.t DESC) - 1 AS depth, {_CELL_COLUMNS}
-FROM up
-JOIN solution_node sn ON sn.solution_id = :solution_id AND sn.track_id = up.track_id
-JOIN node n ON n.id = sn.node_id
-WHERE n.t <= (SELECT t FROM cell)
+FROM up CROSS JOIN cell CROSS JOIN solution_node sn CROSS JOIN node n
+WHERE sn.solution_id = :solution_id AND sn.track_id = up.track_id AND n.id = sn.node_id
+  AND n.t <= cell.t
 ORDER BY n.t DESC
 """
 
@@ -50,11 +52,10 @@ down(track_id) AS (
     SELECT tr.track_id FROM down
     JOIN track tr ON tr.solution_id = :solution_id AND tr.parent_track_id = down.track_id
 )
-SELECT n.t - (SELECT t FROM cell) AS depth, {_CELL_COLUMNS}
-FROM down
-JOIN solution_node sn ON sn.solution_id = :solution_id AND sn.track_id = down.track_id
-JOIN node n ON n.id = sn.node_id
-WHERE n.t >= (SELECT t FROM cell)
+SELECT n.t - cell.t AS depth, {_CELL_COLUMNS}
+FROM down CROSS JOIN cell CROSS JOIN solution_node sn CROSS JOIN node n
+WHERE sn.solution_id = :solution_id AND sn.track_id = down.track_id AND n.id = sn.node_id
+  AND n.t >= cell.t
 ORDER BY n.t, n.id
 """
 
