@@ -201,3 +201,26 @@ def test_tracks_split_at_divisions() -> None:
                                        sol.node_selected, sol.edge_selected)
     assert tracks.tolist()[0] == [1, 0, 0, 0]
     assert sorted(tracks[:, 3].tolist()) == [0, 0, 1, 1]  # 3 appears, 1 and 2 are daughters
+
+
+def test_windowed_with_division_pairs_matches_the_full_solve() -> None:
+    from solvers.costs import initial_motion, tracking_costs
+    from tests.solvers.test_costs import colony
+
+    cells, src, dst, truth = colony(n_frames=5)
+    g = tracking_costs(cells, src, dst, initial_motion(cells, src, dst))
+    assert g.division_pairs is not None and len(g.division_pairs)
+    full = solve_joint(g)
+    win = solve_windowed(g, window=3, overlap=1)
+    assert win.status is SolveStatus.OPTIMAL
+    assert np.array_equal(win.edge_selected, full.edge_selected)
+
+
+def test_three_level_forest_has_one_row_per_leaf() -> None:
+    # root 0 > {1, 2}; 1 > {3, 4}; 2 is a leaf; lone root 5
+    parent = np.array([-1, 0, 0, 1, 1, -1])
+    rows, cols = leaf_paths(parent)
+    paths = {}
+    for r, c in zip(rows.tolist(), cols.tolist()):
+        paths.setdefault(r, set()).add(c)
+    assert sorted(map(sorted, paths.values())) == [[0, 1, 3], [0, 1, 4], [0, 2]]
