@@ -15,6 +15,9 @@ options of ``j``, and temperature scaling (Eq. 20) divides the scores by ``T`` f
 * **FP** (Eq. 13): ``s = −mean cost`` over K graphs with perturbed features, then as SM.
 * **FP+A** (Eq. 12): ``s = log`` of the frequency of the option among the MAP solutions of the
   K perturbed graphs.
+* **MM** (ours, beside the paper's four): ``s = −Δ_j(o)``, the extra cost of the best
+  assignment that gives j the option o (:mod:`solvers.max_marginals`): an assignment-aware
+  parental softmax, exact over the frame pair, at the price of one Dijkstra per cell.
 * **AS** (Eq. 10–11): ``s = log Σ_k p_k 1[o ∈ A_k]`` over the K best assignments of each
   frame pair (Murty, :mod:`solvers.murty`), ``p_k ∝ exp(−cost_k / T_s)``; ``T_s = 1`` is the
   posterior of the paper's Eq. 6. Frame pairs are independent (the paper's Markov assumption,
@@ -41,6 +44,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from solvers.lap import APPEAR, check_lap_graph, frame_pairs, solve_lap
+from solvers.max_marginals import option_deltas
 from solvers.murty import kbest_frame_pair
 from solvers.types import CandidateGraph, Solution
 
@@ -54,6 +58,7 @@ class Method(enum.Enum):
     FP = "fp"
     FPA = "fpa"
     AS = "as"
+    MM = "mm"  # ours, not the paper's: softmax of max-marginals (solvers.max_marginals)
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,20 @@ def softmax_probabilities(graph: CandidateGraph, *, temperature: float = 1.0) ->
     return _finish(Method.SM, graph, -graph.edge_cost, -graph.appear_cost, temperature, start)
 
 
+def max_marginal_probabilities(graph: CandidateGraph, *, temperature: float = 1.0
+                               ) -> Uncertainty:
+    """MM: softmax of −Δ over the options of each cell (fixed segmentation, LAP model)."""
+    start = time.perf_counter()
+    check_lap_graph(graph)
+    edge_score = np.full(graph.n_edges, -np.inf)
+    appear_score = np.zeros(graph.n_nodes)  # first frame: "appears" is the only option
+    for pair in frame_pairs(graph):
+        e_delta, a_delta = option_deltas(graph, pair)
+        edge_score[pair.edges] = -e_delta
+        appear_score[pair.targets] = -a_delta
+    return _finish(Method.MM, graph, edge_score, appear_score, temperature, start)
+
+
 def feature_perturbation(graph: CandidateGraph, sample_graph: GraphSampler, *, k: int = 10,
                          temperature: float = 1.0, seed: int = 0) -> Uncertainty:
     """FP: parental softmax of the costs averaged over ``k`` perturbed graphs (Eq. 13)."""
@@ -272,6 +291,8 @@ def edge_probabilities(graph: CandidateGraph, method: Method | str, *, k: int = 
         return feature_perturbation(graph, sampler, k=k, temperature=temperature, seed=seed)
     if method is Method.FPA:
         return perturbed_assignments(graph, sampler, k=k, temperature=temperature, seed=seed)
+    if method is Method.MM:
+        return max_marginal_probabilities(graph, temperature=temperature)
     return assignment_sampling(graph, k=k, temperature=temperature)
 
 
@@ -314,6 +335,6 @@ def map_confidence(unc: Uncertainty, graph: CandidateGraph, solution: Solution
 __all__ = [
     "APPEAR", "Method", "Uncertainty", "assignment_sampling", "check_k", "check_temperature",
     "cost_noise_sampler", "edge_probabilities", "feature_perturbation", "group_entropy",
-    "group_softmax", "map_confidence", "option_groups", "perturbed_assignments",
+    "group_softmax", "map_confidence", "max_marginal_probabilities", "option_groups", "perturbed_assignments",
     "softmax_probabilities", "with_temperature",
 ]

@@ -145,3 +145,42 @@ def test_bad_parameters_are_rejected() -> None:
         edge_probabilities(graph, "nonsense")
     with pytest.raises(ValueError, match="noise"):
         cost_noise_sampler(graph, -1.0)
+
+
+def brute_force_deltas(graph: CandidateGraph) -> tuple[np.ndarray, np.ndarray]:
+    """Δ of every option by enumerating every parent map of every frame pair."""
+    edge_d = np.full(graph.n_edges, np.inf)
+    appear_d = np.zeros(graph.n_nodes)
+    for pair in frame_pairs(graph):
+        options = [[APPEAR, *[int(e) for e in pair.edges if graph.edge_target[e] == b]]
+                   for b in pair.targets]
+        best_by_option: dict[tuple[int, int], float] = {}
+        for combo in itertools.product(*options):
+            parent = np.array(combo, np.int64)
+            mothers = graph.edge_source[parent[parent >= 0]]
+            if len(mothers) and np.bincount(mothers).max() > 2:
+                continue
+            c = parent_map_cost(graph, pair, parent)
+            for j, o in enumerate(combo):
+                key = (j, o)
+                best_by_option[key] = min(best_by_option.get(key, np.inf), c)
+        best = min(best_by_option.values())
+        for (j, o), c in best_by_option.items():
+            if o == APPEAR:
+                appear_d[pair.targets[j]] = c - best
+            else:
+                edge_d[o] = c - best
+    return edge_d, appear_d
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_max_marginals_match_brute_force(seed: int) -> None:
+    from solvers.uncertainty import max_marginal_probabilities
+
+    graph = small_graph(seed, sizes=(3, 3, 3))
+    edge_d, appear_d = brute_force_deltas(graph)
+    unc = max_marginal_probabilities(graph)
+    assert -unc.edge_score == pytest.approx(edge_d, abs=1e-8)
+    assert -unc.appear_score == pytest.approx(appear_d, abs=1e-8)
+    best = solve_lap(graph)
+    assert np.allclose(unc.edge_score[best.edge_selected], 0.0, atol=1e-8)
