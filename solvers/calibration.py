@@ -215,3 +215,36 @@ def sparsification_curve(uncertainty: np.ndarray, correct: np.ndarray,
     oracle = np.array([kept_accuracy((~ok).astype(float), ok, x) for x in f])
     return Sparsification(f, acc, oracle, float(np.nanmean(acc)), float(np.nanmean(oracle)))
 
+
+
+def option_truth(edge_source: np.ndarray, edge_target: np.ndarray, true_mother: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of every option (edges, then one "appears" per node) from ground truth.
+
+    ``true_mother[j]`` is the node index of j's true mother in the previous frame, −1 if j
+    truly appears, −2 if unknown (no ground truth for j). Returns (option is true, cell is
+    labelled); a cell whose true mother is not among its candidate edges is not labelled
+    (no option of it is true, so it cannot train a temperature).
+    """
+    src = np.asarray(edge_source, np.int64)
+    dst = np.asarray(edge_target, np.int64)
+    mother = np.asarray(true_mother, np.int64)
+    n = len(mother)
+    edge_true = (mother[dst] >= 0) & (src == mother[dst])
+    appear_true = mother == -1
+    has_edge = np.bincount(dst[edge_true], minlength=n) > 0
+    labelled = has_edge | appear_true
+    return np.concatenate([edge_true, appear_true]), labelled
+
+
+def fit_option_temperature(edge_score: np.ndarray, appear_score: np.ndarray,
+                           edge_target: np.ndarray, option_true: np.ndarray,
+                           cells: np.ndarray) -> float:
+    """Temperature of an uncertainty result (``solvers.uncertainty.Uncertainty`` scores) fitted
+    on the options of the labelled ``cells`` (bool mask over nodes, e.g. labelled & calibration
+    frames); what ``trackdb calibrate`` stores for reuse on other movies."""
+    n = len(appear_score)
+    group = np.concatenate([np.asarray(edge_target, np.int64), np.arange(n)])
+    score = np.concatenate([edge_score, appear_score])
+    keep = np.asarray(cells, bool)[group]
+    return fit_temperature(score[keep], group[keep], np.asarray(option_true, bool)[keep])

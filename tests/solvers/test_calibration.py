@@ -104,3 +104,28 @@ def test_sparsification() -> None:
     flat = sparsification_curve(np.zeros(10), ok)
     assert np.allclose(flat.accuracy, 0.8)
     assert kept_accuracy(np.zeros(10), ok, 0.5) == pytest.approx(0.8)
+
+
+def test_option_truth_and_fit_on_a_graph_shaped_problem() -> None:
+    from solvers.calibration import fit_option_temperature, option_truth
+
+    # nodes 0, 1 at t=0; 2, 3, 4 at t=1. 2 ← 0 (true), 3 ← 1 (true), 4 appears, but node 3's
+    # true mother (1) has no candidate edge into it
+    src = np.array([0, 1, 0, 1])
+    dst = np.array([2, 2, 3, 4])
+    mother = np.array([-2, -2, 0, 1, -1])
+    option_true, labelled = option_truth(src, dst, mother)
+    assert option_true.tolist() == [True, False, False, False] + [False] * 4 + [True]
+    assert labelled.tolist() == [False, False, True, False, True]
+    rng = np.random.default_rng(0)
+    # many copies of a two-option cell whose true option wins with probability sigmoid(2 / 1.5)
+    n = 4000
+    p_true = 1 / (1 + np.exp(-2 / 1.5))
+    truth_first = rng.random(n) < p_true
+    edge_target = np.arange(n)  # one candidate mother per cell
+    edge_score = np.zeros(n)  # option "that mother" scored 0
+    appear_score = np.full(n, -2.0)  # option "appears" scored −2
+    option_true = np.concatenate([truth_first, ~truth_first])
+    t = fit_option_temperature(edge_score, appear_score, edge_target, option_true,
+                               np.ones(n, bool))
+    assert t == pytest.approx(1.5, rel=0.1)
