@@ -277,11 +277,22 @@ def edge_probabilities(graph: CandidateGraph, method: Method | str, *, k: int = 
     """One entry point for every method (what ``trackdb uncertainty --method`` calls).
 
     FP and FP+A need perturbed graphs: ``sample_graph(rng)`` should re-compute the costs from
-    perturbed features (the paper's choice); without it the edge, appear and disappear costs
-    are perturbed directly by Gaussian noise of ``noise`` nats (:func:`cost_noise_sampler`).
+    perturbed features (the paper's choice; it must return graphs without division pairs, e.g.
+    through ``fold_pairs``); without it the edge, appear and disappear costs are perturbed
+    directly by Gaussian noise of ``noise`` nats (:func:`cost_noise_sampler`). A graph with
+    division pairs is folded first. FP+A, AS and MM need a fixed segmentation (ValueError
+    otherwise); for competing candidates use :func:`assignment_sampling` with ``solutions``
+    from :func:`solvers.kbest_joint.kbest_joint`.
     """
     method = Method(method)
     check_temperature(temperature)
+    if getattr(graph, "division_pairs", None) is not None:
+        # pair-priced divisions have no per-edge form: use the product's folding
+        # (min of continuation and half the best division, solvers.costs.fold_pairs); edge
+        # indices are unchanged, so the result still lines up with ``graph``
+        from solvers.costs import fold_pairs
+
+        graph = fold_pairs(graph)
     if method in (Method.FP, Method.FPA, Method.AS):
         check_k(k)
     sampler = sample_graph or cost_noise_sampler(graph, noise)

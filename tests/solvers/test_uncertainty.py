@@ -184,3 +184,17 @@ def test_max_marginals_match_brute_force(seed: int) -> None:
     assert -unc.appear_score == pytest.approx(appear_d, abs=1e-8)
     best = solve_lap(graph)
     assert np.allclose(unc.edge_score[best.edge_selected], 0.0, atol=1e-8)
+
+
+def test_graph_with_division_pairs_is_folded() -> None:
+    from dataclasses import replace
+
+    graph = small_graph(2, sizes=(2, 3))
+    src = graph.edge_source
+    firsts = [e for e in range(graph.n_edges) if src[e] == 0]
+    assert len(firsts) >= 2
+    paired = replace(graph, division_pairs=np.array([[firsts[0], firsts[1]]]),
+                     division_pair_cost=np.array([-1.0]))
+    for method in (Method.SM, Method.AS, Method.MM):
+        unc = edge_probabilities(paired, method, k=3)
+        assert np.allclose(incoming_sums(paired, unc) + unc.appear_p, 1.0)
