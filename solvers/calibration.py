@@ -160,7 +160,7 @@ def write_reliability_png(diagram: ReliabilityDiagram, path: str | Path, title: 
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_title(f"{title}  ECE={diagram.ece:.3f}".strip())
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
