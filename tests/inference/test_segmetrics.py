@@ -71,3 +71,27 @@ def test_movie_scores_pool_counts_over_frames() -> None:
 def test_shape_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError, match="shape"):
         f1_score(np.zeros((3, 3), int), np.zeros((3, 4), int))
+
+
+def test_baselines_separate_two_blobs_only_when_the_valley_is_deep_enough() -> None:
+    from inference.baselines import threshold_components, watershed_segmentation
+
+    yy, xx = np.mgrid[:32, :48]
+    blob = lambda cx: np.exp(-((yy - 16) ** 2 + (xx - cx) ** 2) / 60.0)  # noqa: E731
+    prob = np.clip(blob(16) + blob(30), 0, 1)  # two peaks joined above 0.5
+    cc = threshold_components(prob)
+    assert cc.max() == 1  # one merged component at 0.5
+    ws = watershed_segmentation(prob, h=0.05, sigma=0.0)
+    assert ws.max() == 2  # the watershed splits it at the valley
+    assert set(np.unique(ws[prob >= 0.5])) == {1, 2}
+
+
+def test_synthetic_maps_are_reproducible_and_in_range() -> None:
+    from inference.synthetic import disk_movie, prob_from_labels
+
+    labels = disk_movie(n_frames=1, shape=(40, 40), seed=1)[0]
+    p1 = prob_from_labels(labels, seed=4)
+    p2 = prob_from_labels(labels, seed=4)
+    np.testing.assert_array_equal(p1, p2)
+    assert p1.dtype == np.float32 and p1.min() >= 0.0 and p1.max() <= 1.0
+    assert (p1[labels > 0] >= 0.5).mean() > 0.5 and (p1[labels == 0] < 0.5).all()
