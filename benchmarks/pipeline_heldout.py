@@ -84,6 +84,8 @@ def tracking_metrics(gt: tuple[np.ndarray, np.ndarray], res: tuple[np.ndarray, n
     from traccuracy.matchers import CTCMatcher
     from traccuracy.metrics import CTCMetrics
 
+    if len(res[1]) == 0:  # nothing detected: traccuracy cannot load an empty track file
+        return {"TRA": 0.0, "DET": 0.0, "LNK": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         write_ctc(Path(tmp) / "gt", *gt, "man_track", "man_track.txt")
         write_ctc(Path(tmp) / "res", *res, "mask", "res_track.txt")

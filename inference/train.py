@@ -294,7 +294,7 @@ def train(dataset_dir: str | Path, seq: str, frames: range, out_dir: str | Path,
         scaler.update()
         step += 1
         elapsed += time.perf_counter() - t0
-        for k, v in {"loss": float(loss), **terms}.items():
+        for k, v in {"loss": float(loss.detach()), **terms}.items():
             running[k] = 0.9 * running.get(k, v) + 0.1 * v
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
