@@ -129,28 +129,36 @@ def build_forest_index(
     node_level = np.zeros(P, np.int32)
     level_first = np.zeros(len(levels) + 1, np.int64)  # node id range of each level
     pix_sorted_parts = []
+    touched = np.zeros(P, bool)
+    slot = np.zeros(P, np.int64)
     n_nodes = 0
     for li, k in enumerate(levels):
         new = porder[p_start[li] : p_end[li]]
         m = len(new)
         es, ee = e_start[li], e_end[li]
         u, v = eu[es:ee], ev[es:ee]
-        # vertices: new pixels 0..m-1, then every existing node (only current roots get edges);
-        # csgraph numbers components by their lowest vertex, so the components holding new
-        # pixels are exactly labels 0..ncomp-1 and no unique() is needed
+        # vertices: new pixels 0..m-1, then the current roots they touch; every touched root
+        # shares a component with a new pixel, and csgraph numbers components by their lowest
+        # vertex, so the new nodes are exactly labels 0..ncomp-1
         a = rank[u]
         b = rank[v]
         uo, vo = u_old[es:ee], v_old[es:ee]
-        a[uo] = m + up[own[u[uo]]]
-        b[vo] = m + up[own[v[vo]]]
-        nv = m + n_nodes
+        ru, rv = up[own[u[uo]]], up[own[v[vo]]]
+        # compact the touched roots to vertices m.. (a flag array, not a sort: the graph's
+        # size, not the number of nodes so far, then sets the cost of the csgraph call)
+        touched[ru] = True
+        touched[rv] = True
+        roots = np.flatnonzero(touched[:n_nodes])
+        touched[roots] = False
+        slot[roots] = np.arange(m, m + len(roots))
+        a[uo] = slot[ru]
+        b[vo] = slot[rv]
+        nv = m + len(roots)
         g = sparse.csr_matrix((np.ones(len(a), np.int8), (a, b)), shape=(nv, nv))
         _, comp = csgraph.connected_components(g, directed=False)
         ncomp = int(comp[:m].max()) + 1
         own[new] = n_nodes + comp[:m]
-        old = comp[m:] < ncomp
-        roots = np.flatnonzero(old)
-        parent[roots] = n_nodes + comp[m:][old]
+        parent[roots] = n_nodes + comp[m:]
         up[roots] = parent[roots]
         node_level[n_nodes : n_nodes + ncomp] = k
         pix_sorted_parts.append(new[np.argsort(comp[:m], kind="stable")])
