@@ -141,3 +141,15 @@ def test_store_feeds_candidates_and_embedtrack_solve(model_dir: Path, tmp_path: 
     zarr.open_group(str(store), mode="a")["pred"]["done"][2] = False
     with pytest.raises(ValueError, match="frames \\[2\\]"):
         embedtrack_solve(str(store))
+
+
+def test_3d_movie_with_tta(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = BranchedERFNet(3, 1, 0.125)
+    cfg = model_config(model, pixel_scale=1 / 255, normalise_percentiles=[1.0, 99.8])
+    mdir = save_model(tmp_path / "m3", model, cfg)
+    vol = np.random.default_rng(0).random((2, 8, 16, 24)).astype(np.float32)
+    predict_movie(vol, tmp_path / "v.zarr", mdir, tta=True, tile=16, overlap=8, progress=False)
+    g = zarr.open_group(str(tmp_path / "v.zarr"))["pred"]
+    assert g["offsets"].shape == (2, 3, 8, 16, 24) and g.attrs["axis_order"] == "tzyx"
+    assert bool(np.all(g["done"][:]))
