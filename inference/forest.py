@@ -97,9 +97,11 @@ def build_forest_index(
 ) -> tuple[Candidates, ForestIndex]:
     """:func:`build_forest` plus the :class:`ForestIndex` (pixel → deepest node) it was built from."""
     prob = _validate(prob)
+    if not (0 <= decimals <= 4) or min_area < 1 or not (0.0 <= tau <= 1.0):
+        raise ValueError("need 0 <= decimals <= 4, min_area >= 1 and 0 <= tau <= 1")
     shape, ndim = prob.shape, prob.ndim
     scale = 10**decimals
-    q = np.rint(prob * scale).astype(np.int16 if scale <= 10000 else np.int32)
+    q = np.rint(prob * scale).astype(np.int16)
     fg = q >= math.ceil(tau * scale - 1e-9)
     idx = np.flatnonzero(fg)
     if len(idx) == 0:

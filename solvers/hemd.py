@@ -139,7 +139,10 @@ class _Forest:
         self.area = f.area[self.orig].astype(np.float64)
         self.bbox = f.bbox[self.orig]
         pn = np.asarray(f.pixel_node, np.int64)
-        self.pimg = np.where(pn >= 0, pre[np.maximum(pn, 0)], -1).astype(np.int32)
+        if n:
+            self.pimg = np.where(pn >= 0, pre[np.maximum(pn, 0)], -1).astype(np.int32)
+        else:
+            self.pimg = np.full(pn.shape, -1, np.int32)
         self.n = n
         self.remaining = np.ones(n, bool)
         self.selected = np.zeros(n, bool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from solvers.emd import emd_matching, hemd_matching
 from solvers.hemd import HemdFrame, select_hemd
@@ -146,3 +147,24 @@ def test_selection_is_an_antichain_on_a_synthetic_movie() -> None:
             cover[y0:y1, x0:x1] += c.masks[i]
         assert cover.max() <= 1  # selected regions never overlap
         assert sel.sum() >= 1
+
+
+def test_an_empty_frame_breaks_nothing() -> None:
+    empty = HemdFrame(
+        hier_parent=np.zeros(0, np.int64), area=np.zeros(0, np.int64),
+        bbox=np.zeros((0, 2 * len(SHAPE)), np.int64), pixel_node=np.full(SHAPE, -1),
+    )
+    res = select_hemd([_two_cells(), empty, _ambiguous()])
+    assert res.selected[1].shape == (0,)
+    np.testing.assert_array_equal(res.selected[2], [True, False, False])  # padded root
+
+
+def test_bad_frames_are_rejected() -> None:
+    with pytest.raises(ValueError, match="hier_parent"):
+        HemdFrame(np.array([5]), np.array([3]), np.zeros((1, 4)), np.zeros(SHAPE, int))
+    with pytest.raises(ValueError, match="bbox"):
+        HemdFrame(np.array([-1]), np.array([3]), np.zeros((1, 3)), np.zeros(SHAPE, int))
+    with pytest.raises(ValueError, match="share one image shape"):
+        other = HemdFrame(np.array([-1]), np.array([1]), np.array([[0, 0, 1, 1]]),
+                          np.zeros((3, 3), int))
+        select_hemd([_two_cells(), other])
