@@ -303,6 +303,28 @@ def _masks(pixel_node: np.ndarray, bbox: np.ndarray, subtree: np.ndarray, hier_p
     return out
 
 
+def paint_pixel_node(c: Candidates, shape: tuple[int, ...]) -> np.ndarray:
+    """The ``ForestIndex.pixel_node`` image of one frame's candidates, rebuilt from their masks.
+
+    For candidates that come back from the store (masks, no index): nodes are painted parents
+    first, so each pixel ends up with the deepest node containing it. ``hier_parent`` may be in
+    any order.
+    """
+    parent = np.asarray(c.hier_parent, np.int64)
+    depth = np.zeros(len(parent), np.int64)
+    cur = parent.copy()
+    while (cur >= 0).any():
+        m = cur >= 0
+        depth[m] += 1
+        cur[m] = parent[cur[m]]
+    out = np.full(shape, -1, np.int32)
+    d = len(shape)
+    for i in np.argsort(depth, kind="stable").tolist():
+        sl = tuple(slice(int(c.bbox[i, a]), int(c.bbox[i, a + d])) for a in range(d))
+        out[sl][c.masks[i]] = i
+    return out
+
+
 def build_forest(
     prob: np.ndarray,
     t: int = 0,

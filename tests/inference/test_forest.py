@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from inference.forest import build_forest, build_forest_index
+from inference.forest import build_forest, build_forest_index, paint_pixel_node
 from inference.types import Candidates
 
 
@@ -130,3 +130,11 @@ def test_empty_frame_gives_no_candidates() -> None:
 def test_bad_input_is_rejected_with_a_clear_message(bad: np.ndarray, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
         build_forest(bad)
+
+
+def test_pixel_node_can_be_rebuilt_from_the_masks() -> None:
+    rng = np.random.default_rng(3)
+    p = ndi.gaussian_filter(rng.random((30, 40)), 1.5)
+    p = (p - p.min()) / (p.max() - p.min())
+    c, index = build_forest_index(p, min_area=3)
+    np.testing.assert_array_equal(paint_pixel_node(c, p.shape), index.pixel_node)

@@ -168,3 +168,13 @@ def test_bad_frames_are_rejected() -> None:
         other = HemdFrame(np.array([-1]), np.array([1]), np.array([[0, 0, 1, 1]]),
                           np.zeros((3, 3), int))
         select_hemd([_two_cells(), other])
+
+
+def test_3d_split_is_chosen_like_in_2d() -> None:
+    def lift(f: HemdFrame) -> HemdFrame:  # the same forest on a 2-slice volume
+        bbox = np.concatenate([np.zeros((len(f.area), 1), int), f.bbox[:, :2],
+                               np.full((len(f.area), 1), 2), f.bbox[:, 2:]], axis=1)
+        return HemdFrame(f.hier_parent, 2 * f.area, bbox, np.stack([f.pixel_node] * 2))
+
+    res = select_hemd([lift(_two_cells()), lift(_ambiguous()), lift(_two_cells())])
+    np.testing.assert_array_equal(res.selected[1], [False, True, True])
