@@ -8,8 +8,8 @@
 This is a pure assignment problem, so it is solved exactly by ``linear_sum_assignment`` on the
 dense block of each connected component of the pair graph. Measured on bacteria frames 51-52
 (273 x 336 instances, 418 allowed pairs): 2.1 ms, against 53 ms for the same model through
-pywraplp CBC and 77 ms through HiGHS, all with the same optimum (85.1249). Pairs outside the size-change limit
-are simply absent.
+pywraplp CBC and 77 ms through HiGHS, all with the same optimum (85.1249). Pairs outside the
+size-change limit are simply absent.
 
 **H-EMD matching** (Eqs. 11-15) of instances r into a forest::
 
