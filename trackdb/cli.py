@@ -199,6 +199,47 @@ def evaluate(movie_name: str, gt_dir: Path, solution: str | None, db_url: str | 
         echo_json(evaluate_solution(store, movie_name, gt_dir, solution))
 
 
+@cli.command("export-geff")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--movie", "movie_name", required=True)
+@click.option("--solution", default=None, help="Solution id or name (default: the current one).")
+@click.option("--candidates", is_flag=True, help="Export the whole candidate graph (with a 'selected' prop).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing GEFF at PATH.")
+@DB_OPTION
+def export_geff_cmd(path: Path, movie_name: str, solution: str | None, candidates: bool, overwrite: bool,
+                    db_url: str | None) -> None:
+    """Write a solution (or the candidate graph) as GEFF, with positions, costs and probabilities."""
+    from .export_geff import export_geff
+
+    with open_store(db_url) as store:
+        out = export_geff(store, path, movie_name, solution, candidates, overwrite=overwrite)
+    click.echo(f"wrote {out}")
+
+
+@cli.command("export-tracks")
+@click.argument("outdir", type=click.Path(path_type=Path))
+@click.option("--movie", "movie_name", required=True)
+@click.option("--solution", default=None)
+@click.option("--format", "fmt", type=click.Choice(["napari", "csv", "parquet"]), default="napari", show_default=True,
+              help="napari: tracks.csv + graph.json; csv/parquet: nodes, edges and tracks tables.")
+@click.option("--candidates", is_flag=True, help="Tables of the whole candidate graph (csv/parquet).")
+@DB_OPTION
+def export_tracks_cmd(outdir: Path, movie_name: str, solution: str | None, fmt: str, candidates: bool,
+                      db_url: str | None) -> None:
+    """Write tracks for napari, or node/edge/track tables as CSV or Parquet."""
+    with open_store(db_url) as store:
+        if fmt == "napari":
+            from .export_graph import write_napari_tracks
+
+            paths = write_napari_tracks(store, outdir, movie_name, solution)
+        else:
+            from .export_tables import export_tables
+
+            paths = export_tables(store, outdir, movie_name, solution, fmt, candidates=candidates)  # type: ignore[arg-type]
+    for name, p in paths.items():
+        click.echo(f"{name}: {p}")
+
+
 def main() -> None:
     try:
         from . import cli_more  # noqa: F401  (registers the pipeline commands)

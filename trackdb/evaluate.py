@@ -52,7 +52,7 @@ def ctc_scores(pred_masks: np.ndarray, pred_tracks: np.ndarray, gt_dir: Path,
     """
     from traccuracy import run_metrics
     from traccuracy.loaders import load_ctc_data
-    from traccuracy.matchers import CTCMatcher
+    from traccuracy.matchers import CTCMatcher, IOUMatcher
     from traccuracy.metrics import CTCMetrics, DivisionMetrics
 
     gt_dir = Path(gt_dir)
@@ -76,7 +76,11 @@ def ctc_scores(pred_masks: np.ndarray, pred_tracks: np.ndarray, gt_dir: Path,
             warnings.simplefilter("ignore")
             gt = load_ctc_data(str(gd), str(gd / "man_track.txt"), name="gt")
             pred = load_ctc_data(str(pd_), str(pd_ / "res_track.txt"), name="pred")
-            results, _ = run_metrics(gt, pred, CTCMatcher(), [CTCMetrics(), DivisionMetrics()])
+            results, _ = run_metrics(gt, pred, CTCMatcher(), [CTCMetrics()])
+            # division metrics need a one-to-one matching, which CTC's (>50% of the GT mask)
+            # is not once segmentations merge or split cells
+            div, _ = run_metrics(gt, pred, IOUMatcher(iou_threshold=0.5, one_to_one=True), [DivisionMetrics()])
+            results += div
     out: dict[str, Any] = {}
     for r in results:
         res = r.get("results", {})
