@@ -161,32 +161,56 @@ def run_solve(store: Store, movie_name: str, *, method: str = "joint", window: i
     params = {"method": m.value, "window": window, "time_limit": time_limit, "gap": gap,
               "iterations": iterations, "link_run_id": link["id"]}
     with store.run(movie.id, "solve", params, parent_run_id=link["id"]) as run_id:
-        cands, node_ids = load_candidates(store, cand_run, movie.ndim, with_masks=True)
-        edges, edge_ids = load_edges(store, int(link["id"]), node_ids)
-        cells = CellFeatures(t=cands.t, centroid=cands.centroid, area=cands.area.astype(float),
-                             cov=mask_covariance(cands), bbox=cands.bbox, image_shape=movie.shape)
-        cost_params = CostParams()
-        node_cost = forest_node_cost(cands, cost_params)
-        keep = np.ones(len(cands), bool)
-        if m is Method.HEMD:
-            keep = hemd_selection(cands, movie)
-        elif m is Method.LAP and not np.all(cands.hier_parent < 0):
-            raise InputError("--method lap needs a fixed segmentation (label images); use joint or hemd for a forest")
-        sub_nodes, sub_edges = _restrict(keep, edges.source, edges.target)
-        solver = _solver(Method.LAP if m is Method.HEMD else m, window, time_limit, gap)
-        sub_cells = CellFeatures(t=cells.t[keep], centroid=cells.centroid[keep], area=cells.area[keep],
-                                 cov=cells.cov[keep], bbox=cells.bbox[keep], image_shape=cells.image_shape)
-        graph, sol, history = refine_tracking(
-            sub_cells, sub_nodes[edges.source[sub_edges]], sub_nodes[edges.target[sub_edges]], solver,
-            n_iter=iterations, params=cost_params,
-            node_cost=None if node_cost is None or m is Method.HEMD else node_cost[keep],
-            node_hier_parent=None if m is Method.HEMD else _reindex_parent(cands.hier_parent, keep))
+        built = build_solve(store, movie, m, int(link["id"]), cand_run, window=window,
+                            time_limit=time_limit, gap=gap, iterations=iterations)
+        graph, sol, history = built.graph, built.solution, built.history
         if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
             raise SolveFailed(f"solve of movie {movie.name!r} ended {sol.status.value}"
                               f"{' (raise --time-limit)' if sol.status is SolveStatus.TIMEOUT else ''}")
-        result = _write_solution(store, movie, run_id, graph, sol, node_ids[keep], edge_ids[sub_edges], m.value)
+        result = _write_solution(store, movie, run_id, graph, sol, built.node_ids, built.edge_ids, m.value)
     return SolveResult(run_id, result[0], sol.status.value, float(sol.objective), result[1], result[2],
                        result[3], float(sum(h.get("seconds", 0.0) for h in history)), history)
+
+
+@dataclass(frozen=True)
+class BuiltSolve:
+    """The model a solve optimised and its solution, local indices mapped to database ids."""
+
+    graph: CandidateGraph
+    solution: Solution
+    history: list[dict[str, Any]]
+    node_ids: np.ndarray  # (graph.n_nodes,) node id of every graph node
+    edge_ids: np.ndarray  # (graph.n_edges,) edge id of every graph edge
+
+
+def build_solve(store: Store, movie: Movie, m: Method, link_run_id: int, cand_run: int, *,
+                window: int | None, time_limit: float, gap: float, iterations: int) -> BuiltSolve:
+    """Candidates + links → costs (motion refined over solves) → solution, without writing.
+
+    Shared by ``run_solve`` and by ``trackdb uncertainty``, which rebuilds the current
+    solution's model from its solve run's parameters so its probabilities describe that model.
+    """
+    cands, node_ids = load_candidates(store, cand_run, movie.ndim, with_masks=True)
+    edges, edge_ids = load_edges(store, link_run_id, node_ids)
+    cells = CellFeatures(t=cands.t, centroid=cands.centroid, area=cands.area.astype(float),
+                         cov=mask_covariance(cands), bbox=cands.bbox, image_shape=movie.shape)
+    cost_params = CostParams()
+    node_cost = forest_node_cost(cands, cost_params)
+    keep = np.ones(len(cands), bool)
+    if m is Method.HEMD:
+        keep = hemd_selection(cands, movie)
+    elif m is Method.LAP and not np.all(cands.hier_parent < 0):
+        raise InputError("--method lap needs a fixed segmentation (label images); use joint or hemd for a forest")
+    sub_nodes, sub_edges = _restrict(keep, edges.source, edges.target)
+    solver = _solver(Method.LAP if m is Method.HEMD else m, window, time_limit, gap)
+    sub_cells = CellFeatures(t=cells.t[keep], centroid=cells.centroid[keep], area=cells.area[keep],
+                             cov=cells.cov[keep], bbox=cells.bbox[keep], image_shape=cells.image_shape)
+    graph, sol, history = refine_tracking(
+        sub_cells, sub_nodes[edges.source[sub_edges]], sub_nodes[edges.target[sub_edges]], solver,
+        n_iter=iterations, params=cost_params,
+        node_cost=None if node_cost is None or m is Method.HEMD else node_cost[keep],
+        node_hier_parent=None if m is Method.HEMD else _reindex_parent(cands.hier_parent, keep))
+    return BuiltSolve(graph, sol, history, node_ids[keep], edge_ids[sub_edges])
 
 
 def _restrict(keep: np.ndarray, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
