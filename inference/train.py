@@ -305,7 +305,7 @@ def train(dataset_dir: str | Path, seq: str, frames: range, out_dir: str | Path,
             elapsed += time.perf_counter() - t1
             history.append({"step": step, "elapsed_s": round(elapsed, 1), "lr": lr_now,
                             "val_iou": round(val, 4), **{k: round(v, 4) for k, v in running.items()}})
-            print(json.dumps(history[-1]), flush=True)
+            print(json.dumps(history[-1]), file=sys.stderr, flush=True)  # progress, not results
             if val > best:
                 best = val
                 save_model(out, model, {**cfg, "trained_steps": step}, metrics(val), cmd)

@@ -241,13 +241,10 @@ def export_tracks_cmd(outdir: Path, movie_name: str, solution: str | None, fmt: 
 
 
 def main() -> None:
-    try:
-        from . import cli_more  # noqa: F401  (registers the pipeline commands)
-    except ImportError as exc:  # a room still missing must not break the store commands
-        if "cli_more" not in str(exc):
-            raise
     cli.main(prog_name="trackdb")
 
+
+from . import cli_more  # noqa: E402,F401  (registers the pipeline commands on ``cli``)
 
 if __name__ == "__main__":
     main()

@@ -48,7 +48,8 @@ def link(movie_name: str, max_distance: float, k: int, dt: int, db_url: str | No
 
 @cli.command()
 @click.option("--movie", "movie_name", required=True)
-@click.option("--method", type=click.Choice(["joint", "lap", "hemd"]), default="joint", show_default=True)
+@click.option("--method", type=click.Choice(["joint", "lap", "hemd", "embedtrack"]), default="joint", show_default=True,
+              help="embedtrack: the network's own clustering + linking (needs `trackdb predict`).")
 @click.option("--window", type=int, default=None, help="Solve in windows of this many frames.")
 @click.option("--time-limit", type=float, default=300.0, show_default=True, help="Seconds per solve.")
 @click.option("--gap", type=float, default=1e-4, show_default=True, help="Relative MIP gap.")
@@ -60,8 +61,17 @@ def solve(movie_name: str, method: str, window: int | None, time_limit: float, g
     """Select cells and links (OR-Tools / HiGHS), write the solution and make it current."""
     from .pipeline import run_solve
 
+    if method == "embedtrack":
+        from .predictions import run_embedtrack
+
+        with open_store(db_url) as store:
+            sid = run_embedtrack(store, movie_name)
+        echo_json({"solution_id": sid, "method": "embedtrack", "status": "optimal"})
+        return
     with open_store(db_url) as store:
         r = run_solve(store, movie_name, method=method, window=window, time_limit=time_limit, gap=gap,
                       iterations=iterations)
     echo_json({"run_id": r.run_id, "solution_id": r.solution_id, "status": r.status, "objective": r.objective,
                "cells": r.n_selected, "links": r.n_links, "tracks": r.n_tracks, "solve_seconds": round(r.seconds, 2)})
+
+from . import cli_inference  # noqa: E402,F401  (train, predict, candidates-from-predictions)

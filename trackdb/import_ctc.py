@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
 
 from inference.edges import mask_iou
 from inference.regions import candidates_from_labels
@@ -80,7 +81,6 @@ def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only:
                 if s != shape:
                     raise InputError(f"{f}: raw frame shape {s} differs from mask shape {shape}")
 
-    cands = candidates_from_labels(masks) if masks is not None else None
     with store.engine.begin() as conn:
         movie_id = store.add_movie(conn, movie, tuple(int(s) for s in shape), n_frames,
                                    uri=str(raw_dir.resolve()) if raw_files else None,
@@ -89,24 +89,36 @@ def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only:
             movie_id=movie_id, kind="import", status="succeeded", code_version=code_version(),
             params={"dataset": str(dataset.resolve()), "seq": seq, "masks_only": masks_only, "no_gt": no_gt},
             started_at=_now(), finished_at=_now()).returning(schema.run.c.id)).scalar_one())
-        if cands is None:
+        if masks is None:
             return ImportResult(movie_id, run_id, n_frames, 0, 0, None)
-        source = "labels" if masks_only else "gt"
-        node_ids = ingest.insert_nodes(conn, movie_id, run_id, cands, source)
         if masks_only:
+            cands = candidates_from_labels(masks)
+            ingest.insert_nodes(conn, movie_id, run_id, cands, "labels")
             return ImportResult(movie_id, run_id, n_frames, len(cands), 0, None)
         assert tracks is not None
-        src, dst = lineage_links(cands.t, cands.label, tracks)
-        cen = np.asarray(cands.centroid)
-        edges = CandidateEdges(
-            source=src, target=dst, dt=cands.t[dst] - cands.t[src],
-            distance=np.linalg.norm(cen[dst] - cen[src], axis=1),
-            iou=mask_iou(cands.bbox, cands.masks, cands.area, src, dst))
-        edge_ids = ingest.insert_edges(conn, movie_id, run_id, node_ids, cands.t, edges)
-        sid = ingest.insert_solution(
-            conn, run_id=run_id, movie_id=movie_id, node_ids=node_ids,
-            track_ids=cands.label, edge_ids=edge_ids,
-            edge_source_ids=node_ids[src], edge_target_ids=node_ids[dst], tracks=tracks,
-            status="optimal", name="gt")
-        store.set_current_solution(conn, movie_id, sid)
-    return ImportResult(movie_id, run_id, n_frames, len(cands), len(src), sid)
+        n_nodes, n_edges, sid = write_lineage(store, conn, movie_id, run_id, masks, tracks, "gt", "gt")
+    return ImportResult(movie_id, run_id, n_frames, n_nodes, n_edges, sid)
+
+
+def write_lineage(store: Store, conn: sa.Connection, movie_id: int, run_id: int, masks: np.ndarray,
+                  tracks: np.ndarray, source: str, name: str) -> tuple[int, int, int]:
+    """Store CTC-style label images + lineage table as nodes, links and a current solution.
+
+    Used for imported ground truth and for results that arrive as a CTC lineage (EmbedTrack
+    linking); node labels are the track ids. Returns (nodes, links, solution id).
+    """
+    cands = candidates_from_labels(masks)
+    node_ids = ingest.insert_nodes(conn, movie_id, run_id, cands, source)
+    src, dst = lineage_links(cands.t, cands.label, tracks)
+    cen = np.asarray(cands.centroid)
+    edges = CandidateEdges(
+        source=src, target=dst, dt=cands.t[dst] - cands.t[src],
+        distance=np.linalg.norm(cen[dst] - cen[src], axis=1),
+        iou=mask_iou(cands.bbox, cands.masks, cands.area, src, dst))
+    edge_ids = ingest.insert_edges(conn, movie_id, run_id, node_ids, cands.t, edges)
+    sid = ingest.insert_solution(
+        conn, run_id=run_id, movie_id=movie_id, node_ids=node_ids, track_ids=cands.label,
+        edge_ids=edge_ids, edge_source_ids=node_ids[src], edge_target_ids=node_ids[dst],
+        tracks=tracks, status="optimal", name=name)
+    store.set_current_solution(conn, movie_id, sid)
+    return len(cands), len(src), sid
