@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import schema
-from .graph_frames import sorted_by, graph_frames, read_frame
+from .graph_frames import bulk_reader, graph_frames, read_frame, sorted_by
 from .store import Store
 
 
@@ -35,7 +35,7 @@ def napari_tracks(store: Store, movie_name: str | int,
     query = (sa.select(sn.track_id, n.t, *coords)
              .select_from(schema.solution_node.join(schema.node, n.id == sn.node_id))
              .where(sn.solution_id == sid))
-    with store.engine.connect() as conn:
+    with bulk_reader(store) as conn:
         table = sorted_by(read_frame(conn, query, {"track_id": False, "t": False}), "track_id", "t")
         links = conn.execute(sa.select(tr.track_id, tr.parent_track_id)
                              .where(tr.solution_id == sid, tr.parent_track_id.is_not(None))
