@@ -136,9 +136,10 @@ def forest_node_cost(cands: Candidates, params: CostParams) -> np.ndarray | None
 
 def _solver(method: Method, window: int | None, time_limit: float, gap: float):  # type: ignore[no-untyped-def]
     if method is Method.LAP:
+        from solvers.costs import fold_pairs
         from solvers.lap import solve_lap
 
-        return lambda g: solve_lap(g, ignore_division_pairs=True)
+        return lambda g: solve_lap(fold_pairs(g))  # daughter-pair costs folded into the edges
     from solvers.joint import solve_joint, solve_windowed
 
     if window:
