@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +55,9 @@ def test_medoid_lies_in_object() -> None:
 def test_tiny_training_separates_touching_objects(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     write_synthetic_ctc(tmp_path / "data")
-    t0 = time.perf_counter()
     metrics = train(tmp_path / "data", "01", range(0, 6), tmp_path / "model", width=0.25, crop=48,
                     batch=2, steps=200, lr=5e-3, val_pairs=1, val_every=1000, seed=0,
                     time_limit_s=None, num_threads=1, progress=False, command="test")
-    assert time.perf_counter() - t0 < 240  # ~45 s on an idle core
     assert (tmp_path / "model" / "checkpoint.pt").is_file()
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
     # GT-centred IoU > 0.5 is impossible if a cell's kernel also swallows its touching neighbour
