@@ -151,6 +151,52 @@ def _resolve_solution(store: Store, movie: Movie, solution: str | int | None, ca
     return movie.current_solution_id
 
 
+def _selected(member_key: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.case((member_key.is_(None), False), else_=True).cast(sa.Boolean).label("selected")
+
+
+def _node_query(movie: Movie, sid: int | None, candidates: bool, prob_run: int | None,
+                include_blobs: bool) -> tuple[sa.Select, dict[str, bool]]:
+    n, sn, npr = schema.node, schema.solution_node, schema.node_probability
+    skip = _NODE_SKIP + ("run_id",) + (() if include_blobs else _BLOBS) + (_DROP_IN_2D if movie.ndim == 2 else ())
+    cols: list[sa.ColumnElement] = [n.c.id.label("node_id"), *(c for c in n.c if c.name not in skip), n.c.run_id]
+    nullable = {c.name: c.nullable for c in n.c} | {"node_id": False}
+    frm: sa.FromClause = n
+    where = [n.c.movie_id == movie.id]
+    if sid is not None and candidates:
+        frm = frm.outerjoin(sn, (sn.c.node_id == n.c.id) & (sn.c.solution_id == sid))
+        cols += [sn.c.track_id, _selected(sn.c.node_id)]
+    elif sid is not None:
+        frm = frm.join(sn, sn.c.node_id == n.c.id)
+        where.append(sn.c.solution_id == sid)
+        cols.append(sn.c.track_id)
+        nullable["track_id"] = False
+    if prob_run is not None:
+        frm = frm.outerjoin(npr, (npr.c.node_id == n.c.id) & (npr.c.run_id == prob_run))
+        cols += [npr.c.p.label("probability"), npr.c.entropy]
+    return sa.select(*cols).select_from(frm).where(*where), nullable
+
+
+def _edge_query(movie: Movie, sid: int | None, candidates: bool,
+                prob_run: int | None) -> tuple[sa.Select, dict[str, bool]]:
+    e, se, epr = schema.edge, schema.solution_edge, schema.edge_probability
+    skip = _EDGE_SKIP + ("run_id",)
+    cols: list[sa.ColumnElement] = [e.c.id.label("edge_id"), *(c for c in e.c if c.name not in skip), e.c.run_id]
+    nullable = {c.name: c.nullable for c in e.c} | {"edge_id": False}
+    frm: sa.FromClause = e
+    where = [e.c.movie_id == movie.id]
+    if sid is not None and candidates:
+        frm = frm.outerjoin(se, (se.c.edge_id == e.c.id) & (se.c.solution_id == sid))
+        cols.append(_selected(se.c.edge_id))
+    elif sid is not None:
+        frm = frm.join(se, se.c.edge_id == e.c.id)
+        where.append(se.c.solution_id == sid)
+    if prob_run is not None:
+        frm = frm.outerjoin(epr, (epr.c.edge_id == e.c.id) & (epr.c.run_id == prob_run))
+        cols += [epr.c.p.label("probability"), epr.c.method.label("probability_method")]
+    return sa.select(*cols).select_from(frm).where(*where), nullable
+
+
 def graph_frames(store: Store, movie_name: str | int, solution: str | int | None = None, *,
                  candidates: bool = False, include_blobs: bool = False) -> GraphFrames:
     """Nodes, edges and tracks of one solution, or of the whole candidate graph of a movie.
@@ -160,48 +206,11 @@ def graph_frames(store: Store, movie_name: str | int, solution: str | int | None
     """
     movie = store.movie(movie_name)
     sid = _resolve_solution(store, movie, solution, candidates)
-    n, e, sn, se = schema.node, schema.edge, schema.solution_node, schema.solution_edge
-    npr, epr = schema.node_probability, schema.edge_probability
     with bulk_reader(store) as conn:
-        nrun = latest_probability_run(conn, npr, movie.id)
-        erun = latest_probability_run(conn, epr, movie.id)
-
-        skip = _NODE_SKIP + (() if include_blobs else _BLOBS) + (_DROP_IN_2D if movie.ndim == 2 else ())
-        ncols: list[sa.ColumnElement] = ([n.c.id.label("node_id")]
-                                         + [c for c in n.c if c.name not in skip + ("run_id",)] + [n.c.run_id])
-        nullable = {c.name: c.nullable for c in n.c} | {"node_id": False}
-        nfrom: sa.FromClause = n
-        nwhere = [n.c.movie_id == movie.id]
-        if sid is not None and candidates:
-            nfrom = nfrom.outerjoin(sn, (sn.c.node_id == n.c.id) & (sn.c.solution_id == sid))
-            ncols += [sn.c.track_id, sa.case((sn.c.node_id.is_(None), False), else_=True)
-                      .cast(sa.Boolean).label("selected")]
-        elif sid is not None:
-            nfrom = nfrom.join(sn, sn.c.node_id == n.c.id)
-            nwhere.append(sn.c.solution_id == sid)
-            ncols.append(sn.c.track_id)
-            nullable["track_id"] = False
-        if nrun is not None:
-            nfrom = nfrom.outerjoin(npr, (npr.c.node_id == n.c.id) & (npr.c.run_id == nrun))
-            ncols += [npr.c.p.label("probability"), npr.c.entropy]
-        nodes = read_frame(conn, sa.select(*ncols).select_from(nfrom).where(*nwhere), nullable)
-
-        ecols: list[sa.ColumnElement] = ([e.c.id.label("edge_id")]
-                                         + [c for c in e.c if c.name not in _EDGE_SKIP + ("run_id",)] + [e.c.run_id])
-        enull = {c.name: c.nullable for c in e.c} | {"edge_id": False}
-        efrom: sa.FromClause = e
-        ewhere = [e.c.movie_id == movie.id]
-        if sid is not None and candidates:
-            efrom = efrom.outerjoin(se, (se.c.edge_id == e.c.id) & (se.c.solution_id == sid))
-            ecols.append(sa.case((se.c.edge_id.is_(None), False), else_=True).cast(sa.Boolean).label("selected"))
-        elif sid is not None:
-            efrom = efrom.join(se, se.c.edge_id == e.c.id)
-            ewhere.append(se.c.solution_id == sid)
-        if erun is not None:
-            efrom = efrom.outerjoin(epr, (epr.c.edge_id == e.c.id) & (epr.c.run_id == erun))
-            ecols += [epr.c.p.label("probability"), epr.c.method.label("probability_method")]
-        edges = read_frame(conn, sa.select(*ecols).select_from(efrom).where(*ewhere), enull)
-
+        nrun = latest_probability_run(conn, schema.node_probability, movie.id)
+        erun = latest_probability_run(conn, schema.edge_probability, movie.id)
+        nodes = read_frame(conn, *_node_query(movie, sid, candidates, nrun, include_blobs))
+        edges = read_frame(conn, *_edge_query(movie, sid, candidates, erun))
         tracks = None if sid is None else _tracks(conn, sid)
     nodes, edges = sorted_by(nodes, "node_id"), sorted_by(edges, "edge_id")
     return GraphFrames(movie, sid, candidates, nodes, edges, tracks, nrun, erun)
