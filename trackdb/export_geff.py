@@ -8,7 +8,8 @@ and the trackdb provenance (movie, solution, probability runs) goes into ``extra
 
 Geff ids are our database node ids, so a GEFF node maps straight back to ``node.id``; an edge's
 own database id is the ``edge_id`` prop. NULL values become GEFF ``missing`` entries; a column
-that is NULL everywhere, and the text column ``source``, are left out. Written as Zarr v3 (``geff.write_arrays`` supports it).
+that is NULL everywhere is left out, and so is the text column ``source`` (fixed-width strings
+have no stable Zarr v3 data type yet). Written as Zarr v3 through ``geff.write_arrays``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ _NODE_DOC = {
     "probability": ("probability that the cell is real (latest uncertainty run)", None),
     "entropy": ("daughter-wise entropy of the cell's outgoing options", None),
     "hier_parent_id": ("containing candidate in the candidate forest", None),
+    "threshold": ("probability-map threshold that induced the candidate (1 for label images)", None),
+    "score": ("mean foreground probability inside the mask (1 for label images)", None),
+    "max_prob": ("highest foreground probability inside the mask", None),
+    **{f"bbox_{a}{k}": (f"bounding box {'start' if k == '0' else 'end (exclusive)'} along {a}", "pixel")
+       for a in "zyx" for k in "01"},
+    **{f"prev_{a}": ("previous-frame centre the cell's pixels vote for", "pixel") for a in "zyx"},
 }
 _EDGE_DOC = {
     "edge_id": ("trackdb edge id", None),
@@ -70,7 +77,6 @@ def _prop(series: pd.Series) -> dict[str, Any] | None:
 def _props(df: pd.DataFrame, skip: tuple[str, ...]) -> dict[str, Any]:
     out = {}
     for name in df.columns:
-        # Strings (``source``) stay out: fixed-width unicode has no stable Zarr v3 dtype yet.
         if name in skip or not (df[name].dtype.kind in "biuf" or isinstance(df[name].dtype, pd.Int64Dtype)):
             continue
         prop = _prop(df[name])

@@ -253,4 +253,5 @@ def lineage_roots(track_ids: np.ndarray, parents: pd.Series) -> np.ndarray:
 
 
 
-__all__ = ["GraphFrames", "bulk_reader", "graph_frames", "latest_probability_run", "lineage_roots", "read_frame", "sorted_by"]
+__all__ = ["GraphFrames", "bulk_reader", "graph_frames", "latest_probability_run", "lineage_roots",
+           "read_frame", "sorted_by"]
