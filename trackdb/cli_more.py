@@ -75,3 +75,4 @@ def solve(movie_name: str, method: str, window: int | None, time_limit: float, g
                "cells": r.n_selected, "links": r.n_links, "tracks": r.n_tracks, "solve_seconds": round(r.seconds, 2)})
 
 from . import cli_inference  # noqa: E402,F401  (train, predict, candidates-from-predictions)
+from . import cli_uncertainty  # noqa: E402,F401
