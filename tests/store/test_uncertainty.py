@@ -194,3 +194,25 @@ def test_bad_input_is_refused_and_store_unchanged(db_url: str, store: Store, syn
                                                  "--db", db_url])
     assert r.exit_code == 2 and r.stderr.startswith("error: --k must be") and len(r.stderr.splitlines()) == 1
     assert snapshot(store) == before
+
+
+def test_joint_model_alternatives_and_refusals(store: Store, synthetic_ctc: Path) -> None:
+    """A joint solve with gap-closing links: AS weighs the exact K best joint solutions, FP+A
+    re-solves the joint model, MM (frame pairs only) is refused with its reason."""
+    import_ctc(store, synthetic_ctc, "01", "det", masks_only=True)
+    run_link(store, "det", max_distance=30, k=5, dt=3)
+    sid = run_solve(store, "det", method="joint", time_limit=60).solution_id
+    run_id = run_uncertainty(store, "det", "as", k=3)
+    summary = run_summary(store, run_id)
+    assert summary["info"]["scope"] == "given" and summary["alternatives"] == 2
+    assert summary["rank0_links_differ"] == 0 and summary["rebuilt_links_differ"] == 0
+    links = selected_link_p(store, run_id, sid)
+    assert len(links) == 19 and np.median([q for _, q in links.values()]) > 0.9  # the GT lineage
+    weights = [w for (w,) in rows(store, "SELECT weight FROM solution WHERE run_id = :r ORDER BY rank", r=run_id)]
+    assert len(weights) == 2 and sum(weights) + summary["rank0_weight"] == pytest.approx(1.0)
+    run_fpa = run_uncertainty(store, "det", "fpa", k=2)
+    assert len(rows(store, "SELECT * FROM edge_probability WHERE run_id = :r", r=run_fpa)) == \
+        rows(store, "SELECT COUNT(*) FROM edge")[0][0]
+    with pytest.raises(InputError, match="mm needs a fixed segmentation with one-frame links"):
+        run_uncertainty(store, "det", "mm")
+    assert rows(store, "SELECT kind, status FROM run ORDER BY id DESC LIMIT 1") == [("uncertainty", "failed")]
