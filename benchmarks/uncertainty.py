@@ -60,6 +60,7 @@ from solvers.uncertainty import (  # noqa: E402
     softmax_probabilities,
     with_temperature,
 )
+from trackdb.calibrate import ancestor_at  # noqa: E402  (shared with `trackdb calibrate`)
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bacteria-divisualisation"
 CALIBRATION_LAST_FRAME = 29  # links into frames 0..29 calibrate, into 30..52 evaluate
@@ -77,13 +78,6 @@ def load_gt(gt_dir: Path) -> tuple[np.ndarray, dict[int, tuple[int, int, int]]]:
     table = np.loadtxt(gt_dir / "TRA" / "man_track.txt", dtype=np.int64, ndmin=2)
     lineage = {int(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in table}
     return labels, lineage
-
-
-def ancestor_at(label: int, frame: int, lineage: dict[int, tuple[int, int, int]]) -> int:
-    """The track of ``label``'s lineage alive at ``frame`` (0 if it did not exist yet)."""
-    while label and lineage[label][0] > frame:
-        label = lineage[label][2]
-    return label
 
 
 def ground_truth(graph: CandidateGraph, node_label: np.ndarray, node_frame: np.ndarray,
