@@ -173,7 +173,7 @@ def track_confidence(graph: CandidateGraph, track_of: np.ndarray, tracks: np.nda
     starts = np.flatnonzero(sel_nodes & ~has_mother)
     tid = np.concatenate([track_of[graph.edge_target[e]], track_of[starts]])
     p = np.clip(np.concatenate([edge_p[e], appear_p[starts]]), 0.0, 1.0)
-    row = np.searchsorted(tracks[:, 0], tid)  # track ids are 1..K in ascending order
+    row = np.searchsorted(tracks[:, 0], tid)  # ``tracks`` is sorted by track id
     k = len(tracks)
     lo = np.ones(k)
     np.minimum.at(lo, row, p)
