@@ -32,14 +32,10 @@ from scipy import ndimage as ndi
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import DEFAULT_DATA, log  # noqa: E402
 from inference.forest import build_forest_index  # noqa: E402
 from inference.synthetic import prob_from_labels  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bacteria-divisualisation"
-
-
-def log(*a: object) -> None:
-    print(*a, file=sys.stderr, flush=True)
 
 
 def median_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]

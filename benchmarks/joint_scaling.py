@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -31,37 +30,9 @@ from scipy.spatial import cKDTree
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import finite, log, restore_stdout, stdout_to_stderr  # noqa: E402
 from solvers.joint import solve_joint, solve_windowed  # noqa: E402
 from solvers.types import CandidateGraph  # noqa: E402
-
-
-def finite(obj: object) -> object:
-    """NaN/inf → None so that the output is strict JSON."""
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
-    return obj
-
-
-def stdout_to_stderr() -> int:
-    """Send fd 1 to stderr (HiGHS prints some diagnostics from C++); returns the saved fd."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    return saved
-
-
-def restore_stdout(saved: int) -> None:
-    sys.stdout.flush()
-    os.dup2(saved, 1)
-    os.close(saved)
-
-
-def log(*a: object) -> None:
-    print(*a, file=sys.stderr, flush=True)
 
 
 def synthetic_graph(n_frames: int, cells: int, seed: int = 0, k: int = 4) -> CandidateGraph:

@@ -46,18 +46,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import DEFAULT_DATA, log  # noqa: E402
 from inference.baselines import threshold_components, watershed_segmentation  # noqa: E402
+from inference.hypotheses import prune_to_hypotheses  # noqa: E402
 from inference.forest import build_forest_index, paint_pixel_node  # noqa: E402
 from inference.segmetrics import movie_scores  # noqa: E402
 from inference.synthetic import prob_from_labels  # noqa: E402
 from inference.types import Candidates  # noqa: E402
 from solvers.hemd import HemdFrame, select_hemd  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bacteria-divisualisation"
-
-
-def log(*a: object) -> None:
-    print(*a, file=sys.stderr, flush=True)
 
 
 def render(c: Candidates, sel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -78,32 +75,6 @@ def grow(pred: np.ndarray, prob: np.ndarray, tau: float = 0.5) -> np.ndarray:
     from skimage.segmentation import watershed
 
     return watershed(-prob, pred, mask=(prob >= tau) | (pred > 0)).astype(np.int32)
-
-
-def subset(c: Candidates, keep: np.ndarray) -> Candidates:
-    """Candidates restricted to ``keep`` (bool), parents re-pointed to the nearest kept ancestor."""
-    idx = np.flatnonzero(keep)
-    new = np.full(len(c), -1, np.int64)
-    new[idx] = np.arange(len(idx))
-    anc = c.hier_parent[idx].copy()
-    while True:
-        bad = (anc >= 0) & ~keep[np.maximum(anc, 0)]
-        if not bad.any():
-            break
-        anc[bad] = c.hier_parent[anc[bad]]
-    return Candidates(
-        t=c.t[idx], label=c.label[idx], centroid=c.centroid[idx], area=c.area[idx],
-        bbox=c.bbox[idx], masks=[c.masks[i] for i in idx],
-        hier_parent=np.where(anc >= 0, new[np.maximum(anc, 0)], -1), threshold=c.threshold[idx],
-        score=c.score[idx], max_prob=c.max_prob[idx],
-    )
-
-
-def hypotheses(c: Candidates) -> np.ndarray:
-    """Roots and the first node below every split (bool mask)."""
-    par = c.hier_parent
-    n_kids = np.bincount(par[par >= 0], minlength=len(c))
-    return (par < 0) | (n_kids[np.maximum(par, 0)] >= 2)
 
 
 def concat(parts: list[Candidates]) -> Candidates:
@@ -129,20 +100,17 @@ def run_joint(forests: list[Candidates], shape: tuple[int, ...], args: argparse.
     from inference.regions import mask_covariance
     from solvers.costs import CellFeatures, CostParams, refine_tracking
     from solvers.joint import solve_joint
+    from solvers.node_costs import forest_node_cost
 
     t0 = time.perf_counter()
-    parts = [subset(c, hypotheses(c)) for c in forests]
+    parts = [prune_to_hypotheses(c) for c in forests]
     cand = concat(parts)
     edges = link_candidates(cand, max_distance=args.max_distance, k=args.k)
     cov = mask_covariance(cand)
     cells = CellFeatures(t=cand.t, centroid=cand.centroid, area=cand.area.astype(float), cov=cov,
                          bbox=cand.bbox, image_shape=shape)
     params = CostParams()
-    roots = cand.hier_parent < 0
-    ref_area = float(np.median(cand.area[roots]))
-    node_cost = -(params.appear + params.disappear + 5.0) * (cand.area / ref_area) * (
-        2.0 * cand.score - 1.0
-    ) - args.node_bonus
+    node_cost = forest_node_cost(cand.area, cand.score, cand.hier_parent, params, bonus=args.node_bonus)
     log(f"joint: {len(cand)} nodes, {len(edges.source)} edges")
     t1 = time.perf_counter()
     graph, sol, hist = refine_tracking(
@@ -236,7 +204,7 @@ def main() -> None:
 
     # H-EMD on the hypotheses-only forest (what a store of pruned candidates gives it)
     t = time.perf_counter()
-    hyp = [subset(c, hypotheses(c)) for c in forests]
+    hyp = [prune_to_hypotheses(c) for c in forests]
     hres2 = select_hemd([HemdFrame(c.hier_parent, c.area, c.bbox, paint_pixel_node(c, shape))
                          for c in hyp])
     sec["hemd_hypotheses"] = round(time.perf_counter() - t, 2)

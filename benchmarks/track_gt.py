@@ -9,7 +9,6 @@ CTC metrics (traccuracy). Prints ONE JSON object on stdout; progress goes to std
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import DEFAULT_DATA, finite, load_gt_masks, log, restore_stdout, stdout_to_stderr  # noqa: E402
 from inference.edges import link_candidates  # noqa: E402
 from inference.regions import candidates_from_labels, mask_covariance  # noqa: E402
 from solvers.costs import CellFeatures, CostParams, fold_pairs, refine_tracking  # noqa: E402
@@ -28,43 +28,6 @@ from solvers.joint import solve_joint  # noqa: E402
 from solvers.tracks import tracks_from_solution  # noqa: E402
 from solvers.types import CandidateGraph, Solution  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bacteria-divisualisation"
-
-
-def finite(obj: object) -> object:
-    """NaN/inf → None so that the output is strict JSON."""
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
-    return obj
-
-
-def stdout_to_stderr() -> int:
-    """Send fd 1 to stderr (HiGHS prints some diagnostics from C++); returns the saved fd."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    return saved
-
-
-def restore_stdout(saved: int) -> None:
-    sys.stdout.flush()
-    os.dup2(saved, 1)
-    os.close(saved)
-
-
-def log(*a: object) -> None:
-    print(*a, file=sys.stderr, flush=True)
-
-
-def load_gt_masks(gt_dir: Path) -> np.ndarray:
-    import tifffile
-
-    files = sorted(glob.glob(str(gt_dir / "TRA" / "man_track*.tif")))
-    return np.stack([tifffile.imread(f) for f in files])
 
 
 def render(labels: np.ndarray, node_t: np.ndarray, node_label: np.ndarray,

@@ -44,7 +44,6 @@ from solvers.lap import (
     pair_cost_matrix,
     parent_map_cost,
     parent_map_from_assignment,
-    parent_rows,
     solve_pair_matrix,
     solution_from_parent_maps,
 )

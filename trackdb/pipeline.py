@@ -22,6 +22,7 @@ from inference.hypotheses import prune_to_hypotheses
 from inference.regions import candidates_from_labels, mask_covariance
 from inference.types import Candidates
 from solvers.costs import CellFeatures, CostParams, refine_tracking
+from solvers.node_costs import forest_node_cost
 from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Solution, SolveStatus
 
@@ -121,17 +122,12 @@ def run_link(store: Store, movie_name: str, *, max_distance: float = 60.0, k: in
     return run_id
 
 
-def forest_node_cost(cands: Candidates, params: CostParams) -> np.ndarray | None:
-    """Node costs for competing candidates; None (select every detection) for label images.
-
-    A candidate is worth selecting in proportion to its size relative to a typical cell and to
-    how far its mean probability lies above 0.5: ``-(a + d + 5)·(area/median root area)·(2·score − 1)``.
-    """
+def node_costs(cands: Candidates, params: CostParams) -> np.ndarray | None:
+    """Per-candidate costs for a forest (:mod:`solvers.node_costs`); None for label images,
+    where every detection is selected at the default node cost."""
     if np.all(cands.hier_parent < 0) and np.allclose(cands.score, 1.0):
         return None
-    roots = cands.hier_parent < 0
-    ref_area = float(np.median(cands.area[roots])) if roots.any() else 1.0
-    return -(params.appear + params.disappear + 5.0) * (cands.area / ref_area) * (2.0 * cands.score - 1.0)
+    return forest_node_cost(cands.area, cands.score, cands.hier_parent, params)
 
 
 def _solver(method: Method, window: int | None, time_limit: float, gap: float):  # type: ignore[no-untyped-def]
@@ -196,7 +192,7 @@ def build_solve(store: Store, movie: Movie, m: Method, link_run_id: int, cand_ru
     cells = CellFeatures(t=cands.t, centroid=cands.centroid, area=cands.area.astype(float),
                          cov=mask_covariance(cands), bbox=cands.bbox, image_shape=movie.shape)
     cost_params = CostParams()
-    node_cost = forest_node_cost(cands, cost_params)
+    node_cost = node_costs(cands, cost_params)
     keep = np.ones(len(cands), bool)
     if m is Method.HEMD:
         keep = hemd_selection(cands, movie)

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 import trackdb.cli_more  # noqa: F401  (registers the pipeline and uncertainty commands)
-from trackdb import schema
 from trackdb.calibrate import ancestor_at, run_calibrate, true_mothers
 from trackdb.cli import cli
 from trackdb.errors import InputError, NotFoundError
