@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from inference.types import CandidateEdges, Candidates
 
 from . import schema
-from .masks import encode_embeddings, encode_masks
+from .masks import encode_masks
 
 SQLITE_CHUNK_ROWS = 20_000
 
@@ -63,6 +63,245 @@ def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
         count += len(batch)
     cur.close()
     return count
+
+
+# ---------------------------------------------------------------------------------------------
+# Column-wise bulk path (nodes, edges, solutions). A batch is a mapping column -> values, where
+# values is one of: ``None`` (all NULL: the column is left out of the statement, so it gets
+# its NULL default without being bound per row), a scalar (the same value in every row), a 1-D
+# numpy array, ``(array, missing)`` (NULL where ``missing``), a list of ``bytes``/``str``/``None``
+# or a 2-D ``uint8`` array (a fixed-width blob per row, e.g. embeddings).
+
+_PG_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_PG_TRAILER = b"\xff\xff"
+_PG_NULL = b"\xff\xff\xff\xff"
+_PG_NUMERIC = {"int8": ">i8", "int4": ">i4", "float8": ">f8"}
+_INT_LIMITS = {"int8": (-(2**63), 2**63 - 1), "int4": (-(2**31), 2**31 - 1)}
+PG_COPY_CHUNK_ROWS = 25_000
+PG_ANALYZE_MIN_ROWS = 10_000
+
+
+def _numeric(values: np.ndarray, pgtype: str, name: str) -> np.ndarray:
+    """``values`` as the big-endian array a binary COPY field holds; refuses what would not fit."""
+    a = np.asarray(values)
+    if pgtype == "float8":
+        return a.astype(">f8")
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or not np.array_equal(a, np.round(a)):
+            raise TypeError(f"column {name}: non-integer values for an integer column")
+    elif a.dtype.kind not in "iub":
+        raise TypeError(f"column {name}: cannot write {a.dtype} values")
+    lo, hi = _INT_LIMITS[pgtype]
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise OverflowError(f"column {name}: value out of range for {pgtype}")
+    return a.astype(_PG_NUMERIC[pgtype])
+
+
+def _scalar_bytes(value: object, pgtype: str, name: str) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    elif isinstance(value, str):
+        data = value.encode()
+    else:
+        data = _numeric(np.array([value]), pgtype, name).tobytes()
+    return len(data).to_bytes(4, "big", signed=True) + data
+
+
+def _blob_pieces(values: Sequence[object]) -> tuple[list[bytes], list[bytes]]:
+    """Length prefixes and data of a variable-width column (``None`` -> NULL)."""
+    data = [v.encode() if isinstance(v, str) else (b"" if v is None else bytes(v)) for v in values]
+    lens = np.fromiter((-1 if v is None else len(d) for v, d in zip(values, data)), np.int64, len(data))
+    raw = lens.astype(">i4").tobytes()
+    return [raw[i : i + 4] for i in range(0, 4 * len(data), 4)], data
+
+
+def _pg_payload(table: sa.Table, cols: dict[str, object], n: int, start: int, stop: int
+                ) -> tuple[list[str], bytes]:
+    """Column order and binary COPY rows ``start:stop`` (no signature, no trailer)."""
+    m = stop - start
+    fixed: list[tuple[str, np.dtype, object]] = []  # (column, field dtype, values)
+    var: list[tuple[str, list[bytes], list[bytes]]] = []  # (column, prefixes, data)
+    for name, v in cols.items():
+        if v is None:
+            continue
+        pgtype = _pg_type(table.c[name])
+        if isinstance(v, tuple):  # (values, missing) with some NULLs: width differs per row
+            values, missing = v
+            enc = _numeric(np.asarray(values)[start:stop], pgtype, name)
+            width = enc.dtype.itemsize
+            rec = np.empty(m, [("n", ">i4"), ("v", enc.dtype)])
+            rec["n"], rec["v"] = width, enc
+            raw = rec.tobytes()
+            step = 4 + width
+            pieces = [raw[i : i + step] for i in range(0, m * step, step)]
+            for i in np.flatnonzero(np.asarray(missing)[start:stop]).tolist():
+                pieces[i] = _PG_NULL
+            var.append((name, pieces, [b""] * m))
+        elif isinstance(v, np.ndarray) and v.ndim == 2:  # fixed-width blob per row
+            fixed.append((name, np.dtype(">i4"), v.shape[1]))
+            fixed.append((name + "\0data", np.dtype(("u1", (v.shape[1],))), v[start:stop]))
+        elif isinstance(v, np.ndarray):
+            enc = _numeric(v[start:stop], pgtype, name)
+            fixed.append((name, np.dtype(">i4"), enc.dtype.itemsize))
+            fixed.append((name + "\0data", enc.dtype, enc))
+        elif isinstance(v, list):
+            prefixes, data = _blob_pieces(v[start:stop])
+            var.append((name, prefixes, data))
+        else:  # scalar
+            b = _scalar_bytes(v, pgtype, name)
+            fixed.append((name + "\0const", np.dtype(("u1", (len(b),))), np.frombuffer(b, np.uint8)))
+    names = [f for f, _, _ in fixed if "\0" not in f or f.endswith("\0const")]
+    order = [f.split("\0")[0] for f in names] + [name for name, _, _ in var]
+    dtype = np.dtype([("nfields", ">i2")] + [(f, dt) for f, dt, _ in fixed])
+    rec = np.empty(m, dtype)
+    rec["nfields"] = len(order)
+    for f, _, values in fixed:
+        rec[f] = values
+    raw = rec.tobytes()
+    if not var:
+        return order, raw
+    w = dtype.itemsize
+    k = 1 + 2 * len(var)
+    parts: list[bytes] = [b""] * (m * k)
+    parts[0::k] = [raw[i : i + w] for i in range(0, m * w, w)]
+    for j, (_, prefixes, data) in enumerate(var):
+        parts[1 + 2 * j :: k] = prefixes
+        parts[2 + 2 * j :: k] = data
+    return order, b"".join(parts)
+
+
+def _pg_check_constant_fks(cur, table: sa.Table, cols: dict[str, object]) -> bool:  # type: ignore[no-untyped-def]
+    """Check a batch's foreign keys once instead of once per row, where that is equivalent.
+
+    PostgreSQL checks each foreign key with a trigger per inserted row (``SELECT … FOR KEY
+    SHARE`` on the parent): more than half the time of a COPY into ``node`` or ``edge``. When
+    every foreign key column of the batch holds one constant (movie, run, solution id) the same
+    check, with the same lock, done once is equivalent; the per-row triggers are then skipped
+    for this COPY only (``SET LOCAL session_replication_role = replica``, reset right after).
+    This is done only where the table has no triggers besides the foreign-key ones and the
+    role may set that parameter (superuser or ``GRANT SET ON PARAMETER``); otherwise the
+    triggers run as usual. Returns whether the triggers were switched off.
+    """
+    fks = [fk for fk in table.foreign_keys]
+    if not fks or any(fk.parent.name not in cols or isinstance(cols[fk.parent.name], (np.ndarray, list, tuple))
+                      or cols[fk.parent.name] is None for fk in fks):
+        return False
+    cur.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal",
+                (table.name,))
+    if cur.fetchone()[0]:
+        return False
+    import psycopg.errors
+
+    cur.execute("SAVEPOINT trackdb_fk")
+    try:
+        cur.execute("SET LOCAL session_replication_role = replica")
+    except psycopg.errors.InsufficientPrivilege:
+        cur.execute("ROLLBACK TO SAVEPOINT trackdb_fk")
+        return False
+    finally:
+        cur.execute("RELEASE SAVEPOINT trackdb_fk")
+    for fk in fks:
+        value = int(cols[fk.parent.name])  # type: ignore[call-overload]
+        ref = fk.column
+        cur.execute(f"SELECT 1 FROM ONLY {ref.table.name} WHERE {ref.name} = %s FOR KEY SHARE", (value,))
+        if cur.fetchone() is None:
+            raise psycopg.errors.ForeignKeyViolation(
+                f'insert into "{table.name}" violates foreign key constraint: '
+                f"{fk.parent.name}={value} is not present in table \"{ref.table.name}\"")
+    return True
+
+
+def _pg_analyze(conn: Connection, table: sa.Table, rows: int) -> None:
+    """Refresh planner statistics after a bulk load, in the load's own transaction.
+
+    Right after a large COPY the planner still believes the table is (nearly) empty and picks
+    nested loops that take minutes on a 1M-node store. ANALYZE samples a fixed number of rows,
+    so it is cheap next to the load; it runs when the batch is large (≥ PG_ANALYZE_MIN_ROWS)
+    and the batch is at least a quarter of what the current statistics describe, which keeps
+    the estimates within a small factor while a store grows batch by batch.
+    """
+    if rows < PG_ANALYZE_MIN_ROWS:
+        return
+    known = conn.exec_driver_sql(
+        "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%(t)s)", {"t": table.name}).scalar()
+    if known is not None and known > 0 and rows < 0.25 * known:
+        return
+    conn.exec_driver_sql(f"ANALYZE {table.name}")
+
+
+def _sqlite_literal(v: object) -> str | None:
+    """An inline SQL literal for a per-batch constant (saves binding it in every row)."""
+    if isinstance(v, (bool, np.bool_)):
+        return str(int(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, str) and "\0" not in v:
+        return "'" + v.replace("'", "''") + "'"
+    return None
+
+
+def bulk_insert_columns(conn: Connection, table: sa.Table, cols: dict[str, object], n: int) -> int:
+    """Insert ``n`` rows given column-wise (see above); returns ``n``.
+
+    SQLite: one ``executemany`` over tuples of only the columns that carry values (constants
+    inlined as literals, all-NULL columns left out). PostgreSQL: binary ``COPY`` whose payload is
+    assembled with numpy (fixed-width fields as one structured array per chunk) and written in
+    chunks; large batches refresh the planner's statistics (``_pg_analyze``).
+    """
+    if n == 0:
+        return 0
+    raw = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        order, _ = _pg_payload(table, cols, n, 0, 0)
+        with raw.cursor() as cur:
+            checked = _pg_check_constant_fks(cur, table, cols)
+            with cur.copy(f"COPY {table.name} ({', '.join(order)}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(_PG_SIGNATURE)
+                for start in range(0, n, PG_COPY_CHUNK_ROWS):
+                    copy.write(_pg_payload(table, cols, n, start, min(n, start + PG_COPY_CHUNK_ROWS))[1])
+                copy.write(_PG_TRAILER)
+            if checked:
+                cur.execute("SET LOCAL session_replication_role = origin")
+        _pg_analyze(conn, table, n)
+        return n
+    names: list[str] = []
+    marks: list[str] = []
+    lists: list[list] = []
+    for name, v in cols.items():
+        if v is None:
+            continue
+        if isinstance(v, tuple):
+            values, missing = v
+            lists.append(_nullable(np.asarray(values), np.asarray(missing)))
+        elif isinstance(v, np.ndarray) and v.ndim == 2:
+            b = np.ascontiguousarray(v, np.uint8).tobytes()
+            w = v.shape[1]
+            lists.append([b[i : i + w] for i in range(0, n * w, w)] if w else [b""] * n)
+        elif isinstance(v, np.ndarray):
+            lists.append(v.tolist())
+        elif isinstance(v, list):
+            lists.append(v)
+        else:
+            lit = _sqlite_literal(v)
+            names.append(name)
+            if lit is not None:
+                marks.append(lit)
+            else:
+                marks.append("?")
+                lists.append([v] * n)
+            continue
+        names.append(name)
+        marks.append("?")
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)})"
+    cur = raw.cursor()
+    try:
+        if lists:
+            cur.executemany(sql, zip(*lists))
+        else:
+            cur.executemany(sql, ((),) * n)
+    finally:
+        cur.close()
+    return n
 
 
 def allocate_ids(conn: Connection, kind: str, n: int) -> int:
@@ -139,34 +378,44 @@ def insert_nodes(conn: Connection, movie_id: int, run_id: int, cands: Candidates
     if np.any(ids[parent[parent >= 0]] < 0):
         raise ValueError("hier_parent points to a candidate that was not written")
     parent_id = np.where(parent >= 0, ids[np.maximum(parent, 0)], 0)
-    parent_col = _nullable(parent_id, parent < 0)
     if masks_encoded is None:
         masks = encode_masks(cands.masks[i] for i in idx.tolist())
     else:
         masks = [masks_encoded[i] for i in idx.tolist()]
     emb = None if cands.embedding is None else np.asarray(cands.embedding)[idx]
-    emb_blobs, emb_dim = encode_embeddings(emb, m)
     prev = None if cands.prev_centroid is None else np.asarray(cands.prev_centroid, np.float64)[idx]
-    none = [None] * m
+    cols: dict[str, object] = {
+        "id": ids[idx], "movie_id": int(movie_id), "run_id": int(run_id), "t": t[idx],
+        "label": np.asarray(cands.label, np.int64)[idx],
+    }
+    c0 = 1 if d == 3 else 0
+    cols.update(z=cen[:, 0] if d == 3 else None, y=cen[:, c0], x=cen[:, c0 + 1],
+                area=np.asarray(cands.area, np.int64)[idx])
     if d == 3:
-        z, y, x = cen[:, 0].tolist(), cen[:, 1].tolist(), cen[:, 2].tolist()
-        bz0, by0, bx0, bz1, by1, bx1 = (bbox[:, k].tolist() for k in range(6))
-        pz, py, px = (none, none, none) if prev is None else (prev[:, 0].tolist(), prev[:, 1].tolist(), prev[:, 2].tolist())
+        cols.update(bbox_z0=bbox[:, 0], bbox_y0=bbox[:, 1], bbox_x0=bbox[:, 2],
+                    bbox_z1=bbox[:, 3], bbox_y1=bbox[:, 4], bbox_x1=bbox[:, 5])
     else:
-        z, bz0, bz1, pz = none, none, none, none
-        y, x = cen[:, 0].tolist(), cen[:, 1].tolist()
-        by0, bx0, by1, bx1 = (bbox[:, k].tolist() for k in range(4))
-        py, px = (none, none) if prev is None else (prev[:, 0].tolist(), prev[:, 1].tolist())
-    rows = zip(
-        ids[idx].tolist(), [movie_id] * m, [run_id] * m, t[idx].tolist(),
-        np.asarray(cands.label, np.int64)[idx].tolist(), z, y, x,
-        np.asarray(cands.area, np.int64)[idx].tolist(), bz0, by0, bx0, bz1, by1, bx1,
-        parent_col, np.asarray(cands.threshold, np.float64)[idx].tolist(),
-        np.asarray(cands.score, np.float64)[idx].tolist(),
-        np.asarray(cands.max_prob, np.float64)[idx].tolist(), pz, py, px,
-        masks, emb_blobs, [emb_dim] * m, [source] * m,
-    )
-    bulk_insert(conn, schema.node, NODE_COLUMNS, rows)
+        cols.update(bbox_z0=None, bbox_y0=bbox[:, 0], bbox_x0=bbox[:, 1],
+                    bbox_z1=None, bbox_y1=bbox[:, 2], bbox_x1=bbox[:, 3])
+    roots = parent < 0
+    cols["hier_parent_id"] = None if roots.all() else parent_id if not roots.any() else (parent_id, roots)
+    cols.update(threshold=np.asarray(cands.threshold, np.float64)[idx],
+                score=np.asarray(cands.score, np.float64)[idx],
+                max_prob=np.asarray(cands.max_prob, np.float64)[idx])
+    if prev is None:
+        cols.update(prev_z=None, prev_y=None, prev_x=None)
+    else:
+        cols.update(prev_z=prev[:, 0] if d == 3 else None, prev_y=prev[:, c0], prev_x=prev[:, c0 + 1])
+    cols["mask"] = masks
+    if emb is None:
+        cols.update(embedding=None, embedding_dim=None)
+    else:
+        e32 = np.ascontiguousarray(emb, dtype="<f4")
+        if e32.ndim != 2 or e32.shape[0] != m:
+            raise ValueError(f"embedding must have shape ({m}, C), got {e32.shape}")
+        cols.update(embedding=e32.reshape(m, -1).view(np.uint8), embedding_dim=int(e32.shape[1]))
+    cols["source"] = source
+    bulk_insert_columns(conn, schema.node, cols, m)
     return ids
 
 
@@ -194,17 +443,20 @@ def insert_edges(conn: Connection, movie_id: int, run_id: int, node_ids: np.ndar
     first = allocate_ids(conn, "edge", m)
     ids[new] = np.arange(first, first + m, dtype=np.int64)
     idx = np.flatnonzero(new)
-    rows = zip(
-        ids[idx].tolist(), [movie_id] * m, [run_id] * m,
-        node_ids[edges.source[idx]].tolist(), node_ids[edges.target[idx]].tolist(),
-        src_t[idx].tolist(), np.asarray(edges.dt)[idx].tolist(),
-        np.asarray(edges.distance, np.float64)[idx].tolist(),
-        np.asarray(edges.iou, np.float64)[idx].tolist(),
-        _col(None if edges.offset_vote is None else np.asarray(edges.offset_vote, np.float64)[idx], m),
-        _col(None if edges.embedding_distance is None else np.asarray(edges.embedding_distance, np.float64)[idx], m),
-        _col(None if cost is None else np.asarray(cost, np.float64)[idx], m),
-    )
-    bulk_insert(conn, schema.edge, EDGE_COLUMNS, rows)
+    def opt(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.asarray(a, np.float64)[idx]
+
+    cols = {
+        "id": ids[idx], "movie_id": int(movie_id), "run_id": int(run_id),
+        "source_id": np.asarray(node_ids, np.int64)[edges.source[idx]],
+        "target_id": np.asarray(node_ids, np.int64)[edges.target[idx]],
+        "t": src_t[idx], "dt": np.asarray(edges.dt)[idx],
+        "distance": np.asarray(edges.distance, np.float64)[idx],
+        "iou": np.asarray(edges.iou, np.float64)[idx],
+        "offset_vote": opt(edges.offset_vote), "embedding_distance": opt(edges.embedding_distance),
+        "cost": opt(cost),
+    }
+    bulk_insert_columns(conn, schema.edge, cols, m)
     return ids
 
 
@@ -230,12 +482,13 @@ def insert_solution(conn: Connection, *, run_id: int, movie_id: int, node_ids: n
             bound=_f(bound), gap=_f(gap), weight=_f(weight), status=status,
             created_at=sa.func.now()).returning(schema.solution.c.id)
     ).scalar_one()
-    k = len(node_ids)
-    bulk_insert(conn, schema.solution_node, ("solution_id", "node_id", "track_id"),
-                zip([sid] * k, np.asarray(node_ids).tolist(), np.asarray(track_ids).tolist()))
-    bulk_insert(conn, schema.solution_edge, ("solution_id", "edge_id", "source_id", "target_id"),
-                zip([sid] * len(edge_ids), np.asarray(edge_ids).tolist(),
-                    np.asarray(edge_source_ids).tolist(), np.asarray(edge_target_ids).tolist()))
+    bulk_insert_columns(conn, schema.solution_node,
+                        {"solution_id": int(sid), "node_id": np.asarray(node_ids),
+                         "track_id": np.asarray(track_ids)}, len(node_ids))
+    bulk_insert_columns(conn, schema.solution_edge,
+                        {"solution_id": int(sid), "edge_id": np.asarray(edge_ids),
+                         "source_id": np.asarray(edge_source_ids),
+                         "target_id": np.asarray(edge_target_ids)}, len(edge_ids))
     tr = np.asarray(tracks, np.int64).reshape(-1, 4)
     if track_confidence is None:
         conf_min = conf_prod = [None] * len(tr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import sqlalchemy as sa
 
 from inference.types import CandidateEdges, Candidates
@@ -99,3 +100,100 @@ def test_failed_batch_leaves_nothing(store: Store) -> None:
 def test_mask_codec_3d() -> None:
     m = np.random.default_rng(3).random((3, 5, 7)) > 0.5
     assert np.array_equal(decode_mask(encode_mask(m), m.shape), m)
+
+
+def _make_3d(n: int = 6, seed: int = 1) -> Candidates:
+    rng = np.random.default_rng(seed)
+    masks = [rng.random((int(d), int(h), int(w))) > 0.4 for d, h, w in rng.integers(1, 6, size=(n, 3))]
+    lo = rng.integers(0, 20, size=(n, 3))
+    shapes = np.array([m.shape for m in masks])
+    return Candidates(
+        t=np.zeros(n, np.int64), label=np.arange(1, n + 1), centroid=lo + shapes / 3, area=np.array([m.sum() for m in masks]),
+        bbox=np.hstack([lo, lo + shapes]), masks=masks, hier_parent=np.full(n, -1), threshold=rng.random(n),
+        score=rng.random(n), max_prob=rng.random(n), embedding=None, prev_centroid=lo + 0.25)
+
+
+def test_nodes_3d_and_all_null_columns_roundtrip(store: Store) -> None:
+    """3-D candidates bind z/bbox_z/prev_z; without embeddings both embedding columns stay NULL."""
+    mid, rid = _movie(store)
+    cands = _make_3d()
+    with store.engine.begin() as c:
+        ids = ingest.insert_nodes(c, mid, rid, cands, "labels")
+    with store.engine.connect() as c:
+        rows = {r.id: r._mapping for r in c.execute(sa.select(schema.node))}
+    for i, nid in enumerate(ids.tolist()):
+        r = rows[nid]
+        assert (r["z"], r["y"], r["x"]) == tuple(cands.centroid[i].tolist())
+        assert (r["prev_z"], r["prev_y"], r["prev_x"]) == tuple(cands.prev_centroid[i].tolist())
+        lo, hi = cands.bbox[i, :3].tolist(), cands.bbox[i, 3:].tolist()
+        assert [r["bbox_z0"], r["bbox_y0"], r["bbox_x0"]] == lo and [r["bbox_z1"], r["bbox_y1"], r["bbox_x1"]] == hi
+        assert np.array_equal(decode_mask(r["mask"], np.subtract(hi, lo)), cands.masks[i])
+        assert r["embedding"] is None and r["embedding_dim"] is None and r["hier_parent_id"] is None
+        assert r["source"] == "labels" and r["score"] == cands.score[i]
+
+
+def test_bulk_columns_values_exact(store: Store) -> None:
+    """Every kind of column value survives the bulk path exactly: large ints, floats, NULLs, blobs."""
+    mid, rid = _movie(store)
+    n = 5
+    floats = np.array([0.1, -0.0, 1e-300, 1.7976931348623157e308, 2.0 / 3.0])
+    blobs = [b"", b"\x00\xff\x00", None, bytes(range(256)), b"\\x41'"]
+    big = np.array([2**62, -(2**62), 2**63 - 1, -(2**63), 7], np.int64)
+    cols = {
+        "id": np.arange(10**12, 10**12 + n), "movie_id": mid, "run_id": rid, "t": np.arange(n), "label": big,
+        "z": None, "y": floats, "x": floats[::-1].copy(),
+        "area": np.array([0, 1, 2**31 - 1, -(2**31), 5]), "bbox_z0": None, "bbox_y0": np.zeros(n, np.int64),
+        "bbox_x0": np.zeros(n, np.int32), "bbox_z1": None, "bbox_y1": np.ones(n, np.int64),
+        "bbox_x1": np.ones(n, np.int64), "hier_parent_id": (big, np.array([False, True, False, True, False])),
+        "threshold": np.arange(n), "score": None, "max_prob": None, "prev_z": None, "prev_y": None,
+        "prev_x": (floats[::-1].copy(), np.array([True, False, True, False, False])), "mask": blobs, "embedding": np.arange(n * 8, dtype=np.uint8).reshape(n, 8), "embedding_dim": 2,
+        "source": "it's",
+    }
+    with store.engine.begin() as c:
+        assert ingest.bulk_insert_columns(c, schema.node, cols, n) == n
+    with store.engine.connect() as c:
+        rows = c.execute(sa.select(schema.node).order_by(schema.node.c.id)).all()
+    assert [r.id for r in rows] == list(range(10**12, 10**12 + n))
+    assert [r.label for r in rows] == big.tolist()
+    assert [r.y for r in rows] == floats.tolist()
+    assert [r.x for r in rows] == floats[::-1].tolist()
+    assert [r.prev_x for r in rows] == [None, floats[3], None, floats[1], floats[0]]
+    assert [r.area for r in rows] == [0, 1, 2**31 - 1, -(2**31), 5]
+    assert [r.hier_parent_id for r in rows] == [2**62, None, 2**63 - 1, None, 7]
+    assert [r.threshold for r in rows] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert [None if r.mask is None else bytes(r.mask) for r in rows] == blobs
+    assert [bytes(r.embedding) for r in rows] == [bytes(range(8 * i, 8 * i + 8)) for i in range(n)]
+    assert {(r.movie_id, r.run_id, r.embedding_dim, r.source) for r in rows} == {(mid, rid, 2, "it's")}
+    assert all(r.z is None and r.bbox_z0 is None and r.score is None and r.prev_y is None for r in rows)
+
+
+def test_bulk_columns_refuses_what_does_not_fit(store: Store) -> None:
+    mid, rid = _movie(store)
+    cols = {"id": np.array([1]), "movie_id": mid + 99, "run_id": rid, "source_id": np.array([1]),
+            "target_id": np.array([2]), "t": np.array([0]), "dt": np.array([1])}
+    with pytest.raises(Exception, match="(?i)foreign key"):
+        with store.engine.begin() as c:
+            ingest.bulk_insert_columns(c, schema.edge, cols, 1)
+    if store.engine.dialect.name == "postgresql":  # int4 column: no silent wrap-around
+        cols.update(movie_id=mid, t=np.array([2**31]))
+        with pytest.raises(OverflowError):
+            with store.engine.begin() as c:
+                ingest.bulk_insert_columns(c, schema.edge, cols, 1)
+    with store.engine.connect() as c:
+        assert c.execute(sa.select(sa.func.count()).select_from(schema.edge)).scalar_one() == 0
+
+
+def test_large_batch_refreshes_planner_statistics(store: Store) -> None:
+    """PostgreSQL: a bulk load of ≥ 10,000 rows runs ANALYZE in its own transaction."""
+    mid, rid = _movie(store)
+    n = ingest.PG_ANALYZE_MIN_ROWS
+    edges = CandidateEdges(source=np.arange(n), target=np.arange(1, n + 1), dt=np.ones(n, np.int64),
+                           distance=np.ones(n), iou=np.zeros(n))
+    with store.engine.begin() as c:
+        ids = ingest.insert_edges(c, mid, rid, np.arange(100, 100 + n + 1), np.zeros(n + 1, np.int64), edges)
+        if store.engine.dialect.name == "postgresql":
+            tuples = c.exec_driver_sql("SELECT reltuples FROM pg_class WHERE oid = to_regclass('edge')").scalar()
+            assert tuples == n
+    assert len(ids) == n
+    with store.engine.connect() as c:
+        assert c.execute(sa.select(sa.func.count()).select_from(schema.edge)).scalar_one() == n
