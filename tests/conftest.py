@@ -42,6 +42,11 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"trackdb: store tests run on SQLite and PostgreSQL ({PG_URL})"
 
 
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """Say at the end (also under -q) whether the PostgreSQL half ran."""
+    terminalreporter.write_line(pytest_report_header(terminalreporter.config))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database (no schema yet) on each engine."""
