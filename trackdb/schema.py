@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 # BIGINT ids on PostgreSQL; on SQLite an INTEGER primary key is the 64-bit rowid itself, which
@@ -113,7 +114,9 @@ node = Table(
     Column("source", String(20), nullable=False),  # gt, labels, forest, cluster, edit
     UniqueConstraint("run_id", "t", "label"),
     Index("ix_node_movie_t", "movie_id", "t"),
-    Index("ix_node_hier_parent_id", "hier_parent_id"),
+    # partial (revision 0003): label-image candidates and forest roots have no parent
+    Index("ix_node_hier_parent_id", "hier_parent_id",
+          sqlite_where=text("hier_parent_id IS NOT NULL"), postgresql_where=text("hier_parent_id IS NOT NULL")),
 )
 
 edge = Table(

@@ -49,7 +49,7 @@ def test_older_revision_is_refused_then_upgraded_with_data(db_url: str) -> None:
     with store.engine.connect() as c:
         row = c.exec_driver_sql("SELECT source_id, target_id FROM solution_edge WHERE edge_id = 7").one()
     assert tuple(row) == (1, 2)
-    assert db.current_revision(store.engine) == db.head_revision() == "0002"
+    assert db.current_revision(store.engine) == db.head_revision() == "0003"
 
 
 def test_newer_revision_is_refused(db_url: str) -> None:
