@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -107,12 +106,17 @@ def _scalar_bytes(value: object, pgtype: str, name: str) -> bytes:
     return len(data).to_bytes(4, "big", signed=True) + data
 
 
-def _blob_pieces(values: Sequence[object]) -> tuple[list[bytes], list[bytes]]:
-    """Length prefixes and data of a variable-width column (``None`` -> NULL)."""
-    data = [v.encode() if isinstance(v, str) else (b"" if v is None else bytes(v)) for v in values]
-    lens = np.fromiter((-1 if v is None else len(d) for v, d in zip(values, data)), np.int64, len(data))
-    raw = lens.astype(">i4").tobytes()
-    return [raw[i : i + 4] for i in range(0, 4 * len(data), 4)], data
+def _blob_lengths(values: Sequence[object]) -> tuple[np.ndarray, list[bytes]]:
+    """Field lengths (−1 = NULL) and data of a variable-width column (``str`` as UTF-8)."""
+    if all(type(v) is bytes for v in values):
+        data = values if isinstance(values, list) else list(values)
+    else:
+        data = [v.encode() if isinstance(v, str) else (b"" if v is None else bytes(v)) for v in values]  # type: ignore[arg-type]
+    lens = np.fromiter(map(len, data), np.int64, len(data))
+    for i, v in enumerate(values):
+        if v is None:
+            lens[i] = -1
+    return lens, data  # type: ignore[return-value]
 
 
 def _pg_payload(table: sa.Table, cols: dict[str, object], n: int, start: int, stop: int
@@ -120,7 +124,8 @@ def _pg_payload(table: sa.Table, cols: dict[str, object], n: int, start: int, st
     """Column order and binary COPY rows ``start:stop`` (no signature, no trailer)."""
     m = stop - start
     fixed: list[tuple[str, np.dtype, object]] = []  # (column, field dtype, values)
-    var: list[tuple[str, list[bytes], list[bytes]]] = []  # (column, prefixes, data)
+    var: list[tuple[str, list[bytes] | None, list[bytes]]] = []  # (column, prefixes, data)
+    first_len: np.ndarray | None = None  # lengths of the variable field right after the block
     for name, v in cols.items():
         if v is None:
             continue
@@ -136,7 +141,7 @@ def _pg_payload(table: sa.Table, cols: dict[str, object], n: int, start: int, st
             pieces = [raw[i : i + step] for i in range(0, m * step, step)]
             for i in np.flatnonzero(np.asarray(missing)[start:stop]).tolist():
                 pieces[i] = _PG_NULL
-            var.append((name, pieces, [b""] * m))
+            var.append((name, None, pieces))
         elif isinstance(v, np.ndarray) and v.ndim == 2:  # fixed-width blob per row
             fixed.append((name, np.dtype(">i4"), v.shape[1]))
             fixed.append((name + "\0data", np.dtype(("u1", (v.shape[1],))), v[start:stop]))
@@ -145,12 +150,19 @@ def _pg_payload(table: sa.Table, cols: dict[str, object], n: int, start: int, st
             fixed.append((name, np.dtype(">i4"), enc.dtype.itemsize))
             fixed.append((name + "\0data", enc.dtype, enc))
         elif isinstance(v, list):
-            prefixes, data = _blob_pieces(v[start:stop])
-            var.append((name, prefixes, data))
+            lens, data = _blob_lengths(v[start:stop])
+            if first_len is None:  # the first variable field: its length closes the fixed block
+                first_len = lens
+                var.insert(0, (name, None, data))
+            else:
+                raw_lens = lens.astype(">i4").tobytes()
+                var.append((name, [raw_lens[i : i + 4] for i in range(0, 4 * m, 4)], data))
         else:  # scalar
             b = _scalar_bytes(v, pgtype, name)
             fixed.append((name + "\0const", np.dtype(("u1", (len(b),))), np.frombuffer(b, np.uint8)))
     names = [f for f, _, _ in fixed if "\0" not in f or f.endswith("\0const")]
+    if first_len is not None:
+        fixed.append(("\0len", np.dtype(">i4"), first_len))
     order = [f.split("\0")[0] for f in names] + [name for name, _, _ in var]
     dtype = np.dtype([("nfields", ">i2")] + [(f, dt) for f, dt, _ in fixed])
     rec = np.empty(m, dtype)
@@ -161,12 +173,15 @@ def _pg_payload(table: sa.Table, cols: dict[str, object], n: int, start: int, st
     if not var:
         return order, raw
     w = dtype.itemsize
-    k = 1 + 2 * len(var)
+    pieces = [[raw[i : i + w] for i in range(0, m * w, w)]]
+    for _, prefixes, data in var:
+        if prefixes is not None:
+            pieces.append(prefixes)
+        pieces.append(data)
+    k = len(pieces)
     parts: list[bytes] = [b""] * (m * k)
-    parts[0::k] = [raw[i : i + w] for i in range(0, m * w, w)]
-    for j, (_, prefixes, data) in enumerate(var):
-        parts[1 + 2 * j :: k] = prefixes
-        parts[2 + 2 * j :: k] = data
+    for j, p in enumerate(pieces):
+        parts[j::k] = p
     return order, b"".join(parts)
 
 
@@ -214,19 +229,22 @@ def _pg_check_constant_fks(cur, table: sa.Table, cols: dict[str, object]) -> boo
 def _pg_analyze(conn: Connection, table: sa.Table, rows: int) -> None:
     """Refresh planner statistics after a bulk load, in the load's own transaction.
 
-    Right after a large COPY the planner still believes the table is (nearly) empty and picks
-    nested loops that take minutes on a 1M-node store. ANALYZE samples a fixed number of rows,
-    so it is cheap next to the load; it runs when the batch is large (≥ PG_ANALYZE_MIN_ROWS)
-    and the batch is at least a quarter of what the current statistics describe, which keeps
-    the estimates within a small factor while a store grows batch by batch.
+    Right after a large COPY the planner has no statistics for the new rows and picked nested
+    loops that took 15+ minutes on a 1M-node export. ANALYZE samples a fixed number of rows
+    (0.1–0.4 s on ``node``), so it runs after a batch of ≥ ``PG_ANALYZE_MIN_ROWS`` rows when the
+    table has no statistics yet or has at least doubled since they were taken (relation size
+    against ``pg_class.relpages``): a store growing batch by batch is analysed O(log n) times
+    and its statistics always describe at least half of it. ``SKIP_LOCKED``: a concurrent
+    writer that is analysing the same table already holds its lock, so this one does not wait.
     """
     if rows < PG_ANALYZE_MIN_ROWS:
         return
-    known = conn.exec_driver_sql(
-        "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%(t)s)", {"t": table.name}).scalar()
-    if known is not None and known > 0 and rows < 0.25 * known:
+    pages, now = conn.exec_driver_sql(
+        "SELECT relpages, pg_relation_size(oid) / current_setting('block_size')::int "
+        "FROM pg_class WHERE oid = to_regclass(%(t)s)", {"t": table.name}).one()
+    if pages > 0 and now < 2 * pages:
         return
-    conn.exec_driver_sql(f"ANALYZE {table.name}")
+    conn.exec_driver_sql(f"ANALYZE (SKIP_LOCKED) {table.name}")
 
 
 def _sqlite_literal(v: object) -> str | None:

@@ -171,14 +171,12 @@ def test_bulk_columns_refuses_what_does_not_fit(store: Store) -> None:
     mid, rid = _movie(store)
     cols = {"id": np.array([1]), "movie_id": mid + 99, "run_id": rid, "source_id": np.array([1]),
             "target_id": np.array([2]), "t": np.array([0]), "dt": np.array([1])}
-    with pytest.raises(Exception, match="(?i)foreign key"):
-        with store.engine.begin() as c:
-            ingest.bulk_insert_columns(c, schema.edge, cols, 1)
+    with pytest.raises(Exception, match="(?i)foreign key"), store.engine.begin() as c:
+        ingest.bulk_insert_columns(c, schema.edge, cols, 1)
     if store.engine.dialect.name == "postgresql":  # int4 column: no silent wrap-around
         cols.update(movie_id=mid, t=np.array([2**31]))
-        with pytest.raises(OverflowError):
-            with store.engine.begin() as c:
-                ingest.bulk_insert_columns(c, schema.edge, cols, 1)
+        with pytest.raises(OverflowError), store.engine.begin() as c:
+            ingest.bulk_insert_columns(c, schema.edge, cols, 1)
     with store.engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(schema.edge)).scalar_one() == 0
 
