@@ -114,13 +114,29 @@ def _df(store: Store, sql: str, params: dict[str, object]) -> pd.DataFrame:
         return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
 
 
-def node_solution(store: Store, node_id: int, solution: str | int | None = None) -> int:
+def node_solution(store: Store, node_id: int, solution: str | int | None = None,
+                  conn: sa.Connection | None = None) -> int:
     """The solution to read for a node: the given one, else its movie's current solution."""
-    with store.engine.connect() as c:
-        movie_id = c.execute(sa.select(schema.node.c.movie_id).where(schema.node.c.id == int(node_id))).scalar()
-    if movie_id is None:
+    n, m = schema.node.c, schema.movie.c
+    query = (sa.select(n.movie_id, m.current_solution_id).select_from(schema.node.join(schema.movie, m.id == n.movie_id))
+             .where(n.id == int(node_id)))
+    if conn is None:
+        with store.engine.connect() as c:
+            row = c.execute(query).first()
+    else:
+        row = conn.execute(query).first()
+    if row is None:
         raise NotFoundError(f"no node with id {node_id}")
-    return store.solution_id(store.movie(int(movie_id)), solution)
+    if solution is None and row[1] is not None:
+        return int(row[1])  # the common case, answered by the one lookup above
+    return store.solution_id(store.movie(int(row[0])), solution)
+
+
+def _walk(store: Store, sql: str, node_id: int, solution: str | int | None) -> pd.DataFrame:
+    with store.engine.connect() as c:
+        sid = node_solution(store, node_id, solution, conn=c)
+        res = c.execute(sa.text(sql), {"node_id": int(node_id), "solution_id": sid})
+        return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
 
 
 def ancestors(store: Store, node_id: int, solution: str | int | None = None) -> pd.DataFrame:
@@ -128,14 +144,12 @@ def ancestors(store: Store, node_id: int, solution: str | int | None = None) -> 
 
     Empty when the cell is not part of the solution.
     """
-    sid = node_solution(store, node_id, solution)
-    return _df(store, ANCESTORS_SQL, {"node_id": int(node_id), "solution_id": sid})
+    return _walk(store, ANCESTORS_SQL, node_id, solution)
 
 
 def descendants(store: Store, node_id: int, solution: str | int | None = None) -> pd.DataFrame:
     """The cell and every cell after it in its lineage; ``depth`` = frames after the cell."""
-    sid = node_solution(store, node_id, solution)
-    return _df(store, DESCENDANTS_SQL, {"node_id": int(node_id), "solution_id": sid})
+    return _walk(store, DESCENDANTS_SQL, node_id, solution)
 
 
 def lineage_tree(store: Store, movie: str, track_id: int, solution: str | int | None = None) -> pd.DataFrame:
