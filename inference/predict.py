@@ -65,18 +65,34 @@ class FramePredictor:
         self.amp = device.type == "cuda"
         if self.ndim == 2 and device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
+        self._cache: dict[tuple[Any, ...], torch.Tensor] = {}
+        self._cache_frame: int | None = None
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        if self.ndim == 2 and self.device.type == "cpu":
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     @torch.inference_mode()
-    def _run(self, xt: torch.Tensor, xp: torch.Tensor) -> torch.Tensor:
-        if self.ndim == 2 and self.device.type == "cpu":
-            xt = xt.contiguous(memory_format=torch.channels_last)
-            xp = xp.contiguous(memory_format=torch.channels_last)
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
-            out = self.model.predict_raw(xt, xp, with_embedding=self.embedding)
+            return self.model.encode(self._prep(x))
+
+    @torch.inference_mode()
+    def _heads(self, f_t: torch.Tensor, f_prev: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
+            out = self.model.predict_from_features(f_t, f_prev, with_embedding=self.embedding)
         return out.float()
 
-    def __call__(self, img_t: np.ndarray, img_prev: np.ndarray) -> np.ndarray:
-        """(C, *S) raw outputs for normalised float32 frames of spatial shape S."""
+    def __call__(self, img_t: np.ndarray, img_prev: np.ndarray, t: int | None = None,
+                 t_prev: int | None = None) -> np.ndarray:
+        """(C, *S) raw outputs for normalised float32 frames of spatial shape S.
+
+        With frame indices, encoder features of frame ``t`` are kept and reused when the next
+        call's ``t_prev`` is ``t`` (same tiles and variants), so each frame is encoded once."""
+        use_cache = t is not None and t_prev is not None and self._cache_frame == t_prev
+        same = t is not None and t == t_prev
+        new_cache: dict[tuple[Any, ...], torch.Tensor] = {}
         pt, crop = pad_to_stride(img_t, self.ndim)
         pp, _ = pad_to_stride(img_prev, self.ndim)
         variants = VARIANTS if self.tta else VARIANTS[:1]
@@ -90,17 +106,29 @@ class FramePredictor:
                          if tuple(s.stop - s.start for s in tiles[i]) == shape]
                 for j in range(0, len(items), self.batch):
                     part = items[j:j + self.batch]
+                    keys = [(tuple((s.start, s.stop) for s in tiles[i]), k, f) for i, (k, f) in part]
                     xt = torch.stack([augment(torch.from_numpy(np.ascontiguousarray(pt[tiles[i]])), k, f)
                                       for i, (k, f) in part])[:, None].to(self.device)
-                    xp = torch.stack([augment(torch.from_numpy(np.ascontiguousarray(pp[tiles[i]])), k, f)
-                                      for i, (k, f) in part])[:, None].to(self.device)
-                    raw = self._run(xt, xp)
+                    ft = self._encode(xt)
+                    if same:
+                        fp = ft
+                    elif use_cache and all(key in self._cache for key in keys):
+                        fp = torch.cat([self._cache[key] for key in keys])
+                    else:
+                        xp = torch.stack([augment(torch.from_numpy(np.ascontiguousarray(pp[tiles[i]])), k, f)
+                                          for i, (k, f) in part])[:, None].to(self.device)
+                        fp = self._encode(xp)
+                    if t is not None:
+                        for b, key in enumerate(keys):
+                            new_cache[key] = ft[b:b + 1]
+                    raw = self._heads(ft, fp)
                     for b, (i, (k, f)) in enumerate(part):
                         r = deaugment(raw[b:b + 1], k, f, self.vectors, self.pairs)[0].cpu()
                         results[i] = r if results[i].numel() == 0 else results[i] + r
             return [(r / len(variants)).numpy() for r in results]
 
         full = predict_tiled(fn, pt.shape, self.n_channels, self.tile, self.overlap, self.batch)
+        self._cache, self._cache_frame = new_cache, t
         return full[(slice(None), *crop)]
 
 
@@ -220,7 +248,7 @@ def predict_movie(frames: FrameSource, zarr_group_path: str | Path, model_dir: s
             continue
         xt = normalised(t)
         xp = normalised(t - 1) if t > 0 else xt
-        outs = raw_to_outputs(predictor(xt, xp), ndim, pixel_scale)
+        outs = raw_to_outputs(predictor(xt, xp, t, max(t - 1, 0)), ndim, pixel_scale)
         if t == 0:
             outs["track_offsets"] = np.zeros_like(outs["track_offsets"])
         for name in ("seediness", "offsets", "sigma", "track_offsets", "embedding"):

@@ -51,3 +51,15 @@ def test_tiled_matches_whole_image_prediction() -> None:
     assert tiled.shape == whole.shape == (3 * 2 + 1 + model.embedding_dim, 120, 200)
     rel = np.abs(tiled - whole).mean() / whole.std()
     assert rel < 0.02, rel
+
+
+def test_encoder_cache_gives_the_same_output() -> None:
+    torch.manual_seed(0)
+    model = BranchedERFNet(2, 1, 0.125).eval()
+    rng = np.random.default_rng(0)
+    x0, x1 = (ndimage.gaussian_filter(rng.random((40, 56)).astype(np.float32), 2) for _ in range(2))
+    cpu = torch.device("cpu")
+    plain = FramePredictor(model, cpu, 32, 8, True, 4, True)(x1, x0)
+    cached = FramePredictor(model, cpu, 32, 8, True, 4, True)
+    cached(x0, x0, 0, 0)
+    np.testing.assert_allclose(cached(x1, x0, 1, 0), plain, rtol=1e-4, atol=1e-5)

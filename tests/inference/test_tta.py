@@ -29,8 +29,15 @@ class EquivariantNet(nn.Module):
         return (nn.functional.conv2d(x, ky, padding=1),
                 nn.functional.conv2d(x, ky.transpose(-1, -2), padding=1))
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
     def predict_raw(self, x_t: torch.Tensor, x_prev: torch.Tensor, with_embedding: bool = False
                     ) -> torch.Tensor:
+        return self.predict_from_features(x_t, x_prev, with_embedding)
+
+    def predict_from_features(self, x_t: torch.Tensor, x_prev: torch.Tensor,
+                              with_embedding: bool = False) -> torch.Tensor:
         gy, gx = self._grad(x_t)
         dy, dx = self._grad(x_t - x_prev)
         seed = nn.functional.avg_pool2d(x_t, 3, stride=1, padding=1)
