@@ -100,10 +100,15 @@ class FramePredictor:
         def fn(tiles: list[tuple[slice, ...]]) -> list[np.ndarray]:
             results = [torch.zeros(0)] * len(tiles)
             work = [(i, v) for i in range(len(tiles)) for v in variants]
-            shapes = {tuple(s.stop - s.start for s in sl) for sl in tiles}
-            for shape in shapes:  # batch only same-shaped tiles
-                items = [(i, v) for i, v in work
-                         if tuple(s.stop - s.start for s in tiles[i]) == shape]
+            def aug_shape(i: int, k: int) -> tuple[int, ...]:
+                sh = [s.stop - s.start for s in tiles[i]]
+                if k % 2:  # a quarter turn swaps the last two axes
+                    sh[-2], sh[-1] = sh[-1], sh[-2]
+                return tuple(sh)
+
+            shapes = {aug_shape(i, k) for i, (k, _) in work}
+            for shape in sorted(shapes):  # batch only tiles of the same (augmented) shape
+                items = [(i, v) for i, v in work if aug_shape(i, v[0]) == shape]
                 for j in range(0, len(items), self.batch):
                     part = items[j:j + self.batch]
                     keys = [(tuple((s.start, s.stop) for s in tiles[i]), k, f) for i, (k, f) in part]

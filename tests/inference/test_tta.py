@@ -79,3 +79,13 @@ def test_tta_average_equals_plain_prediction_for_equivariant_net() -> None:
     a = FramePredictor(net, cpu, 1024, 0, False, 4, True)(xt[0, 0].numpy(), xp[0, 0].numpy())
     b = FramePredictor(net, cpu, 1024, 0, True, 4, True)(xt[0, 0].numpy(), xp[0, 0].numpy())
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_tta_on_non_square_frames() -> None:
+    net = EquivariantNet()
+    g = torch.Generator().manual_seed(1)
+    xt, xp = torch.rand(20, 36, generator=g).numpy(), torch.rand(20, 36, generator=g).numpy()
+    cpu = torch.device("cpu")
+    a = FramePredictor(net, cpu, 1024, 0, False, 8, True)(xt, xp)
+    b = FramePredictor(net, cpu, 1024, 0, True, 8, True)(xt, xp)
+    np.testing.assert_allclose(a, b, atol=1e-5)
