@@ -71,10 +71,10 @@ def predict(movie_name: str, model_dir: Path, zarr_path: Path | None, tta: bool,
 
 @cli.command("candidates-from-predictions")
 @click.option("--movie", "movie_name", required=True)
-@click.option("--min-size", type=int, default=10, show_default=True)
+@click.option("--min-size", type=int, default=None, help="Smallest cell in pixels (default: the model's).")
 @click.option("--fg-thresh", type=float, default=0.5, show_default=True)
 @DB_OPTION
-def candidates_from_predictions(movie_name: str, min_size: int, fg_thresh: float, db_url: str | None) -> None:
+def candidates_from_predictions(movie_name: str, min_size: int | None, fg_thresh: float, db_url: str | None) -> None:
     """Clusters of the predictions as candidates (with embeddings and voted previous centres)."""
     from .predictions import run_candidates_from_predictions
 

@@ -71,13 +71,30 @@ def _zarr_of(movie: Movie) -> str:
     return movie.zarr_uri
 
 
-def run_candidates_from_predictions(store: Store, movie_name: str, *, min_object_size: int = 10,
+def model_min_size(zarr_path: str, default: int = 10) -> int:
+    """The smallest object the model was trained to keep (its config), for the predictions' model."""
+    import zarr
+
+    from inference.model_io import read_config
+
+    try:
+        model_dir = zarr.open_group(zarr_path, mode="r")["pred"].attrs.get("model_dir")
+        return int(read_config(model_dir).get("min_object_size", default)) if model_dir else default
+    except (OSError, KeyError, ValueError):
+        return default
+
+
+def run_candidates_from_predictions(store: Store, movie_name: str, *, min_object_size: int | None = None,
                                     fg_thresh: float = 0.5, progress: bool = True) -> int:
-    """Clusters of every frame as candidates, with mean-mask embeddings and voted previous centres."""
+    """Clusters of every frame as candidates, with mean-mask embeddings and voted previous centres.
+
+    ``min_object_size`` defaults to the model's own (its config), else 10 pixels.
+    """
     from inference.candidates_from_pred import candidates_from_zarr
 
     movie = store.movie(movie_name)
     zarr_path = _zarr_of(movie)
+    min_object_size = model_min_size(zarr_path) if min_object_size is None else min_object_size
     params = {"source": zarr_path, "kind": "predictions", "min_object_size": min_object_size, "fg_thresh": fg_thresh}
     with store.run(movie.id, "candidates", params, resume=True) as run_id:
         with store.engine.connect() as c:
@@ -96,12 +113,14 @@ def run_candidates_from_predictions(store: Store, movie_name: str, *, min_object
     return run_id
 
 
-def run_embedtrack(store: Store, movie_name: str, *, min_object_size: int = 10, fg_thresh: float = 0.5) -> int:
+def run_embedtrack(store: Store, movie_name: str, *, min_object_size: int | None = None,
+                   fg_thresh: float = 0.5) -> int:
     """EmbedTrack's own clustering and linking as a solution (the baseline the joint solver beats)."""
     from inference.embedtrack_link import embedtrack_solve
 
     movie = store.movie(movie_name)
     zarr_path = _zarr_of(movie)
+    min_object_size = model_min_size(zarr_path) if min_object_size is None else min_object_size
     params = {"method": "embedtrack", "zarr": zarr_path, "min_object_size": min_object_size, "fg_thresh": fg_thresh}
     with store.run(movie.id, "solve", params) as run_id:
         labels, tracks = embedtrack_solve(zarr_path, min_object_size=min_object_size, fg_thresh=fg_thresh)
