@@ -225,23 +225,17 @@ def _reindex_parent(parent: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 def hemd_selection(cands: Candidates, movie: Movie) -> np.ndarray:
     """H-EMD (seed paper, Section III) picks one segmentation per frame; linking follows."""
+    from inference.forest import paint_pixel_node
+    from inference.hypotheses import subset
     from solvers.hemd import HemdFrame, select_hemd
 
     frames, index = [], []
     for t in range(movie.n_frames):
-        idx = np.flatnonzero(cands.t == t)
-        pixel_node = np.full(movie.shape, -1, np.int32)
-        local_parent = np.full(len(idx), -1, np.int64)
-        pos = {int(g): i for i, g in enumerate(idx.tolist())}
-        for i, g in enumerate(idx.tolist()):  # preorder: children paint over their parent
-            lo = cands.bbox[g, : movie.ndim]
-            region = tuple(slice(int(a), int(a) + s) for a, s in zip(lo, cands.masks[g].shape))
-            pixel_node[region][cands.masks[g]] = i
-            p = int(cands.hier_parent[g])
-            local_parent[i] = pos.get(p, -1) if p >= 0 else -1
-        frames.append(HemdFrame(hier_parent=local_parent, area=cands.area[idx], bbox=cands.bbox[idx],
-                                pixel_node=pixel_node))
-        index.append(idx)
+        here = cands.t == t
+        frame = subset(cands, here)  # parents re-pointed to frame-local indices
+        frames.append(HemdFrame(hier_parent=frame.hier_parent, area=frame.area, bbox=frame.bbox,
+                                pixel_node=paint_pixel_node(frame, movie.shape)))
+        index.append(np.flatnonzero(here))
     res = select_hemd(frames)
     keep = np.zeros(len(cands), bool)
     for idx, sel in zip(index, res.selected):

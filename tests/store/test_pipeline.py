@@ -64,6 +64,19 @@ def test_forest_candidates_joint_selection(store: Store, synthetic_ctc: Path, tm
     assert scores["DET"] == pytest.approx(1.0) and scores["SEG"] >= 0.7 and scores["LNK"] >= 0.9
 
 
+def test_hemd_selection_then_linking(store: Store, synthetic_ctc: Path, tmp_path: Path) -> None:
+    labels = gt_masks(synthetic_ctc)
+    prob = movie_prob_from_labels(labels, seed=1, merge_fraction=0.0, split_fraction=0.0)
+    tifffile.imwrite(tmp_path / "prob.tif", prob)
+    import_ctc(store, synthetic_ctc, "01", "raw", no_gt=True)
+    run_candidates(store, "raw", prob=tmp_path / "prob.tif", min_area=5, progress=False)
+    run_link(store, "raw", max_distance=30, k=5)
+    res = run_solve(store, "raw", method="hemd", time_limit=60)
+    assert res.status == "optimal"
+    scores = evaluate_solution(store, "raw", synthetic_ctc / "01_GT")
+    assert scores["DET"] >= 0.95 and scores["SEG"] >= 0.7 and scores["LNK"] >= 0.8
+
+
 def test_candidates_from_labels_match_import(store: Store, synthetic_ctc: Path) -> None:
     import_ctc(store, synthetic_ctc, "01", "raw", no_gt=True)
     run_candidates(store, "raw", labels=synthetic_ctc / "01_GT" / "TRA", progress=False)
