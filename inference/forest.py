@@ -25,6 +25,9 @@ issue's 0.54 s reference give ~0.27 s for features and ~0.47 s with masks. Time 
 number of nodes (~cells x levels): 0.06 s at 4 cells, 0.18 s at 63, 0.28 s at 164. The level
 loop (one csgraph call per level) is about half of the feature time; a compiled union-find
 would remove most of it but would add a dependency this room does not have.
+On a quiet machine (load ~0.9), after cutting masks without per-node tuple building and using a
+single-node tree's crop as its mask: features 0.13 s, with masks 0.25 s, ``ndimage.label`` of the
+51 levels 0.32 s in the same run.
 """
 
 from __future__ import annotations
@@ -291,6 +294,15 @@ def _masks(pixel_node: np.ndarray, bbox: np.ndarray, subtree: np.ndarray, hier_p
         if (e - r) * crop.size <= budget:
             ids = np.arange(r, e, dtype=np.uint32).reshape((-1,) + (1,) * ndim)
             block = (crop[None] - ids) < sz[r:e].reshape(ids.shape)
+            if e - r == 1:  # a single-node tree: the crop is its bbox
+                out[r] = block[0]
+                continue
+            if ndim == 2:  # the common case without per-node tuple building (~20% of the loop)
+                y0, x0 = rb[0], rb[1]
+                for i in range(r, e):
+                    b = bl[i]
+                    out[i] = block[i - r, b[0] - y0:b[2] - y0, b[1] - x0:b[3] - x0].copy()
+                continue
             for i in range(r, e):
                 b = bl[i]
                 sl = tuple(slice(b[d] - rb[d], b[d + ndim] - rb[d]) for d in range(ndim))
