@@ -45,6 +45,19 @@ def read_tiff(path: Path) -> np.ndarray:
         raise InputError(f"cannot read TIFF {path}: {exc}") from exc
 
 
+def check_frame_shapes(files: list[Path], shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """Read every frame once and check that all share one 2D/3D shape (``shape`` if given)."""
+    first = read_tiff(files[0]).shape if shape is None else shape
+    if len(first) not in (2, 3):
+        raise InputError(f"{files[0]}: expected a 2D or 3D frame, got shape {first}")
+    for f in files:
+        s = read_tiff(f).shape
+        if s != first:
+            what = "frame 0" if shape is None else "the masks"
+            raise InputError(f"{f}: frame shape {s} differs from {what} ({first})")
+    return first
+
+
 def read_stack(files: list[Path], *, labels: bool) -> np.ndarray:
     """Read frames into one (T, [Z,] Y, X) array, checking shapes (and integer dtype for labels)."""
     first = read_tiff(files[0])

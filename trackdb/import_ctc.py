@@ -60,14 +60,7 @@ def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only:
     raw_files = ctc.frame_files(raw_dir, "t") if (raw_dir.is_dir() or no_gt) else None
     if no_gt:
         assert raw_files is not None
-        first = ctc.read_tiff(raw_files[0])
-        shapes = {ctc.read_tiff(f).shape: f for f in raw_files}
-        if len(shapes) > 1:
-            bad = next(f for s, f in shapes.items() if s != first.shape)
-            raise InputError(f"{bad}: frame shape differs from {raw_files[0]} ({first.shape})")
-        if first.ndim not in (2, 3):
-            raise InputError(f"{raw_files[0]}: expected a 2D or 3D frame, got shape {first.shape}")
-        shape, n_frames, masks, tracks = first.shape, len(raw_files), None, None
+        shape, n_frames, masks, tracks = ctc.check_frame_shapes(raw_files), len(raw_files), None, None
     else:
         masks = ctc.read_stack(ctc.frame_files(gt_dir, "man_track"), labels=True)
         tracks = ctc.read_man_track(gt_dir / "man_track.txt")
@@ -76,10 +69,7 @@ def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only:
         if raw_files is not None:
             if len(raw_files) != n_frames:
                 raise InputError(f"{raw_dir} has {len(raw_files)} frames but {gt_dir} has {n_frames}")
-            for f in raw_files:
-                s = ctc.read_tiff(f).shape
-                if s != shape:
-                    raise InputError(f"{f}: raw frame shape {s} differs from mask shape {shape}")
+            ctc.check_frame_shapes(raw_files, shape)
 
     with store.engine.begin() as conn:
         movie_id = store.add_movie(conn, movie, tuple(int(s) for s in shape), n_frames,

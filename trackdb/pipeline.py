@@ -8,6 +8,7 @@ run marked ``failed`` with the reason; a solve writes its solution only when it 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,26 @@ def candidate_run(store: Store, movie: Movie) -> int:
     raise NotFoundError(f"movie {movie.name!r} has no candidates: run `trackdb candidates` or import masks")
 
 
+def ingest_frames(store: Store, movie: Movie, run_id: int, frame: Callable[[int], Candidates], source: str,
+                  progress: bool = True) -> int:
+    """Write ``frame(t)``'s candidates for every frame, one transaction per frame.
+
+    A resumed run skips the frames it already wrote. Returns the run's candidate count.
+    """
+    with store.engine.connect() as c:
+        done = ingest.frames_done(c, schema.node, run_id)
+    total = len(done)
+    for t in tqdm(range(movie.n_frames), desc="candidates", unit="frame", disable=not progress):
+        if t in done:
+            continue
+        cands = frame(t)
+        if len(cands):
+            with store.engine.begin() as c:
+                ingest.insert_nodes(c, movie.id, run_id, cands, source)
+        total += len(cands)
+    return total
+
+
 def run_candidates(store: Store, movie_name: str, *, prob: Path | None = None, labels: Path | None = None,
                    tau: float = 0.5, min_area: int = 10, progress: bool = True) -> int:
     """Candidate forest from a probability map (or single-node trees from label images)."""
@@ -87,21 +108,13 @@ def run_candidates(store: Store, movie_name: str, *, prob: Path | None = None, l
         check_movie_shape(data, movie.n_frames, movie.shape, path)
         if prob is not None:
             check_probability(data, path)
-        with store.engine.connect() as c:
-            done = ingest.frames_done(c, schema.node, run_id)  # a resumed run skips finished frames
-        total = len(done)
-        for t in tqdm(range(movie.n_frames), desc="candidates", unit="frame", disable=not progress):
-            if t in done:
-                continue
+        def frame(t: int) -> Candidates:
             if prob is not None:
-                cands = prune_to_hypotheses(build_forest(np.asarray(data[t], np.float32), t=t, tau=tau,
-                                                         min_area=min_area))
-            else:
-                cands = candidates_from_labels(data[t : t + 1], t0=t)
-            if len(cands):
-                with store.engine.begin() as c:
-                    ingest.insert_nodes(c, movie.id, run_id, cands, "forest" if prob is not None else "labels")
-            total += len(cands)
+                return prune_to_hypotheses(build_forest(np.asarray(data[t], np.float32), t=t, tau=tau,
+                                                        min_area=min_area))
+            return candidates_from_labels(data[t : t + 1], t0=t)
+
+        total = ingest_frames(store, movie, run_id, frame, "forest" if prob is not None else "labels", progress)
         if total == 0:
             raise InputError(f"{path}: no candidates in any frame (is the map empty or --tau too high?)")
     return run_id

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from . import ctc, ingest, schema
+from . import ctc, schema
 from .errors import InputError, NotFoundError
 from .import_ctc import write_lineage
+from .pipeline import ingest_frames
 from .store import Movie, Store
 
 
@@ -97,17 +97,10 @@ def run_candidates_from_predictions(store: Store, movie_name: str, *, min_object
     min_object_size = model_min_size(zarr_path) if min_object_size is None else min_object_size
     params = {"source": zarr_path, "kind": "predictions", "min_object_size": min_object_size, "fg_thresh": fg_thresh}
     with store.run(movie.id, "candidates", params, resume=True) as run_id:
-        with store.engine.connect() as c:
-            done = ingest.frames_done(c, schema.node, run_id)
-        total = len(done)
-        for t in tqdm(range(movie.n_frames), desc="candidates", unit="frame", disable=not progress):
-            if t in done:
-                continue
-            cands, _labels = candidates_from_zarr(zarr_path, t, min_object_size=min_object_size, fg_thresh=fg_thresh)
-            if len(cands):
-                with store.engine.begin() as c:
-                    ingest.insert_nodes(c, movie.id, run_id, cands, "cluster")
-            total += len(cands)
+        total = ingest_frames(
+            store, movie, run_id,
+            lambda t: candidates_from_zarr(zarr_path, t, min_object_size=min_object_size, fg_thresh=fg_thresh)[0],
+            "cluster", progress)
         if total == 0:
             raise InputError(f"{zarr_path}: the predictions hold no cells in any frame")
     return run_id
