@@ -123,6 +123,7 @@ def build(url: str, frames: int, cells: int, links: int = 3, batch_frames: int =
             tracks = np.column_stack([np.arange(1, cells + 1), np.zeros(cells, np.int64),
                                       np.full(cells, frames - 1), np.zeros(cells, np.int64)])
             sid = ingest.insert_solution(c, run_id=run_id, movie_id=movie_id, node_ids=node_ids.ravel(),
+                                         node_t=np.repeat(np.arange(frames), cells),
                                          track_ids=np.tile(np.arange(1, cells + 1), frames),
                                          edge_ids=chain, edge_source_ids=node_ids[:-1].ravel(),
                                          edge_target_ids=node_ids[1:].ravel(), tracks=tracks,

@@ -107,7 +107,8 @@ def write_lineage(store: Store, conn: sa.Connection, movie_id: int, run_id: int,
         iou=mask_iou(cands.bbox, cands.masks, cands.area, src, dst))
     edge_ids = ingest.insert_edges(conn, movie_id, run_id, node_ids, cands.t, edges)
     sid = ingest.insert_solution(
-        conn, run_id=run_id, movie_id=movie_id, node_ids=node_ids, track_ids=cands.label,
+        conn, run_id=run_id, movie_id=movie_id, node_ids=node_ids, node_t=cands.t,
+        track_ids=cands.label,
         edge_ids=edge_ids, edge_source_ids=node_ids[src], edge_target_ids=node_ids[dst],
         tracks=tracks, status="optimal", name=name)
     store.set_current_solution(conn, movie_id, sid)

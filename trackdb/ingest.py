@@ -171,18 +171,22 @@ def insert_edges(conn: Connection, movie_id: int, run_id: int, node_ids: np.ndar
 
 
 def insert_solution(conn: Connection, *, run_id: int, movie_id: int, node_ids: np.ndarray,
-                    track_ids: np.ndarray, edge_ids: np.ndarray, edge_source_ids: np.ndarray,
+                    node_t: np.ndarray, track_ids: np.ndarray, edge_ids: np.ndarray, edge_source_ids: np.ndarray,
                     edge_target_ids: np.ndarray, tracks: np.ndarray,
                     status: str, rank: int = 0, name: str | None = None,
                     objective: float | None = None, bound: float | None = None,
                     gap: float | None = None, weight: float | None = None,
                     track_confidence: np.ndarray | None = None) -> int:
-    """Write one solution: its selected nodes (with their CTC track ids), edges and tracks.
+    """Write one solution: its selected nodes (with their CTC track ids and frames), edges and tracks.
 
     ``edge_source_ids``/``edge_target_ids`` are the selected links' endpoint node ids (stored
     beside each link so that lineage walks need no join). ``tracks`` is a CTC table ``(K, 4)``: track id, start frame, end frame, parent track (0 =
     none). ``track_confidence`` optionally ``(K, 2)``: minimum and product of link probabilities.
     """
+    if len(node_t) != len(node_ids) or len(track_ids) != len(node_ids):
+        raise ValueError(f"solution of {len(node_ids)} nodes has {len(node_t)} frames and "
+                         f"{len(track_ids)} track ids")
+
     def _f(v: float | None) -> float | None:
         return None if v is None or not np.isfinite(v) else float(v)
 
@@ -194,7 +198,7 @@ def insert_solution(conn: Connection, *, run_id: int, movie_id: int, node_ids: n
     ).scalar_one()
     bulk_insert_columns(conn, schema.solution_node,
                         {"solution_id": int(sid), "node_id": np.asarray(node_ids),
-                         "track_id": np.asarray(track_ids)}, len(node_ids))
+                         "track_id": np.asarray(track_ids), "t": np.asarray(node_t)}, len(node_ids))
     bulk_insert_columns(conn, schema.solution_edge,
                         {"solution_id": int(sid), "edge_id": np.asarray(edge_ids),
                          "source_id": np.asarray(edge_source_ids),

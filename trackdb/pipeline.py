@@ -264,7 +264,8 @@ def _write_solution(store: Store, movie: Movie, run_id: int, graph: CandidateGra
     esel = sol.edge_selected & sel[graph.edge_source] & sel[graph.edge_target]
     with store.engine.begin() as c:
         sid = ingest.insert_solution(
-            c, run_id=run_id, movie_id=movie.id, node_ids=node_ids[sel], track_ids=track_of[sel],
+            c, run_id=run_id, movie_id=movie.id, node_ids=node_ids[sel], node_t=graph.node_t[sel],
+            track_ids=track_of[sel],
             edge_ids=edge_ids[esel],
             edge_source_ids=node_ids[graph.edge_source[esel]], edge_target_ids=node_ids[graph.edge_target[esel]],
             tracks=tracks, status=sol.status.value, name=name,

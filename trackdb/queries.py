@@ -21,10 +21,11 @@ _CELL_COLUMNS = "n.id AS node_id, n.t, n.label, n.z, n.y, n.x, n.area, sn.track_
 # gaps), so the recursion has one step per division, not one per frame. CROSS JOIN pins the
 # join order on SQLite (tracks first, then their cells by index; a scalar subquery for the
 # cell's frame made it build a Bloom filter over all nodes: 35 ms instead of 0.4 ms on 60k
-# nodes); PostgreSQL plans CROSS JOIN + WHERE freely.
+# nodes); PostgreSQL plans CROSS JOIN + WHERE freely. The frame cut uses ``solution_node.t``
+# (revision 0004), inside the (solution_id, track_id, t) index, so only returned cells touch ``node``.
 ANCESTORS_SQL = f"""
 WITH RECURSIVE cell(track_id, t) AS (
-    SELECT sn.track_id, n.t FROM solution_node sn JOIN node n ON n.id = sn.node_id
+    SELECT sn.track_id, sn.t FROM solution_node sn
     WHERE sn.solution_id = :solution_id AND sn.node_id = :node_id
 ),
 up(track_id) AS (
@@ -36,14 +37,14 @@ up(track_id) AS (
 )
 SELECT ROW_NUMBER() OVER (ORDER BY n.t DESC) - 1 AS depth, {_CELL_COLUMNS}
 FROM up CROSS JOIN cell CROSS JOIN solution_node sn CROSS JOIN node n
-WHERE sn.solution_id = :solution_id AND sn.track_id = up.track_id AND n.id = sn.node_id
-  AND n.t <= cell.t
+WHERE sn.solution_id = :solution_id AND sn.track_id = up.track_id AND sn.t <= cell.t
+  AND n.id = sn.node_id
 ORDER BY n.t DESC
 """
 
 DESCENDANTS_SQL = f"""
 WITH RECURSIVE cell(track_id, t) AS (
-    SELECT sn.track_id, n.t FROM solution_node sn JOIN node n ON n.id = sn.node_id
+    SELECT sn.track_id, sn.t FROM solution_node sn
     WHERE sn.solution_id = :solution_id AND sn.node_id = :node_id
 ),
 down(track_id) AS (
@@ -54,8 +55,8 @@ down(track_id) AS (
 )
 SELECT n.t - cell.t AS depth, {_CELL_COLUMNS}
 FROM down CROSS JOIN cell CROSS JOIN solution_node sn CROSS JOIN node n
-WHERE sn.solution_id = :solution_id AND sn.track_id = down.track_id AND n.id = sn.node_id
-  AND n.t >= cell.t
+WHERE sn.solution_id = :solution_id AND sn.track_id = down.track_id AND sn.t >= cell.t
+  AND n.id = sn.node_id
 ORDER BY n.t, n.id
 """
 

@@ -164,8 +164,9 @@ solution_node = Table(
     Column("solution_id", Integer, ForeignKey("solution.id", ondelete="CASCADE"), primary_key=True),
     Column("node_id", BigInteger, primary_key=True),
     Column("track_id", BigInteger, nullable=False),  # CTC track the node belongs to
+    Column("t", Integer, nullable=False),  # the node's frame (revision 0004): walks cut in the index
     Index("ix_solution_node_node_id", "node_id"),
-    Index("ix_solution_node_track", "solution_id", "track_id"),
+    Index("ix_solution_node_track", "solution_id", "track_id", "t"),
 )
 
 solution_edge = Table(

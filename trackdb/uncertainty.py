@@ -282,7 +282,7 @@ def _insert_alternative(conn: sa.Connection, model: Model, run_id: int, sol: Sol
     conf = track_confidence(g, track_of, tracks, esel, np.clip(unc.edge_p, 0, 1), unc.appear_p)
     return ingest.insert_solution(
         conn, run_id=run_id, movie_id=model.movie.id, node_ids=model.node_ids[sel],
-        track_ids=track_of[sel], edge_ids=model.edge_ids[esel],
+        node_t=g.node_t[sel], track_ids=track_of[sel], edge_ids=model.edge_ids[esel],
         edge_source_ids=model.node_ids[g.edge_source[esel]],
         edge_target_ids=model.node_ids[g.edge_target[esel]], tracks=tracks,
         status=sol.status.value, rank=rank, name=f"{method.value}-rank{rank}",

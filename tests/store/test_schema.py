@@ -42,6 +42,8 @@ def test_older_revision_is_refused_then_upgraded_with_data(db_url: str) -> None:
         c.exec_driver_sql("INSERT INTO edge (id, movie_id, run_id, source_id, target_id, t, dt) VALUES (7, 1, 1, 1, 2, 0, 1)")
         c.exec_driver_sql("INSERT INTO solution (id, run_id, movie_id, rank, status) VALUES (1, 1, 1, 0, 'optimal')")
         c.exec_driver_sql("INSERT INTO solution_edge (solution_id, edge_id) VALUES (1, 7)")
+        for nid in (1, 2):
+            c.exec_driver_sql(f"INSERT INTO solution_node (solution_id, node_id, track_id) VALUES (1, {nid}, 1)")
     with pytest.raises(SchemaError, match="older than this trackdb.*trackdb db upgrade"):
         Store(db_url)
     upgrade(engine)
@@ -49,7 +51,10 @@ def test_older_revision_is_refused_then_upgraded_with_data(db_url: str) -> None:
     with store.engine.connect() as c:
         row = c.exec_driver_sql("SELECT source_id, target_id FROM solution_edge WHERE edge_id = 7").one()
     assert tuple(row) == (1, 2)
-    assert db.current_revision(store.engine) == db.head_revision() == "0003"
+    with store.engine.connect() as c:  # 0004 copies each selected cell's frame from node
+        frames = c.exec_driver_sql("SELECT node_id, t FROM solution_node ORDER BY node_id").all()
+    assert [tuple(r) for r in frames] == [(1, 0), (2, 1)]
+    assert db.current_revision(store.engine) == db.head_revision() == "0004"
 
 
 def test_newer_revision_is_refused(db_url: str) -> None:
