@@ -206,17 +206,20 @@ def train(dataset_dir: str | Path, seq: str, frames: range, out_dir: str | Path,
           checkpoint_every: int = 50, seed: int = 0, device: str | None = None,
           resume: bool = True, time_limit_s: float | None = None, num_threads: int | None = None,
           pixel_scale: float = DEFAULT_PIXEL_SCALE, command: str | None = None,
-          progress: bool = True) -> dict[str, Any]:
+          init_from: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Train on ``frames`` of ``dataset_dir/seq``; writes a model folder to ``out_dir``.
 
     The last ``val_pairs`` frame pairs of the range are held out for validation IoU. The best
     validated weights are the model folder's ``weights.pt``; ``checkpoint.pt`` (weights, optimiser,
-    RNG state, elapsed time) makes the run resumable. Returns the metrics written to metrics.json.
+    RNG state, elapsed time) makes the run resumable. ``init_from`` (a model folder) starts from
+    its weights with a fresh optimiser and schedule: a fine-tune continues a CPU-starved run
+    without redoing its steps. Returns the metrics written to metrics.json.
     """
     from tqdm import tqdm
 
     if crop % 8:
         raise ValueError(f"crop must be a multiple of 8, got {crop}")
+    init_cfg = _check_init(Path(init_from), width) if init_from is not None else None
     if num_threads:
         torch.set_num_threads(num_threads)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -241,6 +244,10 @@ def train(dataset_dir: str | Path, seq: str, frames: range, out_dir: str | Path,
     use_amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, elapsed, best, history = 0, 0.0, -1.0, []
+    base_steps = 0
+    if init_from is not None:
+        model.load_state_dict(torch.load(Path(init_from) / "weights.pt", map_location=dev, weights_only=True))
+        base_steps = int(init_cfg.get("trained_steps", 0))  # type: ignore[union-attr]
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.is_file():
         st = torch.load(ckpt, map_location=dev, weights_only=False)
@@ -252,7 +259,9 @@ def train(dataset_dir: str | Path, seq: str, frames: range, out_dir: str | Path,
     cfg = model_config(model, pixel_scale=pixel_scale, normalise_percentiles=list(DEFAULT_PERCENTILES),
                        crop=crop, dataset=str(dataset_dir), seq=seq,
                        frames=[frames.start, frames.stop], min_object_size=min_object_size,
-                       embedding_dim=model.embedding_dim, parameters=count_parameters(model))
+                       embedding_dim=model.embedding_dim, parameters=count_parameters(model),
+                       **({"init_from": str(init_from), "init_steps": base_steps}
+                          if init_from is not None else {}))
     cmd = command or " ".join(shlex.quote(a) for a in [sys.executable, "-m", "inference.train",
                                                        *sys.argv[1:]])
 
@@ -308,15 +317,28 @@ def train(dataset_dir: str | Path, seq: str, frames: range, out_dir: str | Path,
             print(json.dumps(history[-1]), file=sys.stderr, flush=True)  # progress, not results
             if val > best:
                 best = val
-                save_model(out, model, {**cfg, "trained_steps": step}, metrics(val), cmd)
+                save_model(out, model, {**cfg, "trained_steps": base_steps + step}, metrics(val), cmd)
         if step % checkpoint_every == 0 or last:
             save_checkpoint()
     bar.close()
     if not (out / "weights.pt").is_file():
-        save_model(out, model, {**cfg, "trained_steps": step}, metrics(best), cmd)
+        save_model(out, model, {**cfg, "trained_steps": base_steps + step}, metrics(best), cmd)
     final = metrics(history[-1]["val_iou"] if history else best)
     (out / "metrics.json").write_text(json.dumps(final, indent=2, sort_keys=True))
     return final
+
+
+def _check_init(folder: Path, width: float) -> dict[str, Any]:
+    """The config of the model folder a fine-tune starts from, refused before anything is written."""
+    cfg_path, w_path = folder / "config.json", folder / "weights.pt"
+    for f in (cfg_path, w_path):
+        if not f.is_file():
+            raise FileNotFoundError(f"--init-from {folder}: missing {f.name}")
+    cfg = json.loads(cfg_path.read_text())
+    if float(cfg.get("width", -1)) != float(width) or int(cfg.get("ndim", 2)) != 2:
+        raise ValueError(f"--init-from {folder}: width {cfg.get('width')} / ndim {cfg.get('ndim')} "
+                         f"do not match this run (width {width}, ndim 2)")
+    return cfg
 
 
 def _parse_frames(s: str) -> range:
@@ -342,11 +364,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--time-limit", type=float, default=None, help="seconds of training")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-resume", action="store_true")
+    ap.add_argument("--init-from", default=None, help="model folder whose weights start the run")
     a = ap.parse_args(argv)
     m = train(a.dataset, a.seq, a.frames, a.out, width=a.width, crop=a.crop, batch=a.batch,
               steps=a.steps, lr=a.lr, val_pairs=a.val_pairs, val_every=a.val_every, seed=a.seed,
               device=a.device, resume=not a.no_resume, time_limit_s=a.time_limit,
-              num_threads=a.threads)
+              num_threads=a.threads, init_from=a.init_from)
     print(json.dumps({k: v for k, v in m.items() if k != "history"}))
 
 

@@ -36,15 +36,22 @@ def parse_frames(spec: str) -> range:
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option("--init-from", type=click.Path(path_type=Path), default=None,
+              help="Model folder whose weights start the run (fine-tune; fresh optimiser and schedule).")
 def train(dataset: Path, seq: str, frames_spec: str, out_dir: Path, steps: int, width: float, crop: int, batch: int,
-          lr: float, time_limit: float | None, threads: int | None, seed: int, device: str | None) -> None:
+          lr: float, time_limit: float | None, threads: int | None, seed: int, device: str | None,
+          init_from: Path | None) -> None:
     """Train the EmbedTrack-style network on CTC data (masks + lineage); resumes from its checkpoint."""
     from inference.train import train as train_model
 
     frames = parse_frames(frames_spec)
-    metrics = train_model(dataset, seq, frames, out_dir, width=width, crop=crop, batch=batch, steps=steps, lr=lr,
-                          seed=seed, device=device, time_limit_s=time_limit, num_threads=threads,
-                          command="trackdb " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    try:
+        metrics = train_model(dataset, seq, frames, out_dir, width=width, crop=crop, batch=batch, steps=steps,
+                              lr=lr, seed=seed, device=device, time_limit_s=time_limit, num_threads=threads,
+                              init_from=init_from,
+                              command="trackdb " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from None
     echo_json({k: metrics[k] for k in ("best_val_iou", "parameters", "elapsed_s") if k in metrics})
 
 

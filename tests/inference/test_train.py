@@ -78,3 +78,30 @@ def test_tiny_training_separates_touching_objects(tmp_path: Path) -> None:
                 for j in range(1, int(labels.max()) + 1)]
         best.append((max(ious), int(np.argmax(ious))) if ious else (0.0, -1))
     assert best[0][1] != best[1][1] and min(b[0] for b in best) > 0.35, (labels.max(), best)
+
+
+def test_init_from_starts_at_a_model_folder(tmp_path: Path) -> None:
+    """A fine-tune starts from the folder's weights (lr 0 keeps them) and counts its steps on."""
+    torch.set_num_threads(1)
+    write_synthetic_ctc(tmp_path / "data")
+    kw = dict(width=0.25, crop=48, batch=1, val_pairs=1, val_every=1000, seed=0, num_threads=1,
+              progress=False, command="test")
+    train(tmp_path / "data", "01", range(0, 6), tmp_path / "a", steps=2, lr=5e-3, **kw)
+    train(tmp_path / "data", "01", range(0, 6), tmp_path / "b", steps=1, lr=0.0,
+          init_from=tmp_path / "a", **kw)
+    wa = torch.load(tmp_path / "a" / "weights.pt", weights_only=True)
+    wb = torch.load(tmp_path / "b" / "weights.pt", weights_only=True)
+    learned = [k for k in wa if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in learned)  # BN stats move
+    assert not all(torch.equal(wa[k], wb[k]) for k in wa)  # ... so the step did run
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg["init_steps"] == 2 and cfg["trained_steps"] == 3
+    with pytest.raises(ValueError, match="width 0.25"):
+        train(tmp_path / "data", "01", range(0, 6), tmp_path / "c", steps=1, lr=0.0,
+              init_from=tmp_path / "a", **{**kw, "width": 0.5})
+    assert not (tmp_path / "c").exists()  # refused before the output folder is made
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "config.json").write_text((tmp_path / "a" / "config.json").read_text())
+    with pytest.raises(FileNotFoundError, match="missing weights.pt"):
+        train(tmp_path / "data", "01", range(0, 6), tmp_path / "d", steps=1, lr=0.0,
+              init_from=tmp_path / "e", **kw)
