@@ -261,7 +261,7 @@ def division_pairs(
     dim = c.shape[1]
     one = np.flatnonzero(t[dst] - t[src] == 1)
     one = one[np.argsort(src[one], kind="stable")]
-    mothers, start, deg = np.unique(src[one], return_index=True, return_counts=True)
+    _mothers, start, deg = np.unique(src[one], return_index=True, return_counts=True)
     ea_parts, eb_parts = [], []
     for m in np.unique(deg[deg >= 2]):
         iu, ju = np.triu_indices(m, k=1)
@@ -398,6 +398,42 @@ def estimate_motion(
     )
 
 
+@dataclass(frozen=True)
+class CostModel:
+    """Everything :func:`tracking_costs` reads, kept so the same candidates can be re-costed.
+
+    Feature perturbation (:func:`solvers.uncertainty.feature_noise_sampler`) re-runs
+    :meth:`graph` on jittered ``cells``: the costs come from perturbed *features* through this
+    cost model, with the motion field and noise scales of the solve left as they were.
+    """
+
+    cells: CellFeatures
+    edge_source: np.ndarray
+    edge_target: np.ndarray
+    motion: MotionModel
+    params: CostParams = CostParams()
+    node_cost: np.ndarray | None = None
+    node_hier_parent: np.ndarray | None = None
+    overlap: Overlap | None = None
+
+    def graph(self, cells: CellFeatures | None = None) -> CandidateGraph:
+        """The candidate graph of ``cells`` (default: the model's own features)."""
+        return tracking_costs(self.cells if cells is None else cells, self.edge_source,
+                              self.edge_target, self.motion, self.params, node_cost=self.node_cost,
+                              node_hier_parent=self.node_hier_parent, overlap=self.overlap)
+
+
+@dataclass(frozen=True)
+class Refined:
+    """What :func:`refine_cost_model` ends with: the cost model of the last solve, its graph,
+    its solution and per-iteration diagnostics."""
+
+    model: CostModel
+    graph: CandidateGraph
+    solution: Solution
+    history: list[dict[str, float]]
+
+
 def refine_tracking(
     cells: CellFeatures,
     edge_source: np.ndarray,
@@ -412,16 +448,36 @@ def refine_tracking(
     """Solve, re-estimate motion and scales from the solution, re-cost, re-solve (n_iter solves).
 
     Stops early when the selected links no longer change. Returns the last graph, its solution
-    and per-iteration diagnostics (scales, changed links).
+    and per-iteration diagnostics (scales, changed links); :func:`refine_cost_model` also
+    returns the cost model the last graph was built from.
     """
+    r = refine_cost_model(cells, edge_source, edge_target, solve, n_iter, params, node_cost,
+                          node_hier_parent, overlap)
+    return r.graph, r.solution, r.history
+
+
+def refine_cost_model(
+    cells: CellFeatures,
+    edge_source: np.ndarray,
+    edge_target: np.ndarray,
+    solve: Callable[[CandidateGraph], Solution],
+    n_iter: int = 4,
+    params: CostParams = CostParams(),
+    node_cost: np.ndarray | None = None,
+    node_hier_parent: np.ndarray | None = None,
+    overlap: Overlap | None = None,
+) -> Refined:
+    """:func:`refine_tracking`, keeping the :class:`CostModel` of the last graph."""
     motion = initial_motion(cells, edge_source, edge_target)
     history: list[dict[str, float]] = []
     sol: Solution | None = None
     graph: CandidateGraph | None = None
+    model: CostModel | None = None
     for it in range(max(1, n_iter)):
-        graph = tracking_costs(cells, edge_source, edge_target, motion, params,
-                               node_cost=node_cost, node_hier_parent=node_hier_parent,
-                               overlap=overlap)
+        model = CostModel(cells, np.asarray(edge_source, np.int64),
+                          np.asarray(edge_target, np.int64), motion, params, node_cost,
+                          node_hier_parent, overlap)
+        graph = model.graph()
         new = solve(graph)
         changed = int(np.sum(new.edge_selected != sol.edge_selected)) if sol is not None else -1
         history.append({
@@ -436,5 +492,5 @@ def refine_tracking(
             break
         motion = estimate_motion(cells, edge_source, edge_target, sol, motion,
                                  params.div_rate_bounds)
-    assert graph is not None and sol is not None
-    return graph, sol, history
+    assert graph is not None and sol is not None and model is not None
+    return Refined(model, graph, sol, history)

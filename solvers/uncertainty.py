@@ -15,6 +15,13 @@ options of ``j``, and temperature scaling (Eq. 20) divides the scores by ``T`` f
 * **FP** (Eq. 13): ``s = −mean cost`` over K graphs with perturbed features, then as SM.
 * **FP+A** (Eq. 12): ``s = log`` of the frequency of the option among the MAP solutions of the
   K perturbed graphs.
+
+  Perturbed graphs come from perturbed *features* re-costed by the real cost model
+  (:func:`feature_noise_sampler` over a :class:`solvers.costs.CostModel`: Gaussian jitter of
+  the centres, log-normal jitter of the areas, motion field and noise scales of the solve
+  kept), the paper's noise distribution ``Q(x̂ | x)``. Only a graph that comes without its
+  features falls back to Gaussian noise on the costs (:func:`cost_noise_sampler`); ``info``
+  says which was used.
 * **MM** (ours, beside the paper's four): ``s = −Δ_j(o)``, the extra cost of the best
   assignment that gives j the option o (:mod:`solvers.max_marginals`): an assignment-aware
   parental softmax, exact over the frame pair, at the price of one Dijkstra per cell.
@@ -43,12 +50,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from solvers.costs import CostModel, fold_pairs
+from solvers.kbest_joint import kbest_joint
 from solvers.lap import APPEAR, check_lap_graph, frame_pairs, solve_lap
 from solvers.max_marginals import option_deltas
+from solvers.model import objective
 from solvers.murty import kbest_frame_pair
 from solvers.types import CandidateGraph, Solution
 
 GraphSampler = Callable[[np.random.Generator], CandidateGraph]
+SIGMA_PX = 2.0  # px, FP's default jitter of cell centres (per axis)
+SIGMA_AREA = 0.05  # FP's default log-normal jitter of cell areas
 
 
 class Method(enum.Enum):
@@ -80,6 +92,10 @@ class Uncertainty:
     entropy: np.ndarray  # (N,) daughter-wise entropy, nats
     seconds: float = 0.0
     info: dict | None = None
+    # what the method drew or solved, for :func:`ranked_solutions`: FP+A its K perturbed
+    # optima; FP the graph of averaged costs it scored (None: ``graph`` itself)
+    solutions: tuple[Solution, ...] = ()
+    cost_graph: CandidateGraph | None = None
 
 
 def check_temperature(temperature: float) -> float:
@@ -135,12 +151,15 @@ def with_temperature(unc: Uncertainty, graph: CandidateGraph, temperature: float
 
 def _finish(method: Method, graph: CandidateGraph, edge_score: np.ndarray,
             appear_score: np.ndarray, temperature: float, start: float,
-            node_p: np.ndarray | None = None, info: dict | None = None) -> Uncertainty:
+            node_p: np.ndarray | None = None, info: dict | None = None,
+            solutions: Sequence[Solution] = (), cost_graph: CandidateGraph | None = None
+            ) -> Uncertainty:
     unc = Uncertainty(
         method=method, temperature=1.0, edge_score=edge_score, appear_score=appear_score,
         edge_p=np.zeros(graph.n_edges), appear_p=np.zeros(graph.n_nodes),
         node_p=np.ones(graph.n_nodes) if node_p is None else node_p,
-        entropy=np.zeros(graph.n_nodes), info=info,
+        entropy=np.zeros(graph.n_nodes), info=info, solutions=tuple(solutions),
+        cost_graph=cost_graph,
     )
     unc = with_temperature(unc, graph, temperature)
     return replace(unc, seconds=time.perf_counter() - start)
@@ -194,18 +213,25 @@ def max_marginal_probabilities(graph: CandidateGraph, *, temperature: float = 1.
 
 def feature_perturbation(graph: CandidateGraph, sample_graph: GraphSampler, *, k: int = 10,
                          temperature: float = 1.0, seed: int = 0) -> Uncertainty:
-    """FP: parental softmax of the costs averaged over ``k`` perturbed graphs (Eq. 13)."""
+    """FP: parental softmax of the costs averaged over ``k`` perturbed graphs (Eq. 13).
+
+    The graph of averaged costs (edge, appear, disappear, division) is kept as ``cost_graph``:
+    its optimum is FP's solution and its K best are FP's ranked alternatives.
+    """
     start = time.perf_counter()
     k = check_k(k)
     rng = np.random.default_rng(seed)
-    edge_sum = np.zeros(graph.n_edges)
-    appear_sum = np.zeros(graph.n_nodes)
+    sums = [np.zeros(graph.n_edges), np.zeros(graph.n_nodes), np.zeros(graph.n_nodes),
+            np.zeros(graph.n_nodes)]
     for _ in range(k):
         g = _same_structure(graph, sample_graph(rng))
-        edge_sum += g.edge_cost
-        appear_sum += g.appear_cost
-    return _finish(Method.FP, graph, -edge_sum / k, -appear_sum / k, temperature, start,
-                   info={"k": k})
+        for acc, c in zip(sums, (g.edge_cost, g.appear_cost, g.disappear_cost, g.division_cost)):
+            acc += c
+    edge, appear, disappear, division = (a / k for a in sums)
+    mean = replace(graph, edge_cost=edge, appear_cost=appear, disappear_cost=disappear,
+                   division_cost=division)
+    return _finish(Method.FP, graph, -edge, -appear, temperature, start, info={"k": k},
+                   cost_graph=mean)
 
 
 def perturbed_assignments(graph: CandidateGraph, sample_graph: GraphSampler, *, k: int = 10,
@@ -224,7 +250,7 @@ def perturbed_assignments(graph: CandidateGraph, sample_graph: GraphSampler, *, 
     edge_f, appear_f, node_f = _option_frequency(graph, sols, np.full(k, 1.0 / k))
     e, a = _log_frequency(graph, edge_f, appear_f, floor)
     return _finish(Method.FPA, graph, e, a, temperature, start, node_p=node_f,
-                   info={"k": k, "floor": floor})
+                   info={"k": k, "floor": floor}, solutions=sols)
 
 
 def assignment_sampling(graph: CandidateGraph, *, k: int = 10, temperature: float = 1.0,
@@ -273,14 +299,18 @@ def assignment_sampling(graph: CandidateGraph, *, k: int = 10, temperature: floa
 
 def edge_probabilities(graph: CandidateGraph, method: Method | str, *, k: int = 10,
                        temperature: float = 1.0, sample_graph: GraphSampler | None = None,
-                       seed: int = 0, noise: float = 1.0) -> Uncertainty:
+                       features: CostModel | None = None, sigma_px: float = SIGMA_PX,
+                       sigma_area: float = SIGMA_AREA, seed: int = 0, noise: float = 1.0
+                       ) -> Uncertainty:
     """One entry point for every method (what ``trackdb uncertainty --method`` calls).
 
-    FP and FP+A need perturbed graphs: ``sample_graph(rng)`` should re-compute the costs from
-    perturbed features (the paper's choice; it must return graphs without division pairs, e.g.
-    through ``fold_pairs``); without it the edge, appear and disappear costs are perturbed
-    directly by Gaussian noise of ``noise`` nats (:func:`cost_noise_sampler`). A graph with
-    division pairs is folded first. FP+A, AS and MM need a fixed segmentation (ValueError
+    FP and FP+A need perturbed graphs, in this order of preference: ``sample_graph(rng)``
+    (it must return graphs without division pairs, e.g. through ``fold_pairs``); the cost model
+    ``features`` that built ``graph``, whose features are jittered by ``sigma_px`` /
+    ``sigma_area`` and re-costed (:func:`feature_noise_sampler`, the paper's choice); else the
+    edge, appear and disappear costs get Gaussian noise of ``noise`` nats
+    (:func:`cost_noise_sampler`), for graphs that come without features. ``info["perturbation"]``
+    says which. A graph with division pairs is folded first. FP+A, AS and MM need a fixed segmentation (ValueError
     otherwise); for competing candidates use :func:`assignment_sampling` with ``solutions``
     from :func:`solvers.kbest_joint.kbest_joint`.
     """
@@ -290,21 +320,60 @@ def edge_probabilities(graph: CandidateGraph, method: Method | str, *, k: int = 
         # pair-priced divisions have no per-edge form: use the product's folding
         # (min of continuation and half the best division, solvers.costs.fold_pairs); edge
         # indices are unchanged, so the result still lines up with ``graph``
-        from solvers.costs import fold_pairs
-
         graph = fold_pairs(graph)
     if method in (Method.FP, Method.FPA, Method.AS):
         check_k(k)
-    sampler = sample_graph or cost_noise_sampler(graph, noise)
     if method is Method.SM:
         return softmax_probabilities(graph, temperature=temperature)
-    if method is Method.FP:
-        return feature_perturbation(graph, sampler, k=k, temperature=temperature, seed=seed)
-    if method is Method.FPA:
-        return perturbed_assignments(graph, sampler, k=k, temperature=temperature, seed=seed)
+    if method in (Method.FP, Method.FPA):
+        sampler, how = perturbation_sampler(graph, sample_graph, features, sigma_px, sigma_area,
+                                            noise)
+        run = feature_perturbation if method is Method.FP else perturbed_assignments
+        unc = run(graph, sampler, k=k, temperature=temperature, seed=seed)
+        return replace(unc, info={**(unc.info or {}), "perturbation": how})
     if method is Method.MM:
         return max_marginal_probabilities(graph, temperature=temperature)
     return assignment_sampling(graph, k=k, temperature=temperature)
+
+
+def perturbation_sampler(graph: CandidateGraph, sample_graph: GraphSampler | None,
+                         features: CostModel | None, sigma_px: float = SIGMA_PX,
+                         sigma_area: float = SIGMA_AREA, noise: float = 1.0
+                         ) -> tuple[GraphSampler, dict]:
+    """The sampler FP / FP+A use (see :func:`edge_probabilities`) and a description of it."""
+    if sample_graph is not None:
+        return sample_graph, {"kind": "given"}
+    if features is not None:
+        return (feature_noise_sampler(features, sigma_px, sigma_area),
+                {"kind": "features", "sigma_px": float(sigma_px), "sigma_area": float(sigma_area)})
+    return cost_noise_sampler(graph, noise), {"kind": "costs", "noise": float(noise)}
+
+
+def feature_noise_sampler(model: CostModel, sigma_px: float = SIGMA_PX,
+                          sigma_area: float = SIGMA_AREA, fold: bool = True) -> GraphSampler:
+    """FP's noise distribution Q(x̂ | x): perturbed features, re-costed by the cost model.
+
+    Every cell's centre moves by N(0, sigma_px²) per axis and its area is multiplied by
+    exp(N(0, sigma_area²)); the graph is then rebuilt by :meth:`CostModel.graph` (motion field,
+    noise scales and division rates of the solve unchanged), division pairs folded into the
+    edges unless ``fold`` is False. All links of a cell share its jitter, as in the paper.
+    """
+    if not (np.isfinite(sigma_px) and sigma_px >= 0 and np.isfinite(sigma_area)
+            and sigma_area >= 0):
+        raise ValueError(f"sigma_px and sigma_area must be finite and >= 0, got {sigma_px}, "
+                         f"{sigma_area}")
+    cells = model.cells
+
+    def sample(rng: np.random.Generator) -> CandidateGraph:
+        jittered = replace(
+            cells,
+            centroid=cells.centroid + rng.normal(0.0, sigma_px, np.shape(cells.centroid)),
+            area=cells.area * np.exp(rng.normal(0.0, sigma_area, len(cells.area))),
+        )
+        g = model.graph(jittered)
+        return fold_pairs(g) if fold else g
+
+    return sample
 
 
 def cost_noise_sampler(graph: CandidateGraph, noise: float) -> GraphSampler:
@@ -336,6 +405,56 @@ def _same_structure(graph: CandidateGraph, other: CandidateGraph) -> CandidateGr
     return other
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """One ranked alternative of a method: a solution and its weight (weights sum to 1)."""
+
+    solution: Solution  # its ``objective`` is on the graph the ranking is over
+    weight: float
+
+
+def ranked_solutions(graph: CandidateGraph, unc: Uncertainty, k: int, *,
+                     sample_temperature: float = 1.0, time_limit: float = 300.0,
+                     kbest: Sequence[Solution] | None = None) -> list[Ranked]:
+    """Every method's alternatives, best first (what ``trackdb uncertainty`` stores as ranks).
+
+    * FP+A: its distinct perturbed optima (``unc.solutions``), most frequent first, weight =
+      frequency among the K draws; ties by objective on ``graph`` (the unperturbed costs).
+    * FP: the exact K best of its averaged-cost graph (``unc.cost_graph``), the first being
+      FP's own solution; SM, MM and AS: the exact K best of ``graph`` itself (``kbest`` when the
+      caller has them already). Weights ``p_k ∝ exp(−cost_k / T_s)`` over the list.
+
+    K best come from :func:`solvers.kbest_joint.kbest_joint` (Murty on frame pairs where it
+    applies, else re-solves with no-good cuts, each limited to ``time_limit``).
+    """
+    k = check_k(k)
+    t_s = check_temperature(sample_temperature)
+    if unc.method is Method.FPA:
+        if not unc.solutions:
+            raise ValueError("FP+A carries no perturbed solutions to rank")
+        groups: dict[bytes, list[Solution]] = {}
+        for sol in unc.solutions:
+            key = np.packbits(sol.node_selected).tobytes() + np.packbits(sol.edge_selected).tobytes()
+            groups.setdefault(key, []).append(sol)
+        found = []
+        for members in groups.values():
+            first = members[0]
+            obj = objective(graph, first.node_selected, first.edge_selected)
+            found.append((len(members), obj, replace(first, objective=obj)))
+        found.sort(key=lambda f: (-f[0], f[1]))
+        n = len(unc.solutions)
+        return [Ranked(sol, count / n) for count, _, sol in found[:k]]
+    if kbest is None:
+        target = unc.cost_graph if unc.method is Method.FP and unc.cost_graph is not None else graph
+        kbest = kbest_joint(target, k, time_limit=time_limit)
+    if not kbest:
+        return []
+    obj = np.array([s.objective for s in kbest], np.float64)
+    w = np.exp(-(obj - obj.min()) / t_s)
+    w /= w.sum()
+    return [Ranked(s, float(x)) for s, x in zip(kbest, w)]
+
+
 def map_confidence(unc: Uncertainty, graph: CandidateGraph, solution: Solution
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(edge indices, P) of the links the MAP ``solution`` chose: the paper's predictions."""
@@ -344,8 +463,9 @@ def map_confidence(unc: Uncertainty, graph: CandidateGraph, solution: Solution
 
 
 __all__ = [
-    "APPEAR", "Method", "Uncertainty", "assignment_sampling", "check_k", "check_temperature",
-    "cost_noise_sampler", "edge_probabilities", "feature_perturbation", "group_entropy",
-    "group_softmax", "map_confidence", "max_marginal_probabilities", "option_groups", "perturbed_assignments",
-    "softmax_probabilities", "with_temperature",
+    "APPEAR", "SIGMA_AREA", "SIGMA_PX", "Method", "Ranked", "Uncertainty", "assignment_sampling",
+    "check_k", "check_temperature", "cost_noise_sampler", "edge_probabilities",
+    "feature_noise_sampler", "feature_perturbation", "group_entropy", "group_softmax",
+    "map_confidence", "max_marginal_probabilities", "option_groups", "perturbation_sampler",
+    "perturbed_assignments", "ranked_solutions", "softmax_probabilities", "with_temperature",
 ]

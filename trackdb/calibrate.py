@@ -34,7 +34,14 @@ from . import ctc, schema
 from .errors import InputError
 from .load import load_candidates
 from .store import Movie, Store, _now
-from .uncertainty import _stored_selection, check_k, compute, parse_method, rebuild_model, solve_run_of
+from .uncertainty import (
+    _stored_selection,
+    check_k,
+    compute,
+    parse_method,
+    rebuild_model,
+    solve_run_of,
+)
 
 IOU_MATCH = 0.5
 
@@ -117,7 +124,7 @@ def run_calibrate(store: Store, movie_name: str, gt_dir: Path, method: str, *, n
               "solution_id": sid, "png": str(png) if png else None}
     with store.run(movie.id, "calibrate", params, parent_run_id=int(solve_run["id"])) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)
-        unc, _ = compute(model, m, k=k, temperature=1.0)
+        unc, _ = compute(model, m, k=k, temperature=1.0, ranked=False)
         g = model.graph
         with store.engine.connect() as c:
             link_params = c.execute(sa.select(schema.run.c.params)
@@ -148,7 +155,7 @@ def run_calibrate(store: Store, movie_name: str, gt_dir: Path, method: str, *, n
         result = {
             "movie": movie.name, "name": name, "method": m.value, "temperature": round(temperature, 4),
             "ece_before": round(before.ece, 4), "ece_after": round(after.ece, 4),
-            "links": int(len(ev)), "accuracy": round(float(correct.mean()), 4),
+            "links": len(ev), "accuracy": round(float(correct.mean()), 4),
             "sparsification_area": round(by_p.area, 4), "sparsification_oracle_area": round(by_p.oracle_area, 4),
             "accuracy_drop10": round(by_p.accuracy_at(0.1), 4),
             "entropy_sparsification_area": round(by_h.area, 4),
@@ -163,8 +170,8 @@ def _store_calibration(store: Store, name: str, method: str, temperature: float,
                        ece_after: float, run_id: int) -> None:
     """Upsert by (name, method): a re-fit replaces the previous temperature."""
     c = schema.calibration.c
-    values = dict(temperature=float(temperature), ece_before=float(ece_before), ece_after=float(ece_after),
-                  run_id=run_id, created_at=_now())
+    values = {"temperature": float(temperature), "ece_before": float(ece_before), "ece_after": float(ece_after),
+                  "run_id": run_id, "created_at": _now()}
     with store.engine.begin() as conn:
         done = conn.execute(schema.calibration.update().where(c.name == name, c.method == method)
                             .values(**values)).rowcount

@@ -19,14 +19,20 @@ METHODS = click.Choice(["sm", "fp", "fpa", "as", "mm"])
 @click.option("--k", type=int, default=10, show_default=True, help="Samples / alternatives (fp, fpa, as).")
 @click.option("--calibration", default=None, help="Use the temperature stored by `trackdb calibrate --name`.")
 @click.option("--temperature", type=float, default=None, help="Explicit temperature (default 1).")
+@click.option("--sigma-px", type=float, default=2.0, show_default=True,
+              help="fp/fpa: std of the jitter of cell centres, pixels per axis.")
+@click.option("--sigma-area", type=float, default=0.05, show_default=True,
+              help="fp/fpa: std of the log-normal jitter of cell areas.")
 @DB_OPTION
 def uncertainty(movie_name: str, method: str, k: int, calibration: str | None, temperature: float | None,
-                db_url: str | None) -> None:
-    """Link and cell probabilities of the current solution; track confidences; alternatives (as)."""
+                sigma_px: float, sigma_area: float, db_url: str | None) -> None:
+    """Link and cell probabilities of the current solution, track confidences, and the method's
+    ranked alternative solutions (named METHOD-rankK, e.g. `export-ctc --solution fpa-rank1`)."""
     from .uncertainty import run_summary, run_uncertainty
 
     with open_store(db_url) as store:
-        run_id = run_uncertainty(store, movie_name, method, k=k, calibration=calibration, temperature=temperature)
+        run_id = run_uncertainty(store, movie_name, method, k=k, calibration=calibration, temperature=temperature,
+                                 sigma_px=sigma_px, sigma_area=sigma_area)
         echo_json(run_summary(store, run_id))
 
 

@@ -22,7 +22,7 @@ from inference.forest import build_forest
 from inference.hypotheses import prune_to_hypotheses
 from inference.regions import candidates_from_labels, mask_covariance
 from inference.types import Candidates
-from solvers.costs import CellFeatures, CostParams, refine_tracking
+from solvers.costs import CellFeatures, CostModel, CostParams, refine_cost_model
 from solvers.node_costs import forest_node_cost
 from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Solution, SolveStatus
@@ -191,6 +191,7 @@ class BuiltSolve:
     history: list[dict[str, Any]]
     node_ids: np.ndarray  # (graph.n_nodes,) node id of every graph node
     edge_ids: np.ndarray  # (graph.n_edges,) edge id of every graph edge
+    cost_model: CostModel | None = None  # features + motion the last graph was costed from
 
 
 def build_solve(store: Store, movie: Movie, m: Method, link_run_id: int, cand_run: int, *,
@@ -215,12 +216,13 @@ def build_solve(store: Store, movie: Movie, m: Method, link_run_id: int, cand_ru
     solver = _solver(Method.LAP if m is Method.HEMD else m, window, time_limit, gap)
     sub_cells = CellFeatures(t=cells.t[keep], centroid=cells.centroid[keep], area=cells.area[keep],
                              cov=cells.cov[keep], bbox=cells.bbox[keep], image_shape=cells.image_shape)
-    graph, sol, history = refine_tracking(
+    refined = refine_cost_model(
         sub_cells, sub_nodes[edges.source[sub_edges]], sub_nodes[edges.target[sub_edges]], solver,
         n_iter=iterations, params=cost_params,
         node_cost=None if node_cost is None or m is Method.HEMD else node_cost[keep],
         node_hier_parent=None if m is Method.HEMD else _reindex_parent(cands.hier_parent, keep))
-    return BuiltSolve(graph, sol, history, node_ids[keep], edge_ids[sub_edges])
+    return BuiltSolve(refined.graph, refined.solution, refined.history, node_ids[keep],
+                      edge_ids[sub_edges], refined.model)
 
 
 def _restrict(keep: np.ndarray, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -271,4 +273,4 @@ def _write_solution(store: Store, movie: Movie, run_id: int, graph: CandidateGra
             tracks=tracks, status=sol.status.value, name=name,
             objective=sol.objective, bound=sol.bound, gap=sol.gap)
         store.set_current_solution(c, movie.id, sid)
-    return sid, int(sel.sum()), int(esel.sum()), int(len(tracks))
+    return sid, int(sel.sum()), int(esel.sum()), len(tracks)

@@ -15,24 +15,29 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from solvers.costs import fold_pairs
+from solvers.costs import CostModel, fold_pairs
 from solvers.kbest_joint import kbest_joint, lap_applies
 from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Solution
 from solvers.uncertainty import (
+    SIGMA_AREA,
+    SIGMA_PX,
+    GraphSampler,
     Method,
+    Ranked,
     Uncertainty,
     assignment_sampling,
-    cost_noise_sampler,
     edge_probabilities,
+    feature_noise_sampler,
     perturbed_assignments,
+    ranked_solutions,
 )
 
 from . import ingest, schema
@@ -57,6 +62,7 @@ class Model:
     node_ids: np.ndarray  # (graph.n_nodes,)
     edge_ids: np.ndarray  # (graph.n_edges,)
     rebuilt: Solution  # the solve re-run on the rebuilt model (normally = the stored solution)
+    cost_model: CostModel | None = None  # the features and motion ``graph`` was costed from
 
 
 def parse_method(method: str | Method) -> Method:
@@ -100,12 +106,19 @@ def rebuild_model(store: Store, movie: Movie, solution_id: int, solve_run: dict[
     if m is not SolveMethod.JOINT:  # the LAP solves with daughter-pair costs folded into edges
         graph = fold_pairs(graph)
     return Model(movie, solution_id, int(solve_run["id"]), m, float(p["time_limit"]), graph,
-                 built.node_ids, built.edge_ids, built.solution)
+                 built.node_ids, built.edge_ids, built.solution, built.cost_model)
 
 
-def compute(model: Model, method: Method, *, k: int, temperature: float, seed: int = 0
-            ) -> tuple[Uncertainty, list[Solution]]:
-    """Probabilities of ``method`` on the model, and for AS its K best solutions (best first).
+def compute(model: Model, method: Method, *, k: int, temperature: float, seed: int = 0,
+            sigma_px: float = SIGMA_PX, sigma_area: float = SIGMA_AREA, ranked: bool = True
+            ) -> tuple[Uncertainty, list[Ranked]]:
+    """Probabilities of ``method`` on the model and its ranked alternatives (best first; none
+    without ``ranked``, unless the method needs them anyway).
+
+    Alternatives (:func:`solvers.uncertainty.ranked_solutions`): FP+A its distinct perturbed
+    solutions by frequency; FP the K best of its averaged costs; SM, MM and AS the K best of the
+    model. FP and FP+A perturb the cell features (centres by ``sigma_px``, areas by
+    ``sigma_area``) and re-cost them with the solve's cost model.
 
     Frame-pair methods (FP+A with the LAP, AS per frame pair, MM) need a fixed segmentation
     with one-frame links; otherwise AS weighs the exact K best joint solutions and FP+A
@@ -114,25 +127,42 @@ def compute(model: Model, method: Method, *, k: int, temperature: float, seed: i
     g = model.graph
     per_pair = lap_applies(fold_pairs(g))
     try:
-        if method is Method.AS:
-            alternatives = kbest_joint(g, k, time_limit=model.time_limit)
-            if per_pair:
-                return edge_probabilities(g, method, k=k, temperature=temperature), alternatives
-            return assignment_sampling(g, k=k, temperature=temperature, solutions=alternatives), alternatives
-        if method is Method.FPA and not per_pair:
-            from solvers.joint import solve_joint
-
-            folded = fold_pairs(g)
-            return perturbed_assignments(
-                folded, cost_noise_sampler(folded, 1.0), k=k, temperature=temperature, seed=seed,
-                solve=lambda h: solve_joint(h, time_limit=model.time_limit)), []
         if method is Method.MM and not per_pair:
             raise InputError(f"--method mm needs a fixed segmentation with one-frame links; movie "
                              f"{model.movie.name!r} was solved with {model.solve_method.value} on "
                              "another kind of graph (use sm, fp, fpa or as)")
-        return edge_probabilities(g, method, k=k, temperature=temperature, seed=seed), []
+        kbest = None
+        if method is Method.AS or (ranked and method in (Method.SM, Method.MM)):
+            # the K best of the model itself
+            kbest = kbest_joint(g, k, time_limit=model.time_limit)
+        if method is Method.AS and not per_pair:
+            unc = assignment_sampling(g, k=k, temperature=temperature, solutions=kbest)
+        elif method is Method.FPA and not per_pair:
+            from solvers.joint import solve_joint
+
+            folded = fold_pairs(g)
+            unc = perturbed_assignments(
+                folded, _sampler(model, sigma_px, sigma_area), k=k, temperature=temperature,
+                seed=seed, solve=lambda h: solve_joint(h, time_limit=model.time_limit))
+            unc = replace(unc, info={**(unc.info or {}), "perturbation": {
+                "kind": "features", "sigma_px": float(sigma_px), "sigma_area": float(sigma_area)}})
+        else:
+            unc = edge_probabilities(g, method, k=k, temperature=temperature, seed=seed,
+                                     features=model.cost_model, sigma_px=sigma_px,
+                                     sigma_area=sigma_area)
+        if not ranked:
+            return unc, []
+        return unc, ranked_solutions(g if method is not Method.FPA else fold_pairs(g), unc, k,
+                                     sample_temperature=SAMPLE_TEMPERATURE,
+                                     time_limit=model.time_limit, kbest=kbest)
     except ValueError as exc:  # a plain-data room's refusal, with its reason
         raise InputError(f"{method.value} on movie {model.movie.name!r}: {exc}") from exc
+
+
+def _sampler(model: Model, sigma_px: float, sigma_area: float) -> GraphSampler:
+    if model.cost_model is None:
+        raise ValueError("the solve's cost model (cell features) was not rebuilt")
+    return feature_noise_sampler(model.cost_model, sigma_px, sigma_area)
 
 
 def resolve_temperature(store: Store, method: Method, calibration: str | None,
@@ -182,20 +212,36 @@ def track_confidence(graph: CandidateGraph, track_of: np.ndarray, tracks: np.nda
     return np.column_stack([lo, prod])
 
 
+def check_sigma(name: str, value: float) -> float:
+    v = float(value)
+    if not math.isfinite(v) or v < 0:
+        raise InputError(f"--{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
 def run_uncertainty(store: Store, movie_name: str, method: str | Method, *, k: int = 10,
-                    calibration: str | None = None, temperature: float | None = None) -> int:
+                    calibration: str | None = None, temperature: float | None = None,
+                    sigma_px: float = SIGMA_PX, sigma_area: float = SIGMA_AREA) -> int:
     """Probabilities of every candidate link and cell of the current solution's model, stored
-    under a run of kind ``uncertainty``; returns its id (see the module docstring)."""
+    under a run of kind ``uncertainty`` with the method's ranked alternatives (named
+    ``<method>-rank<k>``; one equal to the current solution is not stored again); returns the
+    run id (see the module docstring). ``sigma_px`` / ``sigma_area``: FP and FP+A's feature
+    noise."""
     m = parse_method(method)
     k = check_k(k)
+    sigma_px = check_sigma("sigma-px", sigma_px)
+    sigma_area = check_sigma("sigma-area", sigma_area)
     movie = store.movie(movie_name)
     t = resolve_temperature(store, m, calibration, temperature)
     sid, solve_run = solve_run_of(store, movie)
     params = {"method": m.value, "k": k, "temperature": t, "calibration": calibration,
               "solution_id": sid, "solve_run_id": solve_run["id"]}
+    if m in (Method.FP, Method.FPA):
+        params.update(sigma_px=sigma_px, sigma_area=sigma_area)
     with store.run(movie.id, "uncertainty", params, parent_run_id=int(solve_run["id"])) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)
-        unc, alternatives = compute(model, m, k=k, temperature=t)
+        unc, alternatives = compute(model, m, k=k, temperature=t, sigma_px=sigma_px,
+                                    sigma_area=sigma_area)
         _write(store, model, run_id, unc, m, alternatives)
     return run_id
 
@@ -232,16 +278,16 @@ def _local(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def _write(store: Store, model: Model, run_id: int, unc: Uncertainty, method: Method,
-           alternatives: list[Solution]) -> dict[str, Any]:
+           alternatives: list[Ranked]) -> dict[str, Any]:
     g = model.graph
     edge_p = np.clip(unc.edge_p, 0.0, 1.0)
     node_p = np.clip(unc.node_p, 0.0, 1.0)
     track_of, edge_sel, tracks = _stored_selection(store, model)
     conf = track_confidence(g, track_of, tracks, edge_sel, edge_p, unc.appear_p)
     differ = int(np.sum(edge_sel != model.rebuilt.edge_selected))
-    obj = np.array([a.objective for a in alternatives], np.float64)
-    weight = np.exp(-(obj - obj.min()) / SAMPLE_TEMPERATURE) if len(obj) else obj
-    weight = weight / weight.sum() if len(obj) else weight
+    node_sel = track_of > 0
+    is_current = [bool(np.array_equal(a.solution.edge_selected, edge_sel)
+                       and np.array_equal(a.solution.node_selected, node_sel)) for a in alternatives]
     with store.engine.begin() as c:
         ingest.bulk_insert(c, schema.edge_probability, ("run_id", "edge_id", "p", "method"),
                            zip([run_id] * g.n_edges, model.edge_ids.tolist(), edge_p.tolist(),
@@ -256,14 +302,18 @@ def _write(store: Store, model: Model, run_id: int, unc: Uncertainty, method: Me
                       .values(confidence_min=sa.bindparam("cmin"), confidence_product=sa.bindparam("cprod")),
                       [{"sid": model.solution_id, "tid": int(a), "cmin": float(b), "cprod": float(d)}
                        for a, (b, d) in zip(tracks[:, 0].tolist(), conf.tolist())])
-        for rank, (alt, w) in enumerate(zip(alternatives, weight.tolist())):
-            if rank == 0:  # the best is the current solution, already stored under its solve
+        stored = []
+        for rank, (alt, current) in enumerate(zip(alternatives, is_current)):
+            if current:  # already stored, under its solve
                 continue
-            _insert_alternative(c, model, run_id, alt, rank, w, unc, method)
-        summary = {"edges": g.n_edges, "nodes": g.n_nodes, "alternatives": max(len(alternatives) - 1, 0),
-                   "rank0_weight": float(weight[0]) if len(weight) else None,
+            _insert_alternative(c, model, run_id, alt.solution, rank, alt.weight, unc, method)
+            stored.append(rank)
+        summary = {"edges": g.n_edges, "nodes": g.n_nodes, "alternatives": len(stored),
+                   "ranks": stored,
+                   "current_rank": is_current.index(True) if any(is_current) else None,
+                   "rank0_weight": alternatives[0].weight if alternatives else None,
                    "rebuilt_links_differ": differ,
-                   "rank0_links_differ": (int(np.sum(edge_sel != alternatives[0].edge_selected))
+                   "rank0_links_differ": (int(np.sum(edge_sel != alternatives[0].solution.edge_selected))
                                           if alternatives else None),
                    "seconds": round(unc.seconds, 3),
                    "info": unc.info}

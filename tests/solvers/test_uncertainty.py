@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from solvers.costs import fold_pairs
 from solvers.lap import APPEAR, frame_pairs, parent_map_cost, solve_lap
+from solvers.model import objective
+from solvers.murty import kbest_lap
 from solvers.types import CandidateGraph
 from solvers.uncertainty import (
     Method,
     assignment_sampling,
     cost_noise_sampler,
     edge_probabilities,
+    feature_noise_sampler,
     option_groups,
+    ranked_solutions,
     softmax_probabilities,
     with_temperature,
 )
@@ -198,3 +204,86 @@ def test_graph_with_division_pairs_is_folded() -> None:
     for method in (Method.SM, Method.AS, Method.MM):
         unc = edge_probabilities(paired, method, k=3)
         assert np.allclose(incoming_sums(paired, unc) + unc.appear_p, 1.0)
+
+
+def colony_model(seed: int = 0):
+    """The drifting, dividing colony of ``test_costs`` with the cost model of its LAP solves."""
+    from solvers.costs import refine_cost_model
+
+    from .test_costs import colony
+
+    cells, src, dst, _ = colony(seed=seed)
+    refined = refine_cost_model(cells, src, dst, lambda g: solve_lap(fold_pairs(g)), n_iter=3)
+    return refined.model, fold_pairs(refined.graph)
+
+
+def test_feature_perturbation_jitters_features_and_recosts_them() -> None:
+    """FP's noise is on the features: each sample is exactly the cost model re-run on jittered
+    centres and areas (all links of a cell move together), never noise added to the costs."""
+    model, graph = colony_model()
+    sample = feature_noise_sampler(model, sigma_px=1.5, sigma_area=0.1)
+    got = sample(np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    cells = model.cells
+    jittered = replace(cells, centroid=cells.centroid + rng.normal(0, 1.5, cells.centroid.shape),
+                       area=cells.area * np.exp(rng.normal(0, 0.1, len(cells.area))))
+    want = fold_pairs(model.graph(jittered))
+    assert np.array_equal(got.edge_cost, want.edge_cost)
+    assert not np.allclose(got.edge_cost, graph.edge_cost)
+    # constant appear / disappear costs do not depend on the features: untouched (cost noise
+    # would have moved them)
+    assert np.array_equal(got.appear_cost, graph.appear_cost)
+    assert np.array_equal(got.disappear_cost, graph.disappear_cost)
+    # no jitter: the model's own graph
+    still = feature_noise_sampler(model, 0.0, 0.0)(np.random.default_rng(1))
+    assert np.allclose(still.edge_cost, graph.edge_cost)
+    # a cell moved alone changes the costs of its own links only
+    moved = replace(cells, centroid=cells.centroid + np.where(np.arange(len(cells.t)) == 40, 3.0, 0.0)[:, None])
+    delta = fold_pairs(model.graph(moved)).edge_cost - graph.edge_cost
+    touches = (graph.edge_source == 40) | (graph.edge_target == 40)
+    assert np.all(delta[~touches & ~np.isin(graph.edge_source, graph.edge_source[touches])] == 0)
+    assert np.any(delta[touches] != 0)
+
+
+def test_methods_with_features_report_their_perturbation() -> None:
+    model, graph = colony_model()
+    fp = edge_probabilities(graph, "fp", k=4, features=model, sigma_px=1.0, sigma_area=0.05)
+    assert fp.info["perturbation"] == {"kind": "features", "sigma_px": 1.0, "sigma_area": 0.05}
+    # FP scores the averaged costs: its cost graph is the mean of the K samples
+    sample = feature_noise_sampler(model, 1.0, 0.05)
+    rng = np.random.default_rng(0)
+    mean = np.mean([sample(rng).edge_cost for _ in range(4)], axis=0)
+    assert np.allclose(fp.cost_graph.edge_cost, mean) and np.allclose(fp.edge_score, -mean)
+    fpa = edge_probabilities(graph, "fpa", k=6, features=model)
+    assert fpa.info["perturbation"]["kind"] == "features" and len(fpa.solutions) == 6
+    assert edge_probabilities(graph, "fpa", k=2).info["perturbation"]["kind"] == "costs"
+
+
+def test_ranked_solutions_of_every_method() -> None:
+    graph = small_graph(3)
+    best = solve_lap(graph)
+    top = kbest_lap(graph, 4)
+    for method in ("sm", "mm", "as"):
+        ranked = ranked_solutions(graph, edge_probabilities(graph, method, k=4), 4)
+        assert [r.solution.objective for r in ranked] == pytest.approx([s.objective for s in top])
+        assert np.array_equal(ranked[0].solution.edge_selected, best.edge_selected)
+        w = np.array([r.weight for r in ranked])
+        assert w.sum() == pytest.approx(1.0) and np.all(np.diff(w) <= 1e-12)
+        assert w[1] / w[0] == pytest.approx(np.exp(-(top[1].objective - top[0].objective)))
+    # FP: the K best of its averaged costs, first = the optimum of those costs
+    fp = edge_probabilities(graph, "fp", k=5, noise=0.7)
+    ranked = ranked_solutions(graph, fp, 3)
+    assert np.array_equal(ranked[0].solution.edge_selected, solve_lap(fp.cost_graph).edge_selected)
+    assert ranked[0].solution.objective == pytest.approx(solve_lap(fp.cost_graph).objective)
+    # FP+A: distinct perturbed optima by frequency, weight = frequency, objective on ``graph``
+    fpa = edge_probabilities(graph, "fpa", k=20, noise=1.5, seed=2)
+    ranked = ranked_solutions(graph, fpa, 20)
+    keys = [r.solution.edge_selected.tobytes() for r in ranked]
+    assert len(set(keys)) == len(keys) >= 2
+    counts = [sum(s.edge_selected.tobytes() == key for s in fpa.solutions) for key in keys]
+    assert [r.weight for r in ranked] == pytest.approx([c / 20 for c in counts])
+    assert counts == sorted(counts, reverse=True) and sum(counts) == 20
+    for r in ranked:
+        assert r.solution.objective == pytest.approx(
+            objective(graph, r.solution.node_selected, r.solution.edge_selected))
+    assert len(ranked_solutions(graph, fpa, 1)) == 1

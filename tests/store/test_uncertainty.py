@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 import trackdb.cli_more  # noqa: F401  (registers the pipeline and uncertainty commands)
+from solvers.uncertainty import Method
 from trackdb.calibrate import ancestor_at, run_calibrate, true_mothers
 from trackdb.cli import cli
 from trackdb.errors import InputError, NotFoundError
@@ -48,7 +49,9 @@ def test_probabilities_tracks_and_alternatives(store: Store, synthetic_ctc: Path
     n_edges = rows(store, "SELECT COUNT(*) FROM edge")[0][0]
     n_nodes = rows(store, "SELECT COUNT(*) FROM node")[0][0]
     for method in ("sm", "fp", "fpa", "mm", "as"):
-        run_id = run_uncertainty(store, "det", method, k=5)
+        # this movie's cells grow exactly (growth σ at its 0.02 floor): FP's default 5% area
+        # jitter would be noisier than the movie itself, so jitter by less here
+        run_id = run_uncertainty(store, "det", method, k=5, sigma_area=0.01)
         probs = rows(store, "SELECT e.target_id, ep.p FROM edge_probability ep JOIN edge e ON e.id = ep.edge_id "
                      "WHERE ep.run_id = :r", r=run_id)
         assert len(probs) == n_edges  # every candidate link
@@ -95,6 +98,56 @@ def test_probabilities_tracks_and_alternatives(store: Store, synthetic_ctc: Path
                     s=alt_id)[0][0] == 0
 
 
+def test_every_method_stores_its_ranked_alternatives(db_url: str, store: Store, synthetic_ctc: Path,
+                                                     tmp_path: Path) -> None:
+    """Each method's ranked alternatives round-trip through the store (the same selections,
+    ranks, weights and objectives that the method computes) and export as CTC by name."""
+    from trackdb.uncertainty import compute, rebuild_model, solve_run_of
+
+    sid = solved(store, synthetic_ctc)
+    movie = store.movie("det")
+    _, solve_run = solve_run_of(store, movie)
+    model = rebuild_model(store, movie, sid, solve_run)
+    current = set(rows(store, "SELECT edge_id FROM solution_edge WHERE solution_id = :s", s=sid))
+    runner = CliRunner(mix_stderr=False)
+    for method in ("sm", "fp", "fpa", "mm", "as"):
+        # fpa: enough jitter that the perturbed optima differ on this easy movie
+        sigma = {"sigma_px": 6.0, "sigma_area": 0.2}
+        run_id = run_uncertainty(store, "det", method, k=6, **sigma)
+        summary = run_summary(store, run_id)
+        _, want = compute(model, Method(method), k=6, temperature=1.0, **sigma)
+        assert len(want) >= 2, method
+        stored = rows(store, "SELECT id, rank, weight, objective, name FROM solution WHERE run_id = :r "
+                      "ORDER BY rank", r=run_id)
+        assert [r for _, r, *_ in stored] == summary["ranks"]
+        assert len(stored) >= 1 and summary["alternatives"] == len(stored), method
+        for alt_id, rank, weight, obj, name in stored:
+            sol = want[rank]
+            assert name == f"{method}-rank{rank}"
+            assert weight == pytest.approx(sol.weight) and obj == pytest.approx(sol.solution.objective)
+            edges = set(rows(store, "SELECT edge_id FROM solution_edge WHERE solution_id = :s", s=alt_id))
+            assert edges == {(int(e),) for e in model.edge_ids[sol.solution.edge_selected]}
+            assert edges != current  # the current solution is not stored twice
+        if summary["current_rank"] is not None:
+            assert summary["current_rank"] not in summary["ranks"]
+            assert np.array_equal(want[summary["current_rank"]].solution.edge_selected, model.rebuilt.edge_selected)
+        weights = [w.weight for w in want]
+        assert sum(weights) == pytest.approx(1.0)
+        if method == "fpa":  # frequencies among k = 6 draws, most frequent first
+            assert all(round(w * 6) == pytest.approx(w * 6) for w in weights)
+            assert weights == sorted(weights, reverse=True)
+            assert summary["info"]["perturbation"] == {"kind": "features", **sigma}
+        # `trackdb export-ctc --solution <method>-rank<k>`: the alternative's own lineage
+        rank = stored[-1][1]
+        out = tmp_path / f"{method}{rank}"
+        r = runner.invoke(cli, ["export-ctc", str(out), "--movie", "det", "--solution", f"{method}-rank{rank}",
+                                "--db", db_url])
+        assert r.exit_code == 0, r.stderr
+        table = np.loadtxt(out / "res_track.txt", dtype=np.int64, ndmin=2)
+        n_tracks = rows(store, "SELECT COUNT(*) FROM track WHERE solution_id = :s", s=stored[-1][0])[0][0]
+        assert len(table) == n_tracks and len(list(out.glob("mask*.tif"))) == movie.n_frames
+
+
 def test_uncertain_lists_doubtful_links_divisions_cells(store: Store, synthetic_ctc: Path) -> None:
     sid = solved(store, synthetic_ctc)
     run_id = run_uncertainty(store, "det", "sm")
@@ -105,7 +158,7 @@ def test_uncertain_lists_doubtful_links_divisions_cells(store: Store, synthetic_
                      "ON e.id = ep.edge_id WHERE ep.run_id = :r GROUP BY e.target_id", r=run_id))
     expected = {("link", t) for t, (_, q) in links.items() if q < below}
     mothers: dict[int, list[float]] = {}
-    for _, (s, q) in links.items():
+    for s, q in links.values():
         mothers.setdefault(s, []).append(q)
     expected |= {("division", m) for m, qs in mothers.items() if len(qs) == 2 and qs[0] * qs[1] < below}
     expected |= {("cell", n) for n in node_p
