@@ -76,3 +76,4 @@ def solve(movie_name: str, method: str, window: int | None, time_limit: float, g
 
 from . import cli_inference  # noqa: E402,F401  (train, predict, candidates-from-predictions)
 from . import cli_uncertainty  # noqa: E402,F401
+from . import cli_edits  # noqa: E402,F401  (edit, edits, resolve)
