@@ -36,7 +36,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from inference.regions import mask_covariance
-from solvers.costs import CellFeatures, CostParams, estimate_motion, initial_motion, tracking_costs
+from solvers.costs import (
+    CellFeatures,
+    CostParams,
+    estimate_motion,
+    initial_motion,
+    tracking_costs,
+)
 from solvers.joint import BACKENDS, solve_joint
 from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
@@ -188,7 +194,8 @@ def list_edits(store: Store, movie_name: str) -> pd.DataFrame:
         state = "removed" if r["id"] in removed else ("pending" if r["run_id"] is None else "applied")
         out.append({"edit_id": r["id"], "kind": r["kind"].replace("_", "-"), "target": target,
                     "t_start": r["t_start"], "t_end": r["t_end"], "author": r["author"],
-                    "created_at": r["created_at"], "run_id": r["run_id"], "state": state})
+                    "created_at": None if r["created_at"] is None else str(r["created_at"])[:19],
+                    "run_id": r["run_id"], "state": state})
     cols = ["edit_id", "kind", "target", "t_start", "t_end", "author", "created_at", "run_id", "state"]
     return pd.DataFrame(out, columns=cols)
 
@@ -254,6 +261,18 @@ def _pins(edits: list[dict[str, Any]], node_ids: np.ndarray, edge_ids: np.ndarra
     return out, stale
 
 
+def _contradictions(pins: dict[int, tuple[str, int]]) -> tuple[int, int] | None:
+    """The first two edits that pin and forbid the same node or link, if any."""
+    seen: dict[tuple[str, int], int] = {}
+    for edit_id, (kind, i) in pins.items():
+        verb, what = kind.split("_")
+        opposite = ("forbid_" if verb == "pin" else "pin_") + what
+        if (opposite, i) in seen:
+            return seen[(opposite, i)], edit_id
+        seen.setdefault((kind, i), edit_id)
+    return None
+
+
 def _holds(kind: str, i: int, sol: Solution) -> bool:
     sel = sol.node_selected if kind.endswith("node") else sol.edge_selected
     return bool(sel[i]) == kind.startswith("pin")
@@ -317,7 +336,13 @@ def resolve(store: Store, movie_name: str, *, margin: int = 2, backend: str = "h
                           "windows": spans, "edits": applied, "violated": violated, "stale": stale,
                           "root_run_id": runs.root["id"], "previous_solution_id": sid}}
     parent = int(runs.current_run["id"])
+    undo = (f"see `trackdb edits --movie {movie.name}` and undo one with "
+            f"`trackdb edit --movie {movie.name} remove EDIT_ID`")
     with store.run(movie.id, "solve", params, parent_run_id=parent) as run_id:
+        clash = _contradictions(pins)
+        if clash:
+            raise SolveFailed(f"re-solve of movie {movie.name!r} is infeasible: edits {clash[0]} and {clash[1]} "
+                              f"pin and forbid the same {'cell' if pins[clash[0]][0].endswith('node') else 'link'}; {undo}")
         sol, solve_seconds = cur, 0.0
         for a, b in spans:
             sol = solve_joint(graph, backend=backend, time_limit=time_limit, gap=gap, pins=pin,
@@ -325,8 +350,7 @@ def resolve(store: Store, movie_name: str, *, margin: int = 2, backend: str = "h
             solve_seconds += sol.seconds
             if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
                 why = (" (raise --time-limit)" if sol.status is SolveStatus.TIMEOUT
-                       else f": the pins conflict; see `trackdb edits --movie {movie.name}` and undo one "
-                            f"with `trackdb edit --movie {movie.name} remove EDIT_ID`")
+                       else f": the pins conflict with each other or with the fixed frames around it; {undo}")
                 raise SolveFailed(f"re-solve of movie {movie.name!r} frames {a}-{b} ended {sol.status.value}{why}")
         new_sid, n_sel, n_links, n_tracks = _write(store, movie, run_id, graph, sol, node_ids, edge_ids, applied)
     return ResolveResult(run_id, parent, new_sid, sol.status.value, float(sol.objective), spans, applied,

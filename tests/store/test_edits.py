@@ -1,0 +1,229 @@
+"""Edits → incremental re-solve on both engines: pins hold, frames outside the window stay, runs chain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from trackdb import schema
+from trackdb.edits import add_edit, list_edits, resolve, windows
+from trackdb.errors import InputError, NotFoundError, SolveFailed
+from trackdb.import_ctc import import_ctc
+from trackdb.pipeline import run_link, run_solve
+from trackdb.store import Store
+
+from .test_bad_input import snapshot
+from .test_cli import trackdb
+
+MOVIE = "det"
+
+
+@pytest.fixture
+def solved(store: Store, synthetic_ctc: Path) -> Store:
+    """The synthetic movie (10 frames, one division, one gap) with GT masks, linked and solved."""
+    import_ctc(store, synthetic_ctc, "01", MOVIE, masks_only=True)
+    run_link(store, MOVIE, max_distance=30, k=5, dt=3)
+    run_solve(store, MOVIE, method="joint", time_limit=60)
+    return store
+
+
+def current(store: Store) -> tuple[int, set[tuple[int, int]], set[tuple[int, int, int, int]]]:
+    """(solution id, {(node, t)}, {(edge, source, target, source t)}) of the current solution."""
+    sid = store.movie(MOVIE).current_solution_id
+    sn, se, e = schema.solution_node.c, schema.solution_edge.c, schema.edge.c
+    with store.engine.connect() as c:
+        nodes = {tuple(r) for r in c.execute(sa.select(sn.node_id, sn.t).where(sn.solution_id == sid))}
+        edges = {tuple(r) for r in c.execute(sa.select(se.edge_id, se.source_id, se.target_id, e.t, e.dt)
+                                             .join(schema.edge, e.id == se.edge_id).where(se.solution_id == sid))}
+    return sid, nodes, edges  # type: ignore[return-value]
+
+
+def candidate_edges(store: Store) -> list[tuple[int, int, int]]:
+    e = schema.edge.c
+    with store.engine.connect() as c:
+        return [tuple(r) for r in c.execute(sa.select(e.id, e.t, e.dt).order_by(e.id))]  # type: ignore[misc]
+
+
+def run_row(store: Store, run_id: int) -> dict:
+    with store.engine.connect() as c:
+        return dict(c.execute(sa.select(schema.run).where(schema.run.c.id == run_id)).mappings().one())
+
+
+def outside(nodes: set, edges: set, lo: int, hi: int) -> tuple[set, set]:
+    """Cells outside frames [lo, hi] and links with both ends outside them."""
+    return ({n for n in nodes if not lo <= n[1] <= hi},
+            {x for x in edges if not (lo <= x[3] <= hi or lo <= x[3] + x[4] <= hi
+                                      or (x[3] < lo and x[3] + x[4] > hi))})
+
+
+def test_forbid_selected_link(solved: Store) -> None:
+    sid0, nodes0, edges0 = current(solved)
+    run0 = solved.movie(MOVIE)
+    with solved.engine.connect() as c:
+        solve_run = c.execute(sa.select(schema.solution.c.run_id).where(schema.solution.c.id == sid0)).scalar_one()
+    target = next(x for x in sorted(edges0, key=lambda x: x[3]) if x[3] == 4 and x[4] == 1)
+    edit_id = add_edit(solved, MOVIE, "forbid-edge", target[0], author="test")
+    edits = list_edits(solved, MOVIE)
+    assert edits.to_dict("records")[0] | {"created_at": None} == {
+        "edit_id": edit_id, "kind": "forbid-edge", "target": target[0], "t_start": 4, "t_end": 5,
+        "author": "test", "created_at": None, "run_id": None, "state": "pending"}
+    r = resolve(solved, MOVIE, margin=2)
+    assert r is not None and r.status == "optimal" and r.windows == [(2, 7)] and r.applied == [edit_id]
+    sid1, nodes1, edges1 = current(solved)
+    assert sid1 == r.solution_id != sid0 and run0.current_solution_id == sid0
+    assert target[0] not in {x[0] for x in edges1}
+    assert outside(nodes1, edges1, 2, 7) == outside(nodes0, edges0, 2, 7)
+    assert nodes1 == nodes0  # fixed masks: every detection stays selected
+    run = run_row(solved, r.run_id)
+    assert run["kind"] == "solve" and run["status"] == "succeeded" and run["parent_run_id"] == solve_run
+    assert run["params"]["resolve"]["edits"] == [edit_id]
+    assert list_edits(solved, MOVIE)["run_id"].tolist() == [r.run_id]
+    assert list_edits(solved, MOVIE)["state"].tolist() == ["applied"]
+    # a second edit chains onto the re-solve, and the first pin keeps holding
+    other = next(x for x in sorted(edges1, key=lambda x: x[3]) if x[3] == 5 and x[4] == 1)
+    add_edit(solved, MOVIE, "forbid-edge", other[0])
+    r2 = resolve(solved, MOVIE, margin=1)
+    assert r2 is not None and run_row(solved, r2.run_id)["parent_run_id"] == r.run_id
+    _, _, edges2 = current(solved)
+    assert not {target[0], other[0]} & {x[0] for x in edges2}
+
+
+def test_pin_unselected_link(solved: Store) -> None:
+    _, nodes0, edges0 = current(solved)
+    chosen = {x[0] for x in edges0}
+    pin = next(e for e in candidate_edges(solved) if e[0] not in chosen and e[2] == 1)
+    add_edit(solved, MOVIE, "pin-edge", pin[0])
+    r = resolve(solved, MOVIE, margin=1)
+    lo, hi = max(0, pin[1] - 1), min(9, pin[1] + 2)
+    assert r is not None and r.links_changed > 0 and r.windows == [(lo, hi)]
+    _, nodes1, edges1 = current(solved)
+    assert pin[0] in {x[0] for x in edges1}
+    assert outside(nodes1, edges1, lo, hi) == outside(nodes0, edges0, lo, hi)
+
+
+def test_node_edits_and_remove(solved: Store) -> None:
+    _, nodes0, _ = current(solved)
+    node = next(n for n, t in sorted(nodes0) if t == 5)
+    forbid = add_edit(solved, MOVIE, "forbid-node", node)
+    r = resolve(solved, MOVIE)
+    assert r is not None and r.nodes_changed == 1
+    assert node not in {n for n, _ in current(solved)[1]}
+    undo = add_edit(solved, MOVIE, "remove", forbid)
+    assert list_edits(solved, MOVIE)["state"].tolist() == ["removed", "pending"]
+    r = resolve(solved, MOVIE)
+    assert r is not None and r.applied == [undo]
+    assert node in {n for n, _ in current(solved)[1]}
+    with pytest.raises(InputError, match="already removed"):
+        add_edit(solved, MOVIE, "remove", forbid)
+
+
+@pytest.mark.parametrize("kind, target, message", [
+    ("forbid-edge", 10**9, "no link 1000000000 in movie 'det'"),
+    ("pin-node", 10**9, "no node 1000000000 in movie 'det'"),
+    ("remove", 12345, "no edit 12345 in movie 'det'"),
+    ("split", 1, "unknown edit kind 'split'"),
+])
+def test_bad_edit_leaves_store_unchanged(solved: Store, kind: str, target: int, message: str) -> None:
+    before = snapshot(solved)
+    with pytest.raises((NotFoundError, InputError), match=message):
+        add_edit(solved, MOVIE, kind, target)
+    assert snapshot(solved) == before
+
+
+def test_infeasible_pins_fail_the_run(solved: Store) -> None:
+    sid0, _, edges0 = current(solved)
+    link = min(edges0, key=lambda x: x[3])[0]
+    first = add_edit(solved, MOVIE, "pin-edge", link)
+    add_edit(solved, MOVIE, "forbid-edge", link)
+    with pytest.raises(SolveFailed, match=f"infeasible: edits {first} and {first + 1} pin and forbid the same link"):
+        resolve(solved, MOVIE)
+    assert solved.movie(MOVIE).current_solution_id == sid0
+    with solved.engine.connect() as c:
+        last = c.execute(sa.select(schema.run).order_by(schema.run.c.id.desc())).mappings().first()
+        n_solutions = c.execute(sa.select(sa.func.count()).select_from(schema.solution)).scalar_one()
+    assert last["kind"] == "solve" and last["status"] == "failed" and "infeasible" in last["message"]
+    assert n_solutions == 1
+    assert list_edits(solved, MOVIE)["state"].tolist() == ["pending", "pending"]
+    add_edit(solved, MOVIE, "remove", first)  # undo one of the two: now it solves
+    r = resolve(solved, MOVIE)
+    assert r is not None and link not in {x[0] for x in current(solved)[2]}
+
+
+def test_two_parents_pinned_is_infeasible(solved: Store) -> None:
+    sid0 = solved.movie(MOVIE).current_solution_id
+    e = schema.edge.c
+    with solved.engine.connect() as c:
+        rows = c.execute(sa.select(e.id, e.target_id).order_by(e.target_id, e.id)).all()
+    by_target: dict[int, list[int]] = {}
+    for eid, tgt in rows:
+        by_target.setdefault(tgt, []).append(eid)
+    a, b = next(v for v in by_target.values() if len(v) >= 2)[:2]
+    add_edit(solved, MOVIE, "pin-edge", a)
+    add_edit(solved, MOVIE, "pin-edge", b)
+    with pytest.raises(SolveFailed, match="ended infeasible: the pins conflict"):
+        resolve(solved, MOVIE)
+    assert solved.movie(MOVIE).current_solution_id == sid0
+    assert list_edits(solved, MOVIE)["state"].tolist() == ["pending", "pending"]
+
+
+def test_nothing_pending_writes_nothing(solved: Store) -> None:
+    before = snapshot(solved)
+    assert resolve(solved, MOVIE) is None
+    assert snapshot(solved) == before
+    _, _, edges0 = current(solved)
+    add_edit(solved, MOVIE, "forbid-edge", min(edges0, key=lambda x: x[3])[0])
+    assert resolve(solved, MOVIE) is not None
+    before = snapshot(solved)
+    assert resolve(solved, MOVIE) is None  # applied and held: nothing to do
+    assert snapshot(solved) == before
+
+
+def test_fresh_solve_violating_a_pin_is_repaired(solved: Store) -> None:
+    _, _, edges0 = current(solved)
+    link = min(edges0, key=lambda x: x[3])[0]
+    edit_id = add_edit(solved, MOVIE, "forbid-edge", link)
+    resolve(solved, MOVIE)
+    run_solve(solved, MOVIE, method="joint", time_limit=60)  # a full solve knows no pins
+    assert link in {x[0] for x in current(solved)[2]}
+    r = resolve(solved, MOVIE)
+    assert r is not None and r.violated == [edit_id] and r.applied == []
+    assert link not in {x[0] for x in current(solved)[2]}
+
+
+def test_resolve_needs_a_solve(store: Store, synthetic_ctc: Path) -> None:
+    import_ctc(store, synthetic_ctc, "01", MOVIE)  # ground truth lineage: solution from an import
+    with pytest.raises(NotFoundError, match="run `trackdb link` first"):
+        add_edit(store, MOVIE, "pin-node", 1)
+    run_link(store, MOVIE, max_distance=30, k=5)
+    with pytest.raises(InputError, match="run `trackdb solve` first"):
+        resolve(store, MOVIE)
+
+
+def test_windows_merge_when_contexts_would_touch() -> None:
+    assert windows([(4, 5)], 2, 10, 1) == [(2, 7)]
+    assert windows([(0, 0), (9, 9)], 2, 10, 1) == [(0, 2), (7, 9)]
+    assert windows([(0, 0), (6, 6)], 2, 10, 1) == [(0, 8)]  # 2 and 4: one frame apart
+    assert windows([(1, 1), (30, 31)], 0, 40, 3) == [(1, 1), (30, 31)]
+
+
+def test_cli_edit_edits_resolve(db_url: str, synthetic_ctc: Path) -> None:
+    assert trackdb("import-ctc", str(synthetic_ctc), "--movie", MOVIE, "--masks-only", db=db_url).returncode == 0
+    assert trackdb("link", "--movie", MOVIE, "--max-distance", "30", "--k", "5", "--dt", "3", db=db_url).returncode == 0
+    assert trackdb("solve", "--movie", MOVIE, db=db_url).returncode == 0
+    r = trackdb("query", "SELECT MIN(edge_id) AS e FROM solution_edge", "--format", "csv", db=db_url)
+    link = r.stdout.strip().splitlines()[-1]
+    r = trackdb("edit", "--movie", MOVIE, "forbid-edge", link, "--author", "me", db=db_url)
+    assert r.returncode == 0 and r.stdout.strip() == "1"
+    r = trackdb("edit", "--movie", MOVIE, "pin-node", "99999999", db=db_url)
+    assert r.returncode == 2 and r.stderr.strip() == "error: no node 99999999 in movie 'det'"
+    rows = json.loads(trackdb("edits", "--movie", MOVIE, "--format", "json", db=db_url).stdout)
+    assert [(x["kind"], str(x["target"]), x["state"]) for x in rows] == [("forbid-edge", link, "pending")]
+    r = trackdb("resolve", "--movie", MOVIE, "--margin", "2", db=db_url)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["status"] == "optimal" and out["edits"] == [1] and out["parent_run_id"] == 3
+    r = trackdb("resolve", "--movie", MOVIE, db=db_url)
+    assert r.returncode == 0 and "nothing written" in r.stdout
