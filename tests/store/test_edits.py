@@ -7,16 +7,19 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import tifffile
 
+from inference.synthetic import movie_prob_from_labels
 from trackdb import schema
 from trackdb.edits import add_edit, list_edits, resolve, windows
 from trackdb.errors import InputError, NotFoundError, SolveFailed
 from trackdb.import_ctc import import_ctc
-from trackdb.pipeline import run_link, run_solve
+from trackdb.pipeline import run_candidates, run_link, run_solve
 from trackdb.store import Store
 
 from .test_bad_input import snapshot
 from .test_cli import trackdb
+from .test_pipeline import gt_masks
 
 MOVIE = "det"
 
@@ -200,6 +203,24 @@ def test_resolve_needs_a_solve(store: Store, synthetic_ctc: Path) -> None:
     run_link(store, MOVIE, max_distance=30, k=5)
     with pytest.raises(InputError, match="run `trackdb solve` first"):
         resolve(store, MOVIE)
+
+
+def test_forest_forbid_selected_cell(store: Store, synthetic_ctc: Path, tmp_path: Path) -> None:
+    """Competing candidates: forbidding a selected cell leaves the frames outside the window as they were."""
+    prob = movie_prob_from_labels(gt_masks(synthetic_ctc), seed=1, merge_fraction=0.0, split_fraction=0.0)
+    tifffile.imwrite(tmp_path / "prob.tif", prob)
+    import_ctc(store, synthetic_ctc, "01", MOVIE, no_gt=True)
+    run_candidates(store, MOVIE, prob=tmp_path / "prob.tif", min_area=5, progress=False)
+    run_link(store, MOVIE, max_distance=30, k=5, dt=3)
+    run_solve(store, MOVIE, method="joint", time_limit=60)
+    _, nodes0, edges0 = current(store)
+    node = next(n for n, t in sorted(nodes0) if t == 5)
+    add_edit(store, MOVIE, "forbid-node", node)
+    r = resolve(store, MOVIE, margin=1)
+    assert r is not None and r.status == "optimal" and r.windows == [(4, 6)]
+    _, nodes1, edges1 = current(store)
+    assert node not in {n for n, _ in nodes1}
+    assert outside(nodes1, edges1, 4, 6) == outside(nodes0, edges0, 4, 6)
 
 
 def test_windows_merge_when_contexts_would_touch() -> None:
