@@ -102,7 +102,7 @@ def main() -> None:
 
         # like-for-like: the whole movie on the same costs with the same pin
         runs = edits.graph_runs(store, movie)
-        graph, node_ids, edge_ids = edits._model(store, movie, runs)
+        graph, node_ids, edge_ids = edits.chain_model(store, movie, runs)
         local = int(np.searchsorted(edge_ids, target))
         t0 = time.perf_counter()
         whole = solve_joint(graph, pins=Pins(forbid_edges=np.array([local])))

@@ -224,7 +224,7 @@ def _selection(c: Connection, sid: int, node_ids: np.ndarray, edge_ids: np.ndarr
     return node_sel, edge_sel
 
 
-def _model(store: Store, movie: Movie, runs: GraphRuns) -> tuple[CandidateGraph, np.ndarray, np.ndarray]:
+def chain_model(store: Store, movie: Movie, runs: GraphRuns) -> tuple[CandidateGraph, np.ndarray, np.ndarray]:
     """The chain's candidate graph with costs re-estimated from its full solve's solution."""
     cands, node_ids = load_candidates(store, runs.candidate_run, movie.ndim, with_masks=True)
     edges, edge_ids = load_edges(store, runs.link_run, node_ids)
@@ -314,7 +314,7 @@ def resolve(store: Store, movie_name: str, *, margin: int = 2, backend: str = "h
     if not pending and not active:
         return None
     t_build = time.perf_counter()
-    graph, node_ids, edge_ids = _model(store, movie, runs)
+    graph, node_ids, edge_ids = chain_model(store, movie, runs)
     sid = int(movie.current_solution_id)  # type: ignore[arg-type]
     with store.engine.connect() as c:
         cur = Solution(*_selection(c, sid, node_ids, edge_ids), float("nan"), SolveStatus.OPTIMAL)
