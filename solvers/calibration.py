@@ -51,8 +51,16 @@ def temperature_nll(score: np.ndarray, group: np.ndarray, is_true: np.ndarray,
 
 
 def fit_temperature(score: np.ndarray, group: np.ndarray, is_true: np.ndarray,
-                    bounds: tuple[float, float] = (1e-3, 1e3)) -> float:
+                    bounds: tuple[float, float] = (1e-3, 1e3),
+                    prior_sigma: float | None = None) -> float:
     """The temperature minimising the NLL of the true options (Guo et al. 2017).
+
+    With ``prior_sigma`` the fit is a MAP estimate under a log-normal prior on T centred on 1
+    (penalty ``(log T)² / 2 prior_sigma²`` added to the summed NLL, still convex in log β): on
+    cells whose true option already scores highest, the NLL alone keeps falling as T → 0, so
+    an almost error-free calibration set (sparse early frames) would pick an arbitrarily sharp
+    T that the ambiguous frames it is reused on cannot bear; the prior leaves T near 1 unless
+    the errors in the data say otherwise, and vanishes against many labelled cells.
 
     ``score`` (log-scores of options, −inf allowed for impossible ones), ``group`` (the cell an
     option belongs to) and ``is_true`` (exactly one true option per labelled cell; cells with
@@ -70,10 +78,14 @@ def fit_temperature(score: np.ndarray, group: np.ndarray, is_true: np.ndarray,
     n = int(dense.max()) + 1
     true_score = score[is_true][np.argsort(dense[is_true])]
 
+    if prior_sigma is not None and not (np.isfinite(prior_sigma) and prior_sigma > 0):
+        raise ValueError(f"prior_sigma must be a finite number > 0, got {prior_sigma!r}")
+    penalty = 0.0 if prior_sigma is None else 0.5 / prior_sigma**2
+
     def nll(log_beta: float) -> float:
         beta = np.exp(log_beta)
         lse = _segment_logsumexp(beta * score, dense, n)
-        return float(np.sum(lse - beta * true_score))
+        return float(np.sum(lse - beta * true_score)) + penalty * log_beta**2
 
     lo, hi = bounds
     res = minimize_scalar(nll, bounds=(np.log(1.0 / hi), np.log(1.0 / lo)), method="bounded",
@@ -187,7 +199,7 @@ def kept_accuracy(uncertainty: np.ndarray, correct: np.ndarray, fraction: float)
     u = np.asarray(uncertainty, np.float64)
     ok = np.asarray(correct, bool)
     n = len(u)
-    n_remove = int(round(fraction * n))
+    n_remove = int(np.rint(fraction * n))
     if n_remove >= n:
         return float("nan")
     order = np.argsort(-u, kind="stable")
@@ -239,7 +251,7 @@ def option_truth(edge_source: np.ndarray, edge_target: np.ndarray, true_mother: 
 
 def fit_option_temperature(edge_score: np.ndarray, appear_score: np.ndarray,
                            edge_target: np.ndarray, option_true: np.ndarray,
-                           cells: np.ndarray) -> float:
+                           cells: np.ndarray, prior_sigma: float | None = None) -> float:
     """Temperature of an uncertainty result (``solvers.uncertainty.Uncertainty`` scores) fitted
     on the options of the labelled ``cells`` (bool mask over nodes, e.g. labelled & calibration
     frames); what ``trackdb calibrate`` stores for reuse on other movies."""
@@ -247,4 +259,5 @@ def fit_option_temperature(edge_score: np.ndarray, appear_score: np.ndarray,
     group = np.concatenate([np.asarray(edge_target, np.int64), np.arange(n)])
     score = np.concatenate([edge_score, appear_score])
     keep = np.asarray(cells, bool)[group]
-    return fit_temperature(score[keep], group[keep], np.asarray(option_true, bool)[keep])
+    return fit_temperature(score[keep], group[keep], np.asarray(option_true, bool)[keep],
+                           prior_sigma=prior_sigma)

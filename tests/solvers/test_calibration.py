@@ -86,7 +86,7 @@ def test_reliability_diagram_and_png(tmp_path) -> None:
     assert len(diag.count) == 15 and diag.count.sum() == 2000
     assert diag.ece < 0.05
     filled = diag.count > 0
-    assert np.all((diag.confidence[filled] >= diag.edges[:-1][filled] - 1e-12))
+    assert np.all(diag.confidence[filled] >= diag.edges[:-1][filled] - 1e-12)
     png = write_reliability_png(diag, tmp_path / "rel.png", title="test")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
@@ -129,3 +129,21 @@ def test_option_truth_and_fit_on_a_graph_shaped_problem() -> None:
     t = fit_option_temperature(edge_score, appear_score, edge_target, option_true,
                                np.ones(n, bool))
     assert t == pytest.approx(1.5, rel=0.1)
+
+
+def test_prior_keeps_the_temperature_of_an_error_free_set_near_one() -> None:
+    """Cells whose true option always scores highest: plain NLL drives T to its lower bound,
+    the log-normal prior keeps it near 1; with many ambiguous cells the data win."""
+    rng = np.random.default_rng(3)
+    score, group, is_true = synthetic_cells(rng, 300, 4, 1.0)
+    top = np.full(group.max() + 1, -np.inf)
+    np.maximum.at(top, group, score)
+    score = np.where(is_true, top[group] + 1.0, score)  # every true option wins by 1 nat
+    plain = fit_temperature(score, group, is_true)
+    loose = fit_temperature(score, group, is_true, prior_sigma=1.0)
+    tight = fit_temperature(score, group, is_true, prior_sigma=0.1)
+    assert plain < 0.05 and 0.1 < loose < tight < 1.0 and tight > 0.5
+    score, group, is_true = synthetic_cells(np.random.default_rng(1), 20000, 4, 2.0)
+    assert fit_temperature(score, group, is_true, prior_sigma=1.0) == pytest.approx(2.0, rel=0.05)
+    with pytest.raises(ValueError, match="prior_sigma"):
+        fit_temperature(score, group, is_true, prior_sigma=0.0)
