@@ -5,7 +5,8 @@ Every candidate node is matched to the ground-truth object it overlaps with IoU 
 movies imported with ``--masks-only`` the node *is* the GT object, IoU 1); the GT lineage then
 names each cell's true mother (same label one frame earlier, else the parent track's last
 cell), which labels every option (:func:`solvers.calibration.option_truth`). The temperature
-minimises the NLL of the true options (Guo et al. 2017); ECE (15 bins), the reliability
+minimises the NLL of the true options (Guo et al. 2017) plus a log-normal prior on T
+(σ ``TEMPERATURE_PRIOR``); ECE (15 bins), the reliability
 diagram and the sparsification curve are measured on the current solution's links whose
 target has ground truth, before and after scaling. The fit is stored in ``calibration``
 (one row per name + method, replaced on re-fit) for reuse with ``--calibration NAME``.
@@ -15,6 +16,7 @@ These figures are in-sample (fitted and measured on the same movie);
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,9 @@ from .uncertainty import (
 )
 
 IOU_MATCH = 0.5
+# σ of the log-normal prior on the fitted temperature: an (almost) error-free ground truth
+# would otherwise pick T → 0 (benchmarks/uncertainty.py, README "Uncertainty")
+TEMPERATURE_PRIOR = 1.0
 
 
 def ancestor_at(label: int, frame: int, lineage: dict[int, tuple[int, int, int]]) -> int:
@@ -111,16 +116,23 @@ def true_mothers(node_t: np.ndarray, gt_label: np.ndarray, iou: np.ndarray,
 
 
 def run_calibrate(store: Store, movie_name: str, gt_dir: Path, method: str, *, name: str = "default",
-                  png: Path | None = None, k: int = 10) -> dict[str, Any]:
-    """Fit, measure and store the temperature of ``method`` on this movie's ground truth."""
+                  png: Path | None = None, k: int = 10,
+                  temperature_prior: float | None = TEMPERATURE_PRIOR) -> dict[str, Any]:
+    """Fit, measure and store the temperature of ``method`` on this movie's ground truth.
+
+    ``temperature_prior``: σ of the log-normal prior on T (None: plain NLL), see
+    :func:`solvers.calibration.fit_temperature`."""
     m = parse_method(method)
     k = check_k(k)
+    if temperature_prior is not None and not (math.isfinite(temperature_prior) and temperature_prior > 0):
+        raise InputError(f"--temperature-prior must be a finite number > 0, got {temperature_prior!r}")
     if not name:
         raise InputError("--name must not be empty")
     movie = store.movie(movie_name)
     sid, solve_run = solve_run_of(store, movie)
     gt, tracks = read_ground_truth(gt_dir, movie)
     params = {"gt": str(Path(gt_dir).resolve()), "method": m.value, "name": name, "k": k,
+              "temperature_prior": temperature_prior,
               "solution_id": sid, "png": str(png) if png else None}
     with store.run(movie.id, "calibrate", params, parent_run_id=int(solve_run["id"])) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)
@@ -139,7 +151,7 @@ def run_calibrate(store: Store, movie_name: str, gt_dir: Path, method: str, *, n
             raise InputError(f"no candidate cell of movie {movie.name!r} matches {gt_dir} with IoU > "
                              f"{IOU_MATCH} and a known mother: is it the ground truth of another movie?")
         temperature = fit_option_temperature(unc.edge_score, unc.appear_score, g.edge_target,
-                                             option_true, cells)
+                                             option_true, cells, prior_sigma=temperature_prior)
         scaled = with_temperature(unc, g, temperature)
         _, edge_sel, _ = _stored_selection(store, model)
         ev = np.flatnonzero(edge_sel & (mother[g.edge_target] != -2))

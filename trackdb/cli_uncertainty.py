@@ -56,11 +56,15 @@ def uncertain(movie_name: str, below: float, fmt: str, db_url: str | None) -> No
 @click.option("--name", default="default", show_default=True, help="Name to store the calibration under.")
 @click.option("--png", type=click.Path(path_type=Path), default=None, help="Write the reliability diagram here.")
 @click.option("--k", type=int, default=10, show_default=True, help="Samples / alternatives (fp, fpa, as).")
+@click.option("--temperature-prior", type=float, default=1.0, show_default=True,
+              help="Std of the log-normal prior on T (keeps T near 1 unless the ground truth's errors "
+                   "say otherwise); 0: plain NLL fit.")
 @DB_OPTION
 def calibrate(movie_name: str, gt_dir: Path, method: str, name: str, png: Path | None, k: int,
-              db_url: str | None) -> None:
+              temperature_prior: float, db_url: str | None) -> None:
     """Fit the temperature of a method on ground truth; print ECE and sparsification as JSON."""
     from .calibrate import run_calibrate
 
     with open_store(db_url) as store:
-        echo_json(run_calibrate(store, movie_name, gt_dir, method, name=name, png=png, k=k))
+        echo_json(run_calibrate(store, movie_name, gt_dir, method, name=name, png=png, k=k,
+                                temperature_prior=temperature_prior or None))

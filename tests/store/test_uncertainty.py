@@ -235,6 +235,9 @@ def test_bad_input_is_refused_and_store_unchanged(db_url: str, store: Store, syn
         (lambda: run_calibrate(store, "det", tmp_path / "missing", "sm"), InputError, "does not exist"),
         (lambda: run_calibrate(store, "unsolved", synthetic_ctc / "01_GT", "sm"), NotFoundError, "no solution"),
         (lambda: run_calibrate(store, "det", synthetic_ctc / "01_GT", "sm", k=0), InputError, "--k"),
+        (lambda: run_calibrate(store, "det", synthetic_ctc / "01_GT", "sm", temperature_prior=-1.0),
+         InputError, "--temperature-prior"),
+        (lambda: run_uncertainty(store, "det", "fp", sigma_px=-1.0), InputError, "--sigma-px"),
         (lambda: uncertain(store, "det", 1.5), InputError, "--below"),
         (lambda: uncertain(store, "unsolved", 0.8), NotFoundError, "no solution"),
     ]
