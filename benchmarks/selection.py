@@ -98,7 +98,7 @@ def concat(parts: list[Candidates]) -> Candidates:
 def run_joint(forests: list[Candidates], shape: tuple[int, ...], args: argparse.Namespace) -> dict:
     from inference.edges import link_candidates
     from inference.regions import mask_covariance
-    from solvers.costs import CellFeatures, CostParams, refine_tracking
+    from solvers.costs import CellFeatures, CostParams, refine_cost_model
     from solvers.joint import solve_joint
     from solvers.node_costs import forest_node_cost
 
@@ -113,12 +113,13 @@ def run_joint(forests: list[Candidates], shape: tuple[int, ...], args: argparse.
     node_cost = forest_node_cost(cand.area, cand.score, cand.hier_parent, params, bonus=args.node_bonus)
     log(f"joint: {len(cand)} nodes, {len(edges.source)} edges")
     t1 = time.perf_counter()
-    graph, sol, hist = refine_tracking(
+    refined = refine_cost_model(
         cells, edges.source, edges.target,
         lambda g: solve_joint(g, time_limit=args.time_limit),
         n_iter=args.joint_iterations, params=params, node_cost=node_cost,
         node_hier_parent=cand.hier_parent,
     )
+    sol, hist = refined.solution, refined.history
     t2 = time.perf_counter()
     pred = np.zeros((len(forests), *shape), np.int32)
     off = 0

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from common import DEFAULT_DATA, finite, load_gt_masks, log, restore_stdout, stdout_to_stderr  # noqa: E402
 from inference.edges import link_candidates  # noqa: E402
 from inference.regions import candidates_from_labels, mask_covariance  # noqa: E402
-from solvers.costs import CellFeatures, CostParams, fold_pairs, refine_tracking  # noqa: E402
+from solvers.costs import CellFeatures, CostParams, fold_pairs, refine_cost_model  # noqa: E402
 from solvers.joint import solve_joint  # noqa: E402
 from solvers.tracks import tracks_from_solution  # noqa: E402
 from solvers.types import CandidateGraph, Solution  # noqa: E402
@@ -125,11 +125,12 @@ def main() -> None:
     params = CostParams()
 
     t = time.perf_counter()
-    graph, sol, hist = refine_tracking(
+    refined = refine_cost_model(
         cells, edges.source, edges.target,
         lambda g: solve_joint(g, backend=args.backend, time_limit=120.0),
         n_iter=args.iterations, params=params,
     )
+    graph, sol, hist = refined.graph, refined.solution, refined.history
     sec["costs_and_joint"] = round(time.perf_counter() - t, 2)
     result["iterations"] = hist
     result["pairs"] = int(len(graph.division_pairs)) if graph.division_pairs is not None else 0
@@ -148,10 +149,11 @@ def main() -> None:
                                  lap_sol, gt_dir)
         # LAP alone: the same cost iterations with the LAP as the solver (no joint solve at all)
         t = time.perf_counter()
-        lgraph, lsol, lhist = refine_tracking(
+        lap_refined = refine_cost_model(
             cells, edges.source, edges.target, lambda g: solve_lap(fold_pairs(g)),
             n_iter=args.iterations, params=params,
         )
+        lgraph, lsol, lhist = lap_refined.graph, lap_refined.solution, lap_refined.history
         sec["costs_and_lap_only"] = round(time.perf_counter() - t, 2)
         result["lap_only"] = evaluate("lap only (refined with lap)", labels, cand, lgraph, lsol,
                                       gt_dir)

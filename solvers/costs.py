@@ -26,7 +26,7 @@ Gaussian NLL and :math:`g = \log(A_j/A_i)` the log growth:
 :math:`(N_{t+1}-N_t)/N_t` clipped to [0.01, 0.5], so it needs no links: of all candidates at
 first, of the selected ones after each solve (a forest has more candidates than cells). All σ, μ come from
 :class:`solvers.motion.MotionModel`: initial values (documented in :func:`initial_motion`), then
-re-estimated from the selected links by :func:`refine_tracking`. The few fixed parameters are in
+re-estimated from the selected links by :func:`refine_cost_model`. The few fixed parameters are in
 :class:`CostParams`.
 """
 
@@ -426,34 +426,12 @@ class CostModel:
 @dataclass(frozen=True)
 class Refined:
     """What :func:`refine_cost_model` ends with: the cost model of the last solve, its graph,
-    its solution and per-iteration diagnostics."""
+    its solution and per-iteration diagnostics (scales, changed links)."""
 
     model: CostModel
     graph: CandidateGraph
     solution: Solution
     history: list[dict[str, float]]
-
-
-def refine_tracking(
-    cells: CellFeatures,
-    edge_source: np.ndarray,
-    edge_target: np.ndarray,
-    solve: Callable[[CandidateGraph], Solution],
-    n_iter: int = 4,
-    params: CostParams = CostParams(),
-    node_cost: np.ndarray | None = None,
-    node_hier_parent: np.ndarray | None = None,
-    overlap: Overlap | None = None,
-) -> tuple[CandidateGraph, Solution, list[dict[str, float]]]:
-    """Solve, re-estimate motion and scales from the solution, re-cost, re-solve (n_iter solves).
-
-    Stops early when the selected links no longer change. Returns the last graph, its solution
-    and per-iteration diagnostics (scales, changed links); :func:`refine_cost_model` also
-    returns the cost model the last graph was built from.
-    """
-    r = refine_cost_model(cells, edge_source, edge_target, solve, n_iter, params, node_cost,
-                          node_hier_parent, overlap)
-    return r.graph, r.solution, r.history
 
 
 def refine_cost_model(
@@ -467,7 +445,11 @@ def refine_cost_model(
     node_hier_parent: np.ndarray | None = None,
     overlap: Overlap | None = None,
 ) -> Refined:
-    """:func:`refine_tracking`, keeping the :class:`CostModel` of the last graph."""
+    """Solve, re-estimate motion and scales from the solution, re-cost, re-solve (n_iter solves).
+
+    Stops early when the selected links no longer change. Returns the last graph, its solution,
+    the :class:`CostModel` it was built from and per-iteration diagnostics.
+    """
     motion = initial_motion(cells, edge_source, edge_target)
     history: list[dict[str, float]] = []
     sol: Solution | None = None

@@ -44,13 +44,12 @@ from solvers.costs import (
     tracking_costs,
 )
 from solvers.joint import BACKENDS, solve_joint
-from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
 
-from . import ingest, schema
+from . import schema
 from .errors import InputError, NotFoundError, SolveFailed
 from .load import load_candidates, load_edges
-from .pipeline import latest_run, node_costs
+from .pipeline import latest_run, node_costs, write_current_solution
 from .store import Movie, Store
 
 PIN_KINDS = ("pin_node", "forbid_node", "pin_edge", "forbid_edge")
@@ -362,17 +361,8 @@ def resolve(store: Store, movie_name: str, *, margin: int = 2, backend: str = "h
 def _write(store: Store, movie: Movie, run_id: int, graph: CandidateGraph, sol: Solution, node_ids: np.ndarray,
            edge_ids: np.ndarray, applied: list[int]) -> tuple[int, int, int, int]:
     """Solution, tracks, the current pointer and the applied edits' run id, in one transaction."""
-    track_of, tracks = tracks_from_solution(graph.node_t, graph.edge_source, graph.edge_target,
-                                            sol.node_selected, sol.edge_selected)
-    sel = sol.node_selected
-    esel = sol.edge_selected & sel[graph.edge_source] & sel[graph.edge_target]
     with store.engine.begin() as c:
-        sid = ingest.insert_solution(
-            c, run_id=run_id, movie_id=movie.id, node_ids=node_ids[sel], node_t=graph.node_t[sel],
-            track_ids=track_of[sel], edge_ids=edge_ids[esel], edge_source_ids=node_ids[graph.edge_source[esel]],
-            edge_target_ids=node_ids[graph.edge_target[esel]], tracks=tracks, status=sol.status.value,
-            name="resolve", objective=sol.objective, bound=sol.bound, gap=sol.gap)
-        store.set_current_solution(c, movie.id, sid)
+        written = write_current_solution(store, c, movie, run_id, graph, sol, node_ids, edge_ids, "resolve")
         if applied:
             c.execute(schema.edit.update().where(schema.edit.c.id.in_(applied)).values(run_id=run_id))
-    return sid, int(sel.sum()), int(esel.sum()), len(tracks)
+    return written

@@ -258,19 +258,26 @@ def hemd_selection(cands: Candidates, movie: Movie) -> np.ndarray:
     return keep
 
 
-def _write_solution(store: Store, movie: Movie, run_id: int, graph: CandidateGraph, sol: Solution,
-                    node_ids: np.ndarray, edge_ids: np.ndarray, name: str) -> tuple[int, int, int, int]:
+def write_current_solution(store: Store, conn: sa.Connection, movie: Movie, run_id: int, graph: CandidateGraph,
+                           sol: Solution, node_ids: np.ndarray, edge_ids: np.ndarray,
+                           name: str) -> tuple[int, int, int, int]:
+    """Write ``sol`` of ``graph`` (local indices → store ids) with its CTC tracks and make it the
+    movie's current solution, in the caller's transaction; returns (solution id, cells, links, tracks)."""
     track_of, tracks = tracks_from_solution(graph.node_t, graph.edge_source, graph.edge_target,
                                             sol.node_selected, sol.edge_selected)
     sel = sol.node_selected
     esel = sol.edge_selected & sel[graph.edge_source] & sel[graph.edge_target]
-    with store.engine.begin() as c:
-        sid = ingest.insert_solution(
-            c, run_id=run_id, movie_id=movie.id, node_ids=node_ids[sel], node_t=graph.node_t[sel],
-            track_ids=track_of[sel],
-            edge_ids=edge_ids[esel],
-            edge_source_ids=node_ids[graph.edge_source[esel]], edge_target_ids=node_ids[graph.edge_target[esel]],
-            tracks=tracks, status=sol.status.value, name=name,
-            objective=sol.objective, bound=sol.bound, gap=sol.gap)
-        store.set_current_solution(c, movie.id, sid)
+    sid = ingest.insert_solution(
+        conn, run_id=run_id, movie_id=movie.id, node_ids=node_ids[sel], node_t=graph.node_t[sel],
+        track_ids=track_of[sel], edge_ids=edge_ids[esel],
+        edge_source_ids=node_ids[graph.edge_source[esel]], edge_target_ids=node_ids[graph.edge_target[esel]],
+        tracks=tracks, status=sol.status.value, name=name,
+        objective=sol.objective, bound=sol.bound, gap=sol.gap)
+    store.set_current_solution(conn, movie.id, sid)
     return sid, int(sel.sum()), int(esel.sum()), len(tracks)
+
+
+def _write_solution(store: Store, movie: Movie, run_id: int, graph: CandidateGraph, sol: Solution,
+                    node_ids: np.ndarray, edge_ids: np.ndarray, name: str) -> tuple[int, int, int, int]:
+    with store.engine.begin() as c:
+        return write_current_solution(store, c, movie, run_id, graph, sol, node_ids, edge_ids, name)

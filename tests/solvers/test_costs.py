@@ -10,7 +10,7 @@ from solvers.costs import (
     division_pairs,
     fold_pairs,
     initial_motion,
-    refine_tracking,
+    refine_cost_model,
     tracking_costs,
 )
 from solvers.joint import solve_joint
@@ -146,9 +146,10 @@ def colony(n_frames: int = 4, seed: int = 0):
     return cells, src, dst, set(truth)
 
 
-def test_refine_tracking_recovers_a_drifting_dividing_colony() -> None:
+def test_refine_cost_model_recovers_a_drifting_dividing_colony() -> None:
     cells, src, dst, truth = colony()
-    graph, sol, hist = refine_tracking(cells, src, dst, lambda g: solve_joint(g), n_iter=3)
+    refined = refine_cost_model(cells, src, dst, lambda g: solve_joint(g), n_iter=3)
+    graph, sol, hist = refined.graph, refined.solution, refined.history
     chosen = set(zip(graph.edge_source[sol.edge_selected].tolist(),
                      graph.edge_target[sol.edge_selected].tolist()))
     assert chosen == truth
