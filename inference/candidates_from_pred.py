@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from inference.cluster import cluster_frame
+from inference.merges import merge_pairs, with_merges
 from inference.types import Candidates
 
 
@@ -80,11 +81,18 @@ def candidates_from_labels(t: int, labels: np.ndarray, seediness: np.ndarray,
 def candidates_from_prediction(t: int, seediness: np.ndarray, offsets: np.ndarray,
                                sigma: np.ndarray, track_offsets: np.ndarray | None = None,
                                embedding: np.ndarray | None = None, *, min_object_size: int = 10,
-                               fg_thresh: float = 0.5) -> tuple[Candidates, np.ndarray]:
-    """Cluster one frame's predictions; return its candidates and the cluster label image."""
+                               fg_thresh: float = 0.5, merges: bool = False) -> tuple[Candidates, np.ndarray]:
+    """Cluster one frame's predictions; return its candidates and the cluster label image.
+
+    ``merges`` adds the union of touching cluster pairs as competing parents
+    (:mod:`inference.merges`), so that the solver can undo an over-split.
+    """
     labels = cluster_frame(seediness, offsets, sigma, fg_thresh=fg_thresh,
                            min_object_size=min_object_size)
-    return candidates_from_labels(t, labels, seediness, track_offsets, embedding), labels
+    cands = candidates_from_labels(t, labels, seediness, track_offsets, embedding)
+    if merges and len(cands):
+        cands = with_merges(cands, labels, merge_pairs(labels, offsets), seediness, track_offsets, embedding)
+    return cands, labels
 
 
 def attach_prediction_features(cands: Candidates, track_offsets: np.ndarray | None,
@@ -119,7 +127,7 @@ def attach_prediction_features(cands: Candidates, track_offsets: np.ndarray | No
 
 
 def candidates_from_zarr(zarr_group_path: str, t: int, *, min_object_size: int = 10,
-                         fg_thresh: float = 0.5) -> tuple[Candidates, np.ndarray]:
+                         fg_thresh: float = 0.5, merges: bool = False) -> tuple[Candidates, np.ndarray]:
     """:func:`candidates_from_prediction` for frame ``t`` of a store written by ``predict_movie``."""
     import zarr
 
@@ -129,4 +137,4 @@ def candidates_from_zarr(zarr_group_path: str, t: int, *, min_object_size: int =
     emb = g["embedding"][t] if "embedding" in g else None
     return candidates_from_prediction(t, g["seediness"][t], g["offsets"][t], g["sigma"][t],
                                       g["track_offsets"][t], emb, min_object_size=min_object_size,
-                                      fg_thresh=fg_thresh)
+                                      fg_thresh=fg_thresh, merges=merges)

@@ -80,11 +80,16 @@ def predict(movie_name: str, model_dir: Path, zarr_path: Path | None, tta: bool,
 @click.option("--movie", "movie_name", required=True)
 @click.option("--min-size", type=int, default=None, help="Smallest cell in pixels (default: the model's).")
 @click.option("--fg-thresh", type=float, default=0.5, show_default=True)
+@click.option("--merges/--no-merges", default=True, show_default=True,
+              help="Also offer the union of touching clusters whose pixels vote for one centre, so that "
+                   "the solver can undo an over-split.")
 @DB_OPTION
-def candidates_from_predictions(movie_name: str, min_size: int | None, fg_thresh: float, db_url: str | None) -> None:
+def candidates_from_predictions(movie_name: str, min_size: int | None, fg_thresh: float, merges: bool,
+                                db_url: str | None) -> None:
     """Clusters of the predictions as candidates (with embeddings and voted previous centres)."""
     from .predictions import run_candidates_from_predictions
 
     with open_store(db_url) as store:
-        run_id = run_candidates_from_predictions(store, movie_name, min_object_size=min_size, fg_thresh=fg_thresh)
+        run_id = run_candidates_from_predictions(store, movie_name, min_object_size=min_size, fg_thresh=fg_thresh,
+                                                 merges=merges)
     click.echo(f"candidates run {run_id} done")

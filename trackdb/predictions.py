@@ -85,21 +85,24 @@ def model_min_size(zarr_path: str, default: int = 10) -> int:
 
 
 def run_candidates_from_predictions(store: Store, movie_name: str, *, min_object_size: int | None = None,
-                                    fg_thresh: float = 0.5, progress: bool = True) -> int:
+                                    fg_thresh: float = 0.5, merges: bool = True, progress: bool = True) -> int:
     """Clusters of every frame as candidates, with mean-mask embeddings and voted previous centres.
 
-    ``min_object_size`` defaults to the model's own (its config), else 10 pixels.
+    ``min_object_size`` defaults to the model's own (its config), else 10 pixels. ``merges``
+    adds the union of touching cluster pairs as competing candidates (:mod:`inference.merges`).
     """
     from inference.candidates_from_pred import candidates_from_zarr
 
     movie = store.movie(movie_name)
     zarr_path = _zarr_of(movie)
     min_object_size = model_min_size(zarr_path) if min_object_size is None else min_object_size
-    params = {"source": zarr_path, "kind": "predictions", "min_object_size": min_object_size, "fg_thresh": fg_thresh}
+    params = {"source": zarr_path, "kind": "predictions", "min_object_size": min_object_size, "fg_thresh": fg_thresh,
+              "merges": merges}
     with store.run(movie.id, "candidates", params, resume=True) as run_id:
         total = ingest_frames(
             store, movie, run_id,
-            lambda t: candidates_from_zarr(zarr_path, t, min_object_size=min_object_size, fg_thresh=fg_thresh)[0],
+            lambda t: candidates_from_zarr(zarr_path, t, min_object_size=min_object_size, fg_thresh=fg_thresh,
+                                           merges=merges)[0],
             "cluster", progress)
         if total == 0:
             raise InputError(f"{zarr_path}: the predictions hold no cells in any frame")

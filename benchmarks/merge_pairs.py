@@ -1,0 +1,133 @@
+"""Which touching cluster pairs to offer as merged candidates (``inference.merges``).
+
+On the training frames of the shipped model (0–39 by default; never the held-out 40–52) the
+clusters of its predictions are compared with the ground-truth masks:
+
+* a touching pair (after growing clusters by ``--gap`` px) is *one cell* when both clusters lie
+  mostly in the same ground-truth cell, else *two cells*;
+* a ground-truth cell is *over-split* when no cluster covers more than half of it and at least
+  two cover 15 % each; it is *covered* when its two largest clusters are an offered pair.
+
+For each vote-ratio threshold (``inference.merges.vote_ratio``; ``none`` = no vote test, pairs
+by shared boundary) it reports the pairs offered that are one cell / two cells, and the
+over-split cells covered. Prints one JSON object.
+
+    OMP_NUM_THREADS=1 python benchmarks/merge_pairs.py [--zarr PRED.zarr] [--frames 0:40]
+
+Without ``--zarr`` the shipped model predicts the movie first (a few minutes on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("TQDM_DISABLE", "1")
+from common import DEFAULT_DATA, ROOT, log
+
+from inference.candidates_from_pred import candidates_from_zarr
+from inference.merges import grow_labels, merge_pairs, touching_pairs, vote_ratio
+from trackdb import ctc
+
+THRESHOLDS = (0.6, 0.7, 0.8, 0.9, None)
+
+
+def majority(gt: np.ndarray, mask: np.ndarray) -> int:
+    values, counts = np.unique(gt[mask], return_counts=True)
+    return int(values[counts.argmax()])
+
+
+def over_split_cells(gt: np.ndarray, clusters: np.ndarray) -> list[tuple[int, int]]:
+    """(smaller, larger) label of the two largest clusters of every over-split GT cell."""
+    found = []
+    for g in np.unique(gt)[1:]:
+        m = gt == g
+        labels, counts = np.unique(clusters[m], return_counts=True)
+        counts, labels = counts[labels > 0], labels[labels > 0]
+        share = counts / m.sum()
+        if len(share) and share.max() > 0.5:
+            continue
+        if (share >= 0.15).sum() >= 2:
+            top = labels[np.argsort(-counts)[:2]]
+            found.append((int(top.min()), int(top.max())))
+    return found
+
+
+def frame_stats(gt: np.ndarray, clusters: np.ndarray, offsets: np.ndarray, gap: float) -> dict:
+    """Per threshold: offered pairs that are one cell / two cells; over-split cells covered."""
+    pairs, _ = touching_pairs(grow_labels(clusters, gap))
+    truth = {(int(a), int(b)): majority(gt, clusters == a) == majority(gt, clusters == b) > 0
+             for a, b in pairs}
+    split = over_split_cells(gt, clusters)
+    out = {"touching_one_cell": sum(truth.values()), "touching_two_cells": len(truth) - sum(truth.values()),
+           "over_split_cells": len(split), "by_threshold": {}}
+    for th in THRESHOLDS:
+        offered = merge_pairs(clusters, offsets if th is not None else None,
+                              max_vote_ratio=th if th is not None else np.inf, gap=gap)
+        chosen = {(int(a), int(b)) for a, b in offered}
+        out["by_threshold"][str(th)] = {
+            "offered_one_cell": sum(truth.get(p, False) for p in chosen),
+            "offered_two_cells": sum(not truth.get(p, False) for p in chosen),
+            "over_split_covered": sum(p in chosen for p in split)}
+    if len(pairs):
+        ratio = vote_ratio(clusters, offsets, pairs)
+        out["ratio_one_cell"] = [float(r) for r, p in zip(ratio, pairs) if truth[(int(p[0]), int(p[1]))]]
+        out["ratio_two_cells"] = [float(r) for r, p in zip(ratio, pairs) if not truth[(int(p[0]), int(p[1]))]]
+    return out
+
+
+def summarise(per_frame: list[dict]) -> dict:
+    total: dict = {k: sum(f[k] for f in per_frame)
+                   for k in ("touching_one_cell", "touching_two_cells", "over_split_cells")}
+    total["by_threshold"] = {
+        th: {k: sum(f["by_threshold"][th][k] for f in per_frame)
+             for k in ("offered_one_cell", "offered_two_cells", "over_split_covered")}
+        for th in per_frame[0]["by_threshold"]}
+    for kind in ("ratio_one_cell", "ratio_two_cells"):
+        r = np.concatenate([f.get(kind, []) for f in per_frame])
+        total[f"{kind}_quartiles"] = [round(float(q), 3) for q in np.quantile(r, [0.25, 0.5, 0.75])] if len(r) else None
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--zarr", type=Path, default=None, help="predictions of the movie (else predicted here)")
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "bacteria")
+    ap.add_argument("--frames", default="0:40", help="A:B, frames scored (default: the training frames)")
+    ap.add_argument("--gap", type=float, default=2.0)
+    args = ap.parse_args()
+    a, b = (int(x) for x in args.frames.split(":"))
+    tra = args.data / "01_GT" / "TRA"
+    gt = ctc.read_stack(ctc.frame_files(tra, "man_track"), labels=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        zpath = args.zarr
+        if zpath is None:
+            from trackdb.import_ctc import import_ctc
+            from trackdb.predictions import run_predict
+            from trackdb.store import Store
+
+            store = Store(f"sqlite:///{tmp}/m.sqlite", create=True)
+            import_ctc(store, args.data, "01", "m", no_gt=True)
+            zpath = Path(tmp) / "m.zarr"
+            run_predict(store, "m", args.model, zarr_path=zpath)
+        import zarr
+
+        offsets = zarr.open_group(str(zpath), mode="r")["pred"]["offsets"]
+        per_frame = []
+        for t in range(a, b):
+            clusters = candidates_from_zarr(str(zpath), t)[1].astype(np.int64)
+            per_frame.append(frame_stats(gt[t], clusters, np.asarray(offsets[t], np.float32), args.gap))
+            log(f"frame {t}: {per_frame[-1]['by_threshold']['0.8']}")
+    print(json.dumps({"frames": [a, b - 1], "gap": args.gap, **summarise(per_frame)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
