@@ -10,7 +10,8 @@ clusters of its predictions are compared with the ground-truth masks:
 
 For each vote-ratio threshold (``inference.merges.vote_ratio``; ``none`` = no vote test, pairs
 by shared boundary) it reports the pairs offered that are one cell / two cells, and the
-over-split cells covered. Prints one JSON object.
+over-split cells covered, and how many frames before their annotated division the over-split
+cells were (0 = the last frame before the daughters appear). Prints one JSON object.
 
     OMP_NUM_THREADS=1 python benchmarks/merge_pairs.py [--zarr PRED.zarr] [--frames 0:40]
 
@@ -44,8 +45,8 @@ def majority(gt: np.ndarray, mask: np.ndarray) -> int:
     return int(values[counts.argmax()])
 
 
-def over_split_cells(gt: np.ndarray, clusters: np.ndarray) -> list[tuple[int, int]]:
-    """(smaller, larger) label of the two largest clusters of every over-split GT cell."""
+def over_split_cells(gt: np.ndarray, clusters: np.ndarray) -> list[tuple[int, int, int]]:
+    """(smaller, larger, GT label) -- the two largest clusters of every over-split GT cell."""
     found = []
     for g in np.unique(gt)[1:]:
         m = gt == g
@@ -56,18 +57,24 @@ def over_split_cells(gt: np.ndarray, clusters: np.ndarray) -> list[tuple[int, in
             continue
         if (share >= 0.15).sum() >= 2:
             top = labels[np.argsort(-counts)[:2]]
-            found.append((int(top.min()), int(top.max())))
+            found.append((int(top.min()), int(top.max()), int(g)))
     return found
 
 
-def frame_stats(gt: np.ndarray, clusters: np.ndarray, offsets: np.ndarray, gap: float) -> dict:
-    """Per threshold: offered pairs that are one cell / two cells; over-split cells covered."""
+def frame_stats(gt: np.ndarray, clusters: np.ndarray, offsets: np.ndarray, gap: float,
+                until_division: dict[int, int]) -> dict:
+    """Per threshold: offered pairs that are one cell / two cells; over-split cells covered.
+
+    ``until_division``: frames from this one to the last frame of each GT track that divides.
+    """
     pairs, _ = touching_pairs(grow_labels(clusters, gap))
     truth = {(int(a), int(b)): majority(gt, clusters == a) == majority(gt, clusters == b) > 0
              for a, b in pairs}
-    split = over_split_cells(gt, clusters)
+    cells = over_split_cells(gt, clusters)
+    split = [(a, b) for a, b, _ in cells]
     out = {"touching_one_cell": sum(truth.values()), "touching_two_cells": len(truth) - sum(truth.values()),
-           "over_split_cells": len(split), "by_threshold": {}}
+           "over_split_cells": len(split), "by_threshold": {},
+           "over_split_frames_before_division": [until_division.get(g, -1) for _, _, g in cells]}
     for th in THRESHOLDS:
         offered = merge_pairs(clusters, offsets if th is not None else None,
                               max_vote_ratio=th if th is not None else np.inf, gap=gap)
@@ -83,6 +90,12 @@ def frame_stats(gt: np.ndarray, clusters: np.ndarray, offsets: np.ndarray, gap: 
     return out
 
 
+def frames_before_division(tracks: np.ndarray, t: int) -> dict[int, int]:
+    """{track label: last frame − t} for the tracks that have daughters (CTC table rows)."""
+    mothers = {int(p) for p in tracks[:, 3] if p > 0}
+    return {int(r[0]): int(r[2]) - t for r in tracks if int(r[0]) in mothers}
+
+
 def summarise(per_frame: list[dict]) -> dict:
     total: dict = {k: sum(f[k] for f in per_frame)
                    for k in ("touching_one_cell", "touching_two_cells", "over_split_cells")}
@@ -90,6 +103,10 @@ def summarise(per_frame: list[dict]) -> dict:
         th: {k: sum(f["by_threshold"][th][k] for f in per_frame)
              for k in ("offered_one_cell", "offered_two_cells", "over_split_covered")}
         for th in per_frame[0]["by_threshold"]}
+    before = np.array([d for f in per_frame for d in f["over_split_frames_before_division"]], np.int64)
+    values, counts = np.unique(before, return_counts=True)
+    # -1: the track does not divide within the movie
+    total["over_split_cells_by_frames_before_division"] = {str(v): int(c) for v, c in zip(values, counts)}
     for kind in ("ratio_one_cell", "ratio_two_cells"):
         r = np.concatenate([f.get(kind, []) for f in per_frame])
         total[f"{kind}_quartiles"] = [round(float(q), 3) for q in np.quantile(r, [0.25, 0.5, 0.75])] if len(r) else None
@@ -107,6 +124,7 @@ def main() -> None:
     a, b = (int(x) for x in args.frames.split(":"))
     tra = args.data / "01_GT" / "TRA"
     gt = ctc.read_stack(ctc.frame_files(tra, "man_track"), labels=True)
+    tracks = ctc.read_man_track(tra / "man_track.txt")
     with tempfile.TemporaryDirectory() as tmp:
         zpath = args.zarr
         if zpath is None:
@@ -124,7 +142,8 @@ def main() -> None:
         per_frame = []
         for t in range(a, b):
             clusters = candidates_from_zarr(str(zpath), t)[1].astype(np.int64)
-            per_frame.append(frame_stats(gt[t], clusters, np.asarray(offsets[t], np.float32), args.gap))
+            per_frame.append(frame_stats(gt[t], clusters, np.asarray(offsets[t], np.float32), args.gap,
+                                         frames_before_division(tracks, t)))
             log(f"frame {t}: {per_frame[-1]['by_threshold']['0.8']}")
     print(json.dumps({"frames": [a, b - 1], "gap": args.gap, **summarise(per_frame)}, indent=1))
 

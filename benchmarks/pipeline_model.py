@@ -6,7 +6,11 @@ raw frames → ``predict`` (the shipped model, CPU here) → (a) ``solve --metho
 model was trained on frames 0–39). Prints one JSON object (issue 4: SEG ≥ 0.80, DET ≥ 0.95,
 TRA ≥ 0.93, and the joint solver's gain over EmbedTrack's linking).
 
-    python benchmarks/pipeline_model.py [--model models/bacteria] [--tta]
+    python benchmarks/pipeline_model.py [--model models/bacteria] [--tta] [--no-merges]
+
+``--zarr PATH`` keeps the predictions (a later run with the same model and ``--tta`` reuses
+them; only the stages after ``predict`` then run). ``--no-merges`` leaves out the merged candidates of touching clusters (``inference.merges``),
+i.e. the pipeline before they existed.
 """
 
 from __future__ import annotations
@@ -21,14 +25,18 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TQDM_DISABLE", "1")
-from common import DEFAULT_DATA, ROOT, finite, log  # noqa: E402
+from common import DEFAULT_DATA, ROOT, finite, log
 
-from trackdb.evaluate import ctc_scores  # noqa: E402
-from trackdb.import_ctc import import_ctc  # noqa: E402
-from trackdb.pipeline import run_link, run_solve  # noqa: E402
-from trackdb.predictions import run_candidates_from_predictions, run_embedtrack, run_predict  # noqa: E402
-from trackdb.render import render_labels, solution_tracks  # noqa: E402
-from trackdb.store import Store  # noqa: E402
+from trackdb.evaluate import ctc_scores
+from trackdb.import_ctc import import_ctc
+from trackdb.pipeline import run_link, run_solve
+from trackdb.predictions import (
+    run_candidates_from_predictions,
+    run_embedtrack,
+    run_predict,
+)
+from trackdb.render import render_labels, solution_tracks
+from trackdb.store import Store
 
 KEYS = ("SEG", "DET", "TRA", "LNK", "fp_nodes", "fn_nodes", "ns_nodes", "fp_edges", "fn_edges", "ws_edges",
         "division_Division F1")
@@ -46,15 +54,19 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "bacteria")
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--first", type=int, default=40)
+    ap.add_argument("--no-merges", action="store_true", help="clusters only, no merged candidates")
+    ap.add_argument("--zarr", type=Path, default=None,
+                    help="predictions store to write or reuse (predict resumes: a finished one is reused)")
     args = ap.parse_args()
     frames = slice(args.first, None)
-    out: dict = {"model": str(args.model), "tta": args.tta, "held_out_frames": [args.first, 52], "seconds": {}}
+    out: dict = {"model": str(args.model), "tta": args.tta, "merges": not args.no_merges,
+                 "held_out_frames": [args.first, 52], "seconds": {}}
     sec = out["seconds"]
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/m.sqlite", create=True)
         import_ctc(store, args.data, "01", "m", no_gt=True)
         t = time.perf_counter()
-        run_predict(store, "m", args.model, zarr_path=Path(tmp) / "m.zarr", tta=args.tta)
+        run_predict(store, "m", args.model, zarr_path=args.zarr or Path(tmp) / "m.zarr", tta=args.tta)
         sec["predict_all_53_frames"] = round(time.perf_counter() - t, 1)
         t = time.perf_counter()
         sid = run_embedtrack(store, "m")
@@ -62,7 +74,7 @@ def main() -> None:
         out["embedtrack"] = held_out(store, sid, args.data / "01_GT", frames)
         log("embedtrack", out["embedtrack"])
         t = time.perf_counter()
-        run_candidates_from_predictions(store, "m", progress=False)
+        run_candidates_from_predictions(store, "m", merges=not args.no_merges, progress=False)
         run_link(store, "m", max_distance=100, k=12)
         res = run_solve(store, "m", method="joint")
         sec["candidates_link_joint"] = round(time.perf_counter() - t, 1)

@@ -211,7 +211,8 @@ def build_solve(store: Store, movie: Movie, m: Method, link_run_id: int, cand_ru
     if m is Method.HEMD:
         keep = hemd_selection(cands, movie)
     elif m is Method.LAP and not np.all(cands.hier_parent < 0):
-        raise InputError("--method lap needs a fixed segmentation (label images); use joint or hemd for a forest")
+        raise InputError("--method lap needs a fixed segmentation (label images, or candidates-from-predictions "
+                         "--no-merges); use joint or hemd for competing candidates")
     sub_nodes, sub_edges = _restrict(keep, edges.source, edges.target)
     solver = _solver(Method.LAP if m is Method.HEMD else m, window, time_limit, gap)
     sub_cells = CellFeatures(t=cells.t[keep], centroid=cells.centroid[keep], area=cells.area[keep],
