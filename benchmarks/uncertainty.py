@@ -17,9 +17,11 @@ noise. With ``--phases all`` (default) every phase runs through the whole pipeli
 and then, per method and step, one temperature is fitted on the calibration options of all
 phases together (group ids offset per phase so that cells of different phases never share a
 softmax) and ECE, its floor and sparsification are computed on the evaluation links of all
-phases together. Per-phase ECEs (at the pooled temperature) are reported beside the pooled
-ones, so the spread between phases stays visible. ``--phases 1`` is phase 0 only (the figures
-before pooling). The timing figure (top-10 over best solve) is measured on phase 0.
+phases together. Per-phase ECEs, floors and mean confidences (raw and at the pooled
+temperature) are reported beside the pooled ones: pooling lowers the floor but can also average
+out miscalibrations of opposite sign (one phase over-confident, another under-confident), which
+shows as a pooled ECE below every phase's ECE, far above their floors. ``--phases 1`` is phase 0
+only (the figures before pooling). The timing figure (top-10 over best solve) is on phase 0.
 
 Ground truth of a candidate edge i→j: with subsampling the true mother of j is the lineage
 ancestor of j's label alive in the frame of i (walk man_track.txt's parent column up while the
