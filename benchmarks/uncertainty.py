@@ -172,12 +172,12 @@ class Phase:
 
 
 def refine_costs(cells: CellFeatures, src: np.ndarray, dst: np.ndarray, params: CostParams,
-                 n_iter: int = 4) -> tuple[CandidateGraph, CostModel, int]:
+                 n_iter: int = 4) -> tuple[CandidateGraph, CostModel, list[dict]]:
     """``solvers.costs.refine_cost_model`` with LAP solves (as ``trackdb solve --method lap``):
-    the final LAP graph (division pairs folded), the cost model it came from, iterations."""
+    the final LAP graph (division pairs folded), the cost model it came from, its history."""
     refined = refine_cost_model(cells, src, dst, lambda g: solve_lap(fold_pairs(g)), n_iter,
                                 params)
-    return fold_pairs(refined.graph), refined.model, len(refined.history)
+    return fold_pairs(refined.graph), refined.model, refined.history
 
 
 def build_phase(labels: np.ndarray, lineage: dict, step: int, offset: int,
@@ -193,8 +193,9 @@ def build_phase(labels: np.ndarray, lineage: dict, step: int, offset: int,
                          bbox=cand.bbox, image_shape=labels.shape[1:])
     t_feat = time.perf_counter() - t0
     t0 = time.perf_counter()
-    graph, cost_model, iterations = refine_costs(cells, edges.source, edges.target, CostParams(),
-                                                 n_iter=args.iterations)
+    graph, cost_model, history = refine_costs(cells, edges.source, edges.target, CostParams(),
+                                              n_iter=args.iterations)
+    iterations = len(history)
     t_costs = time.perf_counter() - t0
     node_frame = frames[cand.t]
     edge_true, option_true, labelled = ground_truth(graph, cand.label, node_frame, step, lineage)
@@ -211,6 +212,10 @@ def build_phase(labels: np.ndarray, lineage: dict, step: int, offset: int,
         "map_accuracy_eval": round(float(edge_true[ev].mean()), 4),
         "unreachable_eval_cells": int((~labelled & late & (cand.t > 0)).sum()),
         "cost_iterations": iterations,
+        # how the refinement went: σ of the motion residual (px) it was costed with, and links
+        # that changed at each solve (a motion field that never bootstraps keeps σ wide)
+        "refine_sigma_motion_px": [round(float(h["sigma_motion"]), 1) for h in history],
+        "refine_changed_links": [int(h["changed_links"]) for h in history],
         "seconds": {"features_edges": round(t_feat, 2), "costs_refine": round(t_costs, 2),
                     "best_solve": round(t_best, 3)},
     }
