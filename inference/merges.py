@@ -149,6 +149,7 @@ def with_merges(cands: Candidates, labels: np.ndarray, pairs: np.ndarray,
     union (centroid, area, mean seediness, embedding, voted previous centre) and labels above
     the frame's largest.
     """
+    # imported here: candidates_from_pred imports this module
     from inference.candidates_from_pred import candidates_from_labels
 
     if len(pairs) == 0:
