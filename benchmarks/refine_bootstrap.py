@@ -18,6 +18,7 @@ object; progress on stderr.
 
     OMP_NUM_THREADS=1 python benchmarks/refine_bootstrap.py [--step 4] [--iterations 30]
         [--sigma-quantile 0.25]   # instead: the translation start, σ from a low residual quantile
+                                  # (0: σ of the inliers of a Gaussian + uniform mixture, by EM)
 """
 
 from __future__ import annotations
@@ -78,8 +79,27 @@ def low_quantile_sigma(cells: CellFeatures, src: np.ndarray, dst: np.ndarray, so
     if not cont.any():
         return motion
     resid = np.linalg.norm(c[dst[cont]] - (c[src[cont]] + motion.shift[src[cont]]), axis=1)
-    sigma = float(np.quantile(resid, q)) / np.sqrt(-2.0 * np.log(1.0 - q))
+    sigma = inlier_sigma(c[dst[cont]] - (c[src[cont]] + motion.shift[src[cont]])) if q == 0 else (
+        float(np.quantile(resid, q)) / np.sqrt(-2.0 * np.log(1.0 - q)))
     return dataclasses.replace(motion, sigma_motion=max(sigma, 1.0))
+
+
+def inlier_sigma(resid: np.ndarray, iterations: int = 100) -> float:
+    """σ of the inliers of a mixture: isotropic Gaussian residuals (norms χ-distributed with D
+    degrees of freedom) plus wrong links uniform on [0, max |r|], fitted by EM."""
+    from scipy.stats import chi
+
+    r = np.linalg.norm(np.asarray(resid, np.float64), axis=1)
+    d = resid.shape[1]
+    span = max(float(r.max()), 1e-6)
+    sigma = max(float(np.quantile(r, 0.25)) / float(chi.ppf(0.25, d)), 1e-3)
+    share = 0.5
+    for _ in range(iterations):
+        p_in = share * chi.pdf(r / sigma, d) / sigma
+        w = p_in / np.maximum(p_in + (1.0 - share) / span, 1e-300)
+        sigma = max(float(np.sqrt(np.sum(w * r * r) / max(d * np.sum(w), 1e-12))), 1e-3)
+        share = float(np.clip(w.mean(), 1e-3, 1.0 - 1e-3))
+    return sigma
 
 
 def run_phase(labels: np.ndarray, lineage: dict, step: int, offset: int, start: str,
@@ -129,7 +149,8 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=4)
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--sigma-quantile", type=float, default=None,
-                    help="also run the translation start with σ from this quantile of the residuals")
+                    help="instead: the translation start with σ from this quantile of the residuals "
+                         "(0: from the inliers of a Gaussian + uniform mixture fitted by EM)")
     args = ap.parse_args()
     labels, lineage = U.load_gt(args.data / "01_GT")
     result: dict = {"step": args.step, "iterations": args.iterations}
