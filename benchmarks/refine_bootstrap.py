@@ -19,6 +19,7 @@ object; progress on stderr.
     OMP_NUM_THREADS=1 python benchmarks/refine_bootstrap.py [--step 4] [--iterations 30]
         [--sigma-quantile 0.25]   # instead: the translation start, σ from a low residual quantile
                                   # (0: σ of the inliers of a Gaussian + uniform mixture, by EM)
+        [--settled 0.05]          # with it: back to the median once < 5% of the links change
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def inlier_sigma(resid: np.ndarray, iterations: int = 100) -> float:
 
 
 def run_phase(labels: np.ndarray, lineage: dict, step: int, offset: int, start: str,
-              iterations: int, sigma_quantile: float | None = None) -> dict:
+              iterations: int, sigma_quantile: float | None = None,
+              settled: float | None = None) -> dict:
     frames = np.arange(offset, labels.shape[0], step)
     cand = candidates_from_labels(labels[frames])
     cells = CellFeatures(t=cand.t, centroid=cand.centroid, area=cand.area.astype(float),
@@ -125,7 +127,8 @@ def run_phase(labels: np.ndarray, lineage: dict, step: int, offset: int, start: 
         if changed[-1] == 0:
             break
         motion = estimate_motion(cells, src, dst, sol, motion, params.div_rate_bounds)
-        if sigma_quantile is not None:
+        unsettled = settled is None or changed[-1] < 0 or changed[-1] > settled * sol.edge_selected.sum()
+        if sigma_quantile is not None and unsettled:
             motion = low_quantile_sigma(cells, src, dst, sol.edge_selected, motion, sigma_quantile)
     assert graph is not None and sol is not None
     node_frame = frames[cand.t]
@@ -151,14 +154,19 @@ def main() -> None:
     ap.add_argument("--sigma-quantile", type=float, default=None,
                     help="instead: the translation start with σ from this quantile of the residuals "
                          "(0: from the inliers of a Gaussian + uniform mixture fitted by EM)")
+    ap.add_argument("--settled", type=float, default=None,
+                    help="with --sigma-quantile: back to the median once fewer than this fraction "
+                         "of the selected links changed at the last solve")
     args = ap.parse_args()
     labels, lineage = U.load_gt(args.data / "01_GT")
     result: dict = {"step": args.step, "iterations": args.iterations}
     runs = [("translation", "translation", None), ("similarity", "similarity", None)]
     if args.sigma_quantile is not None:
-        runs = [(f"translation_sigma_q{args.sigma_quantile}", "translation", args.sigma_quantile)]
+        runs = [(f"translation_sigma_q{args.sigma_quantile}_settled{args.settled}", "translation",
+                 args.sigma_quantile)]
     for name, start, q in runs:
-        result[name] = {str(o): run_phase(labels, lineage, args.step, o, start, args.iterations, q)
+        result[name] = {str(o): run_phase(labels, lineage, args.step, o, start, args.iterations, q,
+                                          args.settled)
                         for o in range(args.step)}
     print(json.dumps(result))
 
