@@ -14,17 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-
-def _touching_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unique pairs (a < b) of labels that share a face (4/6-connectivity)."""
-    pairs = []
-    for ax in range(labels.ndim):
-        a = np.moveaxis(labels, ax, 0)
-        lo, hi = a[:-1].ravel(), a[1:].ravel()
-        m = (lo != hi) & (lo > 0) & (hi > 0)
-        pairs.append(np.stack([np.minimum(lo[m], hi[m]), np.maximum(lo[m], hi[m])], 1))
-    p = np.unique(np.concatenate(pairs).astype(np.int64), axis=0) if pairs else np.zeros((0, 2))
-    return p[:, 0], p[:, 1]
+from inference.merges import touching_pairs
 
 
 def prob_from_labels(
@@ -65,7 +55,8 @@ def prob_from_labels(
     prob = np.where(lab > 0, 0.35 + (peak - 0.35) * np.clip(depth / ramp, 0.0, 1.0), 0.0)
 
     # (a) weakened boundaries between touching cells -> merges at low thresholds
-    a, b = _touching_pairs(lab)
+    pairs, _ = touching_pairs(lab)
+    a, b = pairs[:, 0], pairs[:, 1]
     if len(a) and merge_fraction > 0:
         pick = rng.random(len(a)) < merge_fraction
         pair_level = rng.uniform(0.6, 0.9, len(a))
