@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from inference.cluster import cluster_frame
-from inference.merges import merge_pairs, with_merges
+from inference.merges import concat, merge_pairs, pair_mask
 from inference.types import Candidates
 
 
@@ -76,6 +76,34 @@ def candidates_from_labels(t: int, labels: np.ndarray, seediness: np.ndarray,
                       area=area, bbox=bbox, masks=masks, hier_parent=np.full(N, -1, np.int64),
                       threshold=np.ones(N), score=score, max_prob=max_prob, embedding=emb,
                       prev_centroid=prev)
+
+
+def with_merges(cands: Candidates, labels: np.ndarray, pairs: np.ndarray,
+                seediness: np.ndarray, track_offsets: np.ndarray | None = None,
+                embedding: np.ndarray | None = None, gap: float = 2.0) -> Candidates:
+    """``cands`` (all roots, one per label of ``labels``, one frame) plus one parent per pair.
+
+    The merged candidates (the pair and its seam, :func:`pair_mask`) get the features of their
+    union (centroid, area, mean seediness, embedding, voted previous centre) and labels above
+    the frame's largest.
+    """
+    if len(pairs) == 0:
+        return cands
+    if np.any(cands.hier_parent >= 0):
+        raise ValueError("with_merges expects single-level candidates (all roots)")
+    t = int(cands.t[0])
+    top = int(labels.max())
+    union = np.zeros(labels.shape, np.int64)
+    lab = np.asarray(labels, np.int64)
+    for i, (a, b) in enumerate(pairs):
+        union[pair_mask(lab, int(a), int(b), gap)] = top + 1 + i
+    merged = candidates_from_labels(t, union, seediness, track_offsets, embedding)
+    n = len(cands)
+    parent = np.full(n, -1, np.int64)
+    pos = {int(k): i for i, k in enumerate(cands.label)}
+    for i, (a, b) in enumerate(pairs):
+        parent[pos[int(a)]] = parent[pos[int(b)]] = n + i
+    return concat(dataclasses.replace(cands, hier_parent=parent), merged)
 
 
 def candidates_from_prediction(t: int, seediness: np.ndarray, offsets: np.ndarray,

@@ -17,8 +17,6 @@ at most one pair (the forest is a tree), most convergent first.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from scipy import ndimage
 
@@ -130,45 +128,15 @@ def pair_mask(labels: np.ndarray, a: int, b: int, gap: float) -> np.ndarray:
     r = int(np.ceil(gap))
     if r <= 0:
         return both
-    lo = np.maximum(np.min(np.nonzero(both), axis=1) - 2 * r, 0)
-    hi = np.minimum(np.max(np.nonzero(both), axis=1) + 2 * r + 1, labels.shape)
+    where = np.nonzero(both)
+    lo = np.maximum(np.min(where, axis=1) - 2 * r, 0)
+    hi = np.minimum(np.max(where, axis=1) + 2 * r + 1, labels.shape)
     sl = tuple(slice(int(x), int(y)) for x, y in zip(lo, hi))
     crop = labels[sl]
     closed = ndimage.binary_closing(both[sl], structure=ndimage.generate_binary_structure(labels.ndim, labels.ndim),
                                     iterations=r)
     both[sl] |= closed & (crop == 0)
     return both
-
-
-def with_merges(cands: Candidates, labels: np.ndarray, pairs: np.ndarray,
-                seediness: np.ndarray, track_offsets: np.ndarray | None = None,
-                embedding: np.ndarray | None = None, gap: float = 2.0) -> Candidates:
-    """``cands`` (all roots, one per label of ``labels``, one frame) plus one parent per pair.
-
-    The merged candidates (the pair and its seam, :func:`pair_mask`) get the features of their
-    union (centroid, area, mean seediness, embedding, voted previous centre) and labels above
-    the frame's largest.
-    """
-    # imported here: candidates_from_pred imports this module
-    from inference.candidates_from_pred import candidates_from_labels
-
-    if len(pairs) == 0:
-        return cands
-    if np.any(cands.hier_parent >= 0):
-        raise ValueError("with_merges expects single-level candidates (all roots)")
-    t = int(cands.t[0])
-    top = int(labels.max())
-    union = np.zeros(labels.shape, np.int64)
-    lab = np.asarray(labels, np.int64)
-    for i, (a, b) in enumerate(pairs):
-        union[pair_mask(lab, int(a), int(b), gap)] = top + 1 + i
-    merged = candidates_from_labels(t, union, seediness, track_offsets, embedding)
-    n = len(cands)
-    parent = np.full(n, -1, np.int64)
-    pos = {int(k): i for i, k in enumerate(cands.label)}
-    for i, (a, b) in enumerate(pairs):
-        parent[pos[int(a)]] = parent[pos[int(b)]] = n + i
-    return concat(dataclasses.replace(cands, hier_parent=parent), merged)
 
 
 def concat(a: Candidates, b: Candidates) -> Candidates:

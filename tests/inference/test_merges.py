@@ -7,8 +7,9 @@ import numpy as np
 from inference.candidates_from_pred import (
     candidates_from_labels,
     candidates_from_prediction,
+    with_merges,
 )
-from inference.merges import merge_pairs, touching_pairs, vote_ratio, with_merges
+from inference.merges import merge_pairs, touching_pairs, vote_ratio
 
 
 def three_cells() -> np.ndarray:
