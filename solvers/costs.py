@@ -41,8 +41,10 @@ from scipy.spatial import cKDTree
 from solvers.motion import (
     RAYLEIGH_MEDIAN,
     MotionModel,
+    colony_expansion,
     frame_translation,
     link_displacements,
+    residual_sigma,
     robust_sigma,
     smooth_shift,
 )
@@ -139,9 +141,11 @@ def division_rate(
 def initial_motion(
     cells: CellFeatures, edge_source: np.ndarray, edge_target: np.ndarray
 ) -> MotionModel:
-    """Starting point before any link is chosen: one translation per frame, loose scales.
+    """Starting point before any link is chosen: colony growth and drift per frame, loose scales.
 
-    shift: :func:`solvers.motion.frame_translation` (mode of all candidate displacements);
+    shift: :func:`solvers.motion.colony_expansion` (the colony centre's move and uniform
+    growth about it) corrected by :func:`solvers.motion.frame_translation` (mode of the
+    candidate displacements less that expansion, within half the cell spacing of it);
     σ_m: the median distance from each shifted cell to the nearest cell of the next frame / 1.18
     (Rayleigh median), so the first solve behaves like a registered nearest-neighbour tracker;
     μ_g: the log ratio of the total
@@ -150,8 +154,13 @@ def initial_motion(
     """
     t = np.asarray(cells.t, np.int64)
     c = np.asarray(cells.centroid, np.float64)
-    shift = frame_translation(t, c, np.asarray(edge_source, np.int64),
-                              np.asarray(edge_target, np.int64))
+    grow = colony_expansion(t, c, np.asarray(cells.area, np.float64))
+    spacing = [cKDTree(c[t == f]).query(c[t == f], k=2)[0][:, 1] for f in np.unique(t)
+               if np.sum(t == f) >= 2]
+    window = 0.5 * float(np.median(np.concatenate(spacing))) if spacing else None
+    shift = grow + frame_translation(t, c, np.asarray(edge_source, np.int64),
+                                     np.asarray(edge_target, np.int64), base=grow,
+                                     window_px=window)
     nn = []
     logs = []
     for f in np.unique(t):
@@ -361,7 +370,7 @@ def estimate_motion(
     n_out = np.bincount(src[esel], minlength=len(t))
     cont = esel & (n_out[src] == 1) & (t[dst] - t[src] == 1)
     resid = c[dst[cont]] - (c[src[cont]] + shift[src[cont]])
-    sig_m = float(np.median(np.linalg.norm(resid, axis=1))) / RAYLEIGH_MEDIAN if cont.any() else previous.sigma_motion
+    sig_m = residual_sigma(resid) if cont.any() else previous.sigma_motion
     g = np.log(area[dst[cont]] / area[src[cont]])
     growth = float(np.median(g)) if cont.sum() >= 5 else previous.growth_mean
     sig_g = robust_sigma(g, 0.02, previous.growth_sigma)

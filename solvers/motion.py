@@ -119,6 +119,24 @@ def smooth_shift(
     return v
 
 
+def residual_sigma(resid: np.ndarray, low_quantile: float = 0.25) -> float:
+    """Per-axis σ of 2-D link residuals that neither wrong links nor few links throw off.
+
+    Both the median and the ``low_quantile`` of the residual norms estimate σ for Gaussian
+    residuals (Rayleigh: the q-quantile of |r| is σ·√(−2 ln(1 − q))). The median tolerates
+    fewer than half wrong links; when most early links are wrong (every 4th bacteria frame) it
+    inflates σ (34 px) and the flow never bootstraps, the low quantile does not (up to 1 − q
+    wrong links). With a handful of links the low quantile is the noisier one and can come out
+    *wider* than the median. Taking the smaller of the two keeps each one's strength.
+    """
+    r = np.linalg.norm(np.asarray(resid, np.float64), axis=1)
+    if len(r) == 0:
+        raise ValueError("no residuals to estimate σ from")
+    by_median = float(np.median(r)) / RAYLEIGH_MEDIAN
+    by_low = float(np.quantile(r, low_quantile)) / float(np.sqrt(-2.0 * np.log(1.0 - low_quantile)))
+    return min(by_median, by_low)
+
+
 def robust_sigma(x: np.ndarray, floor: float, default: float) -> float:
     """1.4826 × median absolute deviation about the median, with a floor and a fallback."""
     x = np.asarray(x, np.float64)
@@ -134,6 +152,8 @@ def frame_translation(
     edge_target: np.ndarray,
     bin_px: float = 1.0,
     smooth_px: float = 3.0,
+    base: np.ndarray | None = None,
+    window_px: float | None = None,
 ) -> np.ndarray:
     """Dominant translation of every frame pair, voted by all one-frame candidate edges.
 
@@ -141,7 +161,12 @@ def frame_translation(
     the histogram of all candidate displacements, the wrong candidates spread out. The mode of
     the smoothed histogram, refined by the mean of the votes within ``smooth_px``, is the
     frame's shift (a stage jump of 34 px between two bacteria frames, three neighbour distances,
-    is found this way). Returns (N, D): the shift of each node's frame (0 if it has no edges).
+    is found this way). ``base`` (N, D), when given, is a displacement already predicted for each
+    source node (e.g. :func:`colony_expansion`); the mode is then that of what remains, and
+    with ``window_px`` only votes that far from ``base`` count: a correction, not a new guess.
+    (At every 4th bacteria frame the displacements spread over more than the cell spacing and the
+    unrestricted mode is one of the spurious peaks that the colony's near-lattice makes.)
+    Returns (N, D): the shift of each node's frame on top of ``base`` (0 if it has no edges).
     """
     from scipy import ndimage
 
@@ -151,9 +176,15 @@ def frame_translation(
     one = dt == 1
     src, dst = edge_source[one], edge_target[one]
     disp = centroid[dst] - centroid[src]
+    if base is not None:
+        disp = disp - base[src]
     ft = node_t[src]
     for f in np.unique(ft):
         dv = disp[ft == f]
+        if window_px is not None:
+            dv = dv[np.linalg.norm(dv, axis=1) <= window_px]
+            if len(dv) == 0:
+                continue
         lo = dv.min(axis=0) - 3 * smooth_px
         idx = np.floor((dv - lo) / bin_px).astype(np.int64)
         shape = tuple(idx.max(axis=0) + 1 + int(3 * smooth_px / bin_px))
@@ -166,3 +197,29 @@ def frame_translation(
             peak = dv[near].mean(axis=0)
         shift[node_t == f] = peak
     return shift
+
+
+def colony_expansion(node_t: np.ndarray, centroid: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Displacement of every cell if its frame's colony grew uniformly into the next frame.
+
+    A colony whose cells all grow at one rate expands about its centre by the square root (in
+    2-D) of its total area ratio, so a cell at distance r from the centre moves (s − 1)·r:
+    at every 4th bacteria frame that is ~30 px, more than the distance between cells, and in
+    every direction, so no single translation describes it. Needs no links. In D dimensions the
+    scale is the D-th root of the area (volume) ratio; centres are area-weighted.
+    The colony's (area-weighted) centre moves from frame to frame with it, stage drift included.
+    Returns (N, D), zero in the last frame.
+    """
+    n, dim = centroid.shape
+    out = np.zeros((n, dim))
+    frames = np.unique(node_t)
+    for f in frames:
+        i = np.flatnonzero(node_t == f)
+        j = np.flatnonzero(node_t == f + 1)
+        if len(j) == 0 or area[i].sum() <= 0:
+            continue
+        ci = np.average(centroid[i], axis=0, weights=area[i])
+        cj = np.average(centroid[j], axis=0, weights=area[j])
+        scale = float((area[j].sum() / area[i].sum()) ** (1.0 / dim))
+        out[i] = cj - ci + (scale - 1.0) * (centroid[i] - ci)
+    return out

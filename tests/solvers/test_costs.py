@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from solvers.costs import (
     CellFeatures,
@@ -14,7 +15,12 @@ from solvers.costs import (
     tracking_costs,
 )
 from solvers.joint import solve_joint
-from solvers.motion import MotionModel, frame_translation
+from solvers.motion import (
+    MotionModel,
+    colony_expansion,
+    frame_translation,
+    residual_sigma,
+)
 
 
 def rod_cov(length: float, angle: float = 0.0, width: float = 6.0) -> np.ndarray:
@@ -101,6 +107,70 @@ def test_frame_translation_recovers_a_shift_larger_than_the_spacing() -> None:
     src, dst = np.nonzero(np.linalg.norm(cen[:64, None] - cen[None, 64:], axis=2) < 60)
     shift = frame_translation(t, cen, src, dst + 64)
     assert np.allclose(shift[:64], [5.0, 32.0], atol=1.0)
+
+
+def expanding_colony(scale: float = 1.25, drift=(7.0, -4.0), seed: int = 2):
+    """A jittered 10 x 10 grid (20 px) grown uniformly by ``scale`` about an off-centre point
+    and drifted: cells move up to ~30 px, more than their spacing, in every direction."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:10, 0:10]
+    p0 = np.stack([yy.ravel(), xx.ravel()], 1) * 20.0 + 100 + rng.normal(0, 2.0, (100, 2))
+    area0 = rng.uniform(80.0, 160.0, 100)
+    p1 = np.asarray(drift) + [150.0, 140.0] + scale * (p0 - [150.0, 140.0])
+    return p0, p1, area0, area0 * scale**2
+
+
+def test_colony_expansion_is_the_displacement_of_uniform_growth() -> None:
+    p0, p1, a0, a1 = expanding_colony()
+    t = np.repeat([0, 1], 100)
+    grow = colony_expansion(t, np.concatenate([p0, p1]), np.concatenate([a0, a1]))
+    assert np.allclose(grow[:100], p1 - p0, atol=1e-9)  # exact for uniform growth
+    assert np.abs(p1 - p0).max() > 25.0  # larger than the spacing: no single translation fits
+    assert np.all(grow[100:] == 0.0)  # the last frame has no successor
+
+
+def test_initial_motion_starts_an_expanding_colony_at_its_true_links() -> None:
+    """With the expansion, the nearest cell to every shifted cell is its true successor; the
+    translation mode alone (the start before colony_expansion) gets most of them wrong."""
+    p0, p1, a0, a1 = expanding_colony()
+    rng = np.random.default_rng(3)
+    p1 = p1 + rng.normal(0, 1.5, p1.shape)
+    cen = np.concatenate([p0, p1])
+    t = np.repeat([0, 1], 100)
+    src, dst = np.nonzero(np.linalg.norm(p0[:, None] - p1[None], axis=2) < 90)
+    cells = cells_of(t, cen, np.concatenate([a0, a1]), shape=(600, 600))
+    motion = initial_motion(cells, src, dst + 100)
+    nearest = np.argmin(np.linalg.norm(p0[:, None] + motion.shift[:100, None] - p1[None], axis=2), 1)
+    assert np.mean(nearest == np.arange(100)) == 1.0
+    mode_only = frame_translation(t, cen, src, dst + 100)
+    nearest = np.argmin(np.linalg.norm(p0[:, None] + mode_only[:100, None] - p1[None], axis=2), 1)
+    assert np.mean(nearest == np.arange(100)) < 0.5
+
+
+def test_frame_translation_window_corrects_around_the_base() -> None:
+    p0, p1, _, _ = expanding_colony(scale=1.0, drift=(0.0, 0.0))
+    cen = np.concatenate([p0, p1 + [3.0, -2.0]])  # a small residual drift on top of the base
+    t = np.repeat([0, 1], 100)
+    src, dst = np.nonzero(np.linalg.norm(p0[:, None] - p1[None], axis=2) < 60)
+    base = np.zeros_like(cen)
+    got = frame_translation(t, cen, src, dst + 100, base=base, window_px=8.0)
+    assert np.allclose(got[:100], [3.0, -2.0], atol=0.5)
+    far = frame_translation(t, cen, src, dst + 100, base=base - [40.0, 0.0], window_px=8.0)
+    assert np.linalg.norm(far[0]) <= 8.0  # never further from the base than the window
+
+
+def test_residual_sigma_resists_wrong_links_and_few_links() -> None:
+    rng = np.random.default_rng(0)
+    clean = rng.normal(0, 3.0, (4000, 2))
+    assert residual_sigma(clean) == pytest.approx(3.0, rel=0.05)
+    wrong = rng.uniform(-60, 60, (6000, 2))  # 60% wrong links
+    mixed = np.concatenate([clean, wrong])
+    by_median = np.median(np.linalg.norm(mixed, axis=1)) / np.sqrt(2 * np.log(2))
+    assert by_median > 20.0 and residual_sigma(mixed) < 6.0  # 7 x σ against < 2 x σ
+    few = rng.normal(0, 3.0, (6, 2))
+    assert residual_sigma(few) <= np.median(np.linalg.norm(few, axis=1)) / np.sqrt(2 * np.log(2))
+    with pytest.raises(ValueError, match="no residuals"):
+        residual_sigma(np.zeros((0, 2)))
 
 
 def colony(n_frames: int = 4, seed: int = 0):
