@@ -5,9 +5,10 @@ re-estimates a smooth motion field from each LAP solution. This script measures,
 offset, the MAP accuracy on the evaluation links (target frames 30–52) per target frame and per
 solve, the LAP objective, the motion σ and the changed links per solve, for these starts:
 
-* ``translation``: the product's start (``initial_motion`` as is: the colony centre's move and
-  uniform growth about it, ``solvers.motion.colony_expansion``, corrected by the translation
-  mode within half a cell spacing);
+* ``translation``: the product's start (``initial_motion`` as is): the translation mode where
+  uniform growth moves the median cell less than a spacing relative to the colony centre;
+  elsewhere the colony centre's move and uniform growth about it
+  (``solvers.motion.colony_expansion``), corrected by the mode within half a spacing;
 * ``legacy``: the product's start before ``colony_expansion``: the unrestricted mode of all
   candidate displacements per frame pair (``frame_translation``). At every 4th frame the true
   displacements spread over more than the cell spacing and that mode is a spurious peak
@@ -15,7 +16,7 @@ solve, the LAP objective, the motion σ and the changed links per solve, for the
   and phase 1 never recovers (0.48–0.54);
 * ``similarity``: the translation *or* a similarity about the colony centre (scale from the
   spread of the centroids), whichever puts the shifted cells nearer the next frame's;
-* ``expansion``: the colony centre's move and growth about it only (no mode correction);
+* ``expansion``: the colony centre's move and growth about it in every pair (no mode);
 * ``zero``: no motion at all.
 
 Ground truth, candidates and links are those of ``benchmarks/uncertainty.py``. Prints one JSON

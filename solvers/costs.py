@@ -143,9 +143,13 @@ def initial_motion(
 ) -> MotionModel:
     """Starting point before any link is chosen: colony growth and drift per frame, loose scales.
 
-    shift: :func:`solvers.motion.colony_expansion` (the colony centre's move and uniform
-    growth about it) corrected by :func:`solvers.motion.frame_translation` (mode of the
-    candidate displacements less that expansion, within half the cell spacing of it);
+    shift: :func:`solvers.motion.frame_translation` (the mode of all candidate displacements:
+    drift and stage jumps) where a translation can describe the frame pair, i.e. where uniform
+    growth of the colony (:func:`solvers.motion.colony_expansion`) moves the median cell less
+    than one cell spacing relative to the centre's move; elsewhere (coarse frame rates: late
+    pairs at every 4th bacteria frame, where the unrestricted mode is a spurious peak of the
+    colony's near-lattice) that expansion, corrected by the mode of what remains within half a
+    spacing;
     σ_m: the median distance from each shifted cell to the nearest cell of the next frame / 1.18
     (Rayleigh median), so the first solve behaves like a registered nearest-neighbour tracker;
     μ_g: the log ratio of the total
@@ -158,9 +162,16 @@ def initial_motion(
     spacing = [cKDTree(c[t == f]).query(c[t == f], k=2)[0][:, 1] for f in np.unique(t)
                if np.sum(t == f) >= 2]
     window = 0.5 * float(np.median(np.concatenate(spacing))) if spacing else None
-    shift = grow + frame_translation(t, c, np.asarray(edge_source, np.int64),
-                                     np.asarray(edge_target, np.int64), base=grow,
-                                     window_px=window)
+    src, dst = np.asarray(edge_source, np.int64), np.asarray(edge_target, np.int64)
+    shift = frame_translation(t, c, src, dst)
+    if window is not None:
+        # where growth moves cells apart by more than their spacing, no translation fits and
+        # the mode of all displacements aliases onto the colony's near-lattice
+        spread = np.linalg.norm(grow - np.array([grow[t == f].mean(0) for f in t]), axis=1)
+        expanding = np.array([np.median(spread[t == f]) > 2.0 * window for f in t])
+        if expanding.any():
+            grown = grow + frame_translation(t, c, src, dst, base=grow, window_px=window)
+            shift[expanding] = grown[expanding]
     nn = []
     logs = []
     for f in np.unique(t):
