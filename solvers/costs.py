@@ -44,7 +44,6 @@ from solvers.motion import (
     colony_expansion,
     frame_translation,
     link_displacements,
-    residual_sigma,
     robust_sigma,
     smooth_shift,
 )
@@ -158,19 +157,21 @@ def initial_motion(
     """
     t = np.asarray(cells.t, np.int64)
     c = np.asarray(cells.centroid, np.float64)
-    grow = colony_expansion(t, c, np.asarray(cells.area, np.float64))
-    spacing = [cKDTree(c[t == f]).query(c[t == f], k=2)[0][:, 1] for f in np.unique(t)
-               if np.sum(t == f) >= 2]
-    window = 0.5 * float(np.median(np.concatenate(spacing))) if spacing else None
     src, dst = np.asarray(edge_source, np.int64), np.asarray(edge_target, np.int64)
     shift = frame_translation(t, c, src, dst)
-    if window is not None:
+    grow = colony_expansion(t, c, np.asarray(cells.area, np.float64))
+    frames = [np.flatnonzero(t == f) for f in np.unique(t)]
+    spacing = [cKDTree(c[i]).query(c[i], k=2)[0][:, 1] for i in frames if len(i) >= 2]
+    if spacing:
+        gap = float(np.median(np.concatenate(spacing)))
         # where growth moves cells apart by more than their spacing, no translation fits and
         # the mode of all displacements aliases onto the colony's near-lattice
-        spread = np.linalg.norm(grow - np.array([grow[t == f].mean(0) for f in t]), axis=1)
-        expanding = np.array([np.median(spread[t == f]) > 2.0 * window for f in t])
+        expanding = np.zeros(len(t), bool)
+        for i in frames:
+            apart = np.linalg.norm(grow[i] - grow[i].mean(axis=0), axis=1)
+            expanding[i] = np.median(apart) > gap
         if expanding.any():
-            grown = grow + frame_translation(t, c, src, dst, base=grow, window_px=window)
+            grown = grow + frame_translation(t, c, src, dst, base=grow, window_px=0.5 * gap)
             shift[expanding] = grown[expanding]
     nn = []
     logs = []
@@ -381,7 +382,7 @@ def estimate_motion(
     n_out = np.bincount(src[esel], minlength=len(t))
     cont = esel & (n_out[src] == 1) & (t[dst] - t[src] == 1)
     resid = c[dst[cont]] - (c[src[cont]] + shift[src[cont]])
-    sig_m = residual_sigma(resid) if cont.any() else previous.sigma_motion
+    sig_m = float(np.median(np.linalg.norm(resid, axis=1))) / RAYLEIGH_MEDIAN if cont.any() else previous.sigma_motion
     g = np.log(area[dst[cont]] / area[src[cont]])
     growth = float(np.median(g)) if cont.sum() >= 5 else previous.growth_mean
     sig_g = robust_sigma(g, 0.02, previous.growth_sigma)

@@ -119,24 +119,6 @@ def smooth_shift(
     return v
 
 
-def residual_sigma(resid: np.ndarray, low_quantile: float = 0.25) -> float:
-    """Per-axis σ of 2-D link residuals that neither wrong links nor few links throw off.
-
-    Both the median and the ``low_quantile`` of the residual norms estimate σ for Gaussian
-    residuals (Rayleigh: the q-quantile of |r| is σ·√(−2 ln(1 − q))). The median tolerates
-    fewer than half wrong links; when most early links are wrong (every 4th bacteria frame) it
-    inflates σ (34 px) and the flow never bootstraps, the low quantile does not (up to 1 − q
-    wrong links). With a handful of links the low quantile is the noisier one and can come out
-    *wider* than the median. Taking the smaller of the two keeps each one's strength.
-    """
-    r = np.linalg.norm(np.asarray(resid, np.float64), axis=1)
-    if len(r) == 0:
-        raise ValueError("no residuals to estimate σ from")
-    by_median = float(np.median(r)) / RAYLEIGH_MEDIAN
-    by_low = float(np.quantile(r, low_quantile)) / float(np.sqrt(-2.0 * np.log(1.0 - low_quantile)))
-    return min(by_median, by_low)
-
-
 def robust_sigma(x: np.ndarray, floor: float, default: float) -> float:
     """1.4826 × median absolute deviation about the median, with a floor and a fallback."""
     x = np.asarray(x, np.float64)

@@ -19,7 +19,6 @@ from solvers.motion import (
     MotionModel,
     colony_expansion,
     frame_translation,
-    residual_sigma,
 )
 
 
@@ -169,20 +168,6 @@ def test_frame_translation_window_corrects_around_the_base() -> None:
     assert np.allclose(got[:100], [3.0, -2.0], atol=0.5)
     far = frame_translation(t, cen, src, dst + 100, base=base - [40.0, 0.0], window_px=8.0)
     assert np.linalg.norm(far[0]) <= 8.0  # never further from the base than the window
-
-
-def test_residual_sigma_resists_wrong_links_and_few_links() -> None:
-    rng = np.random.default_rng(0)
-    clean = rng.normal(0, 3.0, (4000, 2))
-    assert residual_sigma(clean) == pytest.approx(3.0, rel=0.05)
-    wrong = rng.uniform(-60, 60, (6000, 2))  # 60% wrong links
-    mixed = np.concatenate([clean, wrong])
-    by_median = np.median(np.linalg.norm(mixed, axis=1)) / np.sqrt(2 * np.log(2))
-    assert by_median > 20.0 and residual_sigma(mixed) < 6.0  # 7 x σ against < 2 x σ
-    few = rng.normal(0, 3.0, (6, 2))
-    assert residual_sigma(few) <= np.median(np.linalg.norm(few, axis=1)) / np.sqrt(2 * np.log(2))
-    with pytest.raises(ValueError, match="no residuals"):
-        residual_sigma(np.zeros((0, 2)))
 
 
 def colony(n_frames: int = 4, seed: int = 0):
