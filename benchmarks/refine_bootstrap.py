@@ -19,7 +19,10 @@ solve, the LAP objective, the motion σ and the changed links per solve, for the
 * ``expansion``: the colony centre's move and growth about it in every pair (no mode);
 * ``zero``: no motion at all.
 
-Ground truth, candidates and links are those of ``benchmarks/uncertainty.py``. Prints one JSON
+Each phase also reports, per source frame, how far uniform growth moves the median cell relative
+to the colony centre (``growth_spread_px_by_source_frame``) beside the median nearest-neighbour
+distance (``cell_spacing_px``): where the first exceeds the second, the product starts from the
+expansion. Ground truth, candidates and links are those of ``benchmarks/uncertainty.py``. Prints one JSON
 object; progress on stderr.
 
     OMP_NUM_THREADS=1 python benchmarks/refine_bootstrap.py [--step 4] [--iterations 30]
@@ -54,7 +57,7 @@ from solvers.costs import (
     initial_motion,
 )
 from solvers.lap import solve_lap
-from solvers.motion import MotionModel
+from solvers.motion import MotionModel, colony_expansion
 
 
 def similarity_start(cells: CellFeatures, start: MotionModel) -> tuple[MotionModel, int]:
@@ -180,6 +183,16 @@ def run_phase(labels: np.ndarray, lineage: dict, step: int, offset: int, start: 
         "solves": len(changed), "sigma_motion_px": sigma, "changed_links": changed,
         "objective": objective, "map_accuracy_eval_per_solve": accuracy,
     }
+    grow = colony_expansion(np.asarray(cand.t, np.int64), np.asarray(cells.centroid, float),
+                            np.asarray(cells.area, float))
+    t_arr, c_arr = np.asarray(cand.t), np.asarray(cells.centroid, float)
+    out["growth_spread_px_by_source_frame"] = {
+        int(frames[f]): round(float(np.median(np.linalg.norm(
+            grow[t_arr == f] - grow[t_arr == f].mean(axis=0), axis=1))), 1)
+        for f in np.unique(t_arr)[:-1]}
+    out["cell_spacing_px"] = round(float(np.median(np.concatenate(
+        [cKDTree(c_arr[t_arr == f]).query(c_arr[t_arr == f], k=2)[0][:, 1]
+         for f in np.unique(t_arr) if np.sum(t_arr == f) >= 2]))), 1)
     U.log(f"{start} phase {offset}: MAP accuracy {out['map_accuracy_eval']} {out['by_target_frame']}")
     return out
 
