@@ -184,12 +184,12 @@ def frame_translation(
 def colony_expansion(node_t: np.ndarray, centroid: np.ndarray, area: np.ndarray) -> np.ndarray:
     """Displacement of every cell if its frame's colony grew uniformly into the next frame.
 
-    A colony whose cells all grow at one rate expands about its centre by the square root (in
-    2-D) of its total area ratio, so a cell at distance r from the centre moves (s − 1)·r:
-    at every 4th bacteria frame that is ~30 px, more than the distance between cells, and in
-    every direction, so no single translation describes it. Needs no links. In D dimensions the
-    scale is the D-th root of the area (volume) ratio; centres are area-weighted.
-    The colony's (area-weighted) centre moves from frame to frame with it, stage drift included.
+    A colony whose cells all grow at one rate expands about its centre by s, the square root
+    (in 2-D; the D-th root in D dimensions) of its total area ratio, so a cell at distance r
+    from the centre moves (s − 1)·r relative to it: at every 4th bacteria frame, from frame ~24
+    on, 24–50 px for the median cell, more than the distance between cells, and in every
+    direction, so no single translation describes it (``benchmarks/refine_bootstrap.py``).
+    The area-weighted centre moves with the colony, stage drift included. Needs no links.
     Returns (N, D), zero in the last frame.
     """
     n, dim = centroid.shape

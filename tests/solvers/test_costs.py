@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from solvers.costs import (
     CellFeatures,
@@ -15,11 +14,7 @@ from solvers.costs import (
     tracking_costs,
 )
 from solvers.joint import solve_joint
-from solvers.motion import (
-    MotionModel,
-    colony_expansion,
-    frame_translation,
-)
+from solvers.motion import MotionModel, colony_expansion, frame_translation
 
 
 def rod_cov(length: float, angle: float = 0.0, width: float = 6.0) -> np.ndarray:
