@@ -11,9 +11,8 @@ solve, the LAP objective, the motion σ and the changed links per solve, for the
   (``solvers.motion.colony_expansion``), corrected by the mode within half a spacing;
 * ``legacy``: the product's start before ``colony_expansion``: the unrestricted mode of all
   candidate displacements per frame pair (``frame_translation``). At every 4th frame the true
-  displacements spread over more than the cell spacing and that mode is a spurious peak
-  (e.g. 78 px off for frames 37→41 of phase 1), so the refinement starts at 0.22–0.29 accuracy
-  and phase 1 never recovers (0.48–0.54);
+  displacements spread over more than the cell spacing and that mode is a spurious peak, so
+  the first solve is right for 0.23–0.26 of the links and phase 1 never recovers (0.49);
 * ``similarity``: the translation *or* a similarity about the colony centre (scale from the
   spread of the centroids), whichever puts the shifted cells nearer the next frame's;
 * ``expansion``: the colony centre's move and growth about it in every pair (no mode);
