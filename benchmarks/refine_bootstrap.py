@@ -56,7 +56,13 @@ from solvers.costs import (
     initial_motion,
 )
 from solvers.lap import solve_lap
-from solvers.motion import MotionModel, colony_expansion
+from solvers.motion import (
+    MotionModel,
+    cell_spacing,
+    colony_expansion,
+    frame_translation,
+    growth_spread,
+)
 
 
 def similarity_start(cells: CellFeatures, start: MotionModel) -> tuple[MotionModel, int]:
@@ -76,23 +82,6 @@ def similarity_start(cells: CellFeatures, start: MotionModel) -> tuple[MotionMod
             shift[a] = similar
             switched += 1
     return dataclasses.replace(start, shift=shift), switched
-
-
-def expansion_shift(cells: CellFeatures) -> np.ndarray:
-    """Per frame pair: the colony centre's move plus an isotropic expansion about it by
-    √(total area ratio) (uniform growth of a 2-D colony)."""
-    t, c = np.asarray(cells.t), np.asarray(cells.centroid, np.float64)
-    a = np.asarray(cells.area, np.float64)
-    shift = np.zeros_like(c)
-    for f in np.unique(t):
-        i, j = np.flatnonzero(t == f), np.flatnonzero(t == f + 1)
-        if len(j) == 0:
-            continue
-        ci = np.average(c[i], axis=0, weights=a[i])
-        cj = np.average(c[j], axis=0, weights=a[j])
-        s = np.sqrt(a[j].sum() / a[i].sum())
-        shift[i] = cj + s * (c[i] - ci) - c[i]
-    return shift
 
 
 def low_quantile_sigma(cells: CellFeatures, src: np.ndarray, dst: np.ndarray, sol_edges: np.ndarray,
@@ -143,24 +132,27 @@ def run_phase(labels: np.ndarray, lineage: dict, step: int, offset: int, start: 
     switched = 0
     if start == "similarity":
         motion, switched = similarity_start(cells, motion)
+    t = np.asarray(cand.t, np.int64)
+    c = np.asarray(cells.centroid, np.float64)
+    grow = colony_expansion(t, c, np.asarray(cells.area, np.float64))
     if start == "legacy":  # before colony_expansion: the unrestricted translation mode only
-        from solvers.motion import frame_translation
-        motion = dataclasses.replace(motion, shift=frame_translation(
-            np.asarray(cand.t, np.int64), np.asarray(cells.centroid, float), src, dst))
+        motion = dataclasses.replace(motion, shift=frame_translation(t, c, src, dst))
     if start == "zero":
         motion = dataclasses.replace(motion, shift=np.zeros_like(motion.shift))
     if start == "expansion":
-        motion = dataclasses.replace(motion, shift=expansion_shift(cells))
+        motion = dataclasses.replace(motion, shift=grow)
     sol, sigma, changed, graph = None, [], [], None
     objective, accuracy = [], []
     node_frame = frames[cand.t]
+    edge_true = None  # the candidate links, hence their truth, are the same at every solve
     for _ in range(iterations):  # as refine_cost_model, with the start above
         graph = fold_pairs(CostModel(cells, src, dst, motion, params).graph())
         new = solve_lap(graph)
-        edge_true_it, _, _ = U.ground_truth(graph, cand.label, node_frame, step, lineage)
+        if edge_true is None:
+            edge_true, _, _ = U.ground_truth(graph, cand.label, node_frame, step, lineage)
         ev_it = U.eval_links(np.flatnonzero(new.edge_selected), graph.edge_target, node_frame)
         objective.append(round(float(new.objective), 1))
-        accuracy.append(round(float(edge_true_it[ev_it].mean()), 3))
+        accuracy.append(round(float(edge_true[ev_it].mean()), 3))
         changed.append(int(np.sum(new.edge_selected != sol.edge_selected)) if sol is not None else -1)
         sigma.append(round(float(motion.sigma_motion), 1))
         sol = new
@@ -170,8 +162,7 @@ def run_phase(labels: np.ndarray, lineage: dict, step: int, offset: int, start: 
         unsettled = settled is None or changed[-1] < 0 or changed[-1] > settled * sol.edge_selected.sum()
         if sigma_quantile is not None and unsettled:
             motion = low_quantile_sigma(cells, src, dst, sol.edge_selected, motion, sigma_quantile)
-    assert graph is not None and sol is not None
-    edge_true, _, _ = U.ground_truth(graph, cand.label, node_frame, step, lineage)
+    assert graph is not None and sol is not None and edge_true is not None
     ev = U.eval_links(np.flatnonzero(sol.edge_selected), graph.edge_target, node_frame)
     target = node_frame[graph.edge_target[ev]]
     out = {
@@ -182,16 +173,10 @@ def run_phase(labels: np.ndarray, lineage: dict, step: int, offset: int, start: 
         "solves": len(changed), "sigma_motion_px": sigma, "changed_links": changed,
         "objective": objective, "map_accuracy_eval_per_solve": accuracy,
     }
-    grow = colony_expansion(np.asarray(cand.t, np.int64), np.asarray(cells.centroid, float),
-                            np.asarray(cells.area, float))
-    t_arr, c_arr = np.asarray(cand.t), np.asarray(cells.centroid, float)
+    spread = growth_spread(t, grow)
     out["growth_spread_px_by_source_frame"] = {
-        int(frames[f]): round(float(np.median(np.linalg.norm(
-            grow[t_arr == f] - grow[t_arr == f].mean(axis=0), axis=1))), 1)
-        for f in np.unique(t_arr)[:-1]}
-    out["cell_spacing_px"] = round(float(np.median(np.concatenate(
-        [cKDTree(c_arr[t_arr == f]).query(c_arr[t_arr == f], k=2)[0][:, 1]
-         for f in np.unique(t_arr) if np.sum(t_arr == f) >= 2]))), 1)
+        int(frames[f]): round(float(spread[t == f][0]), 1) for f in np.unique(t)[:-1]}
+    out["cell_spacing_px"] = round(float(cell_spacing(t, c)), 1)
     U.log(f"{start} phase {offset}: MAP accuracy {out['map_accuracy_eval']} {out['by_target_frame']}")
     return out
 

@@ -41,8 +41,10 @@ from scipy.spatial import cKDTree
 from solvers.motion import (
     RAYLEIGH_MEDIAN,
     MotionModel,
+    cell_spacing,
     colony_expansion,
     frame_translation,
+    growth_spread,
     link_displacements,
     robust_sigma,
     smooth_shift,
@@ -159,17 +161,12 @@ def initial_motion(
     c = np.asarray(cells.centroid, np.float64)
     src, dst = np.asarray(edge_source, np.int64), np.asarray(edge_target, np.int64)
     shift = frame_translation(t, c, src, dst)
-    grow = colony_expansion(t, c, np.asarray(cells.area, np.float64))
-    frames = [np.flatnonzero(t == f) for f in np.unique(t)]
-    spacing = [cKDTree(c[i]).query(c[i], k=2)[0][:, 1] for i in frames if len(i) >= 2]
-    if spacing:
-        gap = float(np.median(np.concatenate(spacing)))
+    gap = cell_spacing(t, c)
+    if gap is not None:
+        grow = colony_expansion(t, c, np.asarray(cells.area, np.float64))
         # where growth moves cells apart by more than their spacing, no translation fits and
         # the mode of all displacements aliases onto the colony's near-lattice
-        expanding = np.zeros(len(t), bool)
-        for i in frames:
-            apart = np.linalg.norm(grow[i] - grow[i].mean(axis=0), axis=1)
-            expanding[i] = np.median(apart) > gap
+        expanding = growth_spread(t, grow) > gap
         if expanding.any():
             grown = grow + frame_translation(t, c, src, dst, base=grow, window_px=0.5 * gap)
             shift[expanding] = grown[expanding]

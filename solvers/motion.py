@@ -205,3 +205,22 @@ def colony_expansion(node_t: np.ndarray, centroid: np.ndarray, area: np.ndarray)
         scale = float((area[j].sum() / area[i].sum()) ** (1.0 / dim))
         out[i] = cj - ci + (scale - 1.0) * (centroid[i] - ci)
     return out
+
+
+def cell_spacing(node_t: np.ndarray, centroid: np.ndarray) -> float | None:
+    """Median distance from a cell to its nearest neighbour in the same frame (None: no frame
+    holds two cells)."""
+    near = [cKDTree(centroid[i]).query(centroid[i], k=2)[0][:, 1]
+            for i in (np.flatnonzero(node_t == f) for f in np.unique(node_t)) if len(i) >= 2]
+    return float(np.median(np.concatenate(near))) if near else None
+
+
+def growth_spread(node_t: np.ndarray, expansion: np.ndarray) -> np.ndarray:
+    """Per cell: how far ``expansion`` (:func:`colony_expansion`) moves the median cell of its
+    frame relative to the frame's mean move. Above the cell spacing, no translation describes
+    the frame pair."""
+    out = np.zeros(len(node_t))
+    for f in np.unique(node_t):
+        i = np.flatnonzero(node_t == f)
+        out[i] = np.median(np.linalg.norm(expansion[i] - expansion[i].mean(axis=0), axis=1))
+    return out
