@@ -1,0 +1,1 @@
+"""Synthetic movies with known lineages: CTC datasets for tests and benchmarks."""
