@@ -23,8 +23,9 @@ from inference.merges import concat, merge_pairs, pair_mask
 from inference.types import Candidates
 
 
-def label_features(labels: np.ndarray, ids: np.ndarray, track_offsets: np.ndarray | None,
-                   embedding: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+def label_features(
+    labels: np.ndarray, ids: np.ndarray, track_offsets: np.ndarray | None, embedding: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(embedding (N, C) float32, prev_centroid (N, D) float64) for ``ids`` of a label image."""
     lab = labels.ravel().astype(np.int64)
     n = int(max(int(lab.max()), int(ids.max()) if len(ids) else 0)) + 1
@@ -34,8 +35,9 @@ def label_features(labels: np.ndarray, ids: np.ndarray, track_offsets: np.ndarra
     if track_offsets is not None:
         coords = np.indices(labels.shape, dtype=np.float64).reshape(labels.ndim, -1)
         tov = np.asarray(track_offsets, dtype=np.float64).reshape(labels.ndim, -1)
-        prev = np.stack([np.bincount(lab, coords[d] + tov[d], minlength=n)[ids] / denom
-                         for d in range(labels.ndim)], axis=1)
+        prev = np.stack(
+            [np.bincount(lab, coords[d] + tov[d], minlength=n)[ids] / denom for d in range(labels.ndim)], axis=1
+        )
     emb = None
     if embedding is not None:
         f = np.asarray(embedding, dtype=np.float32).reshape(embedding.shape[0], -1)
@@ -45,9 +47,13 @@ def label_features(labels: np.ndarray, ids: np.ndarray, track_offsets: np.ndarra
     return emb, prev
 
 
-def candidates_from_labels(t: int, labels: np.ndarray, seediness: np.ndarray,
-                           track_offsets: np.ndarray | None = None,
-                           embedding: np.ndarray | None = None) -> Candidates:
+def candidates_from_labels(
+    t: int,
+    labels: np.ndarray,
+    seediness: np.ndarray,
+    track_offsets: np.ndarray | None = None,
+    embedding: np.ndarray | None = None,
+) -> Candidates:
     """Candidates (all roots) for the objects of a label image of frame ``t``."""
     D = labels.ndim
     ids = np.unique(labels)
@@ -63,24 +69,47 @@ def candidates_from_labels(t: int, labels: np.ndarray, seediness: np.ndarray,
     lab = labels.ravel().astype(np.int64)
     n = int(lab.max()) + 1 if lab.size else 1
     area = np.bincount(lab, minlength=n)[ids].astype(np.int64)
-    cent = (np.stack(ndimage.center_of_mass(np.ones_like(labels), labels, ids), axis=0).reshape(N, D)
-            if N else np.zeros((0, D)))
+    cent = (
+        np.stack(ndimage.center_of_mass(np.ones_like(labels), labels, ids), axis=0).reshape(N, D)
+        if N
+        else np.zeros((0, D))
+    )
     q = np.asarray(seediness, dtype=np.float64).ravel()
     score = np.bincount(lab, q, minlength=n)[ids] / np.maximum(area, 1)
-    max_prob = (np.asarray(ndimage.maximum(seediness, labels, ids), dtype=np.float64).reshape(N)
-                if N else np.zeros(0))
-    emb, prev = label_features(labels, ids, track_offsets, embedding) if N else (
-        None if embedding is None else np.zeros((0, embedding.shape[0]), np.float32),
-        None if track_offsets is None else np.zeros((0, D)))
-    return Candidates(t=np.full(N, t, np.int64), label=ids, centroid=cent.astype(np.float64),
-                      area=area, bbox=bbox, masks=masks, hier_parent=np.full(N, -1, np.int64),
-                      threshold=np.ones(N), score=score, max_prob=max_prob, embedding=emb,
-                      prev_centroid=prev)
+    max_prob = np.asarray(ndimage.maximum(seediness, labels, ids), dtype=np.float64).reshape(N) if N else np.zeros(0)
+    emb, prev = (
+        label_features(labels, ids, track_offsets, embedding)
+        if N
+        else (
+            None if embedding is None else np.zeros((0, embedding.shape[0]), np.float32),
+            None if track_offsets is None else np.zeros((0, D)),
+        )
+    )
+    return Candidates(
+        t=np.full(N, t, np.int64),
+        label=ids,
+        centroid=cent.astype(np.float64),
+        area=area,
+        bbox=bbox,
+        masks=masks,
+        hier_parent=np.full(N, -1, np.int64),
+        threshold=np.ones(N),
+        score=score,
+        max_prob=max_prob,
+        embedding=emb,
+        prev_centroid=prev,
+    )
 
 
-def with_merges(cands: Candidates, labels: np.ndarray, pairs: np.ndarray,
-                seediness: np.ndarray, track_offsets: np.ndarray | None = None,
-                embedding: np.ndarray | None = None, gap: float = 2.0) -> Candidates:
+def with_merges(
+    cands: Candidates,
+    labels: np.ndarray,
+    pairs: np.ndarray,
+    seediness: np.ndarray,
+    track_offsets: np.ndarray | None = None,
+    embedding: np.ndarray | None = None,
+    gap: float = 2.0,
+) -> Candidates:
     """``cands`` (all roots, one per label of ``labels``, one frame) plus one parent per pair.
 
     The merged candidates (the pair and its seam, :func:`pair_mask`) get the features of their
@@ -106,25 +135,33 @@ def with_merges(cands: Candidates, labels: np.ndarray, pairs: np.ndarray,
     return concat(dataclasses.replace(cands, hier_parent=parent), merged)
 
 
-def candidates_from_prediction(t: int, seediness: np.ndarray, offsets: np.ndarray,
-                               sigma: np.ndarray, track_offsets: np.ndarray | None = None,
-                               embedding: np.ndarray | None = None, *, min_object_size: int = 10,
-                               fg_thresh: float = 0.5, merges: bool = False) -> tuple[Candidates, np.ndarray]:
+def candidates_from_prediction(
+    t: int,
+    seediness: np.ndarray,
+    offsets: np.ndarray,
+    sigma: np.ndarray,
+    track_offsets: np.ndarray | None = None,
+    embedding: np.ndarray | None = None,
+    *,
+    min_object_size: int = 10,
+    fg_thresh: float = 0.5,
+    merges: bool = False,
+) -> tuple[Candidates, np.ndarray]:
     """Cluster one frame's predictions; return its candidates and the cluster label image.
 
     ``merges`` adds the union of touching cluster pairs as competing parents
     (:mod:`inference.merges`), so that the solver can undo an over-split.
     """
-    labels = cluster_frame(seediness, offsets, sigma, fg_thresh=fg_thresh,
-                           min_object_size=min_object_size)
+    labels = cluster_frame(seediness, offsets, sigma, fg_thresh=fg_thresh, min_object_size=min_object_size)
     cands = candidates_from_labels(t, labels, seediness, track_offsets, embedding)
     if merges and len(cands):
         cands = with_merges(cands, labels, merge_pairs(labels, offsets), seediness, track_offsets, embedding)
     return cands, labels
 
 
-def attach_prediction_features(cands: Candidates, track_offsets: np.ndarray | None,
-                               embedding: np.ndarray | None, t: int | None = None) -> Candidates:
+def attach_prediction_features(
+    cands: Candidates, track_offsets: np.ndarray | None, embedding: np.ndarray | None, t: int | None = None
+) -> Candidates:
     """Fill ``embedding`` / ``prev_centroid`` of existing candidates (e.g. the seediness forest)
     from the predictions of their frame (all candidates of ``cands`` with ``cands.t == t``; others
     keep NaN / zero rows). Masks may overlap (forest nodes), so each node is handled by its bbox."""
@@ -154,8 +191,9 @@ def attach_prediction_features(cands: Candidates, track_offsets: np.ndarray | No
     return dataclasses.replace(cands, embedding=emb, prev_centroid=prev)
 
 
-def candidates_from_zarr(zarr_group_path: str, t: int, *, min_object_size: int = 10,
-                         fg_thresh: float = 0.5, merges: bool = False) -> tuple[Candidates, np.ndarray]:
+def candidates_from_zarr(
+    zarr_group_path: str, t: int, *, min_object_size: int = 10, fg_thresh: float = 0.5, merges: bool = False
+) -> tuple[Candidates, np.ndarray]:
     """:func:`candidates_from_prediction` for frame ``t`` of a store written by ``predict_movie``."""
     import zarr
 
@@ -163,6 +201,14 @@ def candidates_from_zarr(zarr_group_path: str, t: int, *, min_object_size: int =
     if not bool(g["done"][t]):
         raise ValueError(f"{zarr_group_path}/pred has no finished prediction for frame {t}")
     emb = g["embedding"][t] if "embedding" in g else None
-    return candidates_from_prediction(t, g["seediness"][t], g["offsets"][t], g["sigma"][t],
-                                      g["track_offsets"][t], emb, min_object_size=min_object_size,
-                                      fg_thresh=fg_thresh, merges=merges)
+    return candidates_from_prediction(
+        t,
+        g["seediness"][t],
+        g["offsets"][t],
+        g["sigma"][t],
+        g["track_offsets"][t],
+        emb,
+        min_object_size=min_object_size,
+        fg_thresh=fg_thresh,
+        merges=merges,
+    )

@@ -28,9 +28,16 @@ from scipy import ndimage
 PHI_RADIUS = float(np.sqrt(2.0 * np.log(2.0)))  # φ = 0.5 at this many σ
 
 
-def cluster_frame(seediness: np.ndarray, offsets: np.ndarray, sigma: np.ndarray, *,
-                  fg_thresh: float = 0.5, seed_thresh: float = 0.1, density_thresh: float = 4.5,
-                  min_object_size: int = 10) -> np.ndarray:
+def cluster_frame(
+    seediness: np.ndarray,
+    offsets: np.ndarray,
+    sigma: np.ndarray,
+    *,
+    fg_thresh: float = 0.5,
+    seed_thresh: float = 0.1,
+    density_thresh: float = 4.5,
+    min_object_size: int = 10,
+) -> np.ndarray:
     """Instance label image (int32, 0 = background) of one frame."""
     q = np.asarray(seediness, dtype=np.float32)
     shape = q.shape
@@ -43,8 +50,7 @@ def cluster_frame(seediness: np.ndarray, offsets: np.ndarray, sigma: np.ndarray,
     fg = q > fg_thresh
     if not fg.any():
         return labels
-    inv_var = np.stack([ndimage.uniform_filter(1.0 / np.maximum(s, 1e-3) ** 2, 3, mode="reflect")
-                        for s in sig])
+    inv_var = np.stack([ndimage.uniform_filter(1.0 / np.maximum(s, 1e-3) ** 2, 3, mode="reflect") for s in sig])
     sig_s = 1.0 / np.sqrt(inv_var)
     coords = np.nonzero(fg)
     pix = np.stack(coords, axis=1).astype(np.float32)  # (N, D)
@@ -53,7 +59,7 @@ def cluster_frame(seediness: np.ndarray, offsets: np.ndarray, sigma: np.ndarray,
     inside = np.all((vote >= 0) & (vote < np.array(shape)), axis=1)
     hist = np.zeros(shape, np.float32)
     np.add.at(hist, tuple(vote[inside].T), 1.0)
-    density = ndimage.uniform_filter(hist, 3, mode="constant") * 3 ** D
+    density = ndimage.uniform_filter(hist, 3, mode="constant") * 3**D
     cand = (density >= density_thresh) & (q > seed_thresh)
     cand_idx = np.flatnonzero(cand)
     # deviation: densest vote locations first (EmbedTrack sorts by seediness); with imperfect

@@ -20,8 +20,7 @@ import numpy as np
 from inference.cluster import cluster_frame
 
 
-def vote_predecessors(labels_t: np.ndarray, labels_prev: np.ndarray, track_offsets: np.ndarray
-                      ) -> dict[int, int]:
+def vote_predecessors(labels_t: np.ndarray, labels_prev: np.ndarray, track_offsets: np.ndarray) -> dict[int, int]:
     """{label at t: majority label at t-1} for masks whose shifted pixels hit some object."""
     coords = np.nonzero(labels_t)
     if len(coords[0]) == 0:
@@ -46,8 +45,7 @@ def vote_predecessors(labels_t: np.ndarray, labels_prev: np.ndarray, track_offse
     return dict(zip(c[firsts].tolist(), p[firsts].tolist()))
 
 
-def link_tracks(labels: Sequence[np.ndarray], predecessors: Sequence[dict[int, int]]
-                ) -> tuple[np.ndarray, np.ndarray]:
+def link_tracks(labels: Sequence[np.ndarray], predecessors: Sequence[dict[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Track ids from per-frame predecessor maps (``predecessors[t]`` maps labels at t to t-1).
 
     Returns (relabelled (T, …) uint32, track table (N, 4) int64 [label, start, end, parent])."""
@@ -92,22 +90,25 @@ def link_tracks(labels: Sequence[np.ndarray], predecessors: Sequence[dict[int, i
     return out, table
 
 
-def embedtrack_link(labels: Sequence[np.ndarray] | np.ndarray,
-                    track_offsets: Sequence[np.ndarray] | np.ndarray | Callable[[int], np.ndarray]
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def embedtrack_link(
+    labels: Sequence[np.ndarray] | np.ndarray,
+    track_offsets: Sequence[np.ndarray] | np.ndarray | Callable[[int], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
     """Link per-frame instance labels with the tracking offsets (t -> t-1, pixels, (T, D, …)).
 
     Returns (track-id label images (T, …) uint32, CTC table (N, 4) [label, start, end, parent])."""
     get = track_offsets if callable(track_offsets) else (lambda t: np.asarray(track_offsets[t]))
     preds: list[dict[int, int]] = [{}]
     for t in range(len(labels) - 1, 0, -1):  # backwards in time, as EmbedTrack
-        preds.insert(1, vote_predecessors(np.asarray(labels[t]), np.asarray(labels[t - 1]),
-                                          np.asarray(get(t), dtype=np.float32)))
+        preds.insert(
+            1, vote_predecessors(np.asarray(labels[t]), np.asarray(labels[t - 1]), np.asarray(get(t), dtype=np.float32))
+        )
     return link_tracks(labels, preds)
 
 
-def embedtrack_solve(zarr_group_path: str, *, min_object_size: int = 10, fg_thresh: float = 0.5,
-                     frames: range | None = None) -> tuple[np.ndarray, np.ndarray]:
+def embedtrack_solve(
+    zarr_group_path: str, *, min_object_size: int = 10, fg_thresh: float = 0.5, frames: range | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The whole EmbedTrack baseline from ``pred/*``: cluster every frame, then link.
 
     Frames without a completion marker raise ValueError (predict them first)."""
@@ -120,6 +121,10 @@ def embedtrack_solve(zarr_group_path: str, *, min_object_size: int = 10, fg_thre
     missing = [t for t in rng if not done[t]]
     if missing:
         raise ValueError(f"{zarr_group_path}/pred has no finished prediction for frames {missing[:10]}")
-    labels = [cluster_frame(g["seediness"][t], g["offsets"][t], g["sigma"][t],
-                            fg_thresh=fg_thresh, min_object_size=min_object_size) for t in rng]
+    labels = [
+        cluster_frame(
+            g["seediness"][t], g["offsets"][t], g["sigma"][t], fg_thresh=fg_thresh, min_object_size=min_object_size
+        )
+        for t in rng
+    ]
     return embedtrack_link(labels, lambda i: g["track_offsets"][rng[i]])

@@ -63,17 +63,23 @@ def _validate(prob: np.ndarray) -> np.ndarray:
     if np.isnan(prob).any():
         raise ValueError("probability map contains NaN")
     if prob.size and (prob.min() < 0.0 or prob.max() > 1.0):
-        raise ValueError(
-            f"probability map values must lie in [0, 1], got [{prob.min():.4g}, {prob.max():.4g}]"
-        )
+        raise ValueError(f"probability map values must lie in [0, 1], got [{prob.min():.4g}, {prob.max():.4g}]")
     return prob
 
 
 def _empty(t: int, ndim: int, shape: tuple[int, ...]) -> tuple[Candidates, ForestIndex]:
     z = np.zeros(0, np.int64)
     c = Candidates(
-        t=z, label=z, centroid=np.zeros((0, ndim)), area=z, bbox=np.zeros((0, 2 * ndim), np.int64),
-        masks=[], hier_parent=z, threshold=np.zeros(0), score=np.zeros(0), max_prob=np.zeros(0),
+        t=z,
+        label=z,
+        centroid=np.zeros((0, ndim)),
+        area=z,
+        bbox=np.zeros((0, 2 * ndim), np.int64),
+        masks=[],
+        hier_parent=z,
+        threshold=np.zeros(0),
+        score=np.zeros(0),
+        max_prob=np.zeros(0),
     )
     return c, ForestIndex(np.full(shape, -1, np.int32), z)
 
@@ -187,10 +193,11 @@ def build_forest_index(
     coords = np.unravel_index(idx[pix_order], shape)
     pv = prob.ravel()[idx[pix_order]].astype(np.float64)
     cnt = np.diff(np.append(starts, P)).astype(np.float64)
-    sums = np.column_stack([cnt] + [np.add.reduceat(c.astype(np.float64), starts) for c in coords]
-                           + [np.add.reduceat(pv, starts)])
+    sums = np.column_stack(
+        [cnt] + [np.add.reduceat(c.astype(np.float64), starts) for c in coords] + [np.add.reduceat(pv, starts)]
+    )
     mins = np.column_stack([np.minimum.reduceat(c, starts) for c in coords]).astype(np.int64)
-    maxs = np.column_stack([np.maximum.reduceat(c, starts) for c in coords] ).astype(np.float64)
+    maxs = np.column_stack([np.maximum.reduceat(c, starts) for c in coords]).astype(np.float64)
     maxs = np.column_stack([maxs, np.maximum.reduceat(pv, starts)])
     nsub = np.ones(N, np.int64)
     for li in range(len(levels)):
@@ -273,8 +280,9 @@ def build_forest_index(
     return cands, ForestIndex(pixel_node, subtree)
 
 
-def _masks(pixel_node: np.ndarray, bbox: np.ndarray, subtree: np.ndarray, hier_parent: np.ndarray,
-           budget: int = 4_000_000) -> list[np.ndarray]:
+def _masks(
+    pixel_node: np.ndarray, bbox: np.ndarray, subtree: np.ndarray, hier_parent: np.ndarray, budget: int = 4_000_000
+) -> list[np.ndarray]:
     """Bool mask of every node inside its bbox, from the preorder ids in ``pixel_node``.
 
     Node n's mask is the unsigned range test ``0 <= pixel_node - n < subtree[n]``. Doing it for a
@@ -301,7 +309,7 @@ def _masks(pixel_node: np.ndarray, bbox: np.ndarray, subtree: np.ndarray, hier_p
                 y0, x0 = rb[0], rb[1]
                 for i in range(r, e):
                     b = bl[i]
-                    out[i] = block[i - r, b[0] - y0:b[2] - y0, b[1] - x0:b[3] - x0].copy()
+                    out[i] = block[i - r, b[0] - y0 : b[2] - y0, b[1] - x0 : b[3] - x0].copy()
                 continue
             for i in range(r, e):
                 b = bl[i]

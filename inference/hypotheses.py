@@ -37,11 +37,19 @@ def subset(c: Candidates, keep: np.ndarray) -> Candidates:
         return None if a is None else np.asarray(a)[idx]
 
     return Candidates(
-        t=c.t[idx], label=c.label[idx], centroid=c.centroid[idx], area=c.area[idx], bbox=c.bbox[idx],
+        t=c.t[idx],
+        label=c.label[idx],
+        centroid=c.centroid[idx],
+        area=c.area[idx],
+        bbox=c.bbox[idx],
         masks=[c.masks[i] for i in idx.tolist()] if c.masks else [],
-        hier_parent=np.where(anc >= 0, new[np.maximum(anc, 0)], -1), threshold=c.threshold[idx],
-        score=c.score[idx], max_prob=c.max_prob[idx], embedding=pick(c.embedding),
-        prev_centroid=pick(c.prev_centroid))
+        hier_parent=np.where(anc >= 0, new[np.maximum(anc, 0)], -1),
+        threshold=c.threshold[idx],
+        score=c.score[idx],
+        max_prob=c.max_prob[idx],
+        embedding=pick(c.embedding),
+        prev_centroid=pick(c.prev_centroid),
+    )
 
 
 def prune_to_hypotheses(c: Candidates) -> Candidates:

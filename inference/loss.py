@@ -66,8 +66,7 @@ class FrameTargets:
     prev_centres: torch.Tensor | None = None
 
 
-def coordinate_grid(shape: tuple[int, ...], pixel_scale: float, device: torch.device
-                    ) -> torch.Tensor:
+def coordinate_grid(shape: tuple[int, ...], pixel_scale: float, device: torch.device) -> torch.Tensor:
     """(D, N) pixel coordinates times ``pixel_scale``, (z,) y, x order."""
     axes = [torch.arange(n, device=device, dtype=torch.float32) for n in shape]
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0)
@@ -77,24 +76,32 @@ def coordinate_grid(shape: tuple[int, ...], pixel_scale: float, device: torch.de
 class SpatialEmbeddingLoss(torch.nn.Module):
     """EmbedTrack loss; see the module docstring for the equations."""
 
-    def __init__(self, ndim: int = 2, pixel_scale: float = DEFAULT_PIXEL_SCALE,
-                 w_inst: float = 1.0, w_var: float = 10.0, w_seed: float = 1.0,
-                 w_track: float = 1.0, fg_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        ndim: int = 2,
+        pixel_scale: float = DEFAULT_PIXEL_SCALE,
+        w_inst: float = 1.0,
+        w_var: float = 10.0,
+        w_seed: float = 1.0,
+        w_track: float = 1.0,
+        fg_weight: float = 1.0,
+    ) -> None:
         super().__init__()
         self.ndim = ndim
         self.pixel_scale = pixel_scale
         self.w_inst, self.w_var, self.w_seed = w_inst, w_var, w_seed
         self.w_track, self.fg_weight = w_track, fg_weight
 
-    def image_terms(self, seg: torch.Tensor, tgt: FrameTargets,
-                    track: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def image_terms(
+        self, seg: torch.Tensor, tgt: FrameTargets, track: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Loss terms of one image: ``seg`` (2D+1, *S) raw, ``track`` (D, *S) raw or None."""
         D = self.ndim
         shape = tuple(seg.shape[1:])
         seg = seg.float().reshape(seg.shape[0], -1)
         xy = coordinate_grid(shape, self.pixel_scale, seg.device)
         emb = xy + torch.tanh(seg[:D])
-        sig = torch.sigmoid(seg[D:2 * D])
+        sig = torch.sigmoid(seg[D : 2 * D])
         seed = torch.sigmoid(seg[2 * D])
         inst = tgt.instances.reshape(-1).to(seg.device)
         zero = seg.sum() * 0.0
@@ -122,39 +129,49 @@ class SpatialEmbeddingLoss(torch.nn.Module):
             if valid.any():
                 tvote = xy - torch.tanh(track.float().reshape(D, -1))
                 pc = prev[valid] * self.pixel_scale
-                psi = torch.exp(-(bw[valid][:, :, None] * (tvote[None] - pc[:, :, None]) ** 2
-                                  ).sum(dim=1))
+                psi = torch.exp(-(bw[valid][:, :, None] * (tvote[None] - pc[:, :, None]) ** 2).sum(dim=1))
                 terms["track"] = lovasz_hinge_batched(2.0 * psi - 1.0, masks[valid]).mean()
         return terms
 
-    def forward(self, seg_t: torch.Tensor, seg_prev: torch.Tensor, track: torch.Tensor,
-                targets_t: list[FrameTargets], targets_prev: list[FrameTargets]
-                ) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self,
+        seg_t: torch.Tensor,
+        seg_prev: torch.Tensor,
+        track: torch.Tensor,
+        targets_t: list[FrameTargets],
+        targets_prev: list[FrameTargets],
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Batch loss and its terms (floats, for logging)."""
         total = seg_t.sum() * 0.0
         logs = {"inst": 0.0, "var": 0.0, "seed": 0.0, "track": 0.0}
         B = seg_t.shape[0]
         for b in range(B):
-            for seg, tgt, trk in ((seg_t[b], targets_t[b], track[b]),
-                                  (seg_prev[b], targets_prev[b], None)):
+            for seg, tgt, trk in ((seg_t[b], targets_t[b], track[b]), (seg_prev[b], targets_prev[b], None)):
                 t = self.image_terms(seg, tgt, trk)
-                total = total + (self.w_inst * t["inst"] + self.w_var * t["var"]
-                                 + self.w_seed * t["seed"] + self.w_track * t["track"]) / B
+                total = (
+                    total
+                    + (
+                        self.w_inst * t["inst"]
+                        + self.w_var * t["var"]
+                        + self.w_seed * t["seed"]
+                        + self.w_track * t["track"]
+                    )
+                    / B
+                )
                 for k in logs:
                     logs[k] += float(t[k].detach()) / B
         return total, logs
 
 
 @torch.no_grad()
-def instance_iou(seg: torch.Tensor, tgt: FrameTargets, pixel_scale: float = DEFAULT_PIXEL_SCALE
-                 ) -> list[float]:
+def instance_iou(seg: torch.Tensor, tgt: FrameTargets, pixel_scale: float = DEFAULT_PIXEL_SCALE) -> list[float]:
     """Validation IoU per instance with the GT-centred clustering of EmbedSeg (``cluster_with_gt``):
     centre = mean embedding inside M_k, S = exp(10·mean bandwidth); pixels with φ > 0.5."""
     D = (seg.shape[0] - 1) // 2
     shape = tuple(seg.shape[1:])
     seg = seg.float().reshape(seg.shape[0], -1)
     emb = coordinate_grid(shape, pixel_scale, seg.device) + torch.tanh(seg[:D])
-    sig = torch.sigmoid(seg[D:2 * D])
+    sig = torch.sigmoid(seg[D : 2 * D])
     inst = tgt.instances.reshape(-1).to(seg.device)
     out = []
     for k in tgt.ids.tolist():

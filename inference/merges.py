@@ -77,16 +77,22 @@ def vote_ratio(labels: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np
     coords = np.indices(labels.shape, dtype=np.float64).reshape(labels.ndim, -1)
     off = np.asarray(offsets, np.float64).reshape(labels.ndim, -1)
     cen = np.stack([np.bincount(lab, coords[d], minlength=n) / count for d in range(labels.ndim)], axis=1)
-    vote = np.stack([np.bincount(lab, coords[d] + off[d], minlength=n) / count
-                     for d in range(labels.ndim)], axis=1)
+    vote = np.stack([np.bincount(lab, coords[d] + off[d], minlength=n) / count for d in range(labels.ndim)], axis=1)
     a, b = pairs[:, 0], pairs[:, 1]
     apart = np.linalg.norm(cen[a] - cen[b], axis=1)
     return np.linalg.norm(vote[a] - vote[b], axis=1) / np.maximum(apart, 1e-6)
 
 
-def merge_pairs(labels: np.ndarray, offsets: np.ndarray | None = None, *, max_vote_ratio: float = 0.8,
-                max_area_factor: float = 2.0, area_quantile: float = 0.95, min_contact: int = 3,
-                gap: float = 2.0) -> np.ndarray:
+def merge_pairs(
+    labels: np.ndarray,
+    offsets: np.ndarray | None = None,
+    *,
+    max_vote_ratio: float = 0.8,
+    max_area_factor: float = 2.0,
+    area_quantile: float = 0.95,
+    min_contact: int = 3,
+    gap: float = 2.0,
+) -> np.ndarray:
     """(M, 2) label pairs to offer as merged candidates; every label in at most one pair.
 
     With the network's ``offsets`` only pairs whose votes converge (:func:`vote_ratio` below
@@ -133,23 +139,31 @@ def pair_mask(labels: np.ndarray, a: int, b: int, gap: float) -> np.ndarray:
     hi = np.minimum(np.max(where, axis=1) + 2 * r + 1, labels.shape)
     sl = tuple(slice(int(x), int(y)) for x, y in zip(lo, hi))
     crop = labels[sl]
-    closed = ndimage.binary_closing(both[sl], structure=ndimage.generate_binary_structure(labels.ndim, labels.ndim),
-                                    iterations=r)
+    closed = ndimage.binary_closing(
+        both[sl], structure=ndimage.generate_binary_structure(labels.ndim, labels.ndim), iterations=r
+    )
     both[sl] |= closed & (crop == 0)
     return both
 
 
 def concat(a: Candidates, b: Candidates) -> Candidates:
     """``a`` then ``b`` (``b``'s parent indices are shifted by ``len(a)``)."""
+
     def cat(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:
         return None if x is None or y is None else np.concatenate([x, y])
 
     shift = np.where(b.hier_parent >= 0, b.hier_parent + len(a), -1)
     return Candidates(
-        t=np.concatenate([a.t, b.t]), label=np.concatenate([a.label, b.label]),
-        centroid=np.concatenate([a.centroid, b.centroid]), area=np.concatenate([a.area, b.area]),
-        bbox=np.concatenate([a.bbox, b.bbox]), masks=list(a.masks) + list(b.masks),
+        t=np.concatenate([a.t, b.t]),
+        label=np.concatenate([a.label, b.label]),
+        centroid=np.concatenate([a.centroid, b.centroid]),
+        area=np.concatenate([a.area, b.area]),
+        bbox=np.concatenate([a.bbox, b.bbox]),
+        masks=list(a.masks) + list(b.masks),
         hier_parent=np.concatenate([a.hier_parent, shift]),
         threshold=np.concatenate([a.threshold, b.threshold]),
-        score=np.concatenate([a.score, b.score]), max_prob=np.concatenate([a.max_prob, b.max_prob]),
-        embedding=cat(a.embedding, b.embedding), prev_centroid=cat(a.prev_centroid, b.prev_centroid))
+        score=np.concatenate([a.score, b.score]),
+        max_prob=np.concatenate([a.max_prob, b.max_prob]),
+        embedding=cat(a.embedding, b.embedding),
+        prev_centroid=cat(a.prev_centroid, b.prev_centroid),
+    )

@@ -32,11 +32,21 @@ BN_EPS = 1e-3  # ERFNet/EmbedSeg use eps=1e-3 in every BatchNorm.
 
 def _layers(ndim: int) -> dict[str, Any]:
     if ndim == 2:
-        return {"conv": nn.Conv2d, "convt": nn.ConvTranspose2d, "bn": nn.BatchNorm2d,
-                "pool": nn.MaxPool2d, "drop": nn.Dropout2d}
+        return {
+            "conv": nn.Conv2d,
+            "convt": nn.ConvTranspose2d,
+            "bn": nn.BatchNorm2d,
+            "pool": nn.MaxPool2d,
+            "drop": nn.Dropout2d,
+        }
     if ndim == 3:
-        return {"conv": nn.Conv3d, "convt": nn.ConvTranspose3d, "bn": nn.BatchNorm3d,
-                "pool": nn.MaxPool3d, "drop": nn.Dropout3d}
+        return {
+            "conv": nn.Conv3d,
+            "convt": nn.ConvTranspose3d,
+            "bn": nn.BatchNorm3d,
+            "pool": nn.MaxPool3d,
+            "drop": nn.Dropout3d,
+        }
     raise ValueError(f"ndim must be 2 or 3, got {ndim}")
 
 
@@ -65,12 +75,18 @@ class NonBottleneck1D(nn.Module):
         super().__init__()
         L = _layers(ndim)
         self.first = nn.ModuleList(
-            L["conv"](ch, ch, _axis_kernel(ndim, a, 3), padding=_axis_kernel(ndim, a, 1, 0))
-            for a in range(ndim))
+            L["conv"](ch, ch, _axis_kernel(ndim, a, 3), padding=_axis_kernel(ndim, a, 1, 0)) for a in range(ndim)
+        )
         self.second = nn.ModuleList(
-            L["conv"](ch, ch, _axis_kernel(ndim, a, 3), padding=_axis_kernel(ndim, a, dilation, 0),
-                      dilation=_axis_kernel(ndim, a, dilation))
-            for a in range(ndim))
+            L["conv"](
+                ch,
+                ch,
+                _axis_kernel(ndim, a, 3),
+                padding=_axis_kernel(ndim, a, dilation, 0),
+                dilation=_axis_kernel(ndim, a, dilation),
+            )
+            for a in range(ndim)
+        )
         self.bn1 = L["bn"](ch, eps=BN_EPS)
         self.bn2 = L["bn"](ch, eps=BN_EPS)
         self.drop = L["drop"](dropprob) if dropprob > 0 else None
@@ -114,11 +130,13 @@ class Decoder(nn.Module):
     def __init__(self, ndim: int, nin: int, c1: int, c2: int, nout: int) -> None:
         super().__init__()
         L = _layers(ndim)
-        self.up1 = nn.Sequential(L["convt"](nin, c2, 3, stride=2, padding=1, output_padding=1),
-                                 L["bn"](c2, eps=BN_EPS), nn.ReLU())
+        self.up1 = nn.Sequential(
+            L["convt"](nin, c2, 3, stride=2, padding=1, output_padding=1), L["bn"](c2, eps=BN_EPS), nn.ReLU()
+        )
         self.block1 = nn.Sequential(*(NonBottleneck1D(ndim, c2, 0.0, 1) for _ in range(2)))
-        self.up2 = nn.Sequential(L["convt"](c2, c1, 3, stride=2, padding=1, output_padding=1),
-                                 L["bn"](c1, eps=BN_EPS), nn.ReLU())
+        self.up2 = nn.Sequential(
+            L["convt"](c2, c1, 3, stride=2, padding=1, output_padding=1), L["bn"](c1, eps=BN_EPS), nn.ReLU()
+        )
         self.block2 = nn.Sequential(*(NonBottleneck1D(ndim, c1, 0.0, 1) for _ in range(2)))
         self.output_conv = L["convt"](c1, nout, 2, stride=2)
 
@@ -132,7 +150,7 @@ def _init_offsets(conv: nn.Module, n_offset: int, n_sigma: int) -> None:
     with torch.no_grad():
         conv.weight[:, : n_offset + n_sigma].fill_(0)
         conv.bias[:n_offset].fill_(0)
-        conv.bias[n_offset: n_offset + n_sigma].fill_(1)
+        conv.bias[n_offset : n_offset + n_sigma].fill_(1)
 
 
 class BranchedERFNet(nn.Module):
@@ -171,8 +189,7 @@ class BranchedERFNet(nn.Module):
         out, _ = self.track_decoder(torch.cat([feat_t, feat_prev], dim=1))
         return out
 
-    def forward(self, x_t: torch.Tensor, x_prev: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x_t: torch.Tensor, x_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass: (seg_t, seg_prev, track_t) raw; the encoder sees both frames in one batch."""
         feats = self.encode(torch.cat([x_t, x_prev], dim=0))
         f_t, f_prev = feats.chunk(2, dim=0)
@@ -180,8 +197,7 @@ class BranchedERFNet(nn.Module):
         seg_t, seg_prev = seg.chunk(2, dim=0)
         return seg_t, seg_prev, self.track(f_t, f_prev)
 
-    def predict_raw(self, x_t: torch.Tensor, x_prev: torch.Tensor,
-                    with_embedding: bool = False) -> torch.Tensor:
+    def predict_raw(self, x_t: torch.Tensor, x_prev: torch.Tensor, with_embedding: bool = False) -> torch.Tensor:
         """Inference pass for frame t: ``[seg (2D+1) | track (D) | embedding (E, optional)]`` raw.
 
         The embedding is the segmentation decoder's last hidden layer (stride 2), upsampled
@@ -191,8 +207,9 @@ class BranchedERFNet(nn.Module):
         f_t, f_prev = feats.chunk(2, dim=0)
         return self.predict_from_features(f_t, f_prev, with_embedding)
 
-    def predict_from_features(self, f_t: torch.Tensor, f_prev: torch.Tensor,
-                              with_embedding: bool = False) -> torch.Tensor:
+    def predict_from_features(
+        self, f_t: torch.Tensor, f_prev: torch.Tensor, with_embedding: bool = False
+    ) -> torch.Tensor:
         """:meth:`predict_raw` from encoder features, so a movie encodes every frame once
         (frame t's features are frame t+1's ``f_prev``; the encoder is ~2/3 of the cost)."""
         seg, hidden = self.segment(f_t)

@@ -24,9 +24,13 @@ REQUIRED_FILES = ("config.json", "weights.pt")
 
 def model_config(model: BranchedERFNet, **extra: Any) -> dict[str, Any]:
     """The architecture part of ``config.json`` plus any extra keys."""
-    cfg: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                           "ndim": model.ndim, "in_channels": model.in_channels,
-                           "width": model.width}
+    cfg: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ndim": model.ndim,
+        "in_channels": model.in_channels,
+        "width": model.width,
+    }
     cfg.update(extra)
     return cfg
 
@@ -37,8 +41,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_model(model_dir: str | Path, model: BranchedERFNet, config: dict[str, Any],
-               metrics: dict[str, Any] | None = None, command: str | None = None) -> Path:
+def save_model(
+    model_dir: str | Path,
+    model: BranchedERFNet,
+    config: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    command: str | None = None,
+) -> Path:
     """Write a model folder; every file is replaced atomically."""
     d = Path(model_dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -69,8 +78,10 @@ def read_config(model_dir: str | Path) -> dict[str, Any]:
     if cfg.get("format") != FORMAT:
         raise ValueError(f"{d} is not a trackdb EmbedTrack model folder (format={cfg.get('format')!r})")
     if cfg.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{d} has model format version {cfg.get('format_version')!r}; this trackdb "
-                         f"reads version {FORMAT_VERSION}. Retrain or convert the model.")
+        raise ValueError(
+            f"{d} has model format version {cfg.get('format_version')!r}; this trackdb "
+            f"reads version {FORMAT_VERSION}. Retrain or convert the model."
+        )
     return cfg
 
 
@@ -80,12 +91,10 @@ def model_id(model_dir: str | Path) -> str:
     return h[:16]
 
 
-def load_model(model_dir: str | Path, device: str | torch.device = "cpu"
-               ) -> tuple[BranchedERFNet, dict[str, Any]]:
+def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[BranchedERFNet, dict[str, Any]]:
     """Model in eval mode on ``device`` and its config; clear errors on missing files/versions."""
     cfg = read_config(model_dir)
-    model = BranchedERFNet(ndim=int(cfg["ndim"]), in_channels=int(cfg["in_channels"]),
-                           width=float(cfg["width"]))
+    model = BranchedERFNet(ndim=int(cfg["ndim"]), in_channels=int(cfg["in_channels"]), width=float(cfg["width"]))
     state = torch.load(Path(model_dir) / "weights.pt", map_location="cpu", weights_only=True)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:

@@ -8,8 +8,9 @@ import numpy as np
 DEFAULT_PERCENTILES = (1.0, 99.8)
 
 
-def normalise_percentile(img: np.ndarray, lo: float = DEFAULT_PERCENTILES[0],
-                         hi: float = DEFAULT_PERCENTILES[1], what: str = "frame") -> np.ndarray:
+def normalise_percentile(
+    img: np.ndarray, lo: float = DEFAULT_PERCENTILES[0], hi: float = DEFAULT_PERCENTILES[1], what: str = "frame"
+) -> np.ndarray:
     """float32 image mapped so that percentile ``lo`` -> 0 and ``hi`` -> 1.
 
     Raises ValueError for a constant (or empty) image: there is no contrast to normalise and

@@ -39,23 +39,31 @@ FrameSource = Sequence[np.ndarray] | Callable[[int], np.ndarray] | Iterable[np.n
 def raw_to_outputs(raw: np.ndarray, ndim: int, pixel_scale: float) -> dict[str, np.ndarray]:
     """Activations of averaged raw logits (C, *S) -> the ``pred/*`` arrays of one frame (float32)."""
     D = ndim
-    S = np.exp(10.0 / (1.0 + np.exp(-raw[D:2 * D].astype(np.float64))))
+    S = np.exp(10.0 / (1.0 + np.exp(-raw[D : 2 * D].astype(np.float64))))
     out = {
         "offsets": np.tanh(raw[:D]) / pixel_scale,
         "sigma": (1.0 / (pixel_scale * np.sqrt(2.0 * S))).astype(np.float32),
         "seediness": 1.0 / (1.0 + np.exp(-raw[2 * D])),
-        "track_offsets": -np.tanh(raw[2 * D + 1:3 * D + 1]) / pixel_scale,
+        "track_offsets": -np.tanh(raw[2 * D + 1 : 3 * D + 1]) / pixel_scale,
     }
     if raw.shape[0] > 3 * D + 1:
-        out["embedding"] = raw[3 * D + 1:]
+        out["embedding"] = raw[3 * D + 1 :]
     return out
 
 
 class FramePredictor:
     """Raw blended (and optionally TTA-averaged) network output for one frame pair."""
 
-    def __init__(self, model: BranchedERFNet, device: torch.device, tile: int, overlap: int,
-                 tta: bool, batch: int, embedding: bool) -> None:
+    def __init__(
+        self,
+        model: BranchedERFNet,
+        device: torch.device,
+        tile: int,
+        overlap: int,
+        tta: bool,
+        batch: int,
+        embedding: bool,
+    ) -> None:
         self.model, self.device = model, device
         self.tile, self.overlap, self.tta, self.batch = tile, overlap, tta, batch
         self.embedding = embedding
@@ -84,8 +92,9 @@ class FramePredictor:
             out = self.model.predict_from_features(f_t, f_prev, with_embedding=self.embedding)
         return out.float()
 
-    def __call__(self, img_t: np.ndarray, img_prev: np.ndarray, t: int | None = None,
-                 t_prev: int | None = None) -> np.ndarray:
+    def __call__(
+        self, img_t: np.ndarray, img_prev: np.ndarray, t: int | None = None, t_prev: int | None = None
+    ) -> np.ndarray:
         """(C, *S) raw outputs for normalised float32 frames of spatial shape S.
 
         With frame indices, encoder features of frame ``t`` are kept and reused when the next
@@ -100,6 +109,7 @@ class FramePredictor:
         def fn(tiles: list[tuple[slice, ...]]) -> list[np.ndarray]:
             results = [torch.zeros(0)] * len(tiles)
             work = [(i, v) for i in range(len(tiles)) for v in variants]
+
             def aug_shape(i: int, k: int) -> tuple[int, ...]:
                 sh = [s.stop - s.start for s in tiles[i]]
                 if k % 2:  # a quarter turn swaps the last two axes
@@ -110,25 +120,27 @@ class FramePredictor:
             for shape in sorted(shapes):  # batch only tiles of the same (augmented) shape
                 items = [(i, v) for i, v in work if aug_shape(i, v[0]) == shape]
                 for j in range(0, len(items), self.batch):
-                    part = items[j:j + self.batch]
+                    part = items[j : j + self.batch]
                     keys = [(tuple((s.start, s.stop) for s in tiles[i]), k, f) for i, (k, f) in part]
-                    xt = torch.stack([augment(torch.from_numpy(np.ascontiguousarray(pt[tiles[i]])), k, f)
-                                      for i, (k, f) in part])[:, None].to(self.device)
+                    xt = torch.stack(
+                        [augment(torch.from_numpy(np.ascontiguousarray(pt[tiles[i]])), k, f) for i, (k, f) in part]
+                    )[:, None].to(self.device)
                     ft = self._encode(xt)
                     if same:
                         fp = ft
                     elif use_cache and all(key in self._cache for key in keys):
                         fp = torch.cat([self._cache[key] for key in keys])
                     else:
-                        xp = torch.stack([augment(torch.from_numpy(np.ascontiguousarray(pp[tiles[i]])), k, f)
-                                          for i, (k, f) in part])[:, None].to(self.device)
+                        xp = torch.stack(
+                            [augment(torch.from_numpy(np.ascontiguousarray(pp[tiles[i]])), k, f) for i, (k, f) in part]
+                        )[:, None].to(self.device)
                         fp = self._encode(xp)
                     if t is not None:
                         for b, key in enumerate(keys):
-                            new_cache[key] = ft[b:b + 1]
+                            new_cache[key] = ft[b : b + 1]
                     raw = self._heads(ft, fp)
                     for b, (i, (k, f)) in enumerate(part):
-                        r = deaugment(raw[b:b + 1], k, f, self.vectors, self.pairs)[0].cpu()
+                        r = deaugment(raw[b : b + 1], k, f, self.vectors, self.pairs)[0].cpu()
                         results[i] = r if results[i].numel() == 0 else results[i] + r
             return [(r / len(variants)).numpy() for r in results]
 
@@ -137,8 +149,7 @@ class FramePredictor:
         return full[(slice(None), *crop)]
 
 
-def _frame_accessor(frames: FrameSource, n_frames: int | None
-                    ) -> tuple[Callable[[int], np.ndarray], int]:
+def _frame_accessor(frames: FrameSource, n_frames: int | None) -> tuple[Callable[[int], np.ndarray], int]:
     if callable(frames):
         if n_frames is None:
             raise ValueError("a callable frame source needs n_frames")
@@ -157,8 +168,9 @@ def _check_frame(img: np.ndarray, t: int, ndim: int, shape: tuple[int, ...] | No
         raise ValueError(f"frame {t} has shape {img.shape}, frame 0 has {shape}")
 
 
-def _open_arrays(group_path: str | Path, T: int, shape: tuple[int, ...], D: int, emb_dim: int,
-                 attrs: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+def _open_arrays(
+    group_path: str | Path, T: int, shape: tuple[int, ...], D: int, emb_dim: int, attrs: dict[str, Any], overwrite: bool
+) -> dict[str, Any]:
     """Create or reopen ``pred/*``; a mismatched existing store raises before anything is written."""
     import zarr
 
@@ -179,26 +191,43 @@ def _open_arrays(group_path: str | Path, T: int, shape: tuple[int, ...], D: int,
         g = root["pred"]
         old = dict(g.attrs)
         if old.get("model_id") != attrs["model_id"]:
-            raise ValueError(f"{group_path}/pred was written by model {old.get('model_id')!r}, not "
-                             f"{attrs['model_id']!r}; pass overwrite=True or use another store")
+            raise ValueError(
+                f"{group_path}/pred was written by model {old.get('model_id')!r}, not "
+                f"{attrs['model_id']!r}; pass overwrite=True or use another store"
+            )
         for name, (shp, _, dtype) in specs.items():
             if name not in g or tuple(g[name].shape) != shp or str(g[name].dtype) != dtype:
                 have = tuple(g[name].shape) if name in g else None
-                raise ValueError(f"{group_path}/pred/{name} has shape {have}, expected {shp} "
-                                 f"({dtype}); the movie or the options differ from the stored run")
+                raise ValueError(
+                    f"{group_path}/pred/{name} has shape {have}, expected {shp} "
+                    f"({dtype}); the movie or the options differ from the stored run"
+                )
         return {name: g[name] for name in specs}
     g = root.create_group("pred")
-    arrays = {name: g.create_array(name, shape=shp, chunks=ch, dtype=dtype, fill_value=0)
-              for name, (shp, ch, dtype) in specs.items()}
+    arrays = {
+        name: g.create_array(name, shape=shp, chunks=ch, dtype=dtype, fill_value=0)
+        for name, (shp, ch, dtype) in specs.items()
+    }
     g.attrs.update(attrs)
     return arrays
 
 
-def predict_movie(frames: FrameSource, zarr_group_path: str | Path, model_dir: str | Path, *,
-                  tile: int = 1024, overlap: int = 128, tta: bool = False, batch: int = 4,
-                  device: str | torch.device | None = None, embedding: bool = True,
-                  n_frames: int | None = None, spacing: Sequence[float] | None = None,
-                  overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+def predict_movie(
+    frames: FrameSource,
+    zarr_group_path: str | Path,
+    model_dir: str | Path,
+    *,
+    tile: int = 1024,
+    overlap: int = 128,
+    tta: bool = False,
+    batch: int = 4,
+    device: str | torch.device | None = None,
+    embedding: bool = True,
+    n_frames: int | None = None,
+    spacing: Sequence[float] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Predict every frame of a movie into ``<zarr_group_path>/pred``; resumable.
 
     ``frames``: a sequence (list, array (T, [Z,] Y, X), lazy reader with ``len`` and indexing),
@@ -220,20 +249,26 @@ def predict_movie(frames: FrameSource, zarr_group_path: str | Path, model_dir: s
     shape = tuple(first.shape)
     pct0 = tuple(cfg.get("normalise_percentiles", DEFAULT_PERCENTILES))
     normalise_percentile(first, *pct0, what="frame 0")  # a constant first frame fails before any write
-    dev = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, cfg = load_model(model_dir, dev)
     pixel_scale = float(cfg["pixel_scale"])
     pct = tuple(cfg.get("normalise_percentiles", DEFAULT_PERCENTILES))
-    attrs = {"model_id": model_id(model_dir), "model_dir": str(model_dir),
-             "axis_order": "tzyx" if ndim == 3 else "tyx",
-             "vector_axis_order": "zyx"[3 - ndim:], "spacing": list(spacing) if spacing else [1.0] * ndim,
-             "offset_units": "pixels", "sigma": "Gaussian std in pixels per axis",
-             "track_offsets": "p(t) + track_offsets = centre of the cell at t-1",
-             "tta": tta, "tile": tile, "overlap": overlap, "pixel_scale": pixel_scale,
-             "format_version": 1}
-    arrays = _open_arrays(zarr_group_path, T, shape, ndim,
-                          model.embedding_dim if embedding else 0, attrs, overwrite)
+    attrs = {
+        "model_id": model_id(model_dir),
+        "model_dir": str(model_dir),
+        "axis_order": "tzyx" if ndim == 3 else "tyx",
+        "vector_axis_order": "zyx"[3 - ndim :],
+        "spacing": list(spacing) if spacing else [1.0] * ndim,
+        "offset_units": "pixels",
+        "sigma": "Gaussian std in pixels per axis",
+        "track_offsets": "p(t) + track_offsets = centre of the cell at t-1",
+        "tta": tta,
+        "tile": tile,
+        "overlap": overlap,
+        "pixel_scale": pixel_scale,
+        "format_version": 1,
+    }
+    arrays = _open_arrays(zarr_group_path, T, shape, ndim, model.embedding_dim if embedding else 0, attrs, overwrite)
     done = np.asarray(arrays["done"][:], dtype=bool)
     predictor = FramePredictor(model, dev, tile, overlap, tta, batch, embedding)
     written, skipped, t0 = 0, int(done.sum()), time.perf_counter()
@@ -261,5 +296,9 @@ def predict_movie(frames: FrameSource, zarr_group_path: str | Path, model_dir: s
                 arrays[name][t] = outs[name].astype(np.float16)
         arrays["done"][t] = True  # the completion marker comes last
         written += 1
-    return {"frames_written": written, "frames_skipped": skipped,
-            "seconds": round(time.perf_counter() - t0, 3), "model_id": attrs["model_id"]}
+    return {
+        "frames_written": written,
+        "frames_skipped": skipped,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "model_id": attrs["model_id"],
+    }

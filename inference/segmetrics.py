@@ -117,6 +117,4 @@ def _aji_terms(c: Contingency) -> tuple[float, float]:
     used = np.zeros(len(c.pred_area), bool)
     used[s] = True
     union = c.gt_area[g] + c.pred_area[s] - inter
-    return float(inter.sum()), float(
-        union.sum() + c.gt_area[~matched].sum() + c.pred_area[~used].sum()
-    )
+    return float(inter.sum()), float(union.sum() + c.gt_area[~matched].sum() + c.pred_area[~used].sum())

@@ -115,9 +115,7 @@ def movie_prob_from_labels(labels: np.ndarray, seed: int = 0, **kw: float) -> np
     return np.stack([prob_from_labels(f, seed=seed + t, **kw) for t, f in enumerate(labels)])
 
 
-def disk_movie(
-    n_frames: int = 3, shape: tuple[int, int] = (64, 64), radius: float = 6.0, seed: int = 0
-) -> np.ndarray:
+def disk_movie(n_frames: int = 3, shape: tuple[int, int] = (64, 64), radius: float = 6.0, seed: int = 0) -> np.ndarray:
     """A (T, Y, X) uint16 label movie of a few disks drifting slowly (for fast tests)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[: shape[0], : shape[1]]

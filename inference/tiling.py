@@ -60,9 +60,14 @@ def iter_tiles(shape: tuple[int, ...], tile: int, overlap: int) -> Iterator[tupl
         yield tuple(g[i] for g, i in zip(grids, idx))
 
 
-def predict_tiled(fn: Callable[[list[tuple[slice, ...]]], list[np.ndarray]],
-                  shape: tuple[int, ...], n_channels: int, tile: int, overlap: int,
-                  batch: int) -> np.ndarray:
+def predict_tiled(
+    fn: Callable[[list[tuple[slice, ...]]], list[np.ndarray]],
+    shape: tuple[int, ...],
+    n_channels: int,
+    tile: int,
+    overlap: int,
+    batch: int,
+) -> np.ndarray:
     """Blend ``fn`` over tiles of a padded frame of spatial ``shape`` -> (C, *shape) float32.
 
     ``fn`` receives up to ``batch`` tile slices and returns one (C, *tile) raw array per slice.
@@ -72,7 +77,7 @@ def predict_tiled(fn: Callable[[list[tuple[slice, ...]]], list[np.ndarray]],
     tiles = list(iter_tiles(shape, tile, overlap))
     windows: dict[tuple[int, ...], np.ndarray] = {}
     for i in range(0, len(tiles), batch):
-        chunk = tiles[i:i + batch]
+        chunk = tiles[i : i + batch]
         for sl, out in zip(chunk, fn(chunk)):
             tshape = tuple(s.stop - s.start for s in sl)
             if tshape not in windows:

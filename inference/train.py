@@ -51,7 +51,7 @@ def medoid(coords: np.ndarray, max_points: int = 1500) -> np.ndarray:
     cand = c if len(c) <= max_points else c[:: int(math.ceil(len(c) / max_points))]
     total = np.zeros(len(cand))
     for i in range(0, len(c), 2048):
-        total += np.sqrt(((cand[:, None, :] - c[None, i:i + 2048, :]) ** 2).sum(-1)).sum(1)
+        total += np.sqrt(((cand[:, None, :] - c[None, i : i + 2048, :]) ** 2).sum(-1)).sum(1)
     return cand[int(np.argmin(total))]
 
 
@@ -72,8 +72,9 @@ def read_ctc_lineage(path: Path) -> dict[int, int]:
     return {int(r[0]): int(r[3]) for r in rows}
 
 
-def load_ctc_sequence(dataset_dir: str | Path, seq: str, frames: range,
-                      percentiles: tuple[float, float] = DEFAULT_PERCENTILES) -> Sequence:
+def load_ctc_sequence(
+    dataset_dir: str | Path, seq: str, frames: range, percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+) -> Sequence:
     """Raw frames ``<seq>/tNNN.tif`` and ``<seq>_GT/TRA`` masks + lineage for ``frames``."""
     import tifffile
 
@@ -84,8 +85,9 @@ def load_ctc_sequence(dataset_dir: str | Path, seq: str, frames: range,
         raise FileNotFoundError(f"no CTC lineage {lineage_file}")
     n_raw = len(sorted(raw_dir.glob("t*.tif")))
     if len(frames) < 2 or min(frames) < 0 or max(frames) >= n_raw:
-        raise ValueError(f"frames {frames.start}:{frames.stop} outside {raw_dir} ({n_raw} frames)"
-                         " or fewer than 2 frames")
+        raise ValueError(
+            f"frames {frames.start}:{frames.stop} outside {raw_dir} ({n_raw} frames) or fewer than 2 frames"
+        )
     images, masks, centres = [], [], []
     for t in frames:
         digits = max(3, len(str(n_raw - 1)))
@@ -126,8 +128,9 @@ def _prev_centre(seqd: Sequence, i: int, lab: int) -> np.ndarray:
     return np.full(seqd.images[0].ndim, np.nan)
 
 
-def sample_pair(seqd: Sequence, i: int, crop: int, rng: np.random.Generator, augment: bool
-                ) -> tuple[np.ndarray, np.ndarray, FrameTargets, FrameTargets]:
+def sample_pair(
+    seqd: Sequence, i: int, crop: int, rng: np.random.Generator, augment: bool
+) -> tuple[np.ndarray, np.ndarray, FrameTargets, FrameTargets]:
     """An object-centred crop of frame pair (i, i-1) (indices into ``seqd``) and its targets."""
     img, msk = seqd.images[i], seqd.masks[i]
     shape = np.array(img.shape)
@@ -155,15 +158,21 @@ def sample_pair(seqd: Sequence, i: int, crop: int, rng: np.random.Generator, aug
         if with_prev:
             pr = np.array([_prev_centre(seqd, i, int(j)) for j in ids]).reshape(-1, 2) - o
             prev = torch.from_numpy(dihedral_points(pr, k, flip, crop))
-        return FrameTargets(torch.from_numpy(mc.astype(np.int64)), torch.from_numpy(ids.astype(np.int64)),
-                            torch.from_numpy(cen), prev)
+        return FrameTargets(
+            torch.from_numpy(mc.astype(np.int64)), torch.from_numpy(ids.astype(np.int64)), torch.from_numpy(cen), prev
+        )
 
-    return (np.ascontiguousarray(x_t), np.ascontiguousarray(x_p),
-            targets(msk, seqd.centres[i], True), targets(seqd.masks[i - 1], seqd.centres[i - 1], False))
+    return (
+        np.ascontiguousarray(x_t),
+        np.ascontiguousarray(x_p),
+        targets(msk, seqd.centres[i], True),
+        targets(seqd.masks[i - 1], seqd.centres[i - 1], False),
+    )
 
 
-def make_batch(seqd: Sequence, idx: list[int], crop: int, rng: np.random.Generator, augment: bool
-               ) -> tuple[torch.Tensor, torch.Tensor, list[FrameTargets], list[FrameTargets]]:
+def make_batch(
+    seqd: Sequence, idx: list[int], crop: int, rng: np.random.Generator, augment: bool
+) -> tuple[torch.Tensor, torch.Tensor, list[FrameTargets], list[FrameTargets]]:
     xs, ps, tt, tp = [], [], [], []
     for i in idx:
         x, p, a, b = sample_pair(seqd, i, crop, rng, augment)
@@ -171,8 +180,7 @@ def make_batch(seqd: Sequence, idx: list[int], crop: int, rng: np.random.Generat
         ps.append(p)
         tt.append(a)
         tp.append(b)
-    return (torch.from_numpy(np.stack(xs))[:, None].float(), torch.from_numpy(np.stack(ps))[:, None].float(),
-            tt, tp)
+    return (torch.from_numpy(np.stack(xs))[:, None].float(), torch.from_numpy(np.stack(ps))[:, None].float(), tt, tp)
 
 
 def one_cycle_lr(progress: float, max_lr: float, pct_start: float = 0.3) -> float:
@@ -187,8 +195,7 @@ def one_cycle_lr(progress: float, max_lr: float, pct_start: float = 0.3) -> floa
 
 # ------------------------------------------------------------------------------- training
 @torch.no_grad()
-def validate(model: BranchedERFNet, batches: list[Any], device: torch.device,
-             pixel_scale: float) -> float:
+def validate(model: BranchedERFNet, batches: list[Any], device: torch.device, pixel_scale: float) -> float:
     """Mean GT-centred instance IoU (EmbedSeg ``cluster_with_gt``) on fixed validation crops."""
     model.eval()
     ious: list[float] = []
@@ -200,13 +207,31 @@ def validate(model: BranchedERFNet, batches: list[Any], device: torch.device,
     return float(np.mean(ious)) if ious else 0.0
 
 
-def train(dataset_dir: str | Path, seq: str, frames: range, out_dir: str | Path, *,
-          width: float = 0.5, crop: int = 128, batch: int = 4, steps: int = 2000,
-          lr: float = 5e-4, weight_decay: float = 1e-4, val_pairs: int = 3, val_every: int = 100,
-          checkpoint_every: int = 50, seed: int = 0, device: str | None = None,
-          resume: bool = True, time_limit_s: float | None = None, num_threads: int | None = None,
-          pixel_scale: float = DEFAULT_PIXEL_SCALE, command: str | None = None,
-          init_from: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+def train(
+    dataset_dir: str | Path,
+    seq: str,
+    frames: range,
+    out_dir: str | Path,
+    *,
+    width: float = 0.5,
+    crop: int = 128,
+    batch: int = 4,
+    steps: int = 2000,
+    lr: float = 5e-4,
+    weight_decay: float = 1e-4,
+    val_pairs: int = 3,
+    val_every: int = 100,
+    checkpoint_every: int = 50,
+    seed: int = 0,
+    device: str | None = None,
+    resume: bool = True,
+    time_limit_s: float | None = None,
+    num_threads: int | None = None,
+    pixel_scale: float = DEFAULT_PIXEL_SCALE,
+    command: str | None = None,
+    init_from: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train on ``frames`` of ``dataset_dir/seq``; writes a model folder to ``out_dir``.
 
     The last ``val_pairs`` frame pairs of the range are held out for validation IoU. The best
@@ -256,14 +281,20 @@ def train(dataset_dir: str | Path, seq: str, frames: range, out_dir: str | Path,
         step, elapsed, best, history = st["step"], st["elapsed"], st["best"], st["history"]
         rng.bit_generator.state = st["rng"]
         torch.set_rng_state(st["torch_rng"])
-    cfg = model_config(model, pixel_scale=pixel_scale, normalise_percentiles=list(DEFAULT_PERCENTILES),
-                       crop=crop, dataset=str(dataset_dir), seq=seq,
-                       frames=[frames.start, frames.stop], min_object_size=min_object_size,
-                       embedding_dim=model.embedding_dim, parameters=count_parameters(model),
-                       **({"init_from": str(init_from), "init_steps": base_steps}
-                          if init_from is not None else {}))
-    cmd = command or " ".join(shlex.quote(a) for a in [sys.executable, "-m", "inference.train",
-                                                       *sys.argv[1:]])
+    cfg = model_config(
+        model,
+        pixel_scale=pixel_scale,
+        normalise_percentiles=list(DEFAULT_PERCENTILES),
+        crop=crop,
+        dataset=str(dataset_dir),
+        seq=seq,
+        frames=[frames.start, frames.stop],
+        min_object_size=min_object_size,
+        embedding_dim=model.embedding_dim,
+        parameters=count_parameters(model),
+        **({"init_from": str(init_from), "init_steps": base_steps} if init_from is not None else {}),
+    )
+    cmd = command or " ".join(shlex.quote(a) for a in [sys.executable, "-m", "inference.train", *sys.argv[1:]])
 
     def progress_frac() -> float:
         f = step / steps
@@ -273,16 +304,33 @@ def train(dataset_dir: str | Path, seq: str, frames: range, out_dir: str | Path,
 
     def save_checkpoint() -> None:
         tmp = out / "checkpoint.pt.tmp"
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "elapsed": elapsed, "best": best, "history": history,
-                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, tmp)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "elapsed": elapsed,
+                "best": best,
+                "history": history,
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+            },
+            tmp,
+        )
         tmp.replace(ckpt)
 
     def metrics(val: float) -> dict[str, Any]:
-        return {"steps": step, "elapsed_s": round(elapsed, 1), "best_val_iou": round(best, 4),
-                "last_val_iou": round(val, 4), "history": history[-50:],
-                "train_pairs": len(train_idx), "val_frames": [seqd.frames[i] for i in val_idx],
-                "parameters": count_parameters(model), "device": str(dev)}
+        return {
+            "steps": step,
+            "elapsed_s": round(elapsed, 1),
+            "best_val_iou": round(best, 4),
+            "last_val_iou": round(val, 4),
+            "history": history[-50:],
+            "train_pairs": len(train_idx),
+            "val_frames": [seqd.frames[i] for i in val_idx],
+            "parameters": count_parameters(model),
+            "device": str(dev),
+        }
 
     model.train()
     bar = tqdm(total=steps, initial=step, disable=not progress, desc="train", unit="step")
@@ -312,8 +360,15 @@ def train(dataset_dir: str | Path, seq: str, frames: range, out_dir: str | Path,
             t1 = time.perf_counter()
             val = validate(model, val_batches, dev, pixel_scale)
             elapsed += time.perf_counter() - t1
-            history.append({"step": step, "elapsed_s": round(elapsed, 1), "lr": lr_now,
-                            "val_iou": round(val, 4), **{k: round(v, 4) for k, v in running.items()}})
+            history.append(
+                {
+                    "step": step,
+                    "elapsed_s": round(elapsed, 1),
+                    "lr": lr_now,
+                    "val_iou": round(val, 4),
+                    **{k: round(v, 4) for k, v in running.items()},
+                }
+            )
             print(json.dumps(history[-1]), file=sys.stderr, flush=True)  # progress, not results
             if val > best:
                 best = val
@@ -336,8 +391,10 @@ def _check_init(folder: Path, width: float) -> dict[str, Any]:
             raise FileNotFoundError(f"--init-from {folder}: missing {f.name}")
     cfg = json.loads(cfg_path.read_text())
     if float(cfg.get("width", -1)) != float(width) or int(cfg.get("ndim", 2)) != 2:
-        raise ValueError(f"--init-from {folder}: width {cfg.get('width')} / ndim {cfg.get('ndim')} "
-                         f"do not match this run (width {width}, ndim 2)")
+        raise ValueError(
+            f"--init-from {folder}: width {cfg.get('width')} / ndim {cfg.get('ndim')} "
+            f"do not match this run (width {width}, ndim 2)"
+        )
     return cfg
 
 
@@ -366,10 +423,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-resume", action="store_true")
     ap.add_argument("--init-from", default=None, help="model folder whose weights start the run")
     a = ap.parse_args(argv)
-    m = train(a.dataset, a.seq, a.frames, a.out, width=a.width, crop=a.crop, batch=a.batch,
-              steps=a.steps, lr=a.lr, val_pairs=a.val_pairs, val_every=a.val_every, seed=a.seed,
-              device=a.device, resume=not a.no_resume, time_limit_s=a.time_limit,
-              num_threads=a.threads, init_from=a.init_from)
+    m = train(
+        a.dataset,
+        a.seq,
+        a.frames,
+        a.out,
+        width=a.width,
+        crop=a.crop,
+        batch=a.batch,
+        steps=a.steps,
+        lr=a.lr,
+        val_pairs=a.val_pairs,
+        val_every=a.val_every,
+        seed=a.seed,
+        device=a.device,
+        resume=not a.no_resume,
+        time_limit_s=a.time_limit,
+        num_threads=a.threads,
+        init_from=a.init_from,
+    )
     print(json.dumps({k: v for k, v in m.items() if k != "history"}))
 
 

@@ -36,8 +36,13 @@ def _unrotate_vectors(v: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
-def deaugment(y: torch.Tensor, k: int, flip: bool, vector_groups: Sequence[Sequence[int]],
-              axis_pair_groups: Sequence[Sequence[int]]) -> torch.Tensor:
+def deaugment(
+    y: torch.Tensor,
+    k: int,
+    flip: bool,
+    vector_groups: Sequence[Sequence[int]],
+    axis_pair_groups: Sequence[Sequence[int]],
+) -> torch.Tensor:
     """Undo :func:`augment` on raw outputs (B, C, ..., Y, X).
 
     ``vector_groups``: channel index lists holding a vector field ((z,) y, x components);

@@ -36,8 +36,7 @@ def _segment_logsumexp(x: np.ndarray, group: np.ndarray, n_groups: int) -> np.nd
         return np.log(z) + safe
 
 
-def temperature_nll(score: np.ndarray, group: np.ndarray, is_true: np.ndarray,
-                    temperature: float) -> float:
+def temperature_nll(score: np.ndarray, group: np.ndarray, is_true: np.ndarray, temperature: float) -> float:
     """Mean negative log-likelihood of the true options at ``temperature`` (per labelled group)."""
     if not np.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
@@ -50,9 +49,13 @@ def temperature_nll(score: np.ndarray, group: np.ndarray, is_true: np.ndarray,
     return float(np.mean(lse[true_dense] - score[is_true] / temperature)) if len(labelled) else 0.0
 
 
-def fit_temperature(score: np.ndarray, group: np.ndarray, is_true: np.ndarray,
-                    bounds: tuple[float, float] = (1e-3, 1e3),
-                    prior_sigma: float | None = None) -> float:
+def fit_temperature(
+    score: np.ndarray,
+    group: np.ndarray,
+    is_true: np.ndarray,
+    bounds: tuple[float, float] = (1e-3, 1e3),
+    prior_sigma: float | None = None,
+) -> float:
     """The temperature minimising the NLL of the true options (Guo et al. 2017).
 
     With ``prior_sigma`` the fit is a MAP estimate under a log-normal prior on T centred on 1
@@ -88,13 +91,13 @@ def fit_temperature(score: np.ndarray, group: np.ndarray, is_true: np.ndarray,
         return float(np.sum(lse - beta * true_score)) + penalty * log_beta**2
 
     lo, hi = bounds
-    res = minimize_scalar(nll, bounds=(np.log(1.0 / hi), np.log(1.0 / lo)), method="bounded",
-                          options={"xatol": 1e-6})
+    res = minimize_scalar(nll, bounds=(np.log(1.0 / hi), np.log(1.0 / lo)), method="bounded", options={"xatol": 1e-6})
     return float(1.0 / np.exp(res.x))
 
 
-def _check_options(score: np.ndarray, group: np.ndarray, is_true: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check_options(
+    score: np.ndarray, group: np.ndarray, is_true: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     score = np.asarray(score, np.float64)
     group = np.asarray(group, np.int64)
     is_true = np.asarray(is_true, bool)
@@ -118,8 +121,7 @@ class ReliabilityDiagram:
     ece: float
 
 
-def reliability_diagram(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS
-                        ) -> ReliabilityDiagram:
+def reliability_diagram(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> ReliabilityDiagram:
     """Bin predictions by confidence (equal-width bins, right-closed, 0 in the first bin)."""
     conf = np.asarray(confidence, np.float64)
     ok = np.asarray(correct, bool)
@@ -143,8 +145,7 @@ def reliability_diagram(confidence: np.ndarray, correct: np.ndarray, n_bins: int
     return ReliabilityDiagram(edges, count, mean_conf, acc, ece)
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
-                               n_bins: int = N_BINS) -> float:
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> float:
     """ECE with ``n_bins`` equal-width bins (15 by default, as in the paper)."""
     return reliability_diagram(confidence, correct, n_bins).ece
 
@@ -161,11 +162,23 @@ def write_reliability_png(diagram: ReliabilityDiagram, path: str | Path, title: 
     width = np.diff(diagram.edges)
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     filled = diagram.count > 0
-    ax.bar(centers[filled], diagram.accuracy[filled], width=width[filled], edgecolor="black",
-           color="tab:blue", label="accuracy")
-    ax.bar(centers[filled], (diagram.confidence - diagram.accuracy)[filled],
-           bottom=diagram.accuracy[filled], width=width[filled], color="tab:red", alpha=0.3,
-           label="gap to confidence")
+    ax.bar(
+        centers[filled],
+        diagram.accuracy[filled],
+        width=width[filled],
+        edgecolor="black",
+        color="tab:blue",
+        label="accuracy",
+    )
+    ax.bar(
+        centers[filled],
+        (diagram.confidence - diagram.accuracy)[filled],
+        bottom=diagram.accuracy[filled],
+        width=width[filled],
+        color="tab:red",
+        alpha=0.3,
+        label="gap to confidence",
+    )
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -213,8 +226,9 @@ def kept_accuracy(uncertainty: np.ndarray, correct: np.ndarray, fraction: float)
     return good / (n - n_remove)
 
 
-def sparsification_curve(uncertainty: np.ndarray, correct: np.ndarray,
-                         fractions: np.ndarray | None = None) -> Sparsification:
+def sparsification_curve(
+    uncertainty: np.ndarray, correct: np.ndarray, fractions: np.ndarray | None = None
+) -> Sparsification:
     """Sparsification curve on ``fractions`` (default 0, 0.05, …, 0.9) with its oracle."""
     u = np.asarray(uncertainty, np.float64)
     ok = np.asarray(correct, bool)
@@ -228,9 +242,9 @@ def sparsification_curve(uncertainty: np.ndarray, correct: np.ndarray,
     return Sparsification(f, acc, oracle, float(np.nanmean(acc)), float(np.nanmean(oracle)))
 
 
-
-def option_truth(edge_source: np.ndarray, edge_target: np.ndarray, true_mother: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def option_truth(
+    edge_source: np.ndarray, edge_target: np.ndarray, true_mother: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Labels of every option (edges, then one "appears" per node) from ground truth.
 
     ``true_mother[j]`` is the node index of j's true mother in the previous frame, −1 if j
@@ -249,9 +263,14 @@ def option_truth(edge_source: np.ndarray, edge_target: np.ndarray, true_mother: 
     return np.concatenate([edge_true, appear_true]), labelled
 
 
-def fit_option_temperature(edge_score: np.ndarray, appear_score: np.ndarray,
-                           edge_target: np.ndarray, option_true: np.ndarray,
-                           cells: np.ndarray, prior_sigma: float | None = None) -> float:
+def fit_option_temperature(
+    edge_score: np.ndarray,
+    appear_score: np.ndarray,
+    edge_target: np.ndarray,
+    option_true: np.ndarray,
+    cells: np.ndarray,
+    prior_sigma: float | None = None,
+) -> float:
     """Temperature of an uncertainty result (``solvers.uncertainty.Uncertainty`` scores) fitted
     on the options of the labelled ``cells`` (bool mask over nodes, e.g. labelled & calibration
     frames); what ``trackdb calibrate`` stores for reuse on other movies."""
@@ -259,5 +278,4 @@ def fit_option_temperature(edge_score: np.ndarray, appear_score: np.ndarray,
     group = np.concatenate([np.asarray(edge_target, np.int64), np.arange(n)])
     score = np.concatenate([edge_score, appear_score])
     keep = np.asarray(cells, bool)[group]
-    return fit_temperature(score[keep], group[keep], np.asarray(option_true, bool)[keep],
-                           prior_sigma=prior_sigma)
+    return fit_temperature(score[keep], group[keep], np.asarray(option_true, bool)[keep], prior_sigma=prior_sigma)

@@ -118,9 +118,7 @@ def long_axis(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(12.0 * np.maximum(w[:, -1], 0.0)), vec[:, :, -1]
 
 
-def division_rate(
-    node_t: np.ndarray, bounds: tuple[float, float], counted: np.ndarray | None = None
-) -> np.ndarray:
+def division_rate(node_t: np.ndarray, bounds: tuple[float, float], counted: np.ndarray | None = None) -> np.ndarray:
     """Per-node division rate of its frame, (N_{t+1} − N_t)/N_t clipped to ``bounds``.
 
     N_t counts the nodes of frame t, or only the ``counted`` ones (the selected nodes of the
@@ -139,9 +137,7 @@ def division_rate(
     return r[node_t - t0]
 
 
-def initial_motion(
-    cells: CellFeatures, edge_source: np.ndarray, edge_target: np.ndarray
-) -> MotionModel:
+def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np.ndarray) -> MotionModel:
     """Starting point before any link is chosen: colony growth and drift per frame, loose scales.
 
     shift: :func:`solvers.motion.frame_translation` (the mode of all candidate displacements:
@@ -218,8 +214,11 @@ def tracking_costs(
     c = np.asarray(cells.centroid, np.float64)
     area = np.asarray(cells.area, np.float64)
     dim = c.shape[1]
-    p_div = (division_rate(t, params.div_rate_bounds) if motion.division_rate is None
-             else np.asarray(motion.division_rate, np.float64))
+    p_div = (
+        division_rate(t, params.div_rate_bounds)
+        if motion.division_rate is None
+        else np.asarray(motion.division_rate, np.float64)
+    )
     dt = (t[dst] - t[src]).astype(np.float64)
     pred = c[src] + dt[:, None] * motion.shift[src]
     r2 = np.sum((c[dst] - pred) ** 2, axis=1)
@@ -234,8 +233,9 @@ def tracking_costs(
     if overlap is not None and params.iou_weight > 0 and len(src):
         edge_iou = np.asarray(overlap(src, dst, dt[:, None] * motion.shift[src]), np.float64)
         edge_cost = edge_cost + params.iou_weight * (1.0 - edge_iou)
-    pairs, pair_total = division_pairs(cells, src, dst, motion, p_div, params.pairs_per_node,
-                                       edge_iou=edge_iou, iou_weight=params.iou_weight)
+    pairs, pair_total = division_pairs(
+        cells, src, dst, motion, p_div, params.pairs_per_node, edge_iou=edge_iou, iou_weight=params.iou_weight
+    )
     pair_cost = pair_total - edge_cost[pairs[:, 0]] - edge_cost[pairs[:, 1]]
     free_in, free_out = _free_ends(cells, params.border)
     appear = np.where(free_in, 0.0, params.appear)
@@ -303,8 +303,7 @@ def division_pairs(
     total = (
         -np.log(p_div[i])
         + robust_nll(np.sum((union - pred) ** 2, axis=1), motion.sigma_motion, dim)
-        + robust_nll((np.log((aj + ak) / area[i]) - motion.growth_mean) ** 2,
-                     motion.growth_sigma, 1)
+        + robust_nll((np.log((aj + ak) / area[i]) - motion.growth_mean) ** 2, motion.growth_sigma, 1)
         + gaussian_nll((sep - motion.sep_mean) ** 2, motion.sep_sigma, 1)
         + gaussian_nll(perp**2, motion.perp_sigma, 1)
         + gaussian_nll(np.log(aj / ak) ** 2, motion.ratio_sigma, 1)
@@ -340,10 +339,15 @@ def fold_pairs(graph: CandidateGraph) -> CandidateGraph:
     np.minimum.at(half, pairs[:, 0], total / 2.0)
     np.minimum.at(half, pairs[:, 1], total / 2.0)
     return CandidateGraph(
-        node_t=graph.node_t, node_cost=graph.node_cost, node_hier_parent=graph.node_hier_parent,
-        edge_source=graph.edge_source, edge_target=graph.edge_target,
-        edge_cost=np.minimum(graph.edge_cost, half), appear_cost=graph.appear_cost,
-        disappear_cost=graph.disappear_cost, division_cost=graph.division_cost,
+        node_t=graph.node_t,
+        node_cost=graph.node_cost,
+        node_hier_parent=graph.node_hier_parent,
+        edge_source=graph.edge_source,
+        edge_target=graph.edge_target,
+        edge_cost=np.minimum(graph.edge_cost, half),
+        appear_cost=graph.appear_cost,
+        disappear_cost=graph.disappear_cost,
+        division_cost=graph.division_cost,
     )
 
 
@@ -388,7 +392,10 @@ def estimate_motion(
     div_e = div_e[np.argsort(src[div_e], kind="stable")]
     ea, eb = div_e[0::2], div_e[1::2]
     sep_mean, sep_sig, perp_sig, ratio_sig = (
-        previous.sep_mean, previous.sep_sigma, previous.perp_sigma, previous.ratio_sigma
+        previous.sep_mean,
+        previous.sep_sigma,
+        previous.perp_sigma,
+        previous.ratio_sigma,
     )
     if len(ea) >= 5:
         i, j, k = src[ea], dst[ea], dst[eb]
@@ -436,9 +443,16 @@ class CostModel:
 
     def graph(self, cells: CellFeatures | None = None) -> CandidateGraph:
         """The candidate graph of ``cells`` (default: the model's own features)."""
-        return tracking_costs(self.cells if cells is None else cells, self.edge_source,
-                              self.edge_target, self.motion, self.params, node_cost=self.node_cost,
-                              node_hier_parent=self.node_hier_parent, overlap=self.overlap)
+        return tracking_costs(
+            self.cells if cells is None else cells,
+            self.edge_source,
+            self.edge_target,
+            self.motion,
+            self.params,
+            node_cost=self.node_cost,
+            node_hier_parent=self.node_hier_parent,
+            overlap=self.overlap,
+        )
 
 
 @dataclass(frozen=True)
@@ -474,23 +488,37 @@ def refine_cost_model(
     graph: CandidateGraph | None = None
     model: CostModel | None = None
     for it in range(max(1, n_iter)):
-        model = CostModel(cells, np.asarray(edge_source, np.int64),
-                          np.asarray(edge_target, np.int64), motion, params, node_cost,
-                          node_hier_parent, overlap)
+        model = CostModel(
+            cells,
+            np.asarray(edge_source, np.int64),
+            np.asarray(edge_target, np.int64),
+            motion,
+            params,
+            node_cost,
+            node_hier_parent,
+            overlap,
+        )
         graph = model.graph()
         new = solve(graph)
         changed = int(np.sum(new.edge_selected != sol.edge_selected)) if sol is not None else -1
-        history.append({
-            "iteration": it, "sigma_motion": motion.sigma_motion,
-            "growth_mean": motion.growth_mean, "growth_sigma": motion.growth_sigma,
-            "sep_mean": motion.sep_mean, "sep_sigma": motion.sep_sigma,
-            "perp_sigma": motion.perp_sigma, "ratio_sigma": motion.ratio_sigma,
-            "changed_links": changed, "status": new.status.value, "seconds": new.seconds,
-        })
+        history.append(
+            {
+                "iteration": it,
+                "sigma_motion": motion.sigma_motion,
+                "growth_mean": motion.growth_mean,
+                "growth_sigma": motion.growth_sigma,
+                "sep_mean": motion.sep_mean,
+                "sep_sigma": motion.sep_sigma,
+                "perp_sigma": motion.perp_sigma,
+                "ratio_sigma": motion.ratio_sigma,
+                "changed_links": changed,
+                "status": new.status.value,
+                "seconds": new.seconds,
+            }
+        )
         sol = new
         if changed == 0 or new.status.value not in ("optimal", "feasible"):
             break
-        motion = estimate_motion(cells, edge_source, edge_target, sol, motion,
-                                 params.div_rate_bounds)
+        motion = estimate_motion(cells, edge_source, edge_target, sol, motion, params.div_rate_bounds)
     assert graph is not None and sol is not None and model is not None
     return Refined(model, graph, sol, history)

@@ -341,8 +341,7 @@ def select_hemd(
         selected.append(s)
         phase.append(p)
     counts = np.bincount(np.concatenate(phase), minlength=4) if phase else np.zeros(4, int)
-    info = {"n_initial": int(counts[1]), "n_matched": int(counts[2]),
-            "n_padded": int(counts[3]), "n_mip": n_mip}
+    info = {"n_initial": int(counts[1]), "n_matched": int(counts[2]), "n_padded": int(counts[3]), "n_mip": n_mip}
     return HemdResult(selected, phase, it_done, time.perf_counter() - t0, info)
 
 

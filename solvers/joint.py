@@ -66,8 +66,17 @@ def solve_joint(
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if window is not None:
         return _solve_region(
-            graph, window[0], window[1], warm_start, backend=backend, time_limit=time_limit,
-            gap=gap, workers=workers, seed=seed, pins=pins, presolve=presolve,
+            graph,
+            window[0],
+            window[1],
+            warm_start,
+            backend=backend,
+            time_limit=time_limit,
+            gap=gap,
+            workers=workers,
+            seed=seed,
+            pins=pins,
+            presolve=presolve,
         )
     t_start = time.perf_counter()
     prog = build_program(graph, pins)
@@ -77,8 +86,7 @@ def solve_joint(
         hint = completion(graph, warm_start.node_selected, warm_start.edge_selected)
     if presolve is None:
         presolve = not bool(np.any(graph.node_hier_parent >= 0))
-    v, status, obj, bound, rgap = _run_backend(prog, backend, time_limit, gap, workers, seed, hint,
-                                               presolve)
+    v, status, obj, bound, rgap = _run_backend(prog, backend, time_limit, gap, workers, seed, hint, presolve)
     t_done = time.perf_counter()
     if v is None:
         node_sel = np.zeros(graph.n_nodes, bool)
@@ -131,7 +139,11 @@ def solve_windowed(
     while True:
         last = s + window > tmax
         sol = _solve_region(
-            graph, s, s + window, committed if s > tmin else None, after=False,
+            graph,
+            s,
+            s + window,
+            committed if s > tmin else None,
+            after=False,
             **kwargs,  # type: ignore[arg-type]
         )
         statuses.append(sol.status)
@@ -162,8 +174,7 @@ def solve_windowed(
 
 
 def _worst(statuses: list[SolveStatus]) -> SolveStatus:
-    order = [SolveStatus.OPTIMAL, SolveStatus.FEASIBLE, SolveStatus.TIMEOUT,
-             SolveStatus.INFEASIBLE, SolveStatus.ERROR]
+    order = [SolveStatus.OPTIMAL, SolveStatus.FEASIBLE, SolveStatus.TIMEOUT, SolveStatus.INFEASIBLE, SolveStatus.ERROR]
     return max(statuses, key=order.index)
 
 
@@ -238,7 +249,8 @@ def _solve_region(
         forbid_e.append(np.flatnonzero(fe & ~reference.edge_selected[eidx]))
     if pins is not None:
         for arr, out, loc in (
-            (pins.must_nodes, must_n, local), (pins.forbid_nodes, forbid_n, local),
+            (pins.must_nodes, must_n, local),
+            (pins.forbid_nodes, forbid_n, local),
         ):
             m = loc[np.asarray(arr, np.int64)]
             out.append(m[m >= 0])
@@ -265,9 +277,13 @@ def _solve_region(
     # edges leaving the sub-problem that touch the window are dropped (their end was not solved)
     edge_sel[(inside[graph.edge_source] | inside[graph.edge_target]) & ~ekeep] = False
     ok = sol.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
-    return replace(sol, node_selected=node_sel, edge_selected=edge_sel,
-                   objective=objective(graph, node_sel, edge_sel) if ok else float("nan"),
-                   info={**sol.info, "window": (t0, t1), "window_objective": sol.objective})
+    return replace(
+        sol,
+        node_selected=node_sel,
+        edge_selected=edge_sel,
+        objective=objective(graph, node_sel, edge_sel) if ok else float("nan"),
+        info={**sol.info, "window": (t0, t1), "window_objective": sol.objective},
+    )
 
 
 def _run_backend(
@@ -326,7 +342,11 @@ def _model_builder(
     model = mb.Model()
     helper = model.helper
     helper.fill_model_from_sparse_data(
-        prog.lb, prog.ub, prog.c, _finite(prog.row_lo), _finite(prog.row_hi),
+        prog.lb,
+        prog.ub,
+        prog.c,
+        _finite(prog.row_lo),
+        _finite(prog.row_hi),
         sp.csr_matrix(prog.A, dtype=np.float64),
     )
     for i in range(prog.n_vars):
@@ -347,9 +367,7 @@ def _model_builder(
             + ("" if presolve else "\npresolve=off")
         )
     elif name == "scip":
-        solver.set_solver_specific_parameters(
-            f"limits/gap = {gap}\nrandomization/randomseedshift = {seed}"
-        )
+        solver.set_solver_specific_parameters(f"limits/gap = {gap}\nrandomization/randomseedshift = {seed}")
     status = solver.solve(model)
     S = mb.SolveStatus
     if status in (S.OPTIMAL, S.FEASIBLE):

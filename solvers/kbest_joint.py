@@ -72,9 +72,7 @@ def kbest_joint(
     return _kbest_nogood(graph, k, pins, time_limit)
 
 
-def _kbest_nogood(
-    graph: CandidateGraph, k: int, pins: Pins | None, time_limit: float
-) -> list[Solution]:
+def _kbest_nogood(graph: CandidateGraph, k: int, pins: Pins | None, time_limit: float) -> list[Solution]:
     start = time.perf_counter()
     prog = build_program(graph, pins)
     n_key = graph.n_nodes + graph.n_edges  # x and y columns come first
@@ -84,9 +82,7 @@ def _kbest_nogood(
         A, lo, hi = prog.A, prog.row_lo, prog.row_hi
         if cuts:
             key = np.array(cuts)  # (r, n_key) 0/1
-            rows = sp.csr_matrix(
-                np.hstack([1.0 - 2.0 * key, np.zeros((len(cuts), prog.n_vars - n_key))])
-            )
+            rows = sp.csr_matrix(np.hstack([1.0 - 2.0 * key, np.zeros((len(cuts), prog.n_vars - n_key))]))
             A = sp.vstack([A, rows], format="csr")
             lo = np.concatenate([lo, 1.0 - key.sum(axis=1)])
             hi = np.concatenate([hi, np.full(len(cuts), np.inf)])

@@ -235,11 +235,7 @@ def boundary_cost(graph: CandidateGraph) -> float:
         return 0.0
     first = graph.node_t == graph.node_t.min()
     last = graph.node_t == graph.node_t.max()
-    return float(
-        graph.node_cost.sum()
-        + graph.appear_cost[first].sum()
-        + graph.disappear_cost[last].sum()
-    )
+    return float(graph.node_cost.sum() + graph.appear_cost[first].sum() + graph.disappear_cost[last].sum())
 
 
 def solution_from_parent_maps(
@@ -293,9 +289,7 @@ def pins_to_constraints(
     return out
 
 
-def solve_lap(
-    graph: CandidateGraph, pins: Pins | None = None, *, ignore_division_pairs: bool = False
-) -> Solution:
+def solve_lap(graph: CandidateGraph, pins: Pins | None = None, *, ignore_division_pairs: bool = False) -> Solution:
     """Optimal tracking of a fixed segmentation by one assignment per frame pair.
 
     The objective is the joint model's (node costs + edges + appear/disappear + divisions), so

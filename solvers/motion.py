@@ -65,8 +65,7 @@ def link_displacements(
     w = area[dst].astype(np.float64)
     acc = np.zeros((n, dim))
     for d in range(dim):
-        acc[:, d] = np.bincount(src, weights=w * (centroid[dst, d] - centroid[src, d]) / dt,
-                                minlength=n)
+        acc[:, d] = np.bincount(src, weights=w * (centroid[dst, d] - centroid[src, d]) / dt, minlength=n)
     wsum = np.bincount(src, weights=w, minlength=n)
     has = wsum > 0
     u = np.zeros((n, dim))
@@ -113,8 +112,11 @@ def smooth_shift(
         w[far] = 0.0
         wsum = w.sum(axis=1)
         ok = wsum > 1e-6
-        v_here = np.where(ok[:, None], np.einsum("hk,hkd->hd", w, un) / np.maximum(wsum, 1e-12)[:, None],
-                          np.where(has_u[here, None], u[here], med))
+        v_here = np.where(
+            ok[:, None],
+            np.einsum("hk,hkd->hd", w, un) / np.maximum(wsum, 1e-12)[:, None],
+            np.where(has_u[here, None], u[here], med),
+        )
         v[here] = v_here
     return v
 
@@ -210,8 +212,11 @@ def colony_expansion(node_t: np.ndarray, centroid: np.ndarray, area: np.ndarray)
 def cell_spacing(node_t: np.ndarray, centroid: np.ndarray) -> float | None:
     """Median distance from a cell to its nearest neighbour in the same frame (None: no frame
     holds two cells)."""
-    near = [cKDTree(centroid[i]).query(centroid[i], k=2)[0][:, 1]
-            for i in (np.flatnonzero(node_t == f) for f in np.unique(node_t)) if len(i) >= 2]
+    near = [
+        cKDTree(centroid[i]).query(centroid[i], k=2)[0][:, 1]
+        for i in (np.flatnonzero(node_t == f) for f in np.unique(node_t))
+        if len(i) >= 2
+    ]
     return float(np.median(np.concatenate(near))) if near else None
 
 

@@ -119,8 +119,7 @@ def _owners(pair: FramePair, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return row_owner, col_owner
 
 
-def child_bounds(pair: FramePair, red: np.ndarray, col_of_row: np.ndarray,
-                 parent: np.ndarray) -> np.ndarray:
+def child_bounds(pair: FramePair, red: np.ndarray, col_of_row: np.ndarray, parent: np.ndarray) -> np.ndarray:
     """Lower bound on the cost increase of "target j leaves its parent ``parent[j]``", per j.
 
     Miller, Stone & Cox: with reduced costs ≥ 0, column j needs a row of another parent and
@@ -156,8 +155,15 @@ class _Augmenter:
     so children whose alternatives are dear are explored only as far as the ranking needs.
     """
 
-    def __init__(self, red: np.ndarray, col_of_row: np.ndarray, j: int,
-                 row_owner: np.ndarray, col_owner: np.ndarray, fixed: np.ndarray) -> None:
+    def __init__(
+        self,
+        red: np.ndarray,
+        col_of_row: np.ndarray,
+        j: int,
+        row_owner: np.ndarray,
+        col_owner: np.ndarray,
+        fixed: np.ndarray,
+    ) -> None:
         self.red, self.col_of_row, self.j = red, col_of_row, j
         self.row_owner, self.col_owner, self.fixed = row_owner, col_owner, fixed
         self.row_of_col = np.empty_like(col_of_row)
@@ -243,8 +249,9 @@ class _Search:
         if col_of_row is None:  # cannot happen: appear/disappear is always possible
             raise ValueError(f"frame pair t={pair.t} has no feasible assignment")
         parent = parent_map_from_assignment(pair, col_of_row)
-        return _Solved(parent, parent_map_cost(self.graph, pair, parent), col_of_row,
-                       red=reduced_costs(cost, col_of_row))
+        return _Solved(
+            parent, parent_map_cost(self.graph, pair, parent), col_of_row, red=reduced_costs(cost, col_of_row)
+        )
 
     def ensure_red(self, node: _Node) -> np.ndarray:
         if node.solved.red is None:
@@ -257,8 +264,7 @@ class _Search:
         assert base.red is not None
         row_owner, col_owner = _owners(self.pairs[q], base.parent)
         self.augments += 1
-        return _Augmenter(base.red, base.col_of_row, j, row_owner, col_owner,
-                          np.arange(start, j))
+        return _Augmenter(base.red, base.col_of_row, j, row_owner, col_owner, np.arange(start, j))
 
     def solved(self, q: int, aug: _Augmenter) -> _Solved:
         assert aug.result is not None
@@ -267,9 +273,7 @@ class _Search:
         return _Solved(parent, parent_map_cost(self.graph, pair, parent), aug.result[1])
 
 
-def kbest_parent_maps(
-    graph: CandidateGraph, k: int, *, ignore_division_pairs: bool = False
-) -> list[RankedMaps]:
+def kbest_parent_maps(graph: CandidateGraph, k: int, *, ignore_division_pairs: bool = False) -> list[RankedMaps]:
     """The ``k`` best solutions of the frame-pair model of ``graph``, best first (exact).
 
     Fewer are returned when fewer exist. Ties are broken arbitrarily but consistently.
@@ -309,8 +313,7 @@ def kbest_parent_maps(
             aug = _augmenter_for(node, q, j, search)
         status = aug.run(node.total, heap[0][0] if heap else np.inf)
         if status == "capped":
-            heapq.heappush(heap, (node.total + aug.bound, next(counter), "child",
-                                  (node, q, j, aug)))
+            heapq.heappush(heap, (node.total + aug.bound, next(counter), "child", (node, q, j, aug)))
         elif status == "found":
             child = _child_node(node, q, j, search.solved(q, aug), search)
             heapq.heappush(heap, (child.total, next(counter), "solved", child))
@@ -345,31 +348,31 @@ def _child_node(node: _Node, q: int, j: int, best: _Solved, search: _Search) -> 
     old = search.root[q].cost if q != node.q else node.solved.cost
     forced, forbidden = _child_constraints(node, q, j)
     maps = node.maps[:q] + (best.parent,) + node.maps[q + 1 :]
-    return _Node(node.total - old + best.cost, maps, q=q, start=j, solved=best,
-                 forced=forced, forbidden=forbidden)
+    return _Node(node.total - old + best.cost, maps, q=q, start=j, solved=best, forced=forced, forbidden=forbidden)
 
 
-def _push_children(node: _Node, is_root: bool, search: _Search,
-                   later: list[tuple[float, int, int]], heap: list,
-                   counter: itertools.count) -> None:
+def _push_children(
+    node: _Node,
+    is_root: bool,
+    search: _Search,
+    later: list[tuple[float, int, int]],
+    heap: list,
+    counter: itertools.count,
+) -> None:
     """Push the unsolved children of ``node`` with their Miller–Stone–Cox lower bounds."""
     if not is_root:
         red = search.ensure_red(node)
-        deltas = child_bounds(search.pairs[node.q], red, node.solved.col_of_row,
-                              node.solved.parent)
+        deltas = child_bounds(search.pairs[node.q], red, node.solved.col_of_row, node.solved.parent)
         for j in range(node.start, len(deltas)):
             if np.isfinite(deltas[j]):
-                heapq.heappush(heap, (node.total + deltas[j], next(counter), "child",
-                                      (node, node.q, j, None)))
+                heapq.heappush(heap, (node.total + deltas[j], next(counter), "child", (node, node.q, j, None)))
     first_later = node.q if is_root else node.q + 1
     for delta, q, j in later:
         if q >= first_later:
             heapq.heappush(heap, (node.total + delta, next(counter), "child", (node, q, j, None)))
 
 
-def kbest_lap(
-    graph: CandidateGraph, k: int, *, ignore_division_pairs: bool = False
-) -> list[Solution]:
+def kbest_lap(graph: CandidateGraph, k: int, *, ignore_division_pairs: bool = False) -> list[Solution]:
     """The ``k`` best solutions of a fixed-segmentation graph as :class:`Solution`, best first.
 
     ``info["rank"]`` is 0 for the optimum; ``seconds`` is the time of the whole enumeration.
@@ -379,16 +382,18 @@ def kbest_lap(
     seconds = time.perf_counter() - start
     return [
         solution_from_parent_maps(
-            graph, list(r.parent_maps), r.objective, seconds=seconds, backend="lap-murty",
+            graph,
+            list(r.parent_maps),
+            r.objective,
+            seconds=seconds,
+            backend="lap-murty",
             info={"rank": rank},
         )
         for rank, r in enumerate(ranked)
     ]
 
 
-def kbest_frame_pair(
-    graph: CandidateGraph, pair: FramePair, k: int
-) -> list[tuple[float, np.ndarray]]:
+def kbest_frame_pair(graph: CandidateGraph, pair: FramePair, k: int) -> list[tuple[float, np.ndarray]]:
     """The ``k`` best parent maps of one frame pair with their pair costs, best first."""
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")

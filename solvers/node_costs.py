@@ -18,8 +18,13 @@ from solvers.costs import CostParams
 DEFAULT_BONUS = 5.0
 
 
-def forest_node_cost(area: np.ndarray, score: np.ndarray, hier_parent: np.ndarray,
-                     params: CostParams = CostParams(), bonus: float = DEFAULT_BONUS) -> np.ndarray:
+def forest_node_cost(
+    area: np.ndarray,
+    score: np.ndarray,
+    hier_parent: np.ndarray,
+    params: CostParams = CostParams(),
+    bonus: float = DEFAULT_BONUS,
+) -> np.ndarray:
     area = np.asarray(area, np.float64)
     roots = np.asarray(hier_parent) < 0
     ref_area = float(np.median(area[roots])) if roots.any() else 1.0

@@ -38,9 +38,7 @@ def tracks_from_solution(
     n_out = np.bincount(src, minlength=n)
     has_pred = pred >= 0
     continues = has_pred.copy()
-    continues[has_pred] = (n_out[pred[has_pred]] == 1) & (
-        node_t[has_pred] - node_t[pred[has_pred]] == 1
-    )
+    continues[has_pred] = (n_out[pred[has_pred]] == 1) & (node_t[has_pred] - node_t[pred[has_pred]] == 1)
     start = sel & ~continues
     # head[n] = first node of n's track: pointer doubling along continuing links
     head = np.where(continues, pred, np.arange(n))

@@ -117,8 +117,7 @@ def option_groups(graph: CandidateGraph) -> np.ndarray:
     return np.concatenate([graph.edge_target, np.arange(graph.n_nodes)])
 
 
-def group_softmax(score: np.ndarray, group: np.ndarray, n_groups: int, temperature: float
-                  ) -> np.ndarray:
+def group_softmax(score: np.ndarray, group: np.ndarray, n_groups: int, temperature: float) -> np.ndarray:
     """Softmax of ``score / temperature`` within each group (−inf scores get probability 0)."""
     s = np.asarray(score, np.float64) / check_temperature(temperature)
     top = np.full(n_groups, -np.inf)
@@ -149,24 +148,38 @@ def with_temperature(unc: Uncertainty, graph: CandidateGraph, temperature: float
     )
 
 
-def _finish(method: Method, graph: CandidateGraph, edge_score: np.ndarray,
-            appear_score: np.ndarray, temperature: float, start: float,
-            node_p: np.ndarray | None = None, info: dict | None = None,
-            solutions: Sequence[Solution] = (), cost_graph: CandidateGraph | None = None
-            ) -> Uncertainty:
+def _finish(
+    method: Method,
+    graph: CandidateGraph,
+    edge_score: np.ndarray,
+    appear_score: np.ndarray,
+    temperature: float,
+    start: float,
+    node_p: np.ndarray | None = None,
+    info: dict | None = None,
+    solutions: Sequence[Solution] = (),
+    cost_graph: CandidateGraph | None = None,
+) -> Uncertainty:
     unc = Uncertainty(
-        method=method, temperature=1.0, edge_score=edge_score, appear_score=appear_score,
-        edge_p=np.zeros(graph.n_edges), appear_p=np.zeros(graph.n_nodes),
+        method=method,
+        temperature=1.0,
+        edge_score=edge_score,
+        appear_score=appear_score,
+        edge_p=np.zeros(graph.n_edges),
+        appear_p=np.zeros(graph.n_nodes),
         node_p=np.ones(graph.n_nodes) if node_p is None else node_p,
-        entropy=np.zeros(graph.n_nodes), info=info, solutions=tuple(solutions),
+        entropy=np.zeros(graph.n_nodes),
+        info=info,
+        solutions=tuple(solutions),
         cost_graph=cost_graph,
     )
     unc = with_temperature(unc, graph, temperature)
     return replace(unc, seconds=time.perf_counter() - start)
 
 
-def _log_frequency(graph: CandidateGraph, edge_freq: np.ndarray, appear_freq: np.ndarray,
-                   floor: float) -> tuple[np.ndarray, np.ndarray]:
+def _log_frequency(
+    graph: CandidateGraph, edge_freq: np.ndarray, appear_freq: np.ndarray, floor: float
+) -> tuple[np.ndarray, np.ndarray]:
     """log((1 − floor)·freq + floor/|options(j)|): frequencies to scores without −inf."""
     if not 0.0 <= floor < 1.0:
         raise ValueError(f"floor must be in [0, 1), got {floor}")
@@ -177,8 +190,9 @@ def _log_frequency(graph: CandidateGraph, edge_freq: np.ndarray, appear_freq: np
     return e, a
 
 
-def _option_frequency(graph: CandidateGraph, solutions: Sequence[Solution],
-                      weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _option_frequency(
+    graph: CandidateGraph, solutions: Sequence[Solution], weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted frequency of every edge, of "selected without mother", and of selection."""
     edge_f = np.zeros(graph.n_edges)
     appear_f = np.zeros(graph.n_nodes)
@@ -197,8 +211,7 @@ def softmax_probabilities(graph: CandidateGraph, *, temperature: float = 1.0) ->
     return _finish(Method.SM, graph, -graph.edge_cost, -graph.appear_cost, temperature, start)
 
 
-def max_marginal_probabilities(graph: CandidateGraph, *, temperature: float = 1.0
-                               ) -> Uncertainty:
+def max_marginal_probabilities(graph: CandidateGraph, *, temperature: float = 1.0) -> Uncertainty:
     """MM: softmax of −Δ over the options of each cell (fixed segmentation, LAP model)."""
     start = time.perf_counter()
     check_lap_graph(graph)
@@ -211,8 +224,9 @@ def max_marginal_probabilities(graph: CandidateGraph, *, temperature: float = 1.
     return _finish(Method.MM, graph, edge_score, appear_score, temperature, start)
 
 
-def feature_perturbation(graph: CandidateGraph, sample_graph: GraphSampler, *, k: int = 10,
-                         temperature: float = 1.0, seed: int = 0) -> Uncertainty:
+def feature_perturbation(
+    graph: CandidateGraph, sample_graph: GraphSampler, *, k: int = 10, temperature: float = 1.0, seed: int = 0
+) -> Uncertainty:
     """FP: parental softmax of the costs averaged over ``k`` perturbed graphs (Eq. 13).
 
     The graph of averaged costs (edge, appear, disappear, division) is kept as ``cost_graph``:
@@ -221,23 +235,26 @@ def feature_perturbation(graph: CandidateGraph, sample_graph: GraphSampler, *, k
     start = time.perf_counter()
     k = check_k(k)
     rng = np.random.default_rng(seed)
-    sums = [np.zeros(graph.n_edges), np.zeros(graph.n_nodes), np.zeros(graph.n_nodes),
-            np.zeros(graph.n_nodes)]
+    sums = [np.zeros(graph.n_edges), np.zeros(graph.n_nodes), np.zeros(graph.n_nodes), np.zeros(graph.n_nodes)]
     for _ in range(k):
         g = _same_structure(graph, sample_graph(rng))
         for acc, c in zip(sums, (g.edge_cost, g.appear_cost, g.disappear_cost, g.division_cost)):
             acc += c
     edge, appear, disappear, division = (a / k for a in sums)
-    mean = replace(graph, edge_cost=edge, appear_cost=appear, disappear_cost=disappear,
-                   division_cost=division)
-    return _finish(Method.FP, graph, -edge, -appear, temperature, start, info={"k": k},
-                   cost_graph=mean)
+    mean = replace(graph, edge_cost=edge, appear_cost=appear, disappear_cost=disappear, division_cost=division)
+    return _finish(Method.FP, graph, -edge, -appear, temperature, start, info={"k": k}, cost_graph=mean)
 
 
-def perturbed_assignments(graph: CandidateGraph, sample_graph: GraphSampler, *, k: int = 10,
-                          temperature: float = 1.0, seed: int = 0,
-                          solve: Callable[[CandidateGraph], Solution] | None = None,
-                          floor: float = 1e-3) -> Uncertainty:
+def perturbed_assignments(
+    graph: CandidateGraph,
+    sample_graph: GraphSampler,
+    *,
+    k: int = 10,
+    temperature: float = 1.0,
+    seed: int = 0,
+    solve: Callable[[CandidateGraph], Solution] | None = None,
+    floor: float = 1e-3,
+) -> Uncertainty:
     """FP+A: frequency of each option among the optima of ``k`` perturbed graphs (Eq. 12).
 
     ``solve`` defaults to :func:`solvers.lap.solve_lap` (fixed segmentation).
@@ -249,14 +266,20 @@ def perturbed_assignments(graph: CandidateGraph, sample_graph: GraphSampler, *, 
     sols = [solve(_same_structure(graph, sample_graph(rng))) for _ in range(k)]
     edge_f, appear_f, node_f = _option_frequency(graph, sols, np.full(k, 1.0 / k))
     e, a = _log_frequency(graph, edge_f, appear_f, floor)
-    return _finish(Method.FPA, graph, e, a, temperature, start, node_p=node_f,
-                   info={"k": k, "floor": floor}, solutions=sols)
+    return _finish(
+        Method.FPA, graph, e, a, temperature, start, node_p=node_f, info={"k": k, "floor": floor}, solutions=sols
+    )
 
 
-def assignment_sampling(graph: CandidateGraph, *, k: int = 10, temperature: float = 1.0,
-                        sample_temperature: float = 1.0,
-                        solutions: Sequence[Solution] | None = None,
-                        floor: float = 1e-3) -> Uncertainty:
+def assignment_sampling(
+    graph: CandidateGraph,
+    *,
+    k: int = 10,
+    temperature: float = 1.0,
+    sample_temperature: float = 1.0,
+    solutions: Sequence[Solution] | None = None,
+    floor: float = 1e-3,
+) -> Uncertainty:
     """AS: self-normalised weights ``p_k ∝ exp(−cost_k / T_s)`` over the top-K (Eq. 10–11).
 
     Without ``solutions`` the K best assignments of every frame pair are enumerated (fixed
@@ -273,8 +296,16 @@ def assignment_sampling(graph: CandidateGraph, *, k: int = 10, temperature: floa
         w = np.exp(-(obj - obj.min()) / t_s)
         edge_f, appear_f, node_f = _option_frequency(graph, solutions, w / w.sum())
         e, a = _log_frequency(graph, edge_f, appear_f, floor)
-        return _finish(Method.AS, graph, e, a, temperature, start, node_p=node_f,
-                       info={"k": len(solutions), "scope": "given", "floor": floor})
+        return _finish(
+            Method.AS,
+            graph,
+            e,
+            a,
+            temperature,
+            start,
+            node_p=node_f,
+            info={"k": len(solutions), "scope": "given", "floor": floor},
+        )
     check_lap_graph(graph)
     edge_f = np.zeros(graph.n_edges)
     appear_f = np.zeros(graph.n_nodes)
@@ -292,16 +323,30 @@ def assignment_sampling(graph: CandidateGraph, *, k: int = 10, temperature: floa
             edge_f[parent[linked]] += wk
             appear_f[pair.targets[~linked]] += wk
     e, a = _log_frequency(graph, edge_f, appear_f, floor)
-    return _finish(Method.AS, graph, e, a, temperature, start,
-                   info={"k": k, "scope": "frame_pair", "floor": floor,
-                         "min_alternatives": int(min(found)) if found else 0})
+    return _finish(
+        Method.AS,
+        graph,
+        e,
+        a,
+        temperature,
+        start,
+        info={"k": k, "scope": "frame_pair", "floor": floor, "min_alternatives": int(min(found)) if found else 0},
+    )
 
 
-def edge_probabilities(graph: CandidateGraph, method: Method | str, *, k: int = 10,
-                       temperature: float = 1.0, sample_graph: GraphSampler | None = None,
-                       features: CostModel | None = None, sigma_px: float = SIGMA_PX,
-                       sigma_area: float = SIGMA_AREA, seed: int = 0, noise: float = 1.0
-                       ) -> Uncertainty:
+def edge_probabilities(
+    graph: CandidateGraph,
+    method: Method | str,
+    *,
+    k: int = 10,
+    temperature: float = 1.0,
+    sample_graph: GraphSampler | None = None,
+    features: CostModel | None = None,
+    sigma_px: float = SIGMA_PX,
+    sigma_area: float = SIGMA_AREA,
+    seed: int = 0,
+    noise: float = 1.0,
+) -> Uncertainty:
     """One entry point for every method (what ``trackdb uncertainty --method`` calls).
 
     FP and FP+A need perturbed graphs, in this order of preference: ``sample_graph(rng)``
@@ -326,8 +371,7 @@ def edge_probabilities(graph: CandidateGraph, method: Method | str, *, k: int = 
     if method is Method.SM:
         return softmax_probabilities(graph, temperature=temperature)
     if method in (Method.FP, Method.FPA):
-        sampler, how = perturbation_sampler(graph, sample_graph, features, sigma_px, sigma_area,
-                                            noise)
+        sampler, how = perturbation_sampler(graph, sample_graph, features, sigma_px, sigma_area, noise)
         run = feature_perturbation if method is Method.FP else perturbed_assignments
         unc = run(graph, sampler, k=k, temperature=temperature, seed=seed)
         return replace(unc, info={**(unc.info or {}), "perturbation": how})
@@ -336,21 +380,28 @@ def edge_probabilities(graph: CandidateGraph, method: Method | str, *, k: int = 
     return assignment_sampling(graph, k=k, temperature=temperature)
 
 
-def perturbation_sampler(graph: CandidateGraph, sample_graph: GraphSampler | None,
-                         features: CostModel | None, sigma_px: float = SIGMA_PX,
-                         sigma_area: float = SIGMA_AREA, noise: float = 1.0
-                         ) -> tuple[GraphSampler, dict]:
+def perturbation_sampler(
+    graph: CandidateGraph,
+    sample_graph: GraphSampler | None,
+    features: CostModel | None,
+    sigma_px: float = SIGMA_PX,
+    sigma_area: float = SIGMA_AREA,
+    noise: float = 1.0,
+) -> tuple[GraphSampler, dict]:
     """The sampler FP / FP+A use (see :func:`edge_probabilities`) and a description of it."""
     if sample_graph is not None:
         return sample_graph, {"kind": "given"}
     if features is not None:
-        return (feature_noise_sampler(features, sigma_px, sigma_area),
-                {"kind": "features", "sigma_px": float(sigma_px), "sigma_area": float(sigma_area)})
+        return (
+            feature_noise_sampler(features, sigma_px, sigma_area),
+            {"kind": "features", "sigma_px": float(sigma_px), "sigma_area": float(sigma_area)},
+        )
     return cost_noise_sampler(graph, noise), {"kind": "costs", "noise": float(noise)}
 
 
-def feature_noise_sampler(model: CostModel, sigma_px: float = SIGMA_PX,
-                          sigma_area: float = SIGMA_AREA, fold: bool = True) -> GraphSampler:
+def feature_noise_sampler(
+    model: CostModel, sigma_px: float = SIGMA_PX, sigma_area: float = SIGMA_AREA, fold: bool = True
+) -> GraphSampler:
     """FP's noise distribution Q(x̂ | x): perturbed features, re-costed by the cost model.
 
     Every cell's centre moves by N(0, sigma_px²) per axis and its area is multiplied by
@@ -358,10 +409,8 @@ def feature_noise_sampler(model: CostModel, sigma_px: float = SIGMA_PX,
     noise scales and division rates of the solve unchanged), division pairs folded into the
     edges unless ``fold`` is False. All links of a cell share its jitter, as in the paper.
     """
-    if not (np.isfinite(sigma_px) and sigma_px >= 0 and np.isfinite(sigma_area)
-            and sigma_area >= 0):
-        raise ValueError(f"sigma_px and sigma_area must be finite and >= 0, got {sigma_px}, "
-                         f"{sigma_area}")
+    if not (np.isfinite(sigma_px) and sigma_px >= 0 and np.isfinite(sigma_area) and sigma_area >= 0):
+        raise ValueError(f"sigma_px and sigma_area must be finite and >= 0, got {sigma_px}, {sigma_area}")
     cells = model.cells
 
     def sample(rng: np.random.Generator) -> CandidateGraph:
@@ -386,21 +435,23 @@ def cost_noise_sampler(graph: CandidateGraph, noise: float) -> GraphSampler:
         raise ValueError(f"noise must be >= 0, got {noise}")
 
     def sample(rng: np.random.Generator) -> CandidateGraph:
-        app = np.where(graph.appear_cost > 0,
-                       graph.appear_cost + rng.normal(0, noise, graph.n_nodes), 0.0)
-        dis = np.where(graph.disappear_cost > 0,
-                       graph.disappear_cost + rng.normal(0, noise, graph.n_nodes), 0.0)
+        app = np.where(graph.appear_cost > 0, graph.appear_cost + rng.normal(0, noise, graph.n_nodes), 0.0)
+        dis = np.where(graph.disappear_cost > 0, graph.disappear_cost + rng.normal(0, noise, graph.n_nodes), 0.0)
         dis = np.maximum(dis, -graph.division_cost)
-        return replace(graph, edge_cost=graph.edge_cost + rng.normal(0, noise, graph.n_edges),
-                       appear_cost=app, disappear_cost=dis)
+        return replace(
+            graph, edge_cost=graph.edge_cost + rng.normal(0, noise, graph.n_edges), appear_cost=app, disappear_cost=dis
+        )
 
     return sample
 
 
 def _same_structure(graph: CandidateGraph, other: CandidateGraph) -> CandidateGraph:
-    if (other.n_nodes != graph.n_nodes or other.n_edges != graph.n_edges
-            or not np.array_equal(other.edge_source, graph.edge_source)
-            or not np.array_equal(other.edge_target, graph.edge_target)):
+    if (
+        other.n_nodes != graph.n_nodes
+        or other.n_edges != graph.n_edges
+        or not np.array_equal(other.edge_source, graph.edge_source)
+        or not np.array_equal(other.edge_target, graph.edge_target)
+    ):
         raise ValueError("a perturbed graph must keep the nodes and edges of the original")
     return other
 
@@ -413,9 +464,15 @@ class Ranked:
     weight: float
 
 
-def ranked_solutions(graph: CandidateGraph, unc: Uncertainty, k: int, *,
-                     sample_temperature: float = 1.0, time_limit: float = 300.0,
-                     kbest: Sequence[Solution] | None = None) -> list[Ranked]:
+def ranked_solutions(
+    graph: CandidateGraph,
+    unc: Uncertainty,
+    k: int,
+    *,
+    sample_temperature: float = 1.0,
+    time_limit: float = 300.0,
+    kbest: Sequence[Solution] | None = None,
+) -> list[Ranked]:
     """Every method's alternatives, best first (what ``trackdb uncertainty`` stores as ranks).
 
     * FP+A: its distinct perturbed optima (``unc.solutions``), most frequent first, weight =
@@ -455,17 +512,34 @@ def ranked_solutions(graph: CandidateGraph, unc: Uncertainty, k: int, *,
     return [Ranked(s, float(x)) for s, x in zip(kbest, w)]
 
 
-def map_confidence(unc: Uncertainty, graph: CandidateGraph, solution: Solution
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def map_confidence(unc: Uncertainty, graph: CandidateGraph, solution: Solution) -> tuple[np.ndarray, np.ndarray]:
     """(edge indices, P) of the links the MAP ``solution`` chose: the paper's predictions."""
     chosen = np.flatnonzero(solution.edge_selected)
     return chosen, unc.edge_p[chosen]
 
 
 __all__ = [
-    "APPEAR", "SIGMA_AREA", "SIGMA_PX", "Method", "Ranked", "Uncertainty", "assignment_sampling",
-    "check_k", "check_temperature", "cost_noise_sampler", "edge_probabilities",
-    "feature_noise_sampler", "feature_perturbation", "group_entropy", "group_softmax",
-    "map_confidence", "max_marginal_probabilities", "option_groups", "perturbation_sampler",
-    "perturbed_assignments", "ranked_solutions", "softmax_probabilities", "with_temperature",
+    "APPEAR",
+    "SIGMA_AREA",
+    "SIGMA_PX",
+    "Method",
+    "Ranked",
+    "Uncertainty",
+    "assignment_sampling",
+    "check_k",
+    "check_temperature",
+    "cost_noise_sampler",
+    "edge_probabilities",
+    "feature_noise_sampler",
+    "feature_perturbation",
+    "group_entropy",
+    "group_softmax",
+    "map_confidence",
+    "max_marginal_probabilities",
+    "option_groups",
+    "perturbation_sampler",
+    "perturbed_assignments",
+    "ranked_solutions",
+    "softmax_probabilities",
+    "with_temperature",
 ]

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from inference.candidates_from_pred import (attach_prediction_features, candidates_from_labels,
-                                            candidates_from_prediction)
+from inference.candidates_from_pred import (
+    attach_prediction_features,
+    candidates_from_labels,
+    candidates_from_prediction,
+)
 from inference.cluster import cluster_frame
 from inference.embedtrack_link import embedtrack_link, vote_predecessors
 
 
-def perfect_prediction(inst: np.ndarray, prev_centres: dict[int, tuple[float, float]] | None = None
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def perfect_prediction(
+    inst: np.ndarray, prev_centres: dict[int, tuple[float, float]] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Seediness, offsets, sigma and track offsets that a perfect network would output."""
     yy, xx = np.indices(inst.shape, dtype=np.float32)
     seed = (inst > 0).astype(np.float32)
@@ -30,8 +34,8 @@ def perfect_prediction(inst: np.ndarray, prev_centres: dict[int, tuple[float, fl
 
 def two_touching(shift: int = 0) -> np.ndarray:
     inst = np.zeros((40, 60), np.int32)
-    inst[10:30, 10 + shift:25 + shift] = 1
-    inst[10:30, 25 + shift:40 + shift] = 2
+    inst[10:30, 10 + shift : 25 + shift] = 1
+    inst[10:30, 25 + shift : 40 + shift] = 2
     return inst
 
 
@@ -83,8 +87,7 @@ def test_candidate_features() -> None:
     assert np.all(cands.area == 300) and np.all(cands.hier_parent == -1)
     np.testing.assert_allclose(np.linalg.norm(cands.embedding, axis=1), 1.0, rtol=1e-5)
     assert cands.embedding[order[0]][0] > 0.99 and cands.embedding[order[1]][1] > 0.99
-    again = attach_prediction_features(
-        candidates_from_labels(3, labels, seed), trk, emb, t=3)
+    again = attach_prediction_features(candidates_from_labels(3, labels, seed), trk, emb, t=3)
     np.testing.assert_allclose(again.prev_centroid, cands.prev_centroid, atol=1e-4)
     np.testing.assert_allclose(again.embedding, cands.embedding, atol=1e-5)
     y0, x0, y1, x1 = cands.bbox[order[0]]

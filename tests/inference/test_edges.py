@@ -25,13 +25,11 @@ def two_frames() -> np.ndarray:
 def test_edges_link_nearest_within_radius_and_forward_only() -> None:
     c = candidates_from_labels(two_frames())
     e = link_candidates(c, max_distance=20.0, k=5)
-    pairs = {(int(c.label[a]), int(c.t[a]), int(c.label[b]), int(c.t[b]))
-             for a, b in zip(e.source, e.target)}
+    pairs = {(int(c.label[a]), int(c.t[a]), int(c.label[b]), int(c.t[b])) for a, b in zip(e.source, e.target)}
     assert (1, 0, 1, 1) in pairs and (2, 0, 2, 1) in pairs and (1, 1, 1, 2) in pairs
     assert not any(lb == 3 for _, _, lb, _ in pairs)  # beyond the radius
     assert np.all(c.t[e.target] - c.t[e.source] == e.dt) and np.all(e.dt == 1)
-    assert np.allclose(e.distance, np.linalg.norm(c.centroid[e.target] - c.centroid[e.source],
-                                                  axis=1))
+    assert np.allclose(e.distance, np.linalg.norm(c.centroid[e.target] - c.centroid[e.source], axis=1))
     k1 = link_candidates(c, max_distance=100.0, k=1)
     assert np.all(np.bincount(k1.source, minlength=len(c)) <= 1)
 
@@ -55,8 +53,7 @@ def test_dt_max_adds_gap_edges_and_shift_finds_fast_cells() -> None:
     shift = np.zeros_like(c.centroid)
     shift[:, 1] = 30.0
     s = link_candidates(c, max_distance=8.0, k=1, shift=shift)
-    got = {(int(c.label[a]), int(c.label[b])) for a, b in zip(s.source, s.target)
-           if c.t[a] == 0}
+    got = {(int(c.label[a]), int(c.label[b])) for a, b in zip(s.source, s.target) if c.t[a] == 0}
     assert got == {(1, 2)}
 
 

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from inference.loss import (DEFAULT_PIXEL_SCALE, FrameTargets, SpatialEmbeddingLoss,
-                            coordinate_grid, instance_iou, lovasz_hinge_batched)
+from inference.loss import (
+    DEFAULT_PIXEL_SCALE,
+    FrameTargets,
+    SpatialEmbeddingLoss,
+    coordinate_grid,
+    instance_iou,
+    lovasz_hinge_batched,
+)
 
 
 def test_lovasz_tiny_case() -> None:
@@ -27,8 +33,7 @@ def _two_touching() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return inst, centres, prev
 
 
-def _perfect_raw(inst: np.ndarray, centres: np.ndarray, prev: np.ndarray
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def _perfect_raw(inst: np.ndarray, centres: np.ndarray, prev: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     s = DEFAULT_PIXEL_SCALE
     xy = coordinate_grid(inst.shape, s, torch.device("cpu")).reshape(2, *inst.shape).numpy()
     target = np.where(inst[None] > 0, 0.0, 0.0) + xy + 0.5  # background: far from any centre
@@ -47,8 +52,7 @@ def _perfect_raw(inst: np.ndarray, centres: np.ndarray, prev: np.ndarray
 
 def test_loss_low_for_perfect_and_high_for_wrong() -> None:
     inst, centres, prev = _two_touching()
-    tgt = FrameTargets(torch.from_numpy(inst), torch.tensor([1, 2]), torch.from_numpy(centres),
-                       torch.from_numpy(prev))
+    tgt = FrameTargets(torch.from_numpy(inst), torch.tensor([1, 2]), torch.from_numpy(centres), torch.from_numpy(prev))
     seg, trk = _perfect_raw(inst, centres, prev)
     loss = SpatialEmbeddingLoss()
     good = loss.image_terms(seg, tgt, trk)
@@ -69,8 +73,7 @@ def test_loss_low_for_perfect_and_high_for_wrong() -> None:
 
 def test_batch_loss_backpropagates() -> None:
     inst, centres, prev = _two_touching()
-    tgt = FrameTargets(torch.from_numpy(inst), torch.tensor([1, 2]), torch.from_numpy(centres),
-                       torch.from_numpy(prev))
+    tgt = FrameTargets(torch.from_numpy(inst), torch.tensor([1, 2]), torch.from_numpy(centres), torch.from_numpy(prev))
     seg = torch.zeros(1, 5, 32, 48, requires_grad=True)
     trk = torch.zeros(1, 2, 32, 48, requires_grad=True)
     total, logs = SpatialEmbeddingLoss()(seg, seg, trk, [tgt], [tgt])

@@ -54,7 +54,7 @@ def test_every_label_joins_at_most_one_pair() -> None:
     # a row of four touching halves: 1-2, 2-3, 3-4 touch; the tree allows two disjoint pairs
     lab = np.zeros((6, 40), np.int64)
     for i in range(4):
-        lab[1:5, 2 + 8 * i:10 + 8 * i] = i + 1
+        lab[1:5, 2 + 8 * i : 10 + 8 * i] = i + 1
     pairs = merge_pairs(lab, gap=0)
     flat = pairs.ravel().tolist()
     assert len(flat) == len(set(flat))
@@ -117,8 +117,7 @@ def test_vote_ratio_tells_an_over_split_cell_from_two_cells() -> None:
     # the halves pair first (most convergent), so neither joins rod B
     assert merge_pairs(lab, off).tolist() == [[1, 2]]
     whole = np.where(lab == 2, 1, lab)  # rod A as one cluster: two cells, votes 10 px apart
-    np.testing.assert_allclose(vote_ratio(whole, off, np.array([[1, 3]])), [1.0],
-                               rtol=1e-5)
+    np.testing.assert_allclose(vote_ratio(whole, off, np.array([[1, 3]])), [1.0], rtol=1e-5)
     assert merge_pairs(whole, off).tolist() == []
 
 

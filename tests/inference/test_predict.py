@@ -22,8 +22,7 @@ def make_model_dir(path: Path, width: float = 0.125) -> Path:
     for mod in model.modules():
         if isinstance(mod, torch.nn.ConvTranspose2d) and mod.kernel_size == (2, 2):
             torch.nn.init.normal_(mod.weight, std=0.1)
-    cfg = model_config(model, pixel_scale=1 / 1023, normalise_percentiles=[1.0, 99.8],
-                       min_object_size=5)
+    cfg = model_config(model, pixel_scale=1 / 1023, normalise_percentiles=[1.0, 99.8], min_object_size=5)
     return save_model(path, model, cfg, {"note": "test"}, "test")
 
 
@@ -38,8 +37,11 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _chunk_files(store: Path) -> dict[str, tuple[int, bytes]]:
-    return {str(p): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in (store / "pred").rglob("*") if p.is_file() and "zarr.json" not in p.name}
+    return {
+        str(p): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in (store / "pred").rglob("*")
+        if p.is_file() and "zarr.json" not in p.name
+    }
 
 
 def test_layout_and_resume(model_dir: Path, tmp_path: Path) -> None:
@@ -74,8 +76,7 @@ def test_layout_and_resume(model_dir: Path, tmp_path: Path) -> None:
 def test_callable_source_and_single_tile_equal_sequence(model_dir: Path, tmp_path: Path) -> None:
     frames = movie(3)
     predict_movie(list(frames), tmp_path / "a.zarr", model_dir, progress=False, embedding=False)
-    predict_movie(lambda t: frames[t], tmp_path / "b.zarr", model_dir, n_frames=3, progress=False,
-                  embedding=False)
+    predict_movie(lambda t: frames[t], tmp_path / "b.zarr", model_dir, n_frames=3, progress=False, embedding=False)
     a = zarr.open_group(str(tmp_path / "a.zarr"))["pred"]
     b = zarr.open_group(str(tmp_path / "b.zarr"))["pred"]
     np.testing.assert_array_equal(a["offsets"][:], b["offsets"][:])

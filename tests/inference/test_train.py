@@ -24,10 +24,10 @@ def write_synthetic_ctc(root: Path, T: int = 6, size: int = 64) -> None:
     for t in range(T):
         m = np.zeros((size, size), np.uint16)
         x0 = 14 + t
-        m[22:42, x0:x0 + 14] = 1
-        m[22:42, x0 + 14:x0 + 28] = 2
+        m[22:42, x0 : x0 + 14] = 1
+        m[22:42, x0 + 14 : x0 + 28] = 2
         img = np.where(m > 0, 200.0, 40.0)
-        img[:, x0 + 13:x0 + 15][m[:, x0 + 13:x0 + 15] > 0] = 90.0  # the seam
+        img[:, x0 + 13 : x0 + 15][m[:, x0 + 13 : x0 + 15] > 0] = 90.0  # the seam
         img += rng.normal(0, 6, img.shape)
         tifffile.imwrite(root / "01" / f"t{t:03d}.tif", np.clip(img, 0, 255).astype(np.uint8))
         tifffile.imwrite(root / "01_GT" / "TRA" / f"man_track{t:03d}.tif", m)
@@ -55,9 +55,24 @@ def test_medoid_lies_in_object() -> None:
 def test_tiny_training_separates_touching_objects(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     write_synthetic_ctc(tmp_path / "data")
-    metrics = train(tmp_path / "data", "01", range(0, 6), tmp_path / "model", width=0.25, crop=48,
-                    batch=2, steps=200, lr=5e-3, val_pairs=1, val_every=1000, seed=0,
-                    time_limit_s=None, num_threads=1, progress=False, command="test")
+    metrics = train(
+        tmp_path / "data",
+        "01",
+        range(0, 6),
+        tmp_path / "model",
+        width=0.25,
+        crop=48,
+        batch=2,
+        steps=200,
+        lr=5e-3,
+        val_pairs=1,
+        val_every=1000,
+        seed=0,
+        time_limit_s=None,
+        num_threads=1,
+        progress=False,
+        command="test",
+    )
     assert (tmp_path / "model" / "checkpoint.pt").is_file()
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
     # GT-centred IoU > 0.5 is impossible if a cell's kernel also swallows its touching neighbour
@@ -74,8 +89,10 @@ def test_tiny_training_separates_touching_objects(tmp_path: Path) -> None:
     # each touching cell is matched by its own cluster (a short run: clusters are still ragged)
     best = []
     for k in (1, 2):
-        ious = [((labels == j) & (gt == k)).sum() / ((labels == j) | (gt == k)).sum()
-                for j in range(1, int(labels.max()) + 1)]
+        ious = [
+            ((labels == j) & (gt == k)).sum() / ((labels == j) | (gt == k)).sum()
+            for j in range(1, int(labels.max()) + 1)
+        ]
         best.append((max(ious), int(np.argmax(ious))) if ious else (0.0, -1))
     assert best[0][1] != best[1][1] and min(b[0] for b in best) > 0.35, (labels.max(), best)
 
@@ -84,11 +101,11 @@ def test_init_from_starts_at_a_model_folder(tmp_path: Path) -> None:
     """A fine-tune starts from the folder's weights (lr 0 keeps them) and counts its steps on."""
     torch.set_num_threads(1)
     write_synthetic_ctc(tmp_path / "data")
-    kw = dict(width=0.25, crop=48, batch=1, val_pairs=1, val_every=1000, seed=0, num_threads=1,
-              progress=False, command="test")
+    kw = dict(
+        width=0.25, crop=48, batch=1, val_pairs=1, val_every=1000, seed=0, num_threads=1, progress=False, command="test"
+    )
     train(tmp_path / "data", "01", range(0, 6), tmp_path / "a", steps=2, lr=5e-3, **kw)
-    train(tmp_path / "data", "01", range(0, 6), tmp_path / "b", steps=1, lr=0.0,
-          init_from=tmp_path / "a", **kw)
+    train(tmp_path / "data", "01", range(0, 6), tmp_path / "b", steps=1, lr=0.0, init_from=tmp_path / "a", **kw)
     wa = torch.load(tmp_path / "a" / "weights.pt", weights_only=True)
     wb = torch.load(tmp_path / "b" / "weights.pt", weights_only=True)
     learned = [k for k in wa if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
@@ -97,11 +114,18 @@ def test_init_from_starts_at_a_model_folder(tmp_path: Path) -> None:
     cfg = json.loads((tmp_path / "b" / "config.json").read_text())
     assert cfg["init_steps"] == 2 and cfg["trained_steps"] == 3
     with pytest.raises(ValueError, match="width 0.25"):
-        train(tmp_path / "data", "01", range(0, 6), tmp_path / "c", steps=1, lr=0.0,
-              init_from=tmp_path / "a", **{**kw, "width": 0.5})
+        train(
+            tmp_path / "data",
+            "01",
+            range(0, 6),
+            tmp_path / "c",
+            steps=1,
+            lr=0.0,
+            init_from=tmp_path / "a",
+            **{**kw, "width": 0.5},
+        )
     assert not (tmp_path / "c").exists()  # refused before the output folder is made
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "config.json").write_text((tmp_path / "a" / "config.json").read_text())
     with pytest.raises(FileNotFoundError, match="missing weights.pt"):
-        train(tmp_path / "data", "01", range(0, 6), tmp_path / "d", steps=1, lr=0.0,
-              init_from=tmp_path / "e", **kw)
+        train(tmp_path / "data", "01", range(0, 6), tmp_path / "d", steps=1, lr=0.0, init_from=tmp_path / "e", **kw)

@@ -26,18 +26,17 @@ class EquivariantNet(nn.Module):
     @staticmethod
     def _grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ky = torch.tensor([[0.0, -0.5, 0.0], [0.0, 0.0, 0.0], [0.0, 0.5, 0.0]])[None, None]
-        return (nn.functional.conv2d(x, ky, padding=1),
-                nn.functional.conv2d(x, ky.transpose(-1, -2), padding=1))
+        return (nn.functional.conv2d(x, ky, padding=1), nn.functional.conv2d(x, ky.transpose(-1, -2), padding=1))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
-    def predict_raw(self, x_t: torch.Tensor, x_prev: torch.Tensor, with_embedding: bool = False
-                    ) -> torch.Tensor:
+    def predict_raw(self, x_t: torch.Tensor, x_prev: torch.Tensor, with_embedding: bool = False) -> torch.Tensor:
         return self.predict_from_features(x_t, x_prev, with_embedding)
 
-    def predict_from_features(self, x_t: torch.Tensor, x_prev: torch.Tensor,
-                              with_embedding: bool = False) -> torch.Tensor:
+    def predict_from_features(
+        self, x_t: torch.Tensor, x_prev: torch.Tensor, with_embedding: bool = False
+    ) -> torch.Tensor:
         gy, gx = self._grad(x_t)
         dy, dx = self._grad(x_t - x_prev)
         seed = nn.functional.avg_pool2d(x_t, 3, stride=1, padding=1)
@@ -68,8 +67,7 @@ def test_rotate_input_90_then_deaugment_equals_plain_output() -> None:
         back = deaugment(out, k, f, vectors, pairs)
         torch.testing.assert_close(back, ref, atol=1e-6, rtol=1e-5)
     # the rotation alone really changes the raw output (the test is not vacuous)
-    assert not torch.allclose(net.predict_raw(augment(xt, 1, False), augment(xp, 1, False)),
-                              net.predict_raw(xt, xp))
+    assert not torch.allclose(net.predict_raw(augment(xt, 1, False), augment(xp, 1, False)), net.predict_raw(xt, xp))
 
 
 def test_tta_average_equals_plain_prediction_for_equivariant_net() -> None:

@@ -126,8 +126,7 @@ def test_option_truth_and_fit_on_a_graph_shaped_problem() -> None:
     edge_score = np.zeros(n)  # option "that mother" scored 0
     appear_score = np.full(n, -2.0)  # option "appears" scored −2
     option_true = np.concatenate([truth_first, ~truth_first])
-    t = fit_option_temperature(edge_score, appear_score, edge_target, option_true,
-                               np.ones(n, bool))
+    t = fit_option_temperature(edge_score, appear_score, edge_target, option_true, np.ones(n, bool))
     assert t == pytest.approx(1.5, rel=0.1)
 
 

@@ -29,19 +29,31 @@ def cells_of(t, cen, area, cov=None, shape=(500, 500)) -> CellFeatures:
     n = len(cen)
     cov = np.stack([rod_cov(20.0)] * n) if cov is None else np.asarray(cov)
     lo = np.floor(cen - 8).astype(int)
-    return CellFeatures(t=np.asarray(t), centroid=cen, area=np.asarray(area, float), cov=cov,
-                        bbox=np.concatenate([lo, lo + 16], axis=1), image_shape=shape)
+    return CellFeatures(
+        t=np.asarray(t),
+        centroid=cen,
+        area=np.asarray(area, float),
+        cov=cov,
+        bbox=np.concatenate([lo, lo + 16], axis=1),
+        image_shape=shape,
+    )
 
 
 def still_motion(n: int, sigma: float = 3.0) -> MotionModel:
-    return MotionModel(shift=np.zeros((n, 2)), sigma_motion=sigma, growth_mean=0.0,
-                       growth_sigma=0.1, sep_sigma=0.2, perp_sigma=0.2, ratio_sigma=0.2)
+    return MotionModel(
+        shift=np.zeros((n, 2)),
+        sigma_motion=sigma,
+        growth_mean=0.0,
+        growth_sigma=0.1,
+        sep_sigma=0.2,
+        perp_sigma=0.2,
+        ratio_sigma=0.2,
+    )
 
 
 def test_continuation_cost_grows_with_residual_and_area_change() -> None:
     # source 0 at t0; targets at increasing distance, then with increasing area mismatch
-    cen = [[100, 100], [100, 101], [100, 105], [100, 115], [100, 140],
-           [100, 101], [100, 101], [100, 101]]
+    cen = [[100, 100], [100, 101], [100, 105], [100, 115], [100, 140], [100, 101], [100, 101], [100, 101]]
     area = [100, 100, 100, 100, 100, 110, 150, 300]
     t = [0, 1, 1, 1, 1, 1, 1, 1]
     cells = cells_of(t, cen, area)
@@ -83,8 +95,7 @@ def test_division_prefers_daughters_that_resemble_the_mother() -> None:
 
 
 def test_no_appear_disappear_cost_at_first_last_frame_and_border() -> None:
-    cells = cells_of([0, 1, 1, 2], [[100, 100], [100, 100], [3, 250], [100, 100]],
-                     [100] * 4, shape=(500, 500))
+    cells = cells_of([0, 1, 1, 2], [[100, 100], [100, 100], [3, 250], [100, 100]], [100] * 4, shape=(500, 500))
     g = tracking_costs(cells, [0, 1], [1, 3], still_motion(4))
     assert g.appear_cost.tolist() == [0.0, 10.0, 0.0, 10.0]
     assert g.disappear_cost.tolist() == [10.0, 10.0, 0.0, 0.0]
@@ -148,8 +159,7 @@ def test_initial_motion_keeps_the_translation_mode_where_growth_is_small() -> No
     cen = np.concatenate([p0, p1])
     t = np.repeat([0, 1], 100)
     src, dst = np.nonzero(np.linalg.norm(p0[:, None] - p1[None], axis=2) < 60)
-    motion = initial_motion(cells_of(t, cen, np.concatenate([a0, a1]), shape=(600, 600)),
-                            src, dst + 100)
+    motion = initial_motion(cells_of(t, cen, np.concatenate([a0, a1]), shape=(600, 600)), src, dst + 100)
     assert np.allclose(motion.shift[:100], frame_translation(t, cen, src, dst + 100)[:100])
 
 
@@ -203,8 +213,9 @@ def colony(n_frames: int = 4, seed: int = 0):
     cen = np.array(cen)
     cells = cells_of(t, cen, area, np.array(cov), shape=(400, 600))
     tt = np.asarray(t)
-    src, dst = np.nonzero((np.abs(tt[:, None] - tt[None, :] + 1) == 0)
-                          & (np.linalg.norm(cen[:, None] - cen[None, :], axis=2) < 70))
+    src, dst = np.nonzero(
+        (np.abs(tt[:, None] - tt[None, :] + 1) == 0) & (np.linalg.norm(cen[:, None] - cen[None, :], axis=2) < 70)
+    )
     return cells, src, dst, set(truth)
 
 
@@ -212,8 +223,7 @@ def test_refine_cost_model_recovers_a_drifting_dividing_colony() -> None:
     cells, src, dst, truth = colony()
     refined = refine_cost_model(cells, src, dst, lambda g: solve_joint(g), n_iter=3)
     graph, sol, hist = refined.graph, refined.solution, refined.history
-    chosen = set(zip(graph.edge_source[sol.edge_selected].tolist(),
-                     graph.edge_target[sol.edge_selected].tolist()))
+    chosen = set(zip(graph.edge_source[sol.edge_selected].tolist(), graph.edge_target[sol.edge_selected].tolist()))
     assert chosen == truth
     assert hist[0]["sigma_motion"] > 0
     m = initial_motion(cells, src, dst)

@@ -121,9 +121,7 @@ def test_emd_matching_is_an_optimal_assignment() -> None:
 def test_hemd_matching_allows_one_flow_per_path() -> None:
     # node 0 is the parent of node 1: one path; instances 7 and 8 both want it
     rows = lambda nodes: [np.array([n for n in (1, 0) if n in set(nodes.tolist())])]  # noqa: E731
-    chosen, n_mip = hemd_matching(
-        np.array([7, 8]), np.array([0, 1]), np.array([0.6, 0.7]), np.array([0, 0]), rows
-    )
+    chosen, n_mip = hemd_matching(np.array([7, 8]), np.array([0, 1]), np.array([0.6, 0.7]), np.array([0, 0]), rows)
     np.testing.assert_array_equal(chosen, [1])
     assert n_mip == 1
 
@@ -151,8 +149,10 @@ def test_selection_is_an_antichain_on_a_synthetic_movie() -> None:
 
 def test_an_empty_frame_breaks_nothing() -> None:
     empty = HemdFrame(
-        hier_parent=np.zeros(0, np.int64), area=np.zeros(0, np.int64),
-        bbox=np.zeros((0, 2 * len(SHAPE)), np.int64), pixel_node=np.full(SHAPE, -1),
+        hier_parent=np.zeros(0, np.int64),
+        area=np.zeros(0, np.int64),
+        bbox=np.zeros((0, 2 * len(SHAPE)), np.int64),
+        pixel_node=np.full(SHAPE, -1),
     )
     res = select_hemd([_two_cells(), empty, _ambiguous()])
     assert res.selected[1].shape == (0,)
@@ -165,15 +165,15 @@ def test_bad_frames_are_rejected() -> None:
     with pytest.raises(ValueError, match="bbox"):
         HemdFrame(np.array([-1]), np.array([3]), np.zeros((1, 3)), np.zeros(SHAPE, int))
     with pytest.raises(ValueError, match="share one image shape"):
-        other = HemdFrame(np.array([-1]), np.array([1]), np.array([[0, 0, 1, 1]]),
-                          np.zeros((3, 3), int))
+        other = HemdFrame(np.array([-1]), np.array([1]), np.array([[0, 0, 1, 1]]), np.zeros((3, 3), int))
         select_hemd([_two_cells(), other])
 
 
 def test_3d_split_is_chosen_like_in_2d() -> None:
     def lift(f: HemdFrame) -> HemdFrame:  # the same forest on a 2-slice volume
-        bbox = np.concatenate([np.zeros((len(f.area), 1), int), f.bbox[:, :2],
-                               np.full((len(f.area), 1), 2), f.bbox[:, 2:]], axis=1)
+        bbox = np.concatenate(
+            [np.zeros((len(f.area), 1), int), f.bbox[:, :2], np.full((len(f.area), 1), 2), f.bbox[:, 2:]], axis=1
+        )
         return HemdFrame(f.hier_parent, 2 * f.area, bbox, np.stack([f.pixel_node] * 2))
 
     res = select_hemd([lift(_two_cells()), lift(_ambiguous()), lift(_two_cells())])

@@ -11,8 +11,19 @@ from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Pins, SolveStatus
 
 
-def graph(t, edges, edge_cost, *, node_cost=None, parent=None, appear=5.0, disappear=5.0,
-          division=0.0, pairs=None, pair_cost=None):
+def graph(
+    t,
+    edges,
+    edge_cost,
+    *,
+    node_cost=None,
+    parent=None,
+    appear=5.0,
+    disappear=5.0,
+    division=0.0,
+    pairs=None,
+    pair_cost=None,
+):
     n = len(t)
     src = [a for a, _ in edges]
     dst = [b for _, b in edges]
@@ -44,8 +55,7 @@ def test_division_is_chosen_by_every_backend(backend: str) -> None:
     assert sol.node_selected.all()
     # nodes -80, edges 2, node 0 appears free? no: appear 5 for 0, 3 appears 5; 1,2,3 disappear 15
     assert sol.objective == pytest.approx(-80 + 2 + 5 + 5 + 15)
-    assert sol.objective == pytest.approx(objective(division_graph(), sol.node_selected,
-                                                    sol.edge_selected))
+    assert sol.objective == pytest.approx(objective(division_graph(), sol.node_selected, sol.edge_selected))
 
 
 def test_division_cost_can_forbid_division() -> None:
@@ -61,12 +71,14 @@ def test_at_most_two_children() -> None:
 
 def test_division_pairs_restrict_divisions_and_pay_pair_cost() -> None:
     # pairs: (e0, e2) only; e0+e1 is not a listed pair
-    g = graph([0, 1, 1, 1], [(0, 1), (0, 2), (0, 3)], [1.0, 0.0, 1.0],
-              pairs=np.array([[0, 2]]), pair_cost=np.array([-3.0]))
+    g = graph(
+        [0, 1, 1, 1], [(0, 1), (0, 2), (0, 3)], [1.0, 0.0, 1.0], pairs=np.array([[0, 2]]), pair_cost=np.array([-3.0])
+    )
     sol = solve_joint(g)
     assert sol.edge_selected.tolist() == [True, False, True]
-    g2 = graph([0, 1, 1, 1], [(0, 1), (0, 2), (0, 3)], [1.0, 0.0, 1.0],
-               pairs=np.array([[0, 2]]), pair_cost=np.array([30.0]))
+    g2 = graph(
+        [0, 1, 1, 1], [(0, 1), (0, 2), (0, 3)], [1.0, 0.0, 1.0], pairs=np.array([[0, 2]]), pair_cost=np.array([30.0])
+    )
     sol2 = solve_joint(g2)
     assert sol2.edge_selected.sum() == 1 and sol2.edge_selected[1]
     v = completion(g2, sol2.node_selected, sol2.edge_selected)
@@ -78,8 +90,7 @@ def test_gap_closing_over_two_frames() -> None:
     g = graph([0, 2, 1], [(0, 1), (0, 2)], [2.0, 50.0])
     sol = solve_joint(g)
     assert sol.edge_selected.tolist() == [True, False]
-    tid, tracks = tracks_from_solution(g.node_t, g.edge_source, g.edge_target,
-                                       sol.node_selected, sol.edge_selected)
+    tid, tracks = tracks_from_solution(g.node_t, g.edge_source, g.edge_target, sol.node_selected, sol.edge_selected)
     # CTC: the part after the gap is a new track whose parent is the part before it
     assert tid[0] != tid[1]
     assert tracks[tid[1] - 1, 3] == tid[0]
@@ -90,8 +101,7 @@ def test_appear_and_disappear_when_links_are_expensive() -> None:
     sol = solve_joint(g)
     assert sol.node_selected.all() and not sol.edge_selected.any()
     # dearer ends: linking (30 + one appear + one disappear) beats two appears + two disappears
-    dear = graph([0, 1], [(0, 1)], [30.0], appear=20.0, disappear=20.0,
-                 node_cost=np.full(2, -50.0))
+    dear = graph([0, 1], [(0, 1)], [30.0], appear=20.0, disappear=20.0, node_cost=np.full(2, -50.0))
     assert solve_joint(dear).edge_selected.all()
 
 
@@ -120,8 +130,7 @@ def test_forest_path_rows_and_model_shapes() -> None:
     n, e = g.n_nodes, g.n_edges
     assert prog.A.shape == (2 + 3 * n, 4 * n + e)  # 2 paths, in, out, s + d <= x
     assert prog.c.shape == (4 * n + e,)
-    gp = graph([0, 1, 1], [(0, 1), (0, 2)], [0.0, 0.0], pairs=np.array([[0, 1]]),
-               pair_cost=np.array([0.0]))
+    gp = graph([0, 1, 1], [(0, 1), (0, 2)], [0.0, 0.0], pairs=np.array([[0, 1]]), pair_cost=np.array([0.0]))
     prog2 = build_program(gp)
     n, e, p = 3, 2, 1
     assert prog2.A.shape == (3 * n + e, 4 * n + e + p + e)
@@ -142,8 +151,7 @@ def test_conflicting_pins_give_infeasible_status() -> None:
     assert sol.status is SolveStatus.INFEASIBLE
     assert not sol.node_selected.any()
     with pytest.raises(ValueError):
-        solve_joint(forest_graph(), pins=Pins(must_nodes=np.array([1]),
-                                              forbid_nodes=np.array([1])))
+        solve_joint(forest_graph(), pins=Pins(must_nodes=np.array([1]), forbid_nodes=np.array([1])))
 
 
 def chain_movie(n_frames: int = 9, n_cells: int = 4, seed: int = 0) -> CandidateGraph:
@@ -160,9 +168,14 @@ def chain_movie(n_frames: int = 9, n_cells: int = 4, seed: int = 0) -> Candidate
                 cost.append(abs(i - j) * 3.0 + rng.uniform(0, 0.5))
     n = len(t)
     return CandidateGraph(
-        node_t=t, node_cost=np.full(n, -20.0), node_hier_parent=np.full(n, -1),
-        edge_source=src, edge_target=dst, edge_cost=cost,
-        appear_cost=np.where(t == 0, 0.0, 8.0), disappear_cost=np.where(t == n_frames - 1, 0.0, 8.0),
+        node_t=t,
+        node_cost=np.full(n, -20.0),
+        node_hier_parent=np.full(n, -1),
+        edge_source=src,
+        edge_target=dst,
+        edge_cost=cost,
+        appear_cost=np.where(t == 0, 0.0, 8.0),
+        disappear_cost=np.where(t == n_frames - 1, 0.0, 8.0),
         division_cost=np.full(n, 20.0),
     )
 
@@ -197,8 +210,7 @@ def test_empty_graph() -> None:
 def test_tracks_split_at_divisions() -> None:
     g = division_graph()
     sol = solve_joint(g)
-    tid, tracks = tracks_from_solution(g.node_t, g.edge_source, g.edge_target,
-                                       sol.node_selected, sol.edge_selected)
+    tid, tracks = tracks_from_solution(g.node_t, g.edge_source, g.edge_target, sol.node_selected, sol.edge_selected)
     assert tracks.tolist()[0] == [1, 0, 0, 0]
     assert sorted(tracks[:, 3].tolist()) == [0, 0, 1, 1]  # 3 appears, 1 and 2 are daughters
 

@@ -75,14 +75,12 @@ def test_matches_brute_force_on_random_pairs() -> None:
     rng = np.random.default_rng(0)
     for _ in range(30):
         n_a, n_b = rng.integers(1, 4), rng.integers(1, 5)
-        edges = [
-            (a, n_a + b, float(rng.normal(0, 2)))
-            for a in range(n_a)
-            for b in range(n_b)
-            if rng.random() < 0.7
-        ]
+        edges = [(a, n_a + b, float(rng.normal(0, 2))) for a in range(n_a) for b in range(n_b) if rng.random() < 0.7]
         g = make_graph(
-            [0] * n_a + [1] * n_b, edges, appear=rng.uniform(0, 4), disappear=rng.uniform(0, 4),
+            [0] * n_a + [1] * n_b,
+            edges,
+            appear=rng.uniform(0, 4),
+            disappear=rng.uniform(0, 4),
             division=rng.uniform(-1, 3),
         )
         if np.any(g.disappear_cost + g.division_cost < 0):

@@ -42,10 +42,7 @@ def brute_force(graph: CandidateGraph) -> list[tuple[float, tuple]]:
     pairs = frame_pairs(graph)
     per_pair = []
     for pair in pairs:
-        options = [
-            [APPEAR, *[int(e) for e in pair.edges if graph.edge_target[e] == b]]
-            for b in pair.targets
-        ]
+        options = [[APPEAR, *[int(e) for e in pair.edges if graph.edge_target[e] == b]] for b in pair.targets]
         valid = []
         for combo in itertools.product(*options):
             parent = np.array(combo, np.int64)
@@ -76,9 +73,7 @@ def test_kbest_matches_brute_force(seed: int) -> None:
     keys = set()
     pairs = frame_pairs(graph)
     for r in ranked:
-        cost = boundary_cost(graph) + sum(
-            parent_map_cost(graph, p, m) for p, m in zip(pairs, r.parent_maps)
-        )
+        cost = boundary_cost(graph) + sum(parent_map_cost(graph, p, m) for p, m in zip(pairs, r.parent_maps))
         assert cost == pytest.approx(r.objective)
         keys.add(tuple(tuple(m.tolist()) for m in r.parent_maps))
     assert len(keys) == k

@@ -30,11 +30,13 @@ def test_chain_division_gap_and_unselected() -> None:
 
 def test_two_parents_is_an_error() -> None:
     with pytest.raises(ValueError, match="node 2"):
-        tracks_from_solution(np.array([0, 0, 1]), np.array([0, 1]), np.array([2, 2]),
-                             np.ones(3, bool), np.ones(2, bool))
+        tracks_from_solution(
+            np.array([0, 0, 1]), np.array([0, 1]), np.array([2, 2]), np.ones(3, bool), np.ones(2, bool)
+        )
 
 
 def test_nothing_selected() -> None:
-    tid, tracks = tracks_from_solution(np.array([0, 1]), np.array([0]), np.array([1]),
-                                       np.zeros(2, bool), np.zeros(1, bool))
+    tid, tracks = tracks_from_solution(
+        np.array([0, 1]), np.array([0]), np.array([1]), np.zeros(2, bool), np.zeros(1, bool)
+    )
     assert tid.tolist() == [0, 0] and tracks.shape == (0, 4)

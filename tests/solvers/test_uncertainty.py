@@ -39,10 +39,15 @@ def small_graph(seed: int = 0, sizes=(3, 4, 4)) -> CandidateGraph:
                     dst.append(b)
     n = len(node_t)
     return CandidateGraph(
-        node_t=node_t, node_cost=np.zeros(n), node_hier_parent=np.full(n, -1),
-        edge_source=np.array(src), edge_target=np.array(dst),
-        edge_cost=rng.uniform(0, 3, len(src)), appear_cost=np.full(n, 2.5),
-        disappear_cost=np.full(n, 2.5), division_cost=np.full(n, 1.0),
+        node_t=node_t,
+        node_cost=np.zeros(n),
+        node_hier_parent=np.full(n, -1),
+        edge_source=np.array(src),
+        edge_target=np.array(dst),
+        edge_cost=rng.uniform(0, 3, len(src)),
+        appear_cost=np.full(n, 2.5),
+        disappear_cost=np.full(n, 2.5),
+        division_cost=np.full(n, 1.0),
     )
 
 
@@ -62,17 +67,22 @@ def test_incoming_options_sum_to_at_most_one(method: Method) -> None:
     assert np.allclose(unc.node_p, 1.0)
     # entropy is the entropy of the options
     p = np.concatenate([unc.edge_p, unc.appear_p])
-    h = np.bincount(option_groups(graph), weights=np.where(p > 0, -p * np.log(p + 1e-300), 0),
-                    minlength=graph.n_nodes)
+    h = np.bincount(option_groups(graph), weights=np.where(p > 0, -p * np.log(p + 1e-300), 0), minlength=graph.n_nodes)
     assert np.allclose(h, unc.entropy)
 
 
 def test_softmax_by_hand() -> None:
     # cell 2 has mothers 0 (cost 1) and 1 (cost 2), and appears at cost 3
     graph = CandidateGraph(
-        node_t=[0, 0, 1], node_cost=np.zeros(3), node_hier_parent=[-1, -1, -1],
-        edge_source=[0, 1], edge_target=[2, 2], edge_cost=[1.0, 2.0],
-        appear_cost=[0.0, 0.0, 3.0], disappear_cost=[5.0, 5.0, 0.0], division_cost=np.ones(3),
+        node_t=[0, 0, 1],
+        node_cost=np.zeros(3),
+        node_hier_parent=[-1, -1, -1],
+        edge_source=[0, 1],
+        edge_target=[2, 2],
+        edge_cost=[1.0, 2.0],
+        appear_cost=[0.0, 0.0, 3.0],
+        disappear_cost=[5.0, 5.0, 0.0],
+        division_cost=np.ones(3),
     )
     z = np.exp(-1) + np.exp(-2) + np.exp(-3)
     unc = softmax_probabilities(graph)
@@ -92,8 +102,7 @@ def exact_posterior(graph: CandidateGraph) -> tuple[np.ndarray, np.ndarray]:
     appear_p = np.zeros(graph.n_nodes)
     appear_p[graph.node_t == 0] = 1.0
     for pair in frame_pairs(graph):
-        options = [[APPEAR, *[int(e) for e in pair.edges if graph.edge_target[e] == b]]
-                   for b in pair.targets]
+        options = [[APPEAR, *[int(e) for e in pair.edges if graph.edge_target[e] == b]] for b in pair.targets]
         sols, costs = [], []
         for combo in itertools.product(*options):
             parent = np.array(combo, np.int64)
@@ -158,8 +167,7 @@ def brute_force_deltas(graph: CandidateGraph) -> tuple[np.ndarray, np.ndarray]:
     edge_d = np.full(graph.n_edges, np.inf)
     appear_d = np.zeros(graph.n_nodes)
     for pair in frame_pairs(graph):
-        options = [[APPEAR, *[int(e) for e in pair.edges if graph.edge_target[e] == b]]
-                   for b in pair.targets]
+        options = [[APPEAR, *[int(e) for e in pair.edges if graph.edge_target[e] == b]] for b in pair.targets]
         best_by_option: dict[tuple[int, int], float] = {}
         for combo in itertools.product(*options):
             parent = np.array(combo, np.int64)
@@ -199,8 +207,7 @@ def test_graph_with_division_pairs_is_folded() -> None:
     src = graph.edge_source
     firsts = [e for e in range(graph.n_edges) if src[e] == 0]
     assert len(firsts) >= 2
-    paired = replace(graph, division_pairs=np.array([[firsts[0], firsts[1]]]),
-                     division_pair_cost=np.array([-1.0]))
+    paired = replace(graph, division_pairs=np.array([[firsts[0], firsts[1]]]), division_pair_cost=np.array([-1.0]))
     for method in (Method.SM, Method.AS, Method.MM):
         unc = edge_probabilities(paired, method, k=3)
         assert np.allclose(incoming_sums(paired, unc) + unc.appear_p, 1.0)
@@ -225,8 +232,11 @@ def test_feature_perturbation_jitters_features_and_recosts_them() -> None:
     got = sample(np.random.default_rng(7))
     rng = np.random.default_rng(7)
     cells = model.cells
-    jittered = replace(cells, centroid=cells.centroid + rng.normal(0, 1.5, cells.centroid.shape),
-                       area=cells.area * np.exp(rng.normal(0, 0.1, len(cells.area))))
+    jittered = replace(
+        cells,
+        centroid=cells.centroid + rng.normal(0, 1.5, cells.centroid.shape),
+        area=cells.area * np.exp(rng.normal(0, 0.1, len(cells.area))),
+    )
     want = fold_pairs(model.graph(jittered))
     assert np.array_equal(got.edge_cost, want.edge_cost)
     assert not np.allclose(got.edge_cost, graph.edge_cost)
@@ -285,5 +295,6 @@ def test_ranked_solutions_of_every_method() -> None:
     assert counts == sorted(counts, reverse=True) and sum(counts) == 20
     for r in ranked:
         assert r.solution.objective == pytest.approx(
-            objective(graph, r.solution.node_selected, r.solution.edge_selected))
+            objective(graph, r.solution.node_selected, r.solution.edge_selected)
+        )
     assert len(ranked_solutions(graph, fpa, 1)) == 1
