@@ -45,6 +45,6 @@ def log(*a: object) -> None:
 
 def load_gt_masks(gt_dir: Path) -> np.ndarray:
     """The (T, Y, X) ground-truth label movie of ``DATASET/SEQ_GT`` (TRA masks)."""
-    from trackdb import ctc
+    from trackdb.io import ctc
 
     return ctc.read_stack(ctc.frame_files(Path(gt_dir) / "TRA", "man_track"), labels=True)

@@ -35,7 +35,7 @@ from common import DEFAULT_DATA, ROOT, log
 
 from inference.candidates_from_pred import candidates_from_zarr
 from inference.merges import grow_labels, merge_pairs, touching_pairs, vote_ratio
-from trackdb import ctc
+from trackdb.io import ctc
 
 THRESHOLDS = (0.6, 0.7, 0.8, 0.9, None)
 
@@ -128,8 +128,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         zpath = args.zarr
         if zpath is None:
-            from trackdb.import_ctc import import_ctc
-            from trackdb.predictions import run_predict
+            from trackdb.io.import_ctc import import_ctc
+            from trackdb.stages.predictions import run_predict
             from trackdb.store import Store
 
             store = Store(f"sqlite:///{tmp}/m.sqlite", create=True)

@@ -27,15 +27,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TQDM_DISABLE", "1")
 from common import DEFAULT_DATA, ROOT, finite, log
 
-from trackdb.evaluate import ctc_scores
-from trackdb.import_ctc import import_ctc
-from trackdb.pipeline import run_link, run_solve
-from trackdb.predictions import (
+from trackdb.stages.evaluate import ctc_scores
+from trackdb.io.import_ctc import import_ctc
+from trackdb.stages.solve import run_link, run_solve
+from trackdb.stages.predictions import (
     run_candidates_from_predictions,
     run_embedtrack,
     run_predict,
 )
-from trackdb.render import render_labels, solution_tracks
+from trackdb.io.render import render_labels, solution_tracks
 from trackdb.store import Store
 
 KEYS = ("SEG", "DET", "TRA", "LNK", "fp_nodes", "fn_nodes", "ns_nodes", "fp_edges", "fn_edges", "ws_edges",

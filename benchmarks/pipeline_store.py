@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 from inference.synthetic import prob_from_labels  # noqa: E402
-from trackdb import ctc  # noqa: E402
-from trackdb.evaluate import evaluate_solution  # noqa: E402
-from trackdb.import_ctc import import_ctc  # noqa: E402
-from trackdb.pipeline import run_candidates, run_link, run_solve  # noqa: E402
+from trackdb.io import ctc  # noqa: E402
+from trackdb.stages.evaluate import evaluate_solution  # noqa: E402
+from trackdb.io.import_ctc import import_ctc  # noqa: E402
+from trackdb.stages.solve import run_candidates, run_link, run_solve  # noqa: E402
 from trackdb.store import Store  # noqa: E402
 
 METRICS = ("TRA", "DET", "LNK", "SEG", "fp_nodes", "fn_nodes", "ns_nodes", "fp_edges", "fn_edges", "ws_edges",
@@ -73,7 +73,7 @@ def task_prob(store: Store, data: Path, tmp: Path) -> dict:
     _, out["link_s"] = timed(run_link, store, "prob", max_distance=100, k=12)
     res, out["joint_s"] = timed(run_solve, store, "prob", method="joint")
     out["candidates_link_joint_s"] = round(out["candidates_s"] + out["link_s"] + out["joint_s"], 2)
-    from trackdb.stats import store_stats
+    from trackdb.store.stats import store_stats
 
     st = store_stats(store, "prob")["movies"][0]
     out.update({"candidates": st["nodes"], "candidate_links": st["edges"], "selected": st["selected_cells"]})

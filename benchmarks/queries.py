@@ -24,8 +24,8 @@ import sqlalchemy as sa
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synthetic_store import build, drop_pg, fresh_url  # noqa: E402
 
-from trackdb import queries  # noqa: E402
-from trackdb.export_tables import export_tables  # noqa: E402
+from trackdb.store import queries  # noqa: E402
+from trackdb.io.tables import export_tables  # noqa: E402
 from trackdb.store import Store  # noqa: E402
 
 

@@ -37,9 +37,10 @@ from benchmarks.common import (
 )
 from solvers.joint import solve_joint
 from solvers.types import Pins
-from trackdb import edits, schema
-from trackdb.import_ctc import import_ctc
-from trackdb.pipeline import run_link, run_solve
+from trackdb.stages import resolve as edits
+from trackdb.store import schema
+from trackdb.io.import_ctc import import_ctc
+from trackdb.stages.solve import run_link, run_solve
 from trackdb.store import Store
 
 MOVIE = "bact"

@@ -16,7 +16,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from inference.types import CandidateEdges, Candidates
-from trackdb import ingest
+from trackdb.store import ingest
 from trackdb.store import Store
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -46,7 +46,7 @@ def ctc_scores(pred_masks: np.ndarray, pred_tracks: np.ndarray, gt_dir: Path) ->
     """CTC metrics through traccuracy (the shared trackdb.evaluate when it exists)."""
     if (ROOT / "trackdb" / "evaluate.py").exists():
         try:
-            from trackdb.evaluate import ctc_scores as shared
+            from trackdb.stages.evaluate import ctc_scores as shared
 
             out = dict(shared(pred_masks, pred_tracks, gt_dir))
             out["metrics_from"] = "trackdb.evaluate.ctc_scores"

@@ -108,7 +108,7 @@ from solvers.uncertainty import (
     softmax_probabilities,
     with_temperature,
 )
-from trackdb.calibrate import ancestor_at
+from trackdb.stages.calibrate import ancestor_at
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bacteria-divisualisation"
 CALIBRATION_LAST_FRAME = 29  # links into frames 0..29 calibrate, into 30..52 evaluate

@@ -17,7 +17,7 @@ import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from inference.synthetic import prob_from_labels  # noqa: E402
-from trackdb import ctc  # noqa: E402
+from trackdb.io import ctc  # noqa: E402
 
 
 def main() -> None:

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 import tifffile
 
-from trackdb import schema
+from trackdb.store import schema
 from trackdb.errors import InputError, NotFoundError, TrackdbError
-from trackdb.export_ctc import export_ctc
-from trackdb.import_ctc import import_ctc
+from trackdb.io.export_ctc import export_ctc
+from trackdb.io.import_ctc import import_ctc
 from trackdb.store import Store
 
 

@@ -8,9 +8,10 @@ import numpy as np
 import sqlalchemy as sa
 import tifffile
 
-from trackdb import ctc, schema
-from trackdb.export_ctc import export_ctc
-from trackdb.import_ctc import import_ctc
+from trackdb.io import ctc
+from trackdb.store import schema
+from trackdb.io.export_ctc import export_ctc
+from trackdb.io.import_ctc import import_ctc
 
 from ..conftest import SYNTH_TRACKS
 
@@ -85,7 +86,7 @@ def test_bacteria_roundtrip(store, bacteria: Path, tmp_path: Path) -> None:
 
 
 def test_lineage_queries_match_the_lineage(store, synthetic_ctc: Path) -> None:  # type: ignore[no-untyped-def]
-    from trackdb import queries
+    from trackdb.store import queries
 
     import_ctc(store, synthetic_ctc, "01", "synth")
     cells = {(int(r.t), int(r.track_id)): int(r.node_id) for r in queries.cells(store, "synth", 9).itertuples()}

@@ -10,11 +10,11 @@ import sqlalchemy as sa
 import tifffile
 
 from inference.synthetic import movie_prob_from_labels
-from trackdb import schema
-from trackdb.edits import add_edit, list_edits, resolve, windows
+from trackdb.store import schema
+from trackdb.stages.resolve import add_edit, list_edits, resolve, windows
 from trackdb.errors import InputError, NotFoundError, SolveFailed
-from trackdb.import_ctc import import_ctc
-from trackdb.pipeline import run_candidates, run_link, run_solve
+from trackdb.io.import_ctc import import_ctc
+from trackdb.stages.solve import run_candidates, run_link, run_solve
 from trackdb.store import Store
 
 from .test_bad_input import snapshot

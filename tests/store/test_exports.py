@@ -13,13 +13,14 @@ import sqlalchemy as sa
 import tifffile
 from geff.validate.data import ValidationConfig
 
-from trackdb import ingest, schema
+from trackdb.store import ingest
+from trackdb.store import schema
 from trackdb.errors import NotFoundError, TrackdbError
-from trackdb.export_geff import export_geff
-from trackdb.export_graph import napari_tracks, to_networkx, write_napari_tracks
-from trackdb.export_tables import export_tables
-from trackdb.graph_frames import graph_frames
-from trackdb.import_ctc import import_ctc
+from trackdb.io.geff import export_geff
+from trackdb.io.napari import napari_tracks, to_networkx, write_napari_tracks
+from trackdb.io.tables import export_tables
+from trackdb.store.frames import graph_frames
+from trackdb.io.import_ctc import import_ctc
 
 from ..conftest import SYNTH_TRACKS
 

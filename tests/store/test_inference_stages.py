@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import zarr
 from click.testing import CliRunner
 
-from trackdb import schema
+from trackdb.store import schema
 from trackdb.cli import cli
 from trackdb.store import Store
 

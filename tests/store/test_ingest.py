@@ -7,8 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 from inference.types import CandidateEdges, Candidates
-from trackdb import ingest, schema
-from trackdb.masks import decode_embedding, decode_mask, encode_mask
+from trackdb.store import ingest
+from trackdb.store import schema
+from trackdb.store.codecs import decode_embedding, decode_mask, encode_mask
 from trackdb.store import Store
 
 

@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 import zarr
 
-from trackdb import schema
-from trackdb.pipeline import run_link, run_solve
-from trackdb.predictions import run_candidates_from_predictions
+from trackdb.store import schema
+from trackdb.stages.solve import run_link, run_solve
+from trackdb.stages.predictions import run_candidates_from_predictions
 
 SHAPE = (30, 50)
 

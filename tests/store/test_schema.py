@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from trackdb import db
+from trackdb.store import db
 from trackdb.errors import ConnectionFailed, SchemaError
 from trackdb.store import Store
 
@@ -28,7 +28,7 @@ def test_empty_database_is_refused_without_init(db_url: str) -> None:
 
 
 def test_older_revision_is_refused_then_upgraded_with_data(db_url: str) -> None:
-    from trackdb.db import make_engine, upgrade
+    from trackdb.store.db import make_engine, upgrade
 
     engine = make_engine(db_url)
     upgrade(engine, "0001")  # a database written by the first release

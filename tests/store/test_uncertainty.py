@@ -10,15 +10,15 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-import trackdb.cli_more  # noqa: F401  (registers the pipeline and uncertainty commands)
+import trackdb.cli  # noqa: F401
 from solvers.uncertainty import Method
-from trackdb.calibrate import ancestor_at, run_calibrate, true_mothers
+from trackdb.stages.calibrate import ancestor_at, run_calibrate, true_mothers
 from trackdb.cli import cli
 from trackdb.errors import InputError, NotFoundError
-from trackdb.import_ctc import import_ctc
-from trackdb.pipeline import run_link, run_solve
+from trackdb.io.import_ctc import import_ctc
+from trackdb.stages.solve import run_link, run_solve
 from trackdb.store import Store
-from trackdb.uncertainty import run_summary, run_uncertainty, uncertain
+from trackdb.stages.uncertainty import run_summary, run_uncertainty, uncertain
 
 from ..conftest import write_synthetic_ctc
 from .test_bad_input import snapshot
@@ -102,7 +102,7 @@ def test_every_method_stores_its_ranked_alternatives(db_url: str, store: Store, 
                                                      tmp_path: Path) -> None:
     """Each method's ranked alternatives round-trip through the store (the same selections,
     ranks, weights and objectives that the method computes) and export as CTC by name."""
-    from trackdb.uncertainty import compute, rebuild_model, solve_run_of
+    from trackdb.stages.uncertainty import compute, rebuild_model, solve_run_of
 
     sid = solved(store, synthetic_ctc)
     movie = store.movie("det")

@@ -1,0 +1,5 @@
+"""``python -m trackdb``."""
+
+from trackdb.cli import main
+
+main()

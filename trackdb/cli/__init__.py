@@ -1,0 +1,52 @@
+"""The ``trackdb`` command line: one verb per pipeline step, ``--db URL`` on every command.
+
+Each module of this package owns one group of commands and lists them in ``COMMANDS``; they are
+registered here, so ``trackdb``, ``python -m trackdb`` and ``python -m trackdb.cli`` see the same
+commands. A :class:`~trackdb.errors.TrackdbError` prints one line and exits with status 2 (the
+store is left as it was: every command writes inside one transaction per batch); anything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from trackdb.cli import admin, curation, doubt, files, network, pipeline, read
+from trackdb.errors import TrackdbError
+
+
+class UserError(click.ClickException):
+    """A :class:`TrackdbError` shown as one line, exit 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class TrackdbGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TrackdbError as exc:
+            raise UserError(str(exc)) from exc
+
+
+@click.group(cls=TrackdbGroup)
+@click.version_option(package_name="trackdb")
+def cli() -> None:
+    """trackdb: segmentation, tracking and lineage store for time-lapse microscopy."""
+
+
+for _module in (admin, read, files, pipeline, network, doubt, curation):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
+
+
+def main() -> None:
+    cli.main(prog_name="trackdb")
+
+
+__all__ = ["cli", "main", "UserError"]

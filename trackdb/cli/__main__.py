@@ -1,0 +1,5 @@
+"""``python -m trackdb.cli``."""
+
+from trackdb.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Files in and out: CTC folders, movie sources, GEFF, napari and table exports."""

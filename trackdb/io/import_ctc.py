@@ -1,0 +1,117 @@
+"""Import a CTC sequence into the store: movie, nodes, lineage links and the ``gt`` solution.
+
+Everything is read and validated before the first write, and the writes share one transaction,
+so bad input leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+from inference.edges import mask_iou
+from inference.regions import candidates_from_labels
+from inference.types import CandidateEdges
+
+from trackdb.io import ctc
+from trackdb.store import ingest
+from trackdb.store import schema
+from trackdb.errors import InputError
+from trackdb.store.core import Store, _now, code_version
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    movie_id: int
+    run_id: int
+    n_frames: int
+    n_nodes: int
+    n_edges: int
+    solution_id: int | None
+
+
+def lineage_links(t: np.ndarray, label: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Local (source, target) index pairs implied by a CTC lineage.
+
+    Consecutive frames of a track are linked, and the last node of a parent to the first node of
+    each child (a gap of more than one frame, or a single daughter, are both just such links).
+    """
+    key = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(t.tolist(), label.tolist()))}
+    src, dst = [], []
+    for lab, start, end, parent in tracks.tolist():
+        for f in range(start, end):
+            src.append(key[(f, lab)])
+            dst.append(key[(f + 1, lab)])
+        if parent:
+            pend = int(tracks[tracks[:, 0] == parent][0, 2])
+            src.append(key[(pend, parent)])
+            dst.append(key[(start, lab)])
+    return np.array(src, np.int64), np.array(dst, np.int64)
+
+
+def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only: bool = False,
+               no_gt: bool = False, experiment: str | None = None) -> ImportResult:
+    """Import ``DATASET/SEQ`` (raw, optional) and ``DATASET/SEQ_GT/TRA`` (masks + lineage)."""
+    dataset = Path(dataset)
+    if not dataset.is_dir():
+        raise InputError(f"dataset folder {dataset} does not exist")
+    raw_dir, gt_dir = dataset / seq, dataset / f"{seq}_GT" / "TRA"
+    raw_files = ctc.frame_files(raw_dir, "t") if (raw_dir.is_dir() or no_gt) else None
+    if no_gt:
+        assert raw_files is not None
+        shape, n_frames, masks, tracks = ctc.check_frame_shapes(raw_files), len(raw_files), None, None
+    else:
+        masks = ctc.read_stack(ctc.frame_files(gt_dir, "man_track"), labels=True)
+        tracks = ctc.read_man_track(gt_dir / "man_track.txt")
+        ctc.check_lineage(masks, tracks, gt_dir)
+        shape, n_frames = masks.shape[1:], len(masks)
+        if raw_files is not None:
+            if len(raw_files) != n_frames:
+                raise InputError(f"{raw_dir} has {len(raw_files)} frames but {gt_dir} has {n_frames}")
+            ctc.check_frame_shapes(raw_files, shape)
+
+    with store.engine.begin() as conn:
+        movie_id = store.add_movie(conn, movie, tuple(int(s) for s in shape), n_frames,
+                                   uri=str(raw_dir.resolve()) if raw_files else None,
+                                   experiment=experiment)
+        run_id = int(conn.execute(schema.run.insert().values(
+            movie_id=movie_id, kind="import", status="succeeded", code_version=code_version(),
+            params={"dataset": str(dataset.resolve()), "seq": seq, "masks_only": masks_only, "no_gt": no_gt},
+            started_at=_now(), finished_at=_now()).returning(schema.run.c.id)).scalar_one())
+        if masks is None:
+            return ImportResult(movie_id, run_id, n_frames, 0, 0, None)
+        if masks_only:
+            cands = candidates_from_labels(masks)
+            ingest.insert_nodes(conn, movie_id, run_id, cands, "labels")
+            return ImportResult(movie_id, run_id, n_frames, len(cands), 0, None)
+        assert tracks is not None
+        n_nodes, n_edges, sid = write_lineage(store, conn, movie_id, run_id, masks, tracks, "gt", "gt")
+    return ImportResult(movie_id, run_id, n_frames, n_nodes, n_edges, sid)
+
+
+def write_lineage(store: Store, conn: sa.Connection, movie_id: int, run_id: int, masks: np.ndarray,
+                  tracks: np.ndarray, source: str, name: str) -> tuple[int, int, int]:
+    """Store CTC-style label images + lineage table as nodes, links and a current solution.
+
+    Used for imported ground truth and for results that arrive as a CTC lineage (EmbedTrack
+    linking); node labels are the track ids. Returns (nodes, links, solution id).
+    """
+    cands = candidates_from_labels(masks)
+    node_ids = ingest.insert_nodes(conn, movie_id, run_id, cands, source)
+    src, dst = lineage_links(cands.t, cands.label, tracks)
+    cen = np.asarray(cands.centroid)
+    edges = CandidateEdges(
+        source=src, target=dst, dt=cands.t[dst] - cands.t[src],
+        distance=np.linalg.norm(cen[dst] - cen[src], axis=1),
+        iou=mask_iou(cands.bbox, cands.masks, cands.area, src, dst))
+    edge_ids = ingest.insert_edges(conn, movie_id, run_id, node_ids, cands.t, edges)
+    sid = ingest.insert_solution(
+        conn, run_id=run_id, movie_id=movie_id, node_ids=node_ids, node_t=cands.t,
+        track_ids=cands.label,
+        edge_ids=edge_ids, edge_source_ids=node_ids[src], edge_target_ids=node_ids[dst],
+        tracks=tracks, status="optimal", name=name)
+    store.set_current_solution(conn, movie_id, sid)
+    return len(cands), len(src), sid

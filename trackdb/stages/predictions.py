@@ -1,0 +1,126 @@
+"""Stages that use the network's predictions: predict to Zarr, candidates from clusters, and the
+EmbedTrack baseline (clustering + backward majority-vote linking) as a solution.
+
+The raw frames stay where the movie was imported from (``movie.uri``); predictions go to the
+movie's Zarr group (``movie.zarr_uri``, set by the first ``predict``), one frame chunk at a time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trackdb.io import ctc
+from trackdb.store import schema
+from trackdb.errors import InputError, NotFoundError
+from trackdb.io.import_ctc import write_lineage
+from trackdb.stages.solve import ingest_frames
+from trackdb.store.core import Movie, Store
+
+
+class RawFrames:
+    """Lazy ``len`` + indexing over a movie's raw CTC frames (read on demand, never all at once)."""
+
+    def __init__(self, movie: Movie) -> None:
+        if not movie.uri:
+            raise NotFoundError(f"movie {movie.name!r} has no raw frames (imported without them)")
+        self.files = ctc.frame_files(Path(movie.uri), "t")
+        if len(self.files) != movie.n_frames:
+            raise InputError(f"{movie.uri} holds {len(self.files)} frames, the movie has {movie.n_frames}")
+        self.shape = movie.shape
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        img = ctc.read_tiff(self.files[t])
+        if img.shape != self.shape:
+            raise InputError(f"{self.files[t]}: frame shape {img.shape}, the movie is {self.shape}")
+        return img
+
+
+def default_zarr(store: Store, movie: Movie) -> Path:
+    db_path = store.engine.url.database if store.engine.dialect.name == "sqlite" else None
+    base = Path(db_path).parent if db_path else Path.cwd()
+    return base / f"{movie.name}.zarr"
+
+
+def run_predict(store: Store, movie_name: str, model_dir: Path, *, zarr_path: Path | None = None,
+                tta: bool = False, tile: int = 1024, overlap: int = 128, batch: int = 4,
+                device: str | None = None) -> dict[str, Any]:
+    """Predict every frame into the movie's Zarr group; re-runs skip finished frames."""
+    from inference.predict import predict_movie
+
+    movie = store.movie(movie_name)
+    frames = RawFrames(movie)
+    target = Path(zarr_path or movie.zarr_uri or default_zarr(store, movie))
+    params = {"model": str(Path(model_dir).resolve()), "zarr": str(target.resolve()), "tta": tta, "tile": tile,
+              "overlap": overlap}
+    with store.run(movie.id, "inference", params, resume=True):
+        result = predict_movie(frames, target, model_dir, tile=tile, overlap=overlap, tta=tta, batch=batch,
+                               device=device, spacing=movie.spacing)
+        with store.engine.begin() as c:
+            c.execute(schema.movie.update().where(schema.movie.c.id == movie.id).values(zarr_uri=str(target.resolve())))
+    return {"zarr": str(target), **result}
+
+
+def _zarr_of(movie: Movie) -> str:
+    if not movie.zarr_uri:
+        raise NotFoundError(f"movie {movie.name!r} has no predictions: run `trackdb predict` first")
+    return movie.zarr_uri
+
+
+def model_min_size(zarr_path: str, default: int = 10) -> int:
+    """The smallest object the model was trained to keep (its config), for the predictions' model."""
+    import zarr
+
+    from inference.model_io import read_config
+
+    try:
+        model_dir = zarr.open_group(zarr_path, mode="r")["pred"].attrs.get("model_dir")
+        return int(read_config(model_dir).get("min_object_size", default)) if model_dir else default
+    except (OSError, KeyError, ValueError):
+        return default
+
+
+def run_candidates_from_predictions(store: Store, movie_name: str, *, min_object_size: int | None = None,
+                                    fg_thresh: float = 0.5, merges: bool = True, progress: bool = True) -> int:
+    """Clusters of every frame as candidates, with mean-mask embeddings and voted previous centres.
+
+    ``min_object_size`` defaults to the model's own (its config), else 10 pixels. ``merges``
+    adds the union of touching cluster pairs as competing candidates (:mod:`inference.merges`).
+    """
+    from inference.candidates_from_pred import candidates_from_zarr
+
+    movie = store.movie(movie_name)
+    zarr_path = _zarr_of(movie)
+    min_object_size = model_min_size(zarr_path) if min_object_size is None else min_object_size
+    params = {"source": zarr_path, "kind": "predictions", "min_object_size": min_object_size, "fg_thresh": fg_thresh,
+              "merges": merges}
+    with store.run(movie.id, "candidates", params, resume=True) as run_id:
+        total = ingest_frames(
+            store, movie, run_id,
+            lambda t: candidates_from_zarr(zarr_path, t, min_object_size=min_object_size, fg_thresh=fg_thresh,
+                                           merges=merges)[0],
+            "cluster", progress)
+        if total == 0:
+            raise InputError(f"{zarr_path}: the predictions hold no cells in any frame")
+    return run_id
+
+
+def run_embedtrack(store: Store, movie_name: str, *, min_object_size: int | None = None,
+                   fg_thresh: float = 0.5) -> int:
+    """EmbedTrack's own clustering and linking as a solution (the baseline the joint solver beats)."""
+    from inference.embedtrack_link import embedtrack_solve
+
+    movie = store.movie(movie_name)
+    zarr_path = _zarr_of(movie)
+    min_object_size = model_min_size(zarr_path) if min_object_size is None else min_object_size
+    params = {"method": "embedtrack", "zarr": zarr_path, "min_object_size": min_object_size, "fg_thresh": fg_thresh}
+    with store.run(movie.id, "solve", params) as run_id:
+        labels, tracks = embedtrack_solve(zarr_path, min_object_size=min_object_size, fg_thresh=fg_thresh)
+        with store.engine.begin() as c:
+            _, _, sid = write_lineage(store, c, movie.id, run_id, np.asarray(labels), tracks, "cluster", "embedtrack")
+    return sid

@@ -1,0 +1,126 @@
+"""Engines, schema revision checks and migrations.
+
+Every command takes ``--db URL`` (or ``TRACKDB_DB``); SQLite is the embedded default and gets
+WAL, foreign keys and a busy timeout so that readers never block the single writer. A database
+whose Alembic revision is not this code's head is refused: older ones name ``trackdb db
+upgrade``, newer ones ask for a newer trackdb.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+import migrations
+
+from trackdb.errors import ConnectionFailed, SchemaError
+
+DEFAULT_URL = "sqlite:///trackdb.sqlite"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def resolve_url(url: str | None) -> str:
+    """The URL to use: explicit, else ``TRACKDB_DB``, else the embedded SQLite default."""
+    url = url or os.environ.get("TRACKDB_DB") or DEFAULT_URL
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache for bulk work
+    cur.close()
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """Create an engine and prove it connects (a bad URL fails here, with one clear line)."""
+    url = resolve_url(url)
+    try:
+        if url.startswith("sqlite"):
+            path = sa.engine.make_url(url).database
+            if path and path != ":memory:" and not Path(path).parent.exists():
+                raise ConnectionFailed(f"cannot open database {url}: folder {Path(path).parent} does not exist")
+            engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = sa.create_engine(url, pool_pre_ping=True)
+        with engine.connect():
+            pass
+    except ConnectionFailed:
+        raise
+    except Exception as exc:  # driver-specific errors: one family for the user
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConnectionFailed(f"cannot connect to database {_redact(url)}: {msg}") from exc
+    return engine
+
+
+def _redact(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the schema through Alembic (the only way the schema changes)."""
+    current = current_revision(engine)
+    known = {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if current is not None and current not in known:
+        raise SchemaError(
+            f"database is at schema revision {current}, newer than this trackdb knows "
+            f"(head {head_revision()}): upgrade trackdb"
+        )
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse a database that is not at this code's head revision."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise SchemaError(f"database {_redact(str(engine.url))} has no trackdb schema: run `trackdb init`")
+    known = [s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()]
+    if current in known:
+        raise SchemaError(
+            f"database is at schema revision {current}, older than this trackdb's {head}: "
+            f"run `trackdb db upgrade`"
+        )
+    raise SchemaError(
+        f"database is at schema revision {current}, newer than this trackdb knows (head {head}): "
+        f"upgrade trackdb"
+    )
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"

@@ -1,0 +1,97 @@
+"""Read the candidate graph back from SQL into the plain dataclasses the solvers take.
+
+One bulk SELECT per table, columns straight into numpy; masks are unpacked only when asked
+(solvers need their covariance; pure linking on label images does not).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sqlalchemy as sa
+
+from inference.types import CandidateEdges, Candidates
+
+from trackdb.store import schema
+from trackdb.store.codecs import decode_embedding, decode_mask
+from trackdb.store.core import Store
+
+
+def load_candidates(store: Store, run_id: int, ndim: int, with_masks: bool = True) -> tuple[Candidates, np.ndarray]:
+    """All nodes a run wrote, in id order (= the order they were produced); returns (cands, ids)."""
+    n = schema.node.c
+    cols = [n.id, n.t, n.label, n.z, n.y, n.x, n.area, n.bbox_z0, n.bbox_y0, n.bbox_x0, n.bbox_z1,
+            n.bbox_y1, n.bbox_x1, n.hier_parent_id, n.threshold, n.score, n.max_prob,
+            n.prev_z, n.prev_y, n.prev_x, n.embedding_dim]
+    if with_masks:
+        cols.append(n.mask)
+    with store.engine.connect() as c:
+        rows = c.execute(sa.select(*cols, n.embedding).where(n.run_id == run_id).order_by(n.id)).all()
+    k = len(rows)
+    if k == 0:
+        return _empty(ndim), np.zeros(0, np.int64)
+    cols_t = list(zip(*rows))
+    get = {col.name: cols_t[i] for i, col in enumerate(cols)}
+
+    def arr(name: str, dtype: type = np.float64) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in get[name]], dtype=dtype)
+
+    ids = np.array(get["id"], np.int64)
+    axes = ("z", "y", "x") if ndim == 3 else ("y", "x")
+    centroid = np.column_stack([arr(a) for a in axes])
+    bbox = np.column_stack([np.array(get[f"bbox_{a}0"], np.int64) for a in axes]
+                           + [np.array(get[f"bbox_{a}1"], np.int64) for a in axes])
+    pos = {int(i): j for j, i in enumerate(ids.tolist())}
+    parent = np.array([-1 if p is None else pos.get(int(p), -1) for p in get["hier_parent_id"]], np.int64)
+    masks: list[np.ndarray] = []
+    if with_masks:
+        extent = bbox[:, ndim:] - bbox[:, :ndim]
+        masks = [decode_mask(b, e) for b, e in zip(get["mask"], extent.tolist())]
+    prev = np.column_stack([arr(f"prev_{a}") for a in axes])
+    emb_blobs = cols_t[-1]
+    dims = get["embedding_dim"]
+    embedding = None
+    if dims[0] is not None:
+        embedding = np.stack([decode_embedding(b, d) for b, d in zip(emb_blobs, dims)])
+    cands = Candidates(
+        t=np.array(get["t"], np.int64), label=np.array(get["label"], np.int64), centroid=centroid,
+        area=np.array(get["area"], np.int64), bbox=bbox, masks=masks, hier_parent=parent,
+        threshold=arr("threshold"), score=arr("score"), max_prob=arr("max_prob"),
+        embedding=embedding, prev_centroid=None if np.isnan(prev).all() else prev)
+    return cands, ids
+
+
+def _empty(ndim: int) -> Candidates:
+    z = np.zeros(0, np.int64)
+    return Candidates(t=z, label=z, centroid=np.zeros((0, ndim)), area=z, bbox=np.zeros((0, 2 * ndim), np.int64),
+                      masks=[], hier_parent=z, threshold=np.zeros(0), score=np.zeros(0), max_prob=np.zeros(0))
+
+
+def load_edges(store: Store, run_id: int, node_ids: np.ndarray) -> tuple[CandidateEdges, np.ndarray]:
+    """Edges a link run wrote, endpoints as local indices into ``node_ids``; returns (edges, ids)."""
+    e = schema.edge.c
+    with store.engine.connect() as c:
+        rows = c.execute(sa.select(e.id, e.source_id, e.target_id, e.dt, e.distance, e.iou, e.offset_vote,
+                                   e.embedding_distance).where(e.run_id == run_id).order_by(e.id)).all()
+    order = np.argsort(node_ids)
+    sorted_ids = node_ids[order]
+
+    def local(ids: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(sorted_ids, ids)
+        pos = np.minimum(pos, len(sorted_ids) - 1)
+        if len(ids) and not np.array_equal(sorted_ids[pos], ids):
+            raise ValueError(f"edges of run {run_id} refer to nodes outside the candidate set")
+        return order[pos]
+
+    if not rows:
+        z = np.zeros(0, np.int64)
+        return CandidateEdges(z, z, z, np.zeros(0), np.zeros(0)), z
+    cols = list(zip(*rows))
+
+    def opt(i: int) -> np.ndarray | None:
+        return None if cols[i][0] is None else np.array(cols[i], np.float64)
+
+    edges = CandidateEdges(
+        source=local(np.array(cols[1], np.int64)), target=local(np.array(cols[2], np.int64)),
+        dt=np.array(cols[3], np.int64), distance=np.array(cols[4], np.float64),
+        iou=np.array(cols[5], np.float64), offset_vote=opt(6), embedding_distance=opt(7))
+    return edges, np.array(cols[0], np.int64)
