@@ -1,4 +1,6 @@
-r"""Tracking costs: candidate cells and links → :class:`solvers.types.CandidateGraph`.
+r"""Cost terms: what a continuation, a division, an appearance and a disappearance cost, given
+the candidates' features (:class:`solvers.features.CellFeatures`) and a motion model
+(:class:`solvers.motion.MotionModel`) → :class:`solvers.types.CandidateGraph`.
 
 Every cost is a negative log-likelihood (nats), so the terms are commensurable and the solver can
 weigh a good division against two mediocre continuations. With :math:`\hat c_i = c_i + \Delta t\,
@@ -11,7 +13,8 @@ Gaussian NLL and :math:`g = \log(A_j/A_i)` the log growth:
   + N_1(g-\Delta t\,\mu_g;\sigma_g\sqrt{\Delta t}) + \gamma(\Delta t-1)`;
 * division i→{j,k} (one frame): with :math:`m` the centre of the daughters' union,
   :math:`s = c_k-c_j`, :math:`L_i = \sqrt{12\lambda_1}` the mother's length (rod of uniform
-  density, λ₁ the largest eigenvalue of its pixel covariance) and :math:`a_i` its long axis:
+  density, λ₁ the largest eigenvalue of its pixel covariance) and :math:`a_i` its long axis
+  (:mod:`solvers.features`):
   :math:`D_{ijk} = -\log p_t + N_D(m-\hat c_i;\sigma_m) + N_1(\log\tfrac{A_j+A_k}{A_i}-\mu_g;
   \sigma_g) + N_1(\tfrac{\lVert s\rVert}{L_i/2}-\mu_s;\sigma_s) + N_1(\tfrac{\lVert s-(s\cdot a_i)
   a_i\rVert}{L_i/2};\sigma_\perp) + N_1(\log\tfrac{A_j}{A_k};\sigma_r)`:
@@ -22,56 +25,33 @@ Gaussian NLL and :math:`g = \log(A_j/A_i)` the log growth:
 * node: a constant (default −(appear + disappear) − 5, i.e. every detection of a label image is
   used) unless the caller gives per-node costs (e.g. from candidate scores).
 
-:math:`p_t` (the division rate of frame t) comes from the counts,
-:math:`(N_{t+1}-N_t)/N_t` clipped to [0.01, 0.5], so it needs no links: of all candidates at
-first, of the selected ones after each solve (a forest has more candidates than cells). All σ, μ come from
-:class:`solvers.motion.MotionModel`: initial values (documented in :func:`initial_motion`), then
-re-estimated from the selected links by :func:`refine_cost_model`. The few fixed parameters are in
-:class:`CostParams`.
+The motion and growth terms use :func:`robust_nll`, a Gaussian with a 5 % component four times
+broader, so one large residual costs a bounded-slope amount instead of a quadratic one.
+:math:`p_t` (the division rate of frame t, :func:`solvers.motion.division_rate`) comes from the
+counts, :math:`(N_{t+1}-N_t)/N_t` clipped to [0.01, 0.5], so it needs no links: of all candidates
+at first, of the selected ones after each solve (a forest has more candidates than cells). All σ,
+μ come from :class:`solvers.motion.MotionModel`: initial values
+(:func:`solvers.motion.initial_motion`), then re-estimated from the selected links
+(:func:`solvers.motion.estimate_motion`) by the loop of :mod:`solvers.refine`. The few fixed
+parameters are in :class:`CostParams`; :class:`CostModel` keeps everything the costs read, so
+the same candidates can be re-costed (perturbed features, :mod:`solvers.uncertainty`).
+:func:`fold_pairs` folds the division pairs into the edges for solvers without pair variables.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from scipy.spatial import cKDTree
 
-from solvers.motion import (
-    RAYLEIGH_MEDIAN,
-    MotionModel,
-    cell_spacing,
-    colony_expansion,
-    frame_translation,
-    growth_spread,
-    link_displacements,
-    robust_sigma,
-    smooth_shift,
-)
-from solvers.types import CandidateGraph, Solution
+from solvers.features import daughter_offsets
+from solvers.motion import DIV_RATE_BOUNDS, MotionModel, division_rate
+from solvers.types import CandidateGraph
 
 LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 Overlap = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class CellFeatures:
-    """Per-candidate geometry the costs use (plain arrays, aligned, length N)."""
-
-    t: np.ndarray  # (N,) int
-    centroid: np.ndarray  # (N, D) float, (z,) y, x
-    area: np.ndarray  # (N,) float
-    cov: np.ndarray  # (N, D, D) covariance of the pixel coordinates (second central moments)
-    bbox: np.ndarray  # (N, 2D) mins then exclusive maxes
-    image_shape: tuple[int, ...]  # (Z,) Y, X
-
-    def __post_init__(self) -> None:
-        n, d = np.shape(self.centroid)
-        if np.shape(self.cov) != (n, d, d) or np.shape(self.bbox) != (n, 2 * d):
-            raise ValueError("cov must be (N, D, D) and bbox (N, 2D)")
-        if len(self.image_shape) != d:
-            raise ValueError("image_shape must have one entry per spatial axis")
 
 
 @dataclass(frozen=True)
@@ -84,12 +64,15 @@ class CostParams:
     gap: float = 5.0  # nats per skipped frame of a gap-closing link
     border: int = 2  # px; boxes this close to the image edge may enter/leave for free
     pairs_per_node: int = 6  # division pairs kept per mother (cheapest first)
-    div_rate_bounds: tuple[float, float] = (0.01, 0.5)
+    div_rate_bounds: tuple[float, float] = DIV_RATE_BOUNDS
     # nats per unit of (1 − IoU after motion compensation); used only when the caller passes
     # an ``overlap`` function. 0 by default: on the bacteria GT graph the motion and shape
     # terms alone leave 10 of 3,517 links wrong; weight 5 made it 23 (17 missing, 9 wrong
     # at the 4th solve: 8 wrong, 15 missing), so overlap is left to segmentations without shape.
     iou_weight: float = 0.0
+
+
+DEFAULT_COST_PARAMS = CostParams()  # the defaults, shared (frozen) by every signature that takes params
 
 
 def gaussian_nll(r2: np.ndarray, sigma: float | np.ndarray, dim: int) -> np.ndarray:
@@ -110,84 +93,6 @@ def robust_nll(
     a = np.log1p(-outlier) - gaussian_nll(r2, sigma, dim)
     b = np.log(outlier) - gaussian_nll(r2, np.asarray(sigma) * wide, dim)
     return -np.logaddexp(a, b)
-
-
-def long_axis(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(length, unit long axis) of each cell from its pixel covariance (rod: L = √(12 λ₁))."""
-    w, vec = np.linalg.eigh(cov)
-    return np.sqrt(12.0 * np.maximum(w[:, -1], 0.0)), vec[:, :, -1]
-
-
-def division_rate(node_t: np.ndarray, bounds: tuple[float, float], counted: np.ndarray | None = None) -> np.ndarray:
-    """Per-node division rate of its frame, (N_{t+1} − N_t)/N_t clipped to ``bounds``.
-
-    N_t counts the nodes of frame t, or only the ``counted`` ones (the selected nodes of the
-    previous solve: in a candidate forest, candidates are not cells).
-    """
-    node_t = np.asarray(node_t, np.int64)
-    if len(node_t) == 0:
-        return np.zeros(0)
-    t0 = int(node_t.min())
-    w = None if counted is None else np.asarray(counted, np.float64)
-    counts = np.bincount(node_t - t0, weights=w, minlength=int(node_t.max()) - t0 + 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = (counts[1:] - counts[:-1]) / counts[:-1]
-    r = np.clip(np.nan_to_num(r, nan=bounds[0], posinf=bounds[1], neginf=bounds[0]), *bounds)
-    r[-1] = bounds[0]
-    return r[node_t - t0]
-
-
-def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np.ndarray) -> MotionModel:
-    """Starting point before any link is chosen: colony growth and drift per frame, loose scales.
-
-    shift: :func:`solvers.motion.frame_translation` (the mode of all candidate displacements:
-    drift and stage jumps) where a translation can describe the frame pair, i.e. where uniform
-    growth of the colony (:func:`solvers.motion.colony_expansion`) moves the median cell less
-    than one cell spacing relative to the centre's move; elsewhere (coarse frame rates: late
-    pairs at every 4th bacteria frame, where the unrestricted mode is a spurious peak of the
-    colony's near-lattice) that expansion, corrected by the mode of what remains within half a
-    spacing;
-    σ_m: the median distance from each shifted cell to the nearest cell of the next frame / 1.18
-    (Rayleigh median), so the first solve behaves like a registered nearest-neighbour tracker;
-    μ_g: the log ratio of the total
-    area of consecutive frames (growth needs no links); σ_g = 0.1, μ_s = 1, σ_s = σ_⊥ = 0.3,
-    σ_r = 0.3 (loose: refined from the selected divisions).
-    """
-    t = np.asarray(cells.t, np.int64)
-    c = np.asarray(cells.centroid, np.float64)
-    src, dst = np.asarray(edge_source, np.int64), np.asarray(edge_target, np.int64)
-    shift = frame_translation(t, c, src, dst)
-    gap = cell_spacing(t, c)
-    if gap is not None:
-        grow = colony_expansion(t, c, np.asarray(cells.area, np.float64))
-        # where growth moves cells apart by more than their spacing, no translation fits and
-        # the mode of all displacements aliases onto the colony's near-lattice
-        expanding = growth_spread(t, grow) > gap
-        if expanding.any():
-            grown = grow + frame_translation(t, c, src, dst, base=grow, window_px=0.5 * gap)
-            shift[expanding] = grown[expanding]
-    nn = []
-    logs = []
-    for f in np.unique(t):
-        a = np.flatnonzero(t == f)
-        b = np.flatnonzero(t == f + 1)
-        if len(b) == 0:
-            continue
-        d, _ = cKDTree(c[b]).query(c[a] + shift[a], k=1)
-        nn.append(d)
-        logs.append(np.log(cells.area[b].sum() / cells.area[a].sum()))
-    sig = float(np.median(np.concatenate(nn))) / RAYLEIGH_MEDIAN if nn else 5.0
-    growth = float(np.median(logs)) if logs else 0.0
-    return MotionModel(
-        shift=shift,
-        sigma_motion=max(sig, 1.0),
-        growth_mean=growth,
-        growth_sigma=0.1,
-        sep_sigma=0.3,
-        perp_sigma=0.3,
-        ratio_sigma=0.3,
-        sep_mean=1.0,
-    )
 
 
 def tracking_costs(
@@ -294,12 +199,7 @@ def division_pairs(
     aj, ak = area[j], area[k]
     union = (aj[:, None] * c[j] + ak[:, None] * c[k]) / (aj + ak)[:, None]
     pred = c[i] + motion.shift[i]
-    length, axis = long_axis(np.asarray(cells.cov, np.float64)[i])
-    half = np.maximum(length / 2.0, 1.0)
-    s = c[k] - c[j]
-    sep = np.linalg.norm(s, axis=1) / half
-    along = np.einsum("pd,pd->p", s, axis)
-    perp = np.linalg.norm(s - along[:, None] * axis, axis=1) / half
+    sep, perp = daughter_offsets(np.asarray(cells.cov, np.float64)[i], c[j], c[k])
     total = (
         -np.log(p_div[i])
         + robust_nll(np.sum((union - pred) ** 2, axis=1), motion.sigma_motion, dim)
@@ -363,66 +263,6 @@ def _free_ends(cells: CellFeatures, border: int) -> tuple[np.ndarray, np.ndarray
     return at_border | (t == t.min()), at_border | (t == t.max())
 
 
-def estimate_motion(
-    cells: CellFeatures,
-    edge_source: np.ndarray,
-    edge_target: np.ndarray,
-    solution: Solution,
-    previous: MotionModel,
-    bounds: tuple[float, float] = CostParams().div_rate_bounds,
-) -> MotionModel:
-    """Re-estimate the motion field and every noise scale from the selected links."""
-    src = np.asarray(edge_source, np.int64)
-    dst = np.asarray(edge_target, np.int64)
-    t = np.asarray(cells.t, np.int64)
-    c = np.asarray(cells.centroid, np.float64)
-    area = np.asarray(cells.area, np.float64)
-    esel = np.asarray(solution.edge_selected, bool)
-    u, has = link_displacements(t, c, area, src, dst, esel)
-    shift = smooth_shift(t, c, u, has, previous.sigma_motion)
-    n_out = np.bincount(src[esel], minlength=len(t))
-    cont = esel & (n_out[src] == 1) & (t[dst] - t[src] == 1)
-    resid = c[dst[cont]] - (c[src[cont]] + shift[src[cont]])
-    sig_m = float(np.median(np.linalg.norm(resid, axis=1))) / RAYLEIGH_MEDIAN if cont.any() else previous.sigma_motion
-    g = np.log(area[dst[cont]] / area[src[cont]])
-    growth = float(np.median(g)) if cont.sum() >= 5 else previous.growth_mean
-    sig_g = robust_sigma(g, 0.02, previous.growth_sigma)
-    # division geometry from the selected divisions
-    div_e = np.flatnonzero(esel & (n_out[src] == 2))
-    div_e = div_e[np.argsort(src[div_e], kind="stable")]
-    ea, eb = div_e[0::2], div_e[1::2]
-    sep_mean, sep_sig, perp_sig, ratio_sig = (
-        previous.sep_mean,
-        previous.sep_sigma,
-        previous.perp_sigma,
-        previous.ratio_sigma,
-    )
-    if len(ea) >= 5:
-        i, j, k = src[ea], dst[ea], dst[eb]
-        length, axis = long_axis(np.asarray(cells.cov, np.float64)[i])
-        half = np.maximum(length / 2.0, 1.0)
-        s = c[k] - c[j]
-        sep = np.linalg.norm(s, axis=1) / half
-        along = np.einsum("pd,pd->p", s, axis)
-        perp = np.linalg.norm(s - along[:, None] * axis, axis=1) / half
-        sep_mean = float(np.median(sep))
-        sep_sig = robust_sigma(sep, 0.05, previous.sep_sigma)
-        perp_sig = max(float(np.median(perp)) / 0.6745, 0.05)  # half-normal: median = 0.6745 σ
-        ratio = np.log(area[j] / area[k])
-        ratio_sig = max(float(np.median(np.abs(ratio))) / 0.6745, 0.05)
-    return MotionModel(
-        shift=shift,
-        sigma_motion=max(sig_m, 1.0),
-        growth_mean=growth,
-        growth_sigma=sig_g,
-        sep_sigma=sep_sig,
-        perp_sigma=perp_sig,
-        ratio_sigma=ratio_sig,
-        sep_mean=sep_mean,
-        division_rate=division_rate(t, bounds, counted=solution.node_selected),
-    )
-
-
 @dataclass(frozen=True)
 class CostModel:
     """Everything :func:`tracking_costs` reads, kept so the same candidates can be re-costed.
@@ -455,70 +295,17 @@ class CostModel:
         )
 
 
-@dataclass(frozen=True)
-class Refined:
-    """What :func:`refine_cost_model` ends with: the cost model of the last solve, its graph,
-    its solution and per-iteration diagnostics (scales, changed links)."""
-
-    model: CostModel
-    graph: CandidateGraph
-    solution: Solution
-    history: list[dict[str, float]]
+# TEMPORARY: names trackdb/ still imports from here; the lead removes this block when updating trackdb's imports
+# (and then imports CellFeatures from solvers.features at the top, for the annotations above).
+from solvers.features import CellFeatures as CellFeatures  # noqa: E402
+from solvers.motion import estimate_motion as estimate_motion  # noqa: E402
+from solvers.motion import initial_motion as initial_motion  # noqa: E402
 
 
-def refine_cost_model(
-    cells: CellFeatures,
-    edge_source: np.ndarray,
-    edge_target: np.ndarray,
-    solve: Callable[[CandidateGraph], Solution],
-    n_iter: int = 4,
-    params: CostParams = CostParams(),
-    node_cost: np.ndarray | None = None,
-    node_hier_parent: np.ndarray | None = None,
-    overlap: Overlap | None = None,
-) -> Refined:
-    """Solve, re-estimate motion and scales from the solution, re-cost, re-solve (n_iter solves).
+def __getattr__(name: str) -> Any:
+    """``refine_cost_model`` (now :mod:`solvers.refine`), looked up on use: solvers.refine imports this module."""
+    if name == "refine_cost_model":
+        from solvers.refine import refine_cost_model
 
-    Stops early when the selected links no longer change. Returns the last graph, its solution,
-    the :class:`CostModel` it was built from and per-iteration diagnostics.
-    """
-    motion = initial_motion(cells, edge_source, edge_target)
-    history: list[dict[str, float]] = []
-    sol: Solution | None = None
-    graph: CandidateGraph | None = None
-    model: CostModel | None = None
-    for it in range(max(1, n_iter)):
-        model = CostModel(
-            cells,
-            np.asarray(edge_source, np.int64),
-            np.asarray(edge_target, np.int64),
-            motion,
-            params,
-            node_cost,
-            node_hier_parent,
-            overlap,
-        )
-        graph = model.graph()
-        new = solve(graph)
-        changed = int(np.sum(new.edge_selected != sol.edge_selected)) if sol is not None else -1
-        history.append(
-            {
-                "iteration": it,
-                "sigma_motion": motion.sigma_motion,
-                "growth_mean": motion.growth_mean,
-                "growth_sigma": motion.growth_sigma,
-                "sep_mean": motion.sep_mean,
-                "sep_sigma": motion.sep_sigma,
-                "perp_sigma": motion.perp_sigma,
-                "ratio_sigma": motion.ratio_sigma,
-                "changed_links": changed,
-                "status": new.status.value,
-                "seconds": new.seconds,
-            }
-        )
-        sol = new
-        if changed == 0 or new.status.value not in ("optimal", "feasible"):
-            break
-        motion = estimate_motion(cells, edge_source, edge_target, sol, motion, params.div_rate_bounds)
-    assert graph is not None and sol is not None and model is not None
-    return Refined(model, graph, sol, history)
+        return refine_cost_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

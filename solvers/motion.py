@@ -1,21 +1,45 @@
-"""Local motion and noise scales estimated from a tracking solution (no ground truth needed).
+r"""The motion model: what the costs need to know about motion, growth and division
+(:class:`MotionModel`), estimated without ground truth — from the candidates alone before any
+link is chosen (:func:`initial_motion`), then from a tracking solution (:func:`estimate_motion`).
 
-Cells in a dense colony move coherently with their neighbours (the colony expands, drifts,
-flows), so the displacement of a cell between frames is predicted well by the displacements of
-its neighbours even when it is larger than the distance between neighbours. Given a selection
-of links, every selected cell with a successor gives one displacement ``u`` per frame
-(continuation: successor centre − centre; division: centre of the two daughters' union −
-centre). The predicted displacement of any candidate ``i`` at frame t is a leave-one-out,
-Gaussian-weighted mean of the ``u`` of its ``k`` nearest neighbours at t, after discarding
-neighbours that disagree with the neighbourhood median by more than 3 noise scales::
+**Motion field.** Cells in a dense colony move coherently with their neighbours (the colony
+expands, drifts, flows), so the displacement of a cell between frames is predicted well by the
+displacements of its neighbours even when it is larger than the distance between neighbours.
+Given a selection of links, every selected cell with a successor gives one displacement ``u``
+per frame (continuation: successor centre − centre; division: centre of the two daughters'
+union − centre; :func:`link_displacements`). The predicted displacement of any candidate ``i``
+at frame t is a leave-one-out, Gaussian-weighted mean of the ``u`` of its ``k`` nearest
+neighbours at t, after discarding neighbours that disagree with the neighbourhood median by more
+than 3 noise scales (:func:`smooth_shift`)::
 
     v_i = Σ_j w_ij u_j / Σ_j w_ij,   w_ij = exp(−‖c_i − c_j‖² / 2h²),   j ∈ kNN_t(i) \\ {i}
 
 with ``h`` = 1.5 × the median nearest-neighbour distance of the frame. Leaving ``i`` out is
 what lets a wrong link be corrected: its own (wrong) displacement does not vote for itself.
-The noise scales that the costs use (motion residual, growth, division geometry) are robust
-(median-based) statistics of the selected links around these predictions, so the costs
-re-calibrate themselves on every iteration instead of being tuned by hand.
+
+**Before any link** (:func:`initial_motion`): ``v`` is the frame's dominant translation (the
+mode of all candidate displacements, :func:`frame_translation`), or, where uniform growth of the
+colony (:func:`colony_expansion`) moves the median cell more than one cell spacing
+(:func:`growth_spread` > :func:`cell_spacing`), that expansion corrected by the mode of what
+remains; σ_m is the median distance from each shifted cell to the nearest cell of the next frame
+divided by the Rayleigh median √(2 ln 2) ≈ 1.18; μ_g the median log ratio of consecutive frames'
+total areas; the shape scales loose (σ_g = 0.1, μ_s = 1, σ_s = σ_⊥ = σ_r = 0.3).
+
+**From a solution** (:func:`estimate_motion`), with r the residuals c_j − (c_i + v_i) and g the
+log area ratios of the selected one-frame continuations, and sep, ⊥ the daughter offsets of the
+selected divisions (:func:`solvers.features.daughter_offsets`), all robust statistics:
+
+* σ_m = median ‖r‖ / √(2 ln 2) (Rayleigh: the median of ‖r‖ for a 2-D Gaussian of per-axis σ),
+* μ_g = median g, σ_g = 1.4826 MAD(g) (at least 0.02),
+* μ_s = median sep, σ_s = 1.4826 MAD(sep) (at least 0.05),
+* σ_⊥ = median ⊥ / 0.6745, σ_r = median |log(A_j/A_k)| / 0.6745 (half-normal medians, at least
+  0.05),
+* p_t = (N_{t+1} − N_t) / N_t over the selected nodes (:func:`division_rate`), clipped to
+  :data:`DIV_RATE_BOUNDS`,
+
+each falling back to the previous value when too few links support it. So the costs
+re-calibrate themselves on every iteration (:mod:`solvers.refine`) instead of being tuned by
+hand.
 """
 
 from __future__ import annotations
@@ -26,7 +50,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from solvers.features import CellFeatures, daughter_offsets
+from solvers.types import Solution
+
 RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))  # median of |r| for a unit 2-D Gaussian
+DIV_RATE_BOUNDS = (0.01, 0.5)  # per-frame division rate p_t is clipped to this range
 
 
 @dataclass(frozen=True)
@@ -41,7 +69,7 @@ class MotionModel:
     perp_sigma: float  # std of daughter offset across the mother's long axis / (L/2)
     ratio_sigma: float  # std of log(area daughter 1 / area daughter 2)
     sep_mean: float = 1.0  # mean daughter separation / (L/2) (1 = halves of a rod)
-    # per-node division rate of its frame; None: from candidate counts (solvers.costs)
+    # per-node division rate of its frame; None: the costs count all candidates (division_rate)
     division_rate: np.ndarray | None = None
 
 
@@ -229,3 +257,129 @@ def growth_spread(node_t: np.ndarray, expansion: np.ndarray) -> np.ndarray:
         i = np.flatnonzero(node_t == f)
         out[i] = np.median(np.linalg.norm(expansion[i] - expansion[i].mean(axis=0), axis=1))
     return out
+
+
+def division_rate(node_t: np.ndarray, bounds: tuple[float, float], counted: np.ndarray | None = None) -> np.ndarray:
+    """Per-node division rate of its frame, (N_{t+1} − N_t)/N_t clipped to ``bounds``.
+
+    N_t counts the nodes of frame t, or only the ``counted`` ones (the selected nodes of the
+    previous solve: in a candidate forest, candidates are not cells).
+    """
+    node_t = np.asarray(node_t, np.int64)
+    if len(node_t) == 0:
+        return np.zeros(0)
+    t0 = int(node_t.min())
+    w = None if counted is None else np.asarray(counted, np.float64)
+    counts = np.bincount(node_t - t0, weights=w, minlength=int(node_t.max()) - t0 + 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (counts[1:] - counts[:-1]) / counts[:-1]
+    r = np.clip(np.nan_to_num(r, nan=bounds[0], posinf=bounds[1], neginf=bounds[0]), *bounds)
+    r[-1] = bounds[0]
+    return r[node_t - t0]
+
+
+def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np.ndarray) -> MotionModel:
+    """Starting point before any link is chosen: colony growth and drift per frame, loose scales.
+
+    shift: :func:`frame_translation` (the mode of all candidate displacements: drift and stage
+    jumps) where a translation can describe the frame pair, i.e. where uniform growth of the
+    colony (:func:`colony_expansion`) moves the median cell less than one cell spacing relative
+    to the centre's move; elsewhere (coarse frame rates: late pairs at every 4th bacteria frame,
+    where the unrestricted mode is a spurious peak of the colony's near-lattice) that expansion,
+    corrected by the mode of what remains within half a spacing;
+    σ_m: the median distance from each shifted cell to the nearest cell of the next frame / 1.18
+    (Rayleigh median), so the first solve behaves like a registered nearest-neighbour tracker;
+    μ_g: the log ratio of the total area of consecutive frames (growth needs no links);
+    σ_g = 0.1, μ_s = 1, σ_s = σ_⊥ = 0.3, σ_r = 0.3 (loose: refined from the selected divisions).
+    """
+    t = np.asarray(cells.t, np.int64)
+    c = np.asarray(cells.centroid, np.float64)
+    src, dst = np.asarray(edge_source, np.int64), np.asarray(edge_target, np.int64)
+    shift = frame_translation(t, c, src, dst)
+    gap = cell_spacing(t, c)
+    if gap is not None:
+        grow = colony_expansion(t, c, np.asarray(cells.area, np.float64))
+        # where growth moves cells apart by more than their spacing, no translation fits and
+        # the mode of all displacements aliases onto the colony's near-lattice
+        expanding = growth_spread(t, grow) > gap
+        if expanding.any():
+            grown = grow + frame_translation(t, c, src, dst, base=grow, window_px=0.5 * gap)
+            shift[expanding] = grown[expanding]
+    nn = []
+    logs = []
+    for f in np.unique(t):
+        a = np.flatnonzero(t == f)
+        b = np.flatnonzero(t == f + 1)
+        if len(b) == 0:
+            continue
+        d, _ = cKDTree(c[b]).query(c[a] + shift[a], k=1)
+        nn.append(d)
+        logs.append(np.log(cells.area[b].sum() / cells.area[a].sum()))
+    sig = float(np.median(np.concatenate(nn))) / RAYLEIGH_MEDIAN if nn else 5.0
+    growth = float(np.median(logs)) if logs else 0.0
+    return MotionModel(
+        shift=shift,
+        sigma_motion=max(sig, 1.0),
+        growth_mean=growth,
+        growth_sigma=0.1,
+        sep_sigma=0.3,
+        perp_sigma=0.3,
+        ratio_sigma=0.3,
+        sep_mean=1.0,
+    )
+
+
+def estimate_motion(
+    cells: CellFeatures,
+    edge_source: np.ndarray,
+    edge_target: np.ndarray,
+    solution: Solution,
+    previous: MotionModel,
+    bounds: tuple[float, float] = DIV_RATE_BOUNDS,
+) -> MotionModel:
+    """Re-estimate the motion field and every noise scale from the selected links of ``solution``
+    (the statistics of the module docstring; ``previous`` where too few links support one)."""
+    src = np.asarray(edge_source, np.int64)
+    dst = np.asarray(edge_target, np.int64)
+    t = np.asarray(cells.t, np.int64)
+    c = np.asarray(cells.centroid, np.float64)
+    area = np.asarray(cells.area, np.float64)
+    esel = np.asarray(solution.edge_selected, bool)
+    u, has = link_displacements(t, c, area, src, dst, esel)
+    shift = smooth_shift(t, c, u, has, previous.sigma_motion)
+    n_out = np.bincount(src[esel], minlength=len(t))
+    cont = esel & (n_out[src] == 1) & (t[dst] - t[src] == 1)
+    resid = c[dst[cont]] - (c[src[cont]] + shift[src[cont]])
+    sig_m = float(np.median(np.linalg.norm(resid, axis=1))) / RAYLEIGH_MEDIAN if cont.any() else previous.sigma_motion
+    g = np.log(area[dst[cont]] / area[src[cont]])
+    growth = float(np.median(g)) if cont.sum() >= 5 else previous.growth_mean
+    sig_g = robust_sigma(g, 0.02, previous.growth_sigma)
+    # division geometry from the selected divisions
+    div_e = np.flatnonzero(esel & (n_out[src] == 2))
+    div_e = div_e[np.argsort(src[div_e], kind="stable")]
+    ea, eb = div_e[0::2], div_e[1::2]
+    sep_mean, sep_sig, perp_sig, ratio_sig = (
+        previous.sep_mean,
+        previous.sep_sigma,
+        previous.perp_sigma,
+        previous.ratio_sigma,
+    )
+    if len(ea) >= 5:
+        i, j, k = src[ea], dst[ea], dst[eb]
+        sep, perp = daughter_offsets(np.asarray(cells.cov, np.float64)[i], c[j], c[k])
+        sep_mean = float(np.median(sep))
+        sep_sig = robust_sigma(sep, 0.05, previous.sep_sigma)
+        perp_sig = max(float(np.median(perp)) / 0.6745, 0.05)  # half-normal: median = 0.6745 σ
+        ratio = np.log(area[j] / area[k])
+        ratio_sig = max(float(np.median(np.abs(ratio))) / 0.6745, 0.05)
+    return MotionModel(
+        shift=shift,
+        sigma_motion=max(sig_m, 1.0),
+        growth_mean=growth,
+        growth_sigma=sig_g,
+        sep_sigma=sep_sig,
+        perp_sigma=perp_sig,
+        ratio_sigma=ratio_sig,
+        sep_mean=sep_mean,
+        division_rate=division_rate(t, bounds, counted=solution.node_selected),
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.costs import CostParams
+from solvers.costs import DEFAULT_COST_PARAMS, CostParams
 
 DEFAULT_BONUS = 5.0
 
@@ -22,7 +22,7 @@ def forest_node_cost(
     area: np.ndarray,
     score: np.ndarray,
     hier_parent: np.ndarray,
-    params: CostParams = CostParams(),
+    params: CostParams = DEFAULT_COST_PARAMS,
     bonus: float = DEFAULT_BONUS,
 ) -> np.ndarray:
     area = np.asarray(area, np.float64)

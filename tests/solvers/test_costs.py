@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.costs import (
-    CellFeatures,
-    CostParams,
-    division_pairs,
-    fold_pairs,
-    initial_motion,
-    refine_cost_model,
-    tracking_costs,
-)
+from solvers.costs import CostParams, division_pairs, fold_pairs, tracking_costs
+from solvers.features import CellFeatures
 from solvers.joint import solve_joint
-from solvers.motion import MotionModel, colony_expansion, frame_translation
+from solvers.motion import MotionModel, colony_expansion, frame_translation, initial_motion
+from solvers.refine import refine_cost_model
 
 
 def rod_cov(length: float, angle: float = 0.0, width: float = 6.0) -> np.ndarray:

@@ -216,7 +216,8 @@ def test_tracks_split_at_divisions() -> None:
 
 
 def test_windowed_with_division_pairs_matches_the_full_solve() -> None:
-    from solvers.costs import initial_motion, tracking_costs
+    from solvers.costs import tracking_costs
+    from solvers.motion import initial_motion
     from tests.solvers.test_costs import colony
 
     cells, src, dst, truth = colony(n_frames=5)

@@ -215,7 +215,7 @@ def test_graph_with_division_pairs_is_folded() -> None:
 
 def colony_model(seed: int = 0):
     """The drifting, dividing colony of ``test_costs`` with the cost model of its LAP solves."""
-    from solvers.costs import refine_cost_model
+    from solvers.refine import refine_cost_model
 
     from .test_costs import colony
 

@@ -1,0 +1,62 @@
+r"""Per-candidate geometry that the costs and the motion estimates read, and the rod geometry
+derived from it.
+
+A cell is summarised by its frame, centre :math:`c`, area :math:`A`, pixel covariance
+:math:`\Sigma` (second central moments) and bounding box (:class:`CellFeatures`). A rod-shaped
+cell of uniform density and length :math:`L` has the variance :math:`L^2/12` along its long axis,
+so :math:`L = \sqrt{12\lambda_1}` and the long axis :math:`a` is the eigenvector of the largest
+eigenvalue :math:`\lambda_1` of :math:`\Sigma` (:func:`long_axis`).
+
+For a mother i and two daughters j, k with :math:`s = c_k - c_j` (:func:`daughter_offsets`), in
+units of half the mother's length :math:`h_i = \max(L_i/2, 1)`:
+
+* separation :math:`\lVert s\rVert / h_i` (about 1 when the mother splits into two halves);
+* offset across the long axis :math:`\lVert s - (s\cdot a_i)\,a_i\rVert / h_i` (about 0 when it
+  splits along its long axis).
+
+The division cost (:mod:`solvers.costs`) scores these two numbers and the motion estimate
+(:mod:`solvers.motion`) measures their spread over the selected divisions; both read them here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CellFeatures:
+    """Per-candidate geometry the costs use (plain arrays, aligned, length N)."""
+
+    t: np.ndarray  # (N,) int
+    centroid: np.ndarray  # (N, D) float, (z,) y, x
+    area: np.ndarray  # (N,) float
+    cov: np.ndarray  # (N, D, D) covariance of the pixel coordinates (second central moments)
+    bbox: np.ndarray  # (N, 2D) mins then exclusive maxes
+    image_shape: tuple[int, ...]  # (Z,) Y, X
+
+    def __post_init__(self) -> None:
+        n, d = np.shape(self.centroid)
+        if np.shape(self.cov) != (n, d, d) or np.shape(self.bbox) != (n, 2 * d):
+            raise ValueError("cov must be (N, D, D) and bbox (N, 2D)")
+        if len(self.image_shape) != d:
+            raise ValueError("image_shape must have one entry per spatial axis")
+
+
+def long_axis(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(length, unit long axis) of each cell from its pixel covariance (rod: L = √(12 λ₁))."""
+    w, vec = np.linalg.eigh(cov)
+    return np.sqrt(12.0 * np.maximum(w[:, -1], 0.0)), vec[:, :, -1]
+
+
+def daughter_offsets(mother_cov: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(separation, offset across the long axis) of daughter centres ``first``, ``second`` (P, D),
+    both in units of half the length of the mother whose covariance is ``mother_cov`` (P, D, D)."""
+    length, axis = long_axis(mother_cov)
+    half = np.maximum(length / 2.0, 1.0)
+    s = second - first
+    sep = np.linalg.norm(s, axis=1) / half
+    along = np.einsum("pd,pd->p", s, axis)
+    perp = np.linalg.norm(s - along[:, None] * axis, axis=1) / half
+    return sep, perp
