@@ -109,6 +109,24 @@ def leaf_paths(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(rows), np.concatenate(cols)
 
 
+def cost_vector(graph: CandidateGraph) -> np.ndarray:
+    """The objective's coefficients in the column order of the module docstring: c^x, c^y, c^a,
+    c^d, c^s, then c^z and 0 for every q_e when the graph lists division pairs (a continuation
+    costs its edge, already in c^y)."""
+    pair_cost = graph.division_pair_cost  # given together with division_pairs (CandidateGraph)
+    return np.concatenate(
+        [
+            graph.node_cost,
+            graph.edge_cost,
+            graph.appear_cost,
+            graph.disappear_cost,
+            graph.division_cost,
+            np.zeros(0) if pair_cost is None else pair_cost,
+            np.zeros(0) if pair_cost is None else np.zeros(graph.n_edges),
+        ]
+    )
+
+
 def build_program(graph: CandidateGraph, pins: Pins | None = None) -> IntegerProgram:
     """The integer program of ``graph`` (see the module docstring) with ``pins`` as bounds."""
     n, e = graph.n_nodes, graph.n_edges
@@ -191,17 +209,7 @@ def build_program(graph: CandidateGraph, pins: Pins | None = None) -> IntegerPro
         (np.concatenate(blocks_v), (np.concatenate(blocks_r), np.concatenate(blocks_c))),
         shape=(r0, n_vars),
     )
-    c = np.concatenate(
-        [
-            graph.node_cost,
-            graph.edge_cost,
-            graph.appear_cost,
-            graph.disappear_cost,
-            graph.division_cost,
-            np.zeros(0) if pairs is None else graph.division_pair_cost,
-            np.zeros(0) if pairs is None else np.zeros(e),
-        ]
-    )
+    c = cost_vector(graph)
     lb = np.zeros(n_vars)
     ub = np.ones(n_vars)
     if pins is not None:
@@ -261,19 +269,7 @@ def completion(graph: CandidateGraph, node_sel: np.ndarray, edge_sel: np.ndarray
 
 def objective(graph: CandidateGraph, node_sel: np.ndarray, edge_sel: np.ndarray) -> float:
     """Objective value of a selection (same cost terms as the integer program)."""
-    v = completion(graph, node_sel, edge_sel)
-    c = np.concatenate(
-        [
-            graph.node_cost,
-            graph.edge_cost,
-            graph.appear_cost,
-            graph.disappear_cost,
-            graph.division_cost,
-            np.zeros(0) if graph.division_pairs is None else graph.division_pair_cost,
-            np.zeros(0) if graph.division_pairs is None else np.zeros(graph.n_edges),
-        ]
-    )
-    return float(c @ v)
+    return float(cost_vector(graph) @ completion(graph, node_sel, edge_sel))
 
 
 def is_feasible(prog: IntegerProgram, v: np.ndarray, tol: float = 1e-6) -> bool:

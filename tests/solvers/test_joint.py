@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from solvers.joint import BACKENDS, solve_joint, solve_windowed
-from solvers.model import build_program, completion, is_feasible, leaf_paths, objective
+from solvers.model import build_program, completion, cost_vector, is_feasible, leaf_paths, objective
 from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Pins, SolveStatus
 
@@ -134,6 +134,27 @@ def test_forest_path_rows_and_model_shapes() -> None:
     prog2 = build_program(gp)
     n, e, p = 3, 2, 1
     assert prog2.A.shape == (3 * n + e, 4 * n + e + p + e)
+
+
+def test_cost_vector_prices_each_column_family() -> None:
+    """The program and objective() share one cost vector: each family's costs in its columns,
+    continuations free (their edge is priced in y), and the objective of a division by hand."""
+    g = division_graph(division=0.5, pairs=np.array([[0, 1]]), pair_cost=np.array([-3.0]))
+    prog = build_program(g)
+    c = cost_vector(g)
+    assert c.tobytes() == prog.c.tobytes()
+    np.testing.assert_array_equal(c[prog.x], g.node_cost)
+    np.testing.assert_array_equal(c[prog.y], g.edge_cost)
+    for k, family_cost in enumerate((g.appear_cost, g.disappear_cost, g.division_cost)):
+        np.testing.assert_array_equal(c[prog.family(k)], family_cost)
+    np.testing.assert_array_equal(c[prog.z], [-3.0])
+    np.testing.assert_array_equal(c[prog.q], np.zeros(g.n_edges))
+    node_sel = np.ones(4, bool)
+    edge_sel = np.array([True, True, False])
+    # 4 nodes, edges 0->1 and 0->2, 0 divides (0.5) into pair 0 (-3), 0 and 3 appear, 1-3 disappear
+    assert objective(g, node_sel, edge_sel) == pytest.approx(-80 + 2 + 0.5 - 3 + 10 + 15)
+    assert objective(g, node_sel, edge_sel) == float(c @ completion(g, node_sel, edge_sel))
+    assert cost_vector(division_graph()).shape == (4 * 4 + 3,)  # no pairs: no z, no q columns
 
 
 def test_pins_force_a_different_answer() -> None:
