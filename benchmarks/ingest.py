@@ -1,49 +1,499 @@
-"""Ingest throughput: 1,000,000 nodes (~30×30 masks, 64-dim embeddings) and 3,000,000 edges.
+"""Ingest throughput: 1,000,000 nodes (~30×30 masks, 64-dim embeddings) and 2,985,000 edges.
 
-Prints one JSON object. Goal (issue 2): ≥ 150,000 nodes/s into SQLite, ≥ 100,000 into
-PostgreSQL. Usage: ``python benchmarks/ingest.py [--frames 200 --cells 5000] [--engines sqlite,postgresql]``
+Prints one JSON object. Goals (issues 2 and 12): ≥ 150,000 nodes/s into SQLite, ≥ 100,000 into
+PostgreSQL with one writer and ≥ 1.6× that with 4 parallel writers.
+
+Every run gets a fresh store made by ``trackdb init`` (a SQLite file under the temporary folder, or a
+fresh schema in the ``--pg-base`` database) holding one movie and one run. ``--writers N`` processes
+each take a contiguous block of frames and their own id blocks; each builds its candidates and
+links first, then all start together: nodes (batches of ``--batch-frames`` frames), then, once
+every writer is done, links from their frames. Rates are rows over the wall time from the common
+start to the last writer's end. ``--writer current`` is ``trackdb.store.ingest``; ``adbc`` the
+prototype in ``adbc_writer_prototype.py``. With one writer the MAP solution is written afterwards
+by ``trackdb.store.ingest.insert_solution`` (both writers: it is not ported). The configurations
+of one repeat run back to back, so that load drift hits every writer alike.
+
+Usage: ``python benchmarks/ingest.py [--frames 200 --cells 5000] [--engines sqlite,postgresql]
+[--writer current,adbc] [--writers 1,4] [--repeats 3] [--pg-base URL]``
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import multiprocessing as mp
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic_store import build, drop_pg, fresh_url  # noqa: E402
+from synthetic_store import PG_BASE, frame_candidates, mask_pool  # noqa: E402
+
+from inference.types import CandidateEdges, Candidates  # noqa: E402
+
+LINKS = 3
+
+
+def loadavg() -> list[float]:
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def log(*a: object) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+def trackdb_init(url: str) -> None:
+    """The schema through the CLI, as a user creates a store."""
+    exe = Path(sys.executable).with_name("trackdb")
+    subprocess.run([str(exe), "init", "--db", url], check=True, stdout=subprocess.DEVNULL)
+
+
+def fresh_store(engine: str, folder: str, pg_base: str) -> str:
+    """URL of a new, initialised, empty store."""
+    if engine == "sqlite":
+        url = f"sqlite:///{folder}/bench_{uuid.uuid4().hex[:8]}.sqlite"
+    else:
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        eng = sa.create_engine(pg_base)
+        with eng.begin() as c:
+            c.exec_driver_sql(f"CREATE SCHEMA {name}")
+        eng.dispose()
+        url = f"{pg_base}?options=-csearch_path%3D{name}"
+    trackdb_init(url)
+    return url
+
+
+def drop_store(url: str, pg_base: str) -> None:
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        for suffix in ("", "-wal", "-shm"):
+            if path and os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        return
+    eng = sa.create_engine(pg_base)
+    with eng.begin() as c:
+        c.exec_driver_sql(f"DROP SCHEMA {url.rsplit('%3D', 1)[1]} CASCADE")
+    eng.dispose()
+
+
+def movie_and_run(url: str, frames: int) -> tuple[int, int]:
+    """One movie and one 'running' run (this process's connections are closed again on return)."""
+    from trackdb.store import Store, schema
+
+    store = Store(url)
+    with store.engine.begin() as c:
+        movie_id = store.add_movie(c, "synthetic", (4100, 4100), frames)
+        run_id = int(
+            c.execute(
+                schema.run.insert()
+                .values(movie_id=movie_id, kind="benchmark-ingest", status="running")
+                .returning(schema.run.c.id)
+            ).scalar_one()
+        )
+    store.close()
+    return movie_id, run_id
+
+
+def frame_blocks(frames: int, writers: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, frames, writers + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def proc_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of a local process, e.g. the PostgreSQL backend of a connection."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CurrentWriter:
+    """``trackdb.store.ingest`` in its own transaction per batch, with phase timers wrapped around it."""
+
+    def __init__(self, url: str) -> None:
+        from trackdb.store import Store, ingest
+
+        self.ingest = ingest
+        self.store = Store(url)
+        self.profile: dict[str, float] = {}
+        for name in ("frames_done", "allocate_ids", "encode_masks", "bulk_insert_columns", "node_ids_of_run"):
+            setattr(ingest, name, self._timed(name, getattr(ingest, name)))
+
+    def _timed(self, name: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                out = fn(*a, **k)
+                return list(out) if name == "encode_masks" else out
+            finally:
+                self.profile[name] = self.profile.get(name, 0.0) + time.perf_counter() - start
+
+        return wrapper
+
+    def backend_pid(self) -> int | None:
+        if not self.store.is_postgres:
+            return None
+        with self.store.engine.connect() as c:
+            return int(c.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+    def insert_nodes(self, movie_id: int, run_id: int, cands: Candidates) -> np.ndarray:
+        with self.store.engine.begin() as c:
+            return self.ingest.insert_nodes(c, movie_id, run_id, cands, "labels")
+
+    def insert_edges(
+        self, movie_id: int, run_id: int, ids: np.ndarray, t: np.ndarray, e: CandidateEdges, cost: np.ndarray
+    ) -> np.ndarray:
+        with self.store.engine.begin() as c:
+            return self.ingest.insert_edges(c, movie_id, run_id, ids, t, e, cost=cost)
+
+    def node_ids_of_frame(self, run_id: int, t: int, cells: int) -> np.ndarray:
+        with self.store.engine.connect() as c:
+            return self.ingest.node_ids_of_run(c, run_id, np.full(cells, t), np.arange(1, cells + 1))
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class PrototypeWriter:
+    """The ADBC prototype behind the same calls."""
+
+    def __init__(self, url: str) -> None:
+        from adbc_writer_prototype import AdbcWriter
+
+        self.w = AdbcWriter(url)
+        self.profile = self.w.profile
+
+    def backend_pid(self) -> int | None:
+        if self.w.is_sqlite:
+            return None
+        with self.w.transaction() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            return int(cur.fetchone()[0])
+
+    def insert_nodes(self, movie_id: int, run_id: int, cands: Candidates) -> np.ndarray:
+        return self.w.insert_nodes(movie_id, run_id, cands, "labels")
+
+    def insert_edges(
+        self, movie_id: int, run_id: int, ids: np.ndarray, t: np.ndarray, e: CandidateEdges, cost: np.ndarray
+    ) -> np.ndarray:
+        return self.w.insert_edges(movie_id, run_id, ids, t, e, cost=cost)
+
+    def node_ids_of_frame(self, run_id: int, t: int, cells: int) -> np.ndarray:
+        return self.w.node_ids_of_run(run_id, np.full(cells, t), np.arange(1, cells + 1))
+
+    def close(self) -> None:
+        self.w.close()
+
+
+def writer_process(spec: dict[str, Any], barrier: Any, results: Any) -> None:
+    """One writer: build its data, then nodes and links in step with the others; report timings."""
+    frames, cells, (a, b), bf = spec["frames"], spec["cells"], spec["block"], spec["batch_frames"]
+    movie_id, run_id = spec["movie_id"], spec["run_id"]
+    rng = np.random.default_rng(1 + spec["index"])
+    pool = mask_pool()
+    batches = [(t0, frame_candidates(t0, min(bf, b - t0), cells, pool, rng)) for t0 in range(a, b, bf)]
+    src_local = np.repeat(np.arange(cells), LINKS)
+    dst_local = (src_local + np.tile(np.arange(LINKS), cells)) % cells
+    last = min(b, frames - 1)  # links leave frames a .. last-1
+    link_batches = []
+    for t0 in range(a, last, bf):
+        ts = np.arange(t0, min(t0 + bf, last))
+        src = ((ts[:, None] - a) * cells + src_local[None]).ravel()
+        dst = ((ts[:, None] - a + 1) * cells + dst_local[None]).ravel()
+        e = CandidateEdges(
+            source=src,
+            target=dst,
+            dt=np.ones(len(src), np.int64),
+            distance=rng.random(len(src)) * 20,
+            iou=rng.random(len(src)),
+        )
+        link_batches.append((e, rng.standard_normal(len(src))))
+    writer = CurrentWriter(spec["url"]) if spec["writer"] == "current" else PrototypeWriter(spec["url"])
+    pid = writer.backend_pid()
+    out: dict[str, Any] = {"index": spec["index"], "block": [a, b]}
+
+    barrier.wait()
+    cpu, server = time.process_time(), proc_cpu(pid)
+    out["node_start"] = time.perf_counter()
+    node_ids = np.concatenate([writer.insert_nodes(movie_id, run_id, c) for _, c in batches])
+    out["node_end"] = time.perf_counter()
+    out["node_cpu_client"], out["node_cpu_server"] = time.process_time() - cpu, proc_cpu(pid) - server
+    out["node_profile"] = dict(writer.profile)
+    writer.profile.clear()
+
+    barrier.wait()  # every node is written: the next block's first frame has ids now
+    ids = node_ids if b >= frames else np.concatenate([node_ids, writer.node_ids_of_frame(run_id, b, cells)])
+    local_t = np.repeat(np.arange(a, a + len(ids) // cells), cells)
+    barrier.wait()
+    cpu, server = time.process_time(), proc_cpu(pid)
+    out["edge_start"] = time.perf_counter()
+    edge_ids = [writer.insert_edges(movie_id, run_id, ids, local_t, e, cost) for e, cost in link_batches]
+    out["edge_end"] = time.perf_counter()
+    out["edge_cpu_client"], out["edge_cpu_server"] = time.process_time() - cpu, proc_cpu(pid) - server
+    out["edge_profile"] = dict(writer.profile)
+    out["n_nodes"], out["n_edges"] = int(len(node_ids)), int(sum(len(x) for x in edge_ids))
+    out["node_ids"] = node_ids
+    out["chain_edge_ids"] = (
+        np.concatenate(edge_ids).reshape(-1, cells, LINKS)[:, :, 0].ravel() if edge_ids else np.zeros(0, np.int64)
+    )
+    writer.close()
+    results.put(out)
+
+
+def content_digest(url: str, frames: list[int]) -> dict[str, Any]:
+    """What the writer stored, without ids: a digest of every node column of ``frames``, the
+    storage class of each column on SQLite, and row and NULL counts."""
+    from trackdb.store import Store
+
+    store = Store(url)
+    cols = (
+        "t",
+        "label",
+        "y",
+        "x",
+        "area",
+        "bbox_y0",
+        "bbox_x0",
+        "bbox_y1",
+        "bbox_x1",
+        "hier_parent_id",
+        "threshold",
+        "score",
+        "max_prob",
+        "prev_y",
+        "prev_x",
+        "mask",
+        "embedding",
+        "embedding_dim",
+        "source",
+    )
+    h = hashlib.sha256()
+    with store.engine.connect() as c:
+        rows = c.exec_driver_sql(
+            f"SELECT {', '.join(cols)} FROM node WHERE t IN ({', '.join(map(str, frames))}) ORDER BY t, label"
+        ).all()
+        for r in rows:
+            h.update(repr(tuple(r)).encode())
+        out: dict[str, Any] = {
+            "frames": frames,
+            "rows": len(rows),
+            "sha256": h.hexdigest()[:16],
+            "nodes": c.exec_driver_sql("SELECT count(*) FROM node").scalar_one(),
+            "edges": c.exec_driver_sql("SELECT count(*) FROM edge").scalar_one(),
+            "duplicate_node_keys": c.exec_driver_sql(
+                "SELECT count(*) - count(DISTINCT run_id * 1000000 + t * 10000 + label) FROM node"
+            ).scalar_one(),
+            "null_z": c.exec_driver_sql("SELECT count(*) FROM node WHERE z IS NULL").scalar_one(),
+        }
+        if not store.is_postgres:
+            out["sqlite_storage_classes"] = {
+                col: [r[0] for r in c.exec_driver_sql(f"SELECT DISTINCT typeof({col}) FROM node WHERE t = {frames[0]}")]
+                for col in (
+                    "id",
+                    "movie_id",
+                    "t",
+                    "label",
+                    "y",
+                    "area",
+                    "hier_parent_id",
+                    "mask",
+                    "embedding",
+                    "embedding_dim",
+                    "source",
+                    "z",
+                )
+            }
+            out["file_mb"] = round(os.path.getsize(sa.engine.make_url(url).database or "") / 2**20, 1)
+    store.close()
+    return out
+
+
+def write_solution(
+    url: str, movie_id: int, run_id: int, frames: int, cells: int, node_ids: np.ndarray, chain: np.ndarray
+) -> float:
+    from trackdb.store import Store, ingest
+
+    store = Store(url)
+    ids = node_ids.reshape(frames, cells)
+    tracks = np.column_stack(
+        [np.arange(1, cells + 1), np.zeros(cells, np.int64), np.full(cells, frames - 1), np.zeros(cells, np.int64)]
+    )
+    start = time.perf_counter()
+    with store.engine.begin() as c:
+        sid = ingest.insert_solution(
+            c,
+            run_id=run_id,
+            movie_id=movie_id,
+            node_ids=ids.ravel(),
+            node_t=np.repeat(np.arange(frames), cells),
+            track_ids=np.tile(np.arange(1, cells + 1), frames),
+            edge_ids=chain,
+            edge_source_ids=ids[:-1].ravel(),
+            edge_target_ids=ids[1:].ravel(),
+            tracks=tracks,
+            status="optimal",
+            name="map",
+        )
+        store.set_current_solution(c, movie_id, sid)
+    seconds = time.perf_counter() - start
+    store.close()
+    return seconds
+
+
+def one_run(engine: str, writer: str, writers: int, args: argparse.Namespace, folder: str) -> dict[str, Any]:
+    url = fresh_store(engine, folder, args.pg_base)
+    try:
+        movie_id, run_id = movie_and_run(url, args.frames)
+        ctx = mp.get_context("spawn")
+        barrier, results = ctx.Barrier(writers, timeout=args.timeout), ctx.Queue()
+        procs = []
+        for i, block in enumerate(frame_blocks(args.frames, writers)):
+            spec = {
+                "url": url,
+                "writer": writer,
+                "index": i,
+                "block": block,
+                "frames": args.frames,
+                "cells": args.cells,
+                "batch_frames": args.batch_frames,
+                "movie_id": movie_id,
+                "run_id": run_id,
+            }
+            procs.append(ctx.Process(target=writer_process, args=(spec, barrier, results)))
+        load_before = loadavg()
+        for p in procs:
+            p.start()
+        outs = sorted((results.get(timeout=3 * args.timeout) for _ in procs), key=lambda o: o["index"])
+        for p in procs:
+            p.join()
+            if p.exitcode:
+                raise RuntimeError(f"writer process failed with exit code {p.exitcode}")
+        load_after = loadavg()
+        node_s = max(o["node_end"] for o in outs) - min(o["node_start"] for o in outs)
+        edge_s = max(o["edge_end"] for o in outs) - min(o["edge_start"] for o in outs)
+        n_nodes, n_edges = sum(o["n_nodes"] for o in outs), sum(o["n_edges"] for o in outs)
+
+        def summed(key: str) -> dict[str, float]:
+            keys = sorted({k for o in outs for k in o[key]})
+            return {k: round(sum(o[key].get(k, 0.0) for o in outs), 2) for k in keys}
+
+        run: dict[str, Any] = {
+            "engine": engine,
+            "writer": writer,
+            "writers": writers,
+            "nodes": n_nodes,
+            "edges": n_edges,
+            "nodes_per_s": round(n_nodes / node_s),
+            "edges_per_s": round(n_edges / edge_s),
+            "node_seconds": round(node_s, 2),
+            "edge_seconds": round(edge_s, 2),
+            "node_seconds_per_writer": [round(o["node_end"] - o["node_start"], 2) for o in outs],
+            "node_cpu_seconds": {
+                "client": round(sum(o["node_cpu_client"] for o in outs), 2),
+                "server": round(sum(o["node_cpu_server"] for o in outs), 2),
+            },
+            "edge_cpu_seconds": {
+                "client": round(sum(o["edge_cpu_client"] for o in outs), 2),
+                "server": round(sum(o["edge_cpu_server"] for o in outs), 2),
+            },
+            "node_profile_seconds_summed_over_writers": summed("node_profile"),
+            "edge_profile_seconds_summed_over_writers": summed("edge_profile"),
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+        }
+        if writers == 1 and args.solution:
+            run["solution_seconds"] = round(
+                write_solution(
+                    url, movie_id, run_id, args.frames, args.cells, outs[0]["node_ids"], outs[0]["chain_edge_ids"]
+                ),
+                2,
+            )
+        run["stored"] = content_digest(url, [0, args.frames - 1])
+        return run
+    finally:
+        drop_store(url, args.pg_base)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--cells", type=int, default=5000)
+    ap.add_argument("--batch-frames", type=int, default=20, help="frames per transaction")
     ap.add_argument("--engines", default="sqlite,postgresql")
+    ap.add_argument("--writer", default="current", help="current, adbc or both: current,adbc")
+    ap.add_argument("--writers", default="1", help="parallel writer processes, e.g. 1,4 (PostgreSQL only above 1)")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--pg-base", default=PG_BASE, help="PostgreSQL database that gets a fresh schema per run")
+    ap.add_argument("--no-solution", dest="solution", action="store_false")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds a writer may wait for the others")
     args = ap.parse_args()
-    out: dict[str, object] = {"nodes": args.frames * args.cells, "frames": args.frames, "cells_per_frame": args.cells,
-                              "mask_bbox": "24-35 px square", "embedding_dim": 64, "cpu_count": os.cpu_count(),
-                              "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
-    for engine in args.engines.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            url = fresh_url(engine, os.path.join(tmp, "bench.sqlite"))
-            t0 = time.perf_counter()
-            b = build(url, args.frames, args.cells,
-                      progress=lambda f: print(f"{engine}: {f}/{args.frames} frames", file=sys.stderr))
-            total = time.perf_counter() - t0
-            load = round(os.getloadavg()[0], 2)
-            out[engine] = {
-                "node_seconds": round(b.node_seconds, 2), "nodes_per_s": round(b.n_nodes / b.node_seconds),
-                "edges": b.n_edges, "edge_seconds": round(b.edge_seconds, 2),
-                "edges_per_s": round(b.n_edges / b.edge_seconds),
-                "solution_seconds": round(b.solution_seconds, 2), "wall_seconds_incl_generation": round(total, 1),
-                "load_avg_1m_at_end": load,
-            }
-            if engine == "sqlite":
-                out[engine]["file_mb"] = round(os.path.getsize(os.path.join(tmp, "bench.sqlite")) / 2**20, 1)
-            drop_pg(url)
+    writer_kinds = args.writer.split(",")
+    counts = [int(w) for w in args.writers.split(",")]
+    out: dict[str, Any] = {
+        "nodes": args.frames * args.cells,
+        "frames": args.frames,
+        "cells_per_frame": args.cells,
+        "batch_frames": args.batch_frames,
+        "mask_bbox": "24-35 px square",
+        "embedding_dim": 64,
+        "links_per_node": LINKS,
+        "cpu_count": os.cpu_count(),
+        "loadavg_at_start": loadavg(),
+        "pg_base": sa.engine.make_url(args.pg_base).render_as_string(hide_password=True),
+        "runs": [],
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        for rep in range(args.repeats):
+            for engine in args.engines.split(","):
+                for writers in counts:
+                    if engine == "sqlite" and writers > 1:
+                        continue  # one writer at a time by design (issue 12, item 3)
+                    for writer in writer_kinds:
+                        log(f"repeat {rep + 1}/{args.repeats}: {engine} {writer} x{writers} ...")
+                        run = one_run(engine, writer, writers, args, folder)
+                        run["repeat"] = rep + 1
+                        log(
+                            f"  {run['nodes_per_s']} nodes/s, {run['edges_per_s']} edges/s, load {run['loadavg_after']}"
+                        )
+                        out["runs"].append(run)
+    summary: dict[str, Any] = {}
+    for run in out["runs"]:
+        key = f"{run['engine']}/{run['writer']}/x{run['writers']}"
+        s = summary.setdefault(key, {"nodes_per_s": [], "edges_per_s": []})
+        s["nodes_per_s"].append(run["nodes_per_s"])
+        s["edges_per_s"].append(run["edges_per_s"])
+    for s in summary.values():
+        for k in ("nodes_per_s", "edges_per_s"):
+            s[k + "_median"] = round(statistics.median(s[k]))
+    for engine in ("sqlite", "postgresql"):
+        for writers in counts:
+            cur, new = summary.get(f"{engine}/current/x{writers}"), summary.get(f"{engine}/adbc/x{writers}")
+            if cur and new:
+                summary[f"{engine}/x{writers}: adbc over current (median nodes/s, edges/s)"] = [
+                    round(new["nodes_per_s_median"] / cur["nodes_per_s_median"], 2),
+                    round(new["edges_per_s_median"] / cur["edges_per_s_median"], 2),
+                ]
+        for writer in writer_kinds:
+            one, four = summary.get(f"{engine}/{writer}/x1"), summary.get(f"{engine}/{writer}/x{max(counts)}")
+            if one and four and max(counts) > 1:
+                summary[f"{engine}/{writer}: x{max(counts)} over x1 (median nodes/s, edges/s)"] = [
+                    round(four["nodes_per_s_median"] / one["nodes_per_s_median"], 2),
+                    round(four["edges_per_s_median"] / one["edges_per_s_median"], 2),
+                ]
+    out["summary"] = summary
+    out["loadavg_at_end"] = loadavg()
     print(json.dumps(out, indent=2))
 
 
