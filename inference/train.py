@@ -6,17 +6,17 @@ one-cycle schedule, mixed precision on CUDA, medoid centres, fixed seed. Deviati
 position is ``max(step/steps, elapsed/time_limit)``, so a run given a wall-clock budget still ends
 with the annealed learning rate (we train on 2 shared CPU cores).
 
-Run: ``python -m inference.train DATASET --seq 01 --frames 0:40 --out MODEL_DIR``.
+:func:`train` takes the frames as arrays (raw images, tracking masks, lineage); reading them from
+a CTC folder is the caller's: ``trackdb train DATASET --seq 01 --frames 0:40 --out MODEL_DIR``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import shlex
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,8 @@ from inference.normalise import DEFAULT_PERCENTILES, normalise_percentile
 
 # ----------------------------------------------------------------------------------- data
 @dataclass
-class Sequence:
-    """A CTC sequence in memory: normalised images, label masks, medoids and lineage."""
+class TrainingFrames:
+    """Consecutive frames in memory: normalised images, label masks, medoids and lineage."""
 
     images: list[np.ndarray]  # float32, normalised
     masks: list[np.ndarray]  # int32
@@ -52,7 +52,7 @@ def medoid(coords: np.ndarray, max_points: int = 1500) -> np.ndarray:
     total = np.zeros(len(cand))
     for i in range(0, len(c), 2048):
         total += np.sqrt(((cand[:, None, :] - c[None, i : i + 2048, :]) ** 2).sum(-1)).sum(1)
-    return cand[int(np.argmin(total))]
+    return np.asarray(cand[int(np.argmin(total))])
 
 
 def frame_medoids(mask: np.ndarray) -> dict[int, np.ndarray]:
@@ -66,39 +66,35 @@ def frame_medoids(mask: np.ndarray) -> dict[int, np.ndarray]:
     return out
 
 
-def read_ctc_lineage(path: Path) -> dict[int, int]:
-    """``man_track.txt`` -> {label: parent} (0 = no parent)."""
-    rows = np.loadtxt(path, dtype=np.int64, ndmin=2)
-    return {int(r[0]): int(r[3]) for r in rows}
+def training_frames(
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    parent: Mapping[int, int],
+    frames: Sequence[int],
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
+) -> TrainingFrames:
+    """The frames :func:`train` samples from: images normalised, the masks' medoids found.
 
-
-def load_ctc_sequence(
-    dataset_dir: str | Path, seq: str, frames: range, percentiles: tuple[float, float] = DEFAULT_PERCENTILES
-) -> Sequence:
-    """Raw frames ``<seq>/tNNN.tif`` and ``<seq>_GT/TRA`` masks + lineage for ``frames``."""
-    import tifffile
-
-    root = Path(dataset_dir)
-    raw_dir, gt_dir = root / seq, root / f"{seq}_GT" / "TRA"
-    lineage_file = gt_dir / "man_track.txt"
-    if not lineage_file.is_file():
-        raise FileNotFoundError(f"no CTC lineage {lineage_file}")
-    n_raw = len(sorted(raw_dir.glob("t*.tif")))
-    if len(frames) < 2 or min(frames) < 0 or max(frames) >= n_raw:
+    Raises ValueError unless there are at least 2 consecutive frames, one image and one mask of
+    the same shape per frame.
+    """
+    idx = [int(t) for t in frames]
+    if len(idx) < 2 or len(images) != len(idx) or len(masks) != len(idx):
         raise ValueError(
-            f"frames {frames.start}:{frames.stop} outside {raw_dir} ({n_raw} frames) or fewer than 2 frames"
+            f"need one image and one mask per frame and at least 2 frames, got {len(images)} images, "
+            f"{len(masks)} masks, {len(idx)} frames"
         )
-    images, masks, centres = [], [], []
-    for t in frames:
-        digits = max(3, len(str(n_raw - 1)))
-        img = tifffile.imread(raw_dir / f"t{t:0{digits}d}.tif")
-        msk = tifffile.imread(gt_dir / f"man_track{t:0{digits}d}.tif").astype(np.int32)
+    if np.any(np.diff(idx) != 1):
+        raise ValueError(f"frames must be consecutive (the model learns one-frame motion), got {idx}")
+    norm, labels, centres = [], [], []
+    for t, img, msk in zip(idx, images, masks, strict=True):
         if img.shape != msk.shape:
-            raise ValueError(f"frame {t}: raw {img.shape} and mask {msk.shape} differ")
-        images.append(normalise_percentile(img, *percentiles, what=f"{raw_dir}/t{t}"))
-        masks.append(msk)
-        centres.append(frame_medoids(msk))
-    return Sequence(images, masks, centres, read_ctc_lineage(lineage_file), list(frames))
+            raise ValueError(f"frame {t}: image {img.shape} and mask {msk.shape} differ")
+        m = np.asarray(msk).astype(np.int32)
+        norm.append(normalise_percentile(img, *percentiles, what=f"frame {t}"))
+        labels.append(m)
+        centres.append(frame_medoids(m))
+    return TrainingFrames(norm, labels, centres, {int(k): int(v) for k, v in parent.items()}, idx)
 
 
 def dihedral_array(a: np.ndarray, k: int, flip: bool) -> np.ndarray:
@@ -118,7 +114,7 @@ def dihedral_points(p: np.ndarray, k: int, flip: bool, size: int) -> np.ndarray:
     return p
 
 
-def _prev_centre(seqd: Sequence, i: int, lab: int) -> np.ndarray:
+def _prev_centre(seqd: TrainingFrames, i: int, lab: int) -> np.ndarray:
     prev = seqd.centres[i - 1]
     if lab in prev:
         return prev[lab]
@@ -129,7 +125,7 @@ def _prev_centre(seqd: Sequence, i: int, lab: int) -> np.ndarray:
 
 
 def sample_pair(
-    seqd: Sequence, i: int, crop: int, rng: np.random.Generator, augment: bool
+    seqd: TrainingFrames, i: int, crop: int, rng: np.random.Generator, augment: bool
 ) -> tuple[np.ndarray, np.ndarray, FrameTargets, FrameTargets]:
     """An object-centred crop of frame pair (i, i-1) (indices into ``seqd``) and its targets."""
     img, msk = seqd.images[i], seqd.masks[i]
@@ -171,7 +167,7 @@ def sample_pair(
 
 
 def make_batch(
-    seqd: Sequence, idx: list[int], crop: int, rng: np.random.Generator, augment: bool
+    seqd: TrainingFrames, idx: list[int], crop: int, rng: np.random.Generator, augment: bool
 ) -> tuple[torch.Tensor, torch.Tensor, list[FrameTargets], list[FrameTargets]]:
     xs, ps, tt, tp = [], [], [], []
     for i in idx:
@@ -208,9 +204,10 @@ def validate(model: BranchedERFNet, batches: list[Any], device: torch.device, pi
 
 
 def train(
-    dataset_dir: str | Path,
-    seq: str,
-    frames: range,
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    parent: Mapping[int, int],
+    frames: Sequence[int],
     out_dir: str | Path,
     *,
     width: float = 0.5,
@@ -231,9 +228,14 @@ def train(
     command: str | None = None,
     init_from: str | Path | None = None,
     progress: bool = True,
+    source: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train on ``frames`` of ``dataset_dir/seq``; writes a model folder to ``out_dir``.
+    """Train on consecutive frames; writes a model folder to ``out_dir``.
 
+    ``images`` are the raw frames (normalised here, as prediction does), ``masks`` their tracking
+    label images, ``parent`` the lineage (label -> parent label, 0 = none: CTC ``man_track``),
+    ``frames`` the movie index of each frame (consecutive). ``source`` (e.g. the dataset folder
+    and sequence) and ``command`` are recorded in the model folder as its provenance.
     The last ``val_pairs`` frame pairs of the range are held out for validation IoU. The best
     validated weights are the model folder's ``weights.pt``; ``checkpoint.pt`` (weights, optimiser,
     RNG state, elapsed time) makes the run resumable. ``init_from`` (a model folder) starts from
@@ -245,6 +247,7 @@ def train(
     if crop % 8:
         raise ValueError(f"crop must be a multiple of 8, got {crop}")
     init_cfg = _check_init(Path(init_from), width) if init_from is not None else None
+    seqd = training_frames(images, masks, parent, frames)
     if num_threads:
         torch.set_num_threads(num_threads)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -252,7 +255,6 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    seqd = load_ctc_sequence(dataset_dir, seq, frames)
     n_pairs = len(seqd.frames) - 1
     val_pairs = min(val_pairs, max(n_pairs - 1, 0))
     train_idx = list(range(1, n_pairs + 1 - val_pairs))
@@ -270,9 +272,9 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, elapsed, best, history = 0, 0.0, -1.0, []
     base_steps = 0
-    if init_from is not None:
+    if init_from is not None and init_cfg is not None:
         model.load_state_dict(torch.load(Path(init_from) / "weights.pt", map_location=dev, weights_only=True))
-        base_steps = int(init_cfg.get("trained_steps", 0))  # type: ignore[union-attr]
+        base_steps = int(init_cfg.get("trained_steps", 0))
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.is_file():
         st = torch.load(ckpt, map_location=dev, weights_only=False)
@@ -286,15 +288,13 @@ def train(
         pixel_scale=pixel_scale,
         normalise_percentiles=list(DEFAULT_PERCENTILES),
         crop=crop,
-        dataset=str(dataset_dir),
-        seq=seq,
-        frames=[frames.start, frames.stop],
+        **dict(source or {}),
+        frames=[seqd.frames[0], seqd.frames[-1] + 1],
         min_object_size=min_object_size,
         embedding_dim=model.embedding_dim,
         parameters=count_parameters(model),
         **({"init_from": str(init_from), "init_steps": base_steps} if init_from is not None else {}),
     )
-    cmd = command or " ".join(shlex.quote(a) for a in [sys.executable, "-m", "inference.train", *sys.argv[1:]])
 
     def progress_frac() -> float:
         f = step / steps
@@ -372,12 +372,12 @@ def train(
             print(json.dumps(history[-1]), file=sys.stderr, flush=True)  # progress, not results
             if val > best:
                 best = val
-                save_model(out, model, {**cfg, "trained_steps": base_steps + step}, metrics(val), cmd)
+                save_model(out, model, {**cfg, "trained_steps": base_steps + step}, metrics(val), command)
         if step % checkpoint_every == 0 or last:
             save_checkpoint()
     bar.close()
     if not (out / "weights.pt").is_file():
-        save_model(out, model, {**cfg, "trained_steps": base_steps + step}, metrics(best), cmd)
+        save_model(out, model, {**cfg, "trained_steps": base_steps + step}, metrics(best), command)
     final = metrics(history[-1]["val_iou"] if history else best)
     (out / "metrics.json").write_text(json.dumps(final, indent=2, sort_keys=True))
     return final
@@ -389,61 +389,10 @@ def _check_init(folder: Path, width: float) -> dict[str, Any]:
     for f in (cfg_path, w_path):
         if not f.is_file():
             raise FileNotFoundError(f"--init-from {folder}: missing {f.name}")
-    cfg = json.loads(cfg_path.read_text())
+    cfg: dict[str, Any] = json.loads(cfg_path.read_text())
     if float(cfg.get("width", -1)) != float(width) or int(cfg.get("ndim", 2)) != 2:
         raise ValueError(
             f"--init-from {folder}: width {cfg.get('width')} / ndim {cfg.get('ndim')} "
             f"do not match this run (width {width}, ndim 2)"
         )
     return cfg
-
-
-def _parse_frames(s: str) -> range:
-    a, b = s.split(":")
-    return range(int(a), int(b))
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Train the EmbedTrack network on a CTC sequence.")
-    ap.add_argument("dataset")
-    ap.add_argument("--seq", default="01")
-    ap.add_argument("--frames", type=_parse_frames, required=True, help="A:B (B exclusive)")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--width", type=float, default=0.5)
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--val-pairs", type=int, default=3)
-    ap.add_argument("--val-every", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--time-limit", type=float, default=None, help="seconds of training")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--no-resume", action="store_true")
-    ap.add_argument("--init-from", default=None, help="model folder whose weights start the run")
-    a = ap.parse_args(argv)
-    m = train(
-        a.dataset,
-        a.seq,
-        a.frames,
-        a.out,
-        width=a.width,
-        crop=a.crop,
-        batch=a.batch,
-        steps=a.steps,
-        lr=a.lr,
-        val_pairs=a.val_pairs,
-        val_every=a.val_every,
-        seed=a.seed,
-        device=a.device,
-        resume=not a.no_resume,
-        time_limit_s=a.time_limit,
-        num_threads=a.threads,
-        init_from=a.init_from,
-    )
-    print(json.dumps({k: v for k, v in m.items() if k != "history"}))
-
-
-if __name__ == "__main__":
-    main()
