@@ -29,13 +29,15 @@ from common import DEFAULT_DATA, ROOT, finite, log
 
 from trackdb.stages.evaluate import ctc_scores
 from trackdb.io.import_ctc import import_ctc
-from trackdb.stages.solve import run_link, run_solve
+from trackdb.stages.link import run_link
+from trackdb.stages.solve import run_solve
 from trackdb.stages.predictions import (
     run_candidates_from_predictions,
     run_embedtrack,
     run_predict,
 )
-from trackdb.io.render import render_labels, solution_tracks
+from trackdb.io.render import render_labels
+from trackdb.store.solutions import solution_tracks
 from trackdb.store import Store
 
 KEYS = ("SEG", "DET", "TRA", "LNK", "fp_nodes", "fn_nodes", "ns_nodes", "fp_edges", "fn_edges", "ws_edges",

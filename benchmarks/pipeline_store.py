@@ -31,7 +31,9 @@ from inference.synthetic import prob_from_labels  # noqa: E402
 from trackdb.io import ctc  # noqa: E402
 from trackdb.stages.evaluate import evaluate_solution  # noqa: E402
 from trackdb.io.import_ctc import import_ctc  # noqa: E402
-from trackdb.stages.solve import run_candidates, run_link, run_solve  # noqa: E402
+from trackdb.stages.candidates import run_candidates
+from trackdb.stages.link import run_link
+from trackdb.stages.solve import run_solve  # noqa: E402
 from trackdb.store import Store  # noqa: E402
 
 METRICS = ("TRA", "DET", "LNK", "SEG", "fp_nodes", "fn_nodes", "ns_nodes", "fp_edges", "fn_edges", "ws_edges",

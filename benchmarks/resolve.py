@@ -37,10 +37,12 @@ from benchmarks.common import (
 )
 from solvers.joint import solve_joint
 from solvers.types import Pins
-from trackdb.stages import resolve as edits
-from trackdb.store import schema
+from trackdb.stages import edits
+from trackdb.stages import resolve as resolve_stage
+from trackdb.store import runs, schema
 from trackdb.io.import_ctc import import_ctc
-from trackdb.stages.solve import run_link, run_solve
+from trackdb.stages.link import run_link
+from trackdb.stages.solve import run_solve
 from trackdb.store import Store
 
 MOVIE = "bact"
@@ -88,7 +90,7 @@ def main() -> None:
         target = next(e for e, s in rows if src_t[e] == mid and out_deg[s] == 1)
         edit_id = edits.add_edit(store, MOVIE, "forbid-edge", target, author="benchmark")
         t0 = time.perf_counter()
-        r = edits.resolve(store, MOVIE, margin=args.margin)
+        r = resolve_stage.resolve(store, MOVIE, margin=args.margin)
         resolve_s = time.perf_counter() - t0
         assert r is not None
         log("resolve", r.status, round(resolve_s, 1), "s, windows", r.windows)
@@ -102,8 +104,8 @@ def main() -> None:
             return {x for x in es if x[2] < lo or x[1] > hi}
 
         # like-for-like: the whole movie on the same costs with the same pin
-        runs = edits.graph_runs(store, movie)
-        graph, node_ids, edge_ids = edits.chain_model(store, movie, runs)
+        chain = runs.solve_chain(store, movie)
+        graph, node_ids, edge_ids = resolve_stage.chain_model(store, movie, chain)
         local = int(np.searchsorted(edge_ids, target))
         t0 = time.perf_counter()
         whole = solve_joint(graph, pins=Pins(forbid_edges=np.array([local])))

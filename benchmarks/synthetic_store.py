@@ -16,8 +16,8 @@ import numpy as np
 import sqlalchemy as sa
 
 from inference.types import CandidateEdges, Candidates
-from trackdb.store import ingest
-from trackdb.store import Store
+from trackdb.store import Store, ingest, runs
+from trackdb.store.runs import CandidatesParams, RunKind
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -86,7 +86,8 @@ def build(url: str, frames: int, cells: int, links: int = 3, batch_frames: int =
     store = Store(url, create=True)
     with store.engine.begin() as c:
         movie_id = store.add_movie(c, "synthetic", (4100, 4100), frames)
-    with store.run(movie_id, "benchmark-ingest") as run_id:
+    params = CandidatesParams(source="benchmark-ingest", kind="labels")
+    with runs.record(store, movie_id, RunKind.CANDIDATES, params) as run_id:
         node_ids = np.zeros((frames, cells), np.int64)
         node_s = edge_s = 0.0
         for t0 in range(0, frames, batch_frames):

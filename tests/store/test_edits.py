@@ -11,10 +11,13 @@ import tifffile
 
 from inference.synthetic import movie_prob_from_labels
 from trackdb.store import schema
-from trackdb.stages.resolve import add_edit, list_edits, resolve, windows
+from trackdb.stages.edits import add_edit, list_edits
+from trackdb.stages.resolve import resolve, windows
 from trackdb.errors import InputError, NotFoundError, SolveFailed
 from trackdb.io.import_ctc import import_ctc
-from trackdb.stages.solve import run_candidates, run_link, run_solve
+from trackdb.stages.candidates import run_candidates
+from trackdb.stages.link import run_link
+from trackdb.stages.solve import run_solve
 from trackdb.store import Store
 
 from .test_bad_input import snapshot

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import tifffile
 from geff.validate.data import ValidationConfig
 
-from trackdb.store import ingest
-from trackdb.store import schema
+from trackdb.store import ingest, runs, schema
+from trackdb.store.runs import RunKind, UncertaintyParams
 from trackdb.errors import NotFoundError, TrackdbError
 from trackdb.io.geff import export_geff
 from trackdb.io.napari import napari_tracks, to_networkx, write_napari_tracks
@@ -62,7 +62,8 @@ def _add_candidates_and_probabilities(store, movie_id: int) -> dict[str, object]
     spurious = [nid, nid + 1]
     node_p, edge_p = {}, {}
     for scale in (0.5, 0.9):  # the second run is the latest and must be the one exported
-        with store.run(movie_id, "uncertainty") as run_id, store.engine.begin() as c:
+        params = UncertaintyParams(method="sm", k=1, temperature=1.0, solution_id=0, solve_run_id=run)
+        with runs.record(store, movie_id, RunKind.UNCERTAINTY, params) as run_id, store.engine.begin() as c:
             node_p = {int(i): scale * (1 + (int(i) % 3)) / 3 for i in list(nodes.index[:6]) + spurious[:1]}
             c.execute(schema.node_probability.insert(), [
                 {"run_id": run_id, "node_id": i, "p": p, "entropy": 0.1, "method": "topk"} for i, p in node_p.items()])

@@ -10,7 +10,8 @@ from inference.types import CandidateEdges, Candidates
 from trackdb.store import ingest
 from trackdb.store import schema
 from trackdb.store.codecs import decode_embedding, decode_mask, encode_mask
-from trackdb.store import Store
+from trackdb.store import Store, runs
+from trackdb.store.runs import CandidatesParams, RunKind
 
 
 def make_candidates(frames: range, per_frame: int = 4, dim: int = 8, seed: int = 0) -> Candidates:
@@ -31,7 +32,7 @@ def make_candidates(frames: range, per_frame: int = 4, dim: int = 8, seed: int =
 def _movie(store: Store) -> tuple[int, int]:
     with store.engine.begin() as c:
         mid = store.add_movie(c, "m", (64, 64), 10)
-    with store.run(mid, "test") as rid:
+    with runs.record(store, mid, RunKind.CANDIDATES, CandidatesParams(source="test", kind="labels")) as rid:
         pass
     return mid, rid
 

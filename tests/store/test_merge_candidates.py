@@ -10,7 +10,8 @@ import sqlalchemy as sa
 import zarr
 
 from trackdb.store import schema
-from trackdb.stages.solve import run_link, run_solve
+from trackdb.stages.link import run_link
+from trackdb.stages.solve import run_solve
 from trackdb.stages.predictions import run_candidates_from_predictions
 
 SHAPE = (30, 50)

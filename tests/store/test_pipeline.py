@@ -16,7 +16,9 @@ from trackdb.store import schema
 from trackdb.errors import InputError, NotFoundError, SolveFailed
 from trackdb.stages.evaluate import evaluate_solution
 from trackdb.io.import_ctc import import_ctc
-from trackdb.stages.solve import run_candidates, run_link, run_solve
+from trackdb.stages.candidates import run_candidates
+from trackdb.stages.link import run_link
+from trackdb.stages.solve import run_solve
 from trackdb.store import Store
 
 from .test_bad_input import snapshot
@@ -138,7 +140,7 @@ def test_resumed_candidates_skip_finished_frames(store: Store, synthetic_ctc: Pa
     import_ctc(store, synthetic_ctc, "01", "raw", no_gt=True)
     prob = movie_prob_from_labels(gt_masks(synthetic_ctc), seed=0, merge_fraction=0.0, split_fraction=0.0)
     tifffile.imwrite(tmp_path / "p.tif", prob)
-    import trackdb.stages.solve as pl
+    import trackdb.stages.candidates as pl
 
     real = pl.build_forest
     calls: list[int] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 
@@ -36,6 +38,9 @@ def test_older_revision_is_refused_then_upgraded_with_data(db_url: str) -> None:
         c.exec_driver_sql("INSERT INTO movie (id, name, ndim, n_frames, size_y, size_x, spacing_y, spacing_x) "
                           "VALUES (1, 'm', 2, 2, 8, 8, 1, 1)")
         c.exec_driver_sql("INSERT INTO run (id, movie_id, kind, status) VALUES (1, 1, 'import', 'succeeded')")
+        c.exec_driver_sql("INSERT INTO run (id, movie_id, kind, status, message) VALUES "
+                          "(2, 1, 'uncertainty', 'succeeded', '{\"alternatives\": 3}'), "
+                          "(3, 1, 'solve', 'failed', 'solve ended infeasible')")
         for nid, t in ((1, 0), (2, 1)):
             c.exec_driver_sql(f"INSERT INTO node (id, movie_id, run_id, t, label, y, x, area, bbox_y0, bbox_x0, "
                               f"bbox_y1, bbox_x1, source) VALUES ({nid}, 1, 1, {t}, 1, 1, 1, 1, 0, 0, 1, 1, 'gt')")
@@ -54,7 +59,13 @@ def test_older_revision_is_refused_then_upgraded_with_data(db_url: str) -> None:
     with store.engine.connect() as c:  # 0004 copies each selected cell's frame from node
         frames = c.exec_driver_sql("SELECT node_id, t FROM solution_node ORDER BY node_id").all()
     assert [tuple(r) for r in frames] == [(1, 0), (2, 1)]
-    assert db.current_revision(store.engine) == db.head_revision() == "0004"
+    with store.engine.connect() as c:  # 0005 moves uncertainty summaries out of the error column
+        runs = {r[0]: (r[1], r[2]) for r in c.exec_driver_sql("SELECT id, message, summary FROM run")}
+    assert runs[2][0] is None
+    summary = json.loads(runs[2][1]) if isinstance(runs[2][1], str) else runs[2][1]
+    assert summary == {"alternatives": 3}
+    assert runs[3] == ("solve ended infeasible", None)
+    assert db.current_revision(store.engine) == db.head_revision() == "0005"
 
 
 def test_newer_revision_is_refused(db_url: str) -> None:

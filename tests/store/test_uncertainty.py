@@ -16,7 +16,8 @@ from trackdb.stages.calibrate import ancestor_at, run_calibrate, true_mothers
 from trackdb.cli import cli
 from trackdb.errors import InputError, NotFoundError
 from trackdb.io.import_ctc import import_ctc
-from trackdb.stages.solve import run_link, run_solve
+from trackdb.stages.link import run_link
+from trackdb.stages.solve import run_solve
 from trackdb.store import Store
 from trackdb.stages.uncertainty import run_summary, run_uncertainty, uncertain
 
@@ -102,11 +103,12 @@ def test_every_method_stores_its_ranked_alternatives(db_url: str, store: Store, 
                                                      tmp_path: Path) -> None:
     """Each method's ranked alternatives round-trip through the store (the same selections,
     ranks, weights and objectives that the method computes) and export as CTC by name."""
-    from trackdb.stages.uncertainty import compute, rebuild_model, solve_run_of
+    from trackdb.stages.uncertainty import compute, rebuild_model
+    from trackdb.store.runs import current_solve
 
     sid = solved(store, synthetic_ctc)
     movie = store.movie("det")
-    _, solve_run = solve_run_of(store, movie)
+    _, solve_run = current_solve(store, movie)
     model = rebuild_model(store, movie, sid, solve_run)
     current = set(rows(store, "SELECT edge_id FROM solution_edge WHERE solution_id = :s", s=sid))
     runner = CliRunner(mix_stderr=False)

@@ -18,7 +18,7 @@ EDIT_KINDS = click.Choice(["pin-node", "forbid-node", "pin-edge", "forbid-edge",
 def edit(movie_name: str, kind: str, target_id: int, author: str | None, db_url: str | None) -> None:
     """Pin or forbid a candidate node / link (TARGET_ID: its node or edge id), or remove an
     earlier edit (TARGET_ID: the edit id). Applied by the next `trackdb resolve`."""
-    from trackdb.stages.resolve import add_edit
+    from trackdb.stages.edits import add_edit
 
     with open_store(db_url) as store:
         edit_id = add_edit(store, movie_name, kind, target_id, author)
@@ -31,7 +31,7 @@ def edit(movie_name: str, kind: str, target_id: int, author: str | None, db_url:
 @DB_OPTION
 def edits(movie_name: str, fmt: str, db_url: str | None) -> None:
     """The movie's edits: kind, target, frames, and the re-solve run that applied each."""
-    from trackdb.stages.resolve import list_edits
+    from trackdb.stages.edits import list_edits
 
     with open_store(db_url) as store:
         print_table(list_edits(store, movie_name), fmt)

@@ -21,7 +21,7 @@ from trackdb.cli.options import DB_OPTION, MOVIE_OPTION, echo_json, open_store
 def candidates(movie_name: str, prob: Path | None, labels: Path | None, tau: float, min_area: int,
                db_url: str | None) -> None:
     """Candidate cells: the H-EMD forest of a probability map, or label images."""
-    from trackdb.stages.solve import run_candidates
+    from trackdb.stages.candidates import run_candidates
 
     with open_store(db_url) as store:
         run_id = run_candidates(store, movie_name, prob=prob, labels=labels, tau=tau, min_area=min_area)
@@ -36,7 +36,7 @@ def candidates(movie_name: str, prob: Path | None, labels: Path | None, tau: flo
 @DB_OPTION
 def link(movie_name: str, max_distance: float, k: int, dt: int, db_url: str | None) -> None:
     """Candidate links between candidates of nearby frames."""
-    from trackdb.stages.solve import run_link
+    from trackdb.stages.link import run_link
 
     with open_store(db_url) as store:
         run_id = run_link(store, movie_name, max_distance=max_distance, k=k, dt=dt)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from trackdb.io import ctc
-from trackdb.io.render import render_labels, solution_tracks
+from trackdb.io.render import render_labels
+from trackdb.store.solutions import solution_tracks
 from trackdb.store.core import Store
 
 

@@ -19,13 +19,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from geff.core_io import write_arrays
 from geff_spec import Axis, DisplayHint, GeffMetadata, PropMetadata
 from geff_spec import validate_space_unit, validate_time_unit
 
 from trackdb import __version__
-from trackdb.store import schema
 from trackdb.errors import TrackdbError
 from trackdb.store.frames import GraphFrames, graph_frames
 from trackdb.store.core import Store
@@ -97,14 +95,12 @@ def _prop_metadata(props: dict[str, Any], doc: dict[str, tuple[str, str | None]]
 
 def _axes(store: Store, frames: GraphFrames) -> list[Axis]:
     """(t, [z,] y, x) axes: frames and pixels, scaled by the movie's time interval and spacing."""
-    m = schema.movie.c
-    with store.engine.connect() as conn:
-        row = conn.execute(sa.select(m.time_interval, m.meta).where(m.id == frames.movie.id)).one()
-    meta = row.meta if isinstance(row.meta, dict) else {}
+    time_interval, meta_row = store.movie_time_meta(frames.movie.id)
+    meta = meta_row if isinstance(meta_row, dict) else {}
     time_unit = meta.get("time_unit") if validate_time_unit(meta.get("time_unit")) else None
     space_unit = meta.get("space_unit") if validate_space_unit(meta.get("space_unit")) else None
-    axes = [Axis(name="t", type="time", unit="frame", scale=row.time_interval,
-                 scaled_unit=time_unit if row.time_interval else None)]
+    axes = [Axis(name="t", type="time", unit="frame", scale=time_interval,
+                 scaled_unit=time_unit if time_interval else None)]
     names = ("z", "y", "x")[3 - frames.movie.ndim:]
     for name, spacing in zip(names, frames.movie.spacing):
         axes.append(Axis(name=name, type="space", unit="pixel", scale=spacing, scaled_unit=space_unit))

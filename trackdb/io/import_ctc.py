@@ -10,17 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import sqlalchemy as sa
 
 from inference.edges import mask_iou
 from inference.regions import candidates_from_labels
 from inference.types import CandidateEdges
 
-from trackdb.io import ctc
-from trackdb.store import ingest
-from trackdb.store import schema
 from trackdb.errors import InputError
-from trackdb.store.core import Store, _now, code_version
+from trackdb.io import ctc
+from trackdb.store import ingest, runs
+from trackdb.store.core import Connection, Store
+from trackdb.store.runs import ImportParams, RunKind
 
 
 @dataclass(frozen=True)
@@ -73,14 +72,12 @@ def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only:
                 raise InputError(f"{raw_dir} has {len(raw_files)} frames but {gt_dir} has {n_frames}")
             ctc.check_frame_shapes(raw_files, shape)
 
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         movie_id = store.add_movie(conn, movie, tuple(int(s) for s in shape), n_frames,
                                    uri=str(raw_dir.resolve()) if raw_files else None,
                                    experiment=experiment)
-        run_id = int(conn.execute(schema.run.insert().values(
-            movie_id=movie_id, kind="import", status="succeeded", code_version=code_version(),
-            params={"dataset": str(dataset.resolve()), "seq": seq, "masks_only": masks_only, "no_gt": no_gt},
-            started_at=_now(), finished_at=_now()).returning(schema.run.c.id)).scalar_one())
+        run_id = runs.record_finished(conn, movie_id, RunKind.IMPORT, ImportParams(
+            dataset=str(dataset.resolve()), seq=seq, masks_only=masks_only, no_gt=no_gt))
         if masks is None:
             return ImportResult(movie_id, run_id, n_frames, 0, 0, None)
         if masks_only:
@@ -92,7 +89,7 @@ def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only:
     return ImportResult(movie_id, run_id, n_frames, n_nodes, n_edges, sid)
 
 
-def write_lineage(store: Store, conn: sa.Connection, movie_id: int, run_id: int, masks: np.ndarray,
+def write_lineage(store: Store, conn: Connection, movie_id: int, run_id: int, masks: np.ndarray,
                   tracks: np.ndarray, source: str, name: str) -> tuple[int, int, int]:
     """Store CTC-style label images + lineage table as nodes, links and a current solution.
 

@@ -14,11 +14,9 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
-from trackdb.store import schema
-from trackdb.store.frames import bulk_reader, graph_frames, read_frame, sorted_by
 from trackdb.store.core import Store
+from trackdb.store.frames import graph_frames, track_points
 
 
 def napari_tracks(store: Store, movie_name: str | int,
@@ -30,16 +28,7 @@ def napari_tracks(store: Store, movie_name: str | int,
     """
     movie = store.movie(movie_name)
     sid = store.solution_id(movie, solution)
-    n, sn, tr = schema.node.c, schema.solution_node.c, schema.track.c
-    coords = [n.z, n.y, n.x] if movie.ndim == 3 else [n.y, n.x]
-    query = (sa.select(sn.track_id, n.t, *coords)
-             .select_from(schema.solution_node.join(schema.node, n.id == sn.node_id))
-             .where(sn.solution_id == sid))
-    with bulk_reader(store) as conn:
-        table = sorted_by(read_frame(conn, query, {"track_id": False, "t": False}), "track_id", "t")
-        links = conn.execute(sa.select(tr.track_id, tr.parent_track_id)
-                             .where(tr.solution_id == sid, tr.parent_track_id.is_not(None))
-                             .order_by(tr.track_id)).all()
+    table, links = track_points(store, movie, sid)
     graph: dict[int, list[int]] = {}
     for child, parent in links:
         graph.setdefault(int(child), []).append(int(parent))

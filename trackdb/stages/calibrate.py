@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 
 from solvers.calibration import (
     fit_option_temperature,
@@ -32,19 +31,19 @@ from solvers.calibration import (
 )
 from solvers.uncertainty import with_temperature
 
-from trackdb.io import ctc
-from trackdb.store import schema
 from trackdb.errors import InputError
-from trackdb.store.graph import load_candidates
-from trackdb.store.core import Movie, Store, _now
+from trackdb.io import ctc
 from trackdb.stages.uncertainty import (
     _stored_selection,
     check_k,
     compute,
     parse_method,
     rebuild_model,
-    solve_run_of,
 )
+from trackdb.store import probabilities, runs
+from trackdb.store.core import Movie, Store
+from trackdb.store.graph import load_candidates
+from trackdb.store.runs import CalibrateParams, LinkParams, RunKind, SolveParams
 
 IOU_MATCH = 0.5
 # σ of the log-normal prior on the fitted temperature: an (almost) error-free ground truth
@@ -130,19 +129,18 @@ def run_calibrate(store: Store, movie_name: str, gt_dir: Path, method: str, *, n
     if not name:
         raise InputError("--name must not be empty")
     movie = store.movie(movie_name)
-    sid, solve_run = solve_run_of(store, movie)
+    sid, solve_run = runs.current_solve(store, movie)
     gt, tracks = read_ground_truth(gt_dir, movie)
-    params = {"gt": str(Path(gt_dir).resolve()), "method": m.value, "name": name, "k": k,
-              "temperature_prior": temperature_prior,
-              "solution_id": sid, "png": str(png) if png else None}
-    with store.run(movie.id, "calibrate", params, parent_run_id=int(solve_run["id"])) as run_id:
+    params = CalibrateParams(gt=str(Path(gt_dir).resolve()), method=m.value, name=name, k=k,
+                             temperature_prior=temperature_prior, solution_id=sid, png=str(png) if png else None)
+    with runs.record(store, movie.id, RunKind.CALIBRATE, params, parent_run_id=solve_run.id) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)
         unc, _ = compute(model, m, k=k, temperature=1.0, ranked=False)
         g = model.graph
-        with store.engine.connect() as c:
-            link_params = c.execute(sa.select(schema.run.c.params)
-                                    .where(schema.run.c.id == int(solve_run["params"]["link_run_id"]))).scalar_one()
-        cands, ids = load_candidates(store, int(link_params["candidate_run_id"]), movie.ndim, with_masks=True)
+        link_run_id = solve_run.typed(SolveParams).link_run_id
+        assert link_run_id is not None  # rebuild_model refused solves without links
+        link = runs.get_run(store, link_run_id).typed(LinkParams)
+        cands, ids = load_candidates(store, link.candidate_run_id, movie.ndim, with_masks=True)
         pos = np.searchsorted(ids, model.node_ids)  # ids come in ascending order
         gt_label, iou = match_nodes(cands.t[pos], cands.bbox[pos], [cands.masks[i] for i in pos.tolist()], gt)
         mother = true_mothers(g.node_t, gt_label, iou, tracks)
@@ -175,18 +173,5 @@ def run_calibrate(store: Store, movie_name: str, gt_dir: Path, method: str, *, n
             "matched_nodes": int((gt_label > 0).sum()), "nodes": int(g.n_nodes),
             "calibration_cells": int(cells.sum()), "png": str(png) if png else None, "run_id": run_id,
         }
-        _store_calibration(store, name, m.value, temperature, before.ece, after.ece, run_id)
+        probabilities.store_calibration(store, name, m.value, temperature, before.ece, after.ece, run_id)
     return result
-
-
-def _store_calibration(store: Store, name: str, method: str, temperature: float, ece_before: float,
-                       ece_after: float, run_id: int) -> None:
-    """Upsert by (name, method): a re-fit replaces the previous temperature."""
-    c = schema.calibration.c
-    values = {"temperature": float(temperature), "ece_before": float(ece_before), "ece_after": float(ece_after),
-                  "run_id": run_id, "created_at": _now()}
-    with store.engine.begin() as conn:
-        done = conn.execute(schema.calibration.update().where(c.name == name, c.method == method)
-                            .values(**values)).rowcount
-        if not done:
-            conn.execute(schema.calibration.insert().values(name=name, method=method, **values))

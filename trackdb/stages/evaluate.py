@@ -16,7 +16,8 @@ import numpy as np
 
 from trackdb.io import ctc
 from trackdb.errors import InputError
-from trackdb.io.render import render_labels, solution_tracks
+from trackdb.io.render import render_labels
+from trackdb.store.solutions import solution_tracks
 from trackdb.store.core import Store
 
 

@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from trackdb.io import ctc
-from trackdb.store import schema
 from trackdb.errors import InputError, NotFoundError
+from trackdb.io import ctc
 from trackdb.io.import_ctc import write_lineage
-from trackdb.stages.solve import ingest_frames
+from trackdb.stages.candidates import ingest_frames
+from trackdb.store import runs
 from trackdb.store.core import Movie, Store
+from trackdb.store.runs import CandidatesParams, InferenceParams, RunKind, SolveParams
 
 
 class RawFrames:
@@ -42,8 +43,8 @@ class RawFrames:
 
 
 def default_zarr(store: Store, movie: Movie) -> Path:
-    db_path = store.engine.url.database if store.engine.dialect.name == "sqlite" else None
-    base = Path(db_path).parent if db_path else Path.cwd()
+    db_path = store.sqlite_path
+    base = db_path.parent if db_path else Path.cwd()
     return base / f"{movie.name}.zarr"
 
 
@@ -56,13 +57,12 @@ def run_predict(store: Store, movie_name: str, model_dir: Path, *, zarr_path: Pa
     movie = store.movie(movie_name)
     frames = RawFrames(movie)
     target = Path(zarr_path or movie.zarr_uri or default_zarr(store, movie))
-    params = {"model": str(Path(model_dir).resolve()), "zarr": str(target.resolve()), "tta": tta, "tile": tile,
-              "overlap": overlap}
-    with store.run(movie.id, "inference", params, resume=True):
+    params = InferenceParams(model=str(Path(model_dir).resolve()), zarr=str(target.resolve()), tta=tta, tile=tile,
+                             overlap=overlap)
+    with runs.record(store, movie.id, RunKind.INFERENCE, params, resume=True):
         result = predict_movie(frames, target, model_dir, tile=tile, overlap=overlap, tta=tta, batch=batch,
                                device=device, spacing=movie.spacing)
-        with store.engine.begin() as c:
-            c.execute(schema.movie.update().where(schema.movie.c.id == movie.id).values(zarr_uri=str(target.resolve())))
+        store.set_zarr_uri(movie.id, str(target.resolve()))
     return {"zarr": str(target), **result}
 
 
@@ -97,9 +97,9 @@ def run_candidates_from_predictions(store: Store, movie_name: str, *, min_object
     movie = store.movie(movie_name)
     zarr_path = _zarr_of(movie)
     min_object_size = model_min_size(zarr_path) if min_object_size is None else min_object_size
-    params = {"source": zarr_path, "kind": "predictions", "min_object_size": min_object_size, "fg_thresh": fg_thresh,
-              "merges": merges}
-    with store.run(movie.id, "candidates", params, resume=True) as run_id:
+    params = CandidatesParams(source=zarr_path, kind="predictions", min_object_size=min_object_size,
+                              fg_thresh=fg_thresh, merges=merges)
+    with runs.record(store, movie.id, RunKind.CANDIDATES, params, resume=True) as run_id:
         total = ingest_frames(
             store, movie, run_id,
             lambda t: candidates_from_zarr(zarr_path, t, min_object_size=min_object_size, fg_thresh=fg_thresh,
@@ -118,9 +118,9 @@ def run_embedtrack(store: Store, movie_name: str, *, min_object_size: int | None
     movie = store.movie(movie_name)
     zarr_path = _zarr_of(movie)
     min_object_size = model_min_size(zarr_path) if min_object_size is None else min_object_size
-    params = {"method": "embedtrack", "zarr": zarr_path, "min_object_size": min_object_size, "fg_thresh": fg_thresh}
-    with store.run(movie.id, "solve", params) as run_id:
+    params = SolveParams(method="embedtrack", zarr=zarr_path, min_object_size=min_object_size, fg_thresh=fg_thresh)
+    with runs.record(store, movie.id, RunKind.SOLVE, params) as run_id:
         labels, tracks = embedtrack_solve(zarr_path, min_object_size=min_object_size, fg_thresh=fg_thresh)
-        with store.engine.begin() as c:
+        with store.begin() as c:
             _, _, sid = write_lineage(store, c, movie.id, run_id, np.asarray(labels), tracks, "cluster", "embedtrack")
     return sid

@@ -1,38 +1,29 @@
-"""Pipeline stages on the store: candidates → link → solve, each a recorded, resumable run.
+"""The solve stage: select cells and links (joint MIP, frame-pair LAP, or H-EMD then LAP),
+with the cost model's scales re-estimated from each solution, and store the result as the
+movie's current solution.
 
-Each stage reads what the previous stage wrote (by run), calls the plain-array code of
-``inference`` and ``solvers``, and writes its result in transactions. A failed stage leaves its
-run marked ``failed`` with the reason; a solve writes its solution only when it succeeded.
+A failed solve leaves its run marked ``failed`` with the reason and writes no solution.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
-from tqdm import tqdm
 
-from inference.edges import link_candidates
-from inference.forest import build_forest
-from inference.hypotheses import prune_to_hypotheses
-from inference.regions import candidates_from_labels, mask_covariance
+from inference.regions import mask_covariance
 from inference.types import Candidates
 from solvers.costs import CellFeatures, CostModel, CostParams, refine_cost_model
 from solvers.node_costs import forest_node_cost
 from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Solution, SolveStatus
-
-from trackdb.store import ingest
-from trackdb.store import schema
 from trackdb.errors import InputError, NotFoundError, SolveFailed
+from trackdb.store import ingest, runs
+from trackdb.store.core import Connection, Movie, Store
 from trackdb.store.graph import load_candidates, load_edges
-from trackdb.io.sources import check_movie_shape, check_probability, read_movie_array
-from trackdb.store.core import Movie, Store
+from trackdb.store.runs import LinkParams, RunKind, SolveParams
 
 
 class Method(enum.Enum):
@@ -52,88 +43,6 @@ class SolveResult:
     n_tracks: int
     seconds: float
     history: list[dict[str, Any]]
-
-
-def latest_run(store: Store, movie: Movie, kinds: tuple[str, ...], status: str = "succeeded") -> dict[str, Any] | None:
-    r = schema.run.c
-    with store.engine.connect() as c:
-        row = c.execute(sa.select(schema.run).where(r.movie_id == movie.id, r.kind.in_(kinds), r.status == status)
-                        .order_by(r.id.desc())).mappings().first()
-    return dict(row) if row else None
-
-
-def candidate_run(store: Store, movie: Movie) -> int:
-    """The movie's candidate set: the latest candidates run, else its imported detections."""
-    n = schema.node.c
-    for kinds in (("candidates",), ("import",)):
-        run = latest_run(store, movie, kinds)
-        if run is not None:
-            with store.engine.connect() as c:
-                if c.execute(sa.select(n.id).where(n.run_id == run["id"]).limit(1)).first():
-                    return int(run["id"])
-    raise NotFoundError(f"movie {movie.name!r} has no candidates: run `trackdb candidates` or import masks")
-
-
-def ingest_frames(store: Store, movie: Movie, run_id: int, frame: Callable[[int], Candidates], source: str,
-                  progress: bool = True) -> int:
-    """Write ``frame(t)``'s candidates for every frame, one transaction per frame.
-
-    A resumed run skips the frames it already wrote. Returns the run's candidate count.
-    """
-    with store.engine.connect() as c:
-        done = ingest.frames_done(c, schema.node, run_id)
-    total = len(done)
-    for t in tqdm(range(movie.n_frames), desc="candidates", unit="frame", disable=not progress):
-        if t in done:
-            continue
-        cands = frame(t)
-        if len(cands):
-            with store.engine.begin() as c:
-                ingest.insert_nodes(c, movie.id, run_id, cands, source)
-        total += len(cands)
-    return total
-
-
-def run_candidates(store: Store, movie_name: str, *, prob: Path | None = None, labels: Path | None = None,
-                   tau: float = 0.5, min_area: int = 10, progress: bool = True) -> int:
-    """Candidate forest from a probability map (or single-node trees from label images)."""
-    movie = store.movie(movie_name)
-    if (prob is None) == (labels is None):
-        raise InputError("give exactly one of --prob or --labels")
-    if not 0.0 < tau < 1.0:
-        raise InputError(f"--tau must lie in (0, 1), got {tau}")
-    path = Path(prob or labels)  # type: ignore[arg-type]
-    params = {"source": str(path.resolve()), "kind": "prob" if prob else "labels", "tau": tau, "min_area": min_area}
-    with store.run(movie.id, "candidates", params, resume=True) as run_id:
-        data = read_movie_array(path, labels=labels is not None)
-        check_movie_shape(data, movie.n_frames, movie.shape, path)
-        if prob is not None:
-            check_probability(data, path)
-        def frame(t: int) -> Candidates:
-            if prob is not None:
-                return prune_to_hypotheses(build_forest(np.asarray(data[t], np.float32), t=t, tau=tau,
-                                                        min_area=min_area))
-            return candidates_from_labels(data[t : t + 1], t0=t)
-
-        total = ingest_frames(store, movie, run_id, frame, "forest" if prob is not None else "labels", progress)
-        if total == 0:
-            raise InputError(f"{path}: no candidates in any frame (is the map empty or --tau too high?)")
-    return run_id
-
-
-def run_link(store: Store, movie_name: str, *, max_distance: float = 60.0, k: int = 10, dt: int = 1) -> int:
-    """Candidate links from every node to its k nearest candidates in the next ``dt`` frames."""
-    movie = store.movie(movie_name)
-    cand_run = candidate_run(store, movie)
-    params = {"candidate_run_id": cand_run, "max_distance": max_distance, "k": k, "dt": dt}
-    with store.run(movie.id, "link", params, parent_run_id=cand_run) as run_id:
-        cands, ids = load_candidates(store, cand_run, movie.ndim, with_masks=True)
-        edges = link_candidates(cands, max_distance=max_distance, k=k, dt_max=dt)
-        if len(edges.source) == 0:
-            raise InputError(f"movie {movie.name!r}: no candidate pairs within {max_distance} px; raise --max-distance")
-        with store.engine.begin() as c:
-            ingest.insert_edges(c, movie.id, run_id, ids, cands.t, edges)
-    return run_id
 
 
 def node_costs(cands: Candidates, params: CostParams) -> np.ndarray | None:
@@ -165,14 +74,14 @@ def run_solve(store: Store, movie_name: str, *, method: str = "joint", window: i
     except ValueError:
         raise InputError(f"unknown method {method!r}; choose joint, lap or hemd") from None
     movie = store.movie(movie_name)
-    link = latest_run(store, movie, ("link",))
+    link = runs.latest_run(store, movie.id, RunKind.LINK)
     if link is None:
         raise NotFoundError(f"movie {movie.name!r} has no candidate links: run `trackdb link` first")
-    cand_run = int(link["params"]["candidate_run_id"])
-    params = {"method": m.value, "window": window, "time_limit": time_limit, "gap": gap,
-              "iterations": iterations, "link_run_id": link["id"]}
-    with store.run(movie.id, "solve", params, parent_run_id=link["id"]) as run_id:
-        built = build_solve(store, movie, m, int(link["id"]), cand_run, window=window,
+    cand_run = link.typed(LinkParams).candidate_run_id
+    params = SolveParams(method=m.value, window=window, time_limit=time_limit, gap=gap, iterations=iterations,
+                         link_run_id=link.id)
+    with runs.record(store, movie.id, RunKind.SOLVE, params, parent_run_id=link.id) as run_id:
+        built = build_solve(store, movie, m, link.id, cand_run, window=window,
                             time_limit=time_limit, gap=gap, iterations=iterations)
         graph, sol, history = built.graph, built.solution, built.history
         if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
@@ -260,7 +169,7 @@ def hemd_selection(cands: Candidates, movie: Movie) -> np.ndarray:
     return keep
 
 
-def write_current_solution(store: Store, conn: sa.Connection, movie: Movie, run_id: int, graph: CandidateGraph,
+def write_current_solution(store: Store, conn: Connection, movie: Movie, run_id: int, graph: CandidateGraph,
                            sol: Solution, node_ids: np.ndarray, edge_ids: np.ndarray,
                            name: str) -> tuple[int, int, int, int]:
     """Write ``sol`` of ``graph`` (local indices → store ids) with its CTC tracks and make it the
@@ -281,5 +190,5 @@ def write_current_solution(store: Store, conn: sa.Connection, movie: Movie, run_
 
 def _write_solution(store: Store, movie: Movie, run_id: int, graph: CandidateGraph, sol: Solution,
                     node_ids: np.ndarray, edge_ids: np.ndarray, name: str) -> tuple[int, int, int, int]:
-    with store.engine.begin() as c:
+    with store.begin() as c:
         return write_current_solution(store, c, movie, run_id, graph, sol, node_ids, edge_ids, name)

@@ -3,24 +3,22 @@ ranked alternatives, and the SQL that lists what is doubtful.
 
 The probabilities describe the model that produced the current solution, so that model is
 rebuilt from its solve run (candidates + link run → costs refined over solves, exactly as
-``trackdb solve`` did, :func:`trackdb.pipeline.build_solve`) and handed to
+``trackdb solve`` did, :func:`trackdb.stages.solve.build_solve`) and handed to
 :mod:`solvers.uncertainty`. ``lap``/``hemd`` solves price daughter pairs folded into the edges
 (``solvers.costs.fold_pairs``), so their model here is the folded graph; a ``joint`` model
 keeps its pairs (per-edge methods fold them, and its K best are exact joint solutions). The
-run's message says whether the rebuilt solve reproduced the stored solution. Everything a run computes is written in one transaction; bad input is refused
+run's summary says whether the rebuilt solve reproduced the stored solution. Everything a run computes is written in one transaction; bad input is refused
 before the run row exists, so it leaves the store exactly as it was.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
 from solvers.costs import CostModel, fold_pairs
 from solvers.kbest_joint import kbest_joint, lap_applies
@@ -40,12 +38,13 @@ from solvers.uncertainty import (
     ranked_solutions,
 )
 
-from trackdb.store import ingest
-from trackdb.store import schema
 from trackdb.errors import InputError, NotFoundError
 from trackdb.stages.solve import Method as SolveMethod
 from trackdb.stages.solve import build_solve
-from trackdb.store.core import Movie, Store
+from trackdb.store import ingest, probabilities, runs, solutions
+from trackdb.store.core import Connection, Movie, Store
+from trackdb.store.graph import positions
+from trackdb.store.runs import LinkParams, Run, RunKind, SolveParams, UncertaintyParams
 
 SAMPLE_TEMPERATURE = 1.0  # T_s of the ranked alternatives' weights p_k ∝ exp(−cost_k / T_s)
 
@@ -80,33 +79,19 @@ def check_k(k: int) -> int:
     return int(k)
 
 
-def solve_run_of(store: Store, movie: Movie) -> tuple[int, dict[str, Any]]:
-    """(current solution id, the solve run that wrote it); refuses imported or missing ones."""
-    sid = store.solution_id(movie)  # NotFoundError when the movie has no solution
-    s, r = schema.solution.c, schema.run.c
-    with store.engine.connect() as c:
-        run = c.execute(sa.select(schema.run).join(schema.solution, s.run_id == r.id)
-                        .where(s.id == sid)).mappings().one()
-    if run["kind"] != "solve":
-        raise InputError(f"the current solution of movie {movie.name!r} (id {sid}) comes from a "
-                         f"{run['kind']!r} run, not a solve: run `trackdb solve` first")
-    return sid, dict(run)
-
-
-def rebuild_model(store: Store, movie: Movie, solution_id: int, solve_run: dict[str, Any]) -> Model:
+def rebuild_model(store: Store, movie: Movie, solution_id: int, solve_run: Run) -> Model:
     """Re-run the solve's model building (no writes) from the parameters it recorded."""
-    p = solve_run["params"]
-    m = SolveMethod(p["method"])
-    link_run = int(p["link_run_id"])
-    with store.engine.connect() as c:
-        link_params = c.execute(sa.select(schema.run.c.params).where(schema.run.c.id == link_run)).scalar_one()
-    built = build_solve(store, movie, m, link_run, int(link_params["candidate_run_id"]),
-                        window=p.get("window"), time_limit=float(p["time_limit"]), gap=float(p["gap"]),
-                        iterations=int(p["iterations"]))
+    p = solve_run.typed(SolveParams)
+    m = SolveMethod(p.method)
+    if p.link_run_id is None or p.time_limit is None or p.gap is None or p.iterations is None:
+        raise InputError(f"solve run {solve_run.id} ({p.method}) did not solve a candidate graph")
+    link = runs.get_run(store, p.link_run_id).typed(LinkParams)
+    built = build_solve(store, movie, m, p.link_run_id, link.candidate_run_id, window=p.window,
+                        time_limit=float(p.time_limit), gap=float(p.gap), iterations=int(p.iterations))
     graph = built.graph
     if m is not SolveMethod.JOINT:  # the LAP solves with daughter-pair costs folded into edges
         graph = fold_pairs(graph)
-    return Model(movie, solution_id, int(solve_run["id"]), m, float(p["time_limit"]), graph,
+    return Model(movie, solution_id, solve_run.id, m, float(p.time_limit), graph,
                  built.node_ids, built.edge_ids, built.solution, built.cost_model)
 
 
@@ -178,12 +163,9 @@ def resolve_temperature(store: Store, method: Method, calibration: str | None,
         return t
     if calibration is None:
         return 1.0
-    c = schema.calibration.c
-    with store.engine.connect() as conn:
-        t = conn.execute(sa.select(c.temperature).where(c.name == calibration, c.method == method.value)).scalar()
-        known = conn.execute(sa.select(c.name, c.method).order_by(c.name, c.method)).all()
+    t = probabilities.calibration_temperature(store, calibration, method.value)
     if t is None:
-        have = ", ".join(f"{n}/{m}" for n, m in known) or "none"
+        have = ", ".join(f"{n}/{m}" for n, m in probabilities.calibrations(store)) or "none"
         raise NotFoundError(f"no calibration {calibration!r} for method {method.value!r} "
                             f"(stored: {have}); run `trackdb calibrate --name {calibration} --method {method.value}`")
     return float(t)
@@ -234,12 +216,12 @@ def run_uncertainty(store: Store, movie_name: str, method: str | Method, *, k: i
     sigma_area = check_sigma("sigma-area", sigma_area)
     movie = store.movie(movie_name)
     t = resolve_temperature(store, m, calibration, temperature)
-    sid, solve_run = solve_run_of(store, movie)
-    params = {"method": m.value, "k": k, "temperature": t, "calibration": calibration,
-              "solution_id": sid, "solve_run_id": solve_run["id"]}
-    if m in (Method.FP, Method.FPA):
-        params.update(sigma_px=sigma_px, sigma_area=sigma_area)
-    with store.run(movie.id, "uncertainty", params, parent_run_id=int(solve_run["id"])) as run_id:
+    sid, solve_run = runs.current_solve(store, movie)
+    perturbs = m in (Method.FP, Method.FPA)
+    params = UncertaintyParams(method=m.value, k=k, temperature=t, calibration=calibration, solution_id=sid,
+                               solve_run_id=solve_run.id, sigma_px=sigma_px if perturbs else None,
+                               sigma_area=sigma_area if perturbs else None)
+    with runs.record(store, movie.id, RunKind.UNCERTAINTY, params, parent_run_id=solve_run.id) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)
         unc, alternatives = compute(model, m, k=k, temperature=t, sigma_px=sigma_px,
                                     sigma_area=sigma_area)
@@ -250,32 +232,14 @@ def run_uncertainty(store: Store, movie_name: str, method: str | Method, *, k: i
 def _stored_selection(store: Store, model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The current solution as local arrays: track id per node (0 = not selected), selected
     edges, and its CTC track table sorted by id."""
-    with store.engine.connect() as c:
-        sn = c.execute(sa.select(schema.solution_node.c.node_id, schema.solution_node.c.track_id)
-                       .where(schema.solution_node.c.solution_id == model.solution_id)).all()
-        se = c.execute(sa.select(schema.solution_edge.c.edge_id)
-                       .where(schema.solution_edge.c.solution_id == model.solution_id)).scalars().all()
-        tr = c.execute(sa.select(schema.track.c.track_id, schema.track.c.start_t, schema.track.c.end_t,
-                                 sa.func.coalesce(schema.track.c.parent_track_id, 0))
-                       .where(schema.track.c.solution_id == model.solution_id)
-                       .order_by(schema.track.c.track_id)).all()
+    stored = solutions.selection(store, model.solution_id)
     track_of = np.zeros(model.graph.n_nodes, np.int64)
-    if sn:
-        ids, tids = np.array(sn, np.int64).T
-        pos, ok = _local(model.node_ids, ids)
-        track_of[pos[ok]] = tids[ok]
+    pos, ok = positions(model.node_ids, stored.node_ids)
+    track_of[pos[ok]] = stored.track_ids[ok]
     edge_sel = np.zeros(model.graph.n_edges, bool)
-    pos, ok = _local(model.edge_ids, np.array(se, np.int64))
+    pos, ok = positions(model.edge_ids, stored.edge_ids)
     edge_sel[pos[ok]] = True
-    return track_of, edge_sel, np.array(tr, np.int64).reshape(-1, 4)
-
-
-def _local(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of ``wanted`` database ids in ``ids``, and which were found."""
-    order = np.argsort(ids)
-    pos = np.minimum(np.searchsorted(ids[order], wanted), max(len(ids) - 1, 0))
-    ok = (ids[order][pos] == wanted) if len(ids) else np.zeros(len(wanted), bool)
-    return order[pos], ok
+    return track_of, edge_sel, solutions.solution_tracks(store, model.solution_id)
 
 
 def _write(store: Store, model: Model, run_id: int, unc: Uncertainty, method: Method,
@@ -289,20 +253,10 @@ def _write(store: Store, model: Model, run_id: int, unc: Uncertainty, method: Me
     node_sel = track_of > 0
     is_current = [bool(np.array_equal(a.solution.edge_selected, edge_sel)
                        and np.array_equal(a.solution.node_selected, node_sel)) for a in alternatives]
-    with store.engine.begin() as c:
-        ingest.bulk_insert(c, schema.edge_probability, ("run_id", "edge_id", "p", "method"),
-                           zip([run_id] * g.n_edges, model.edge_ids.tolist(), edge_p.tolist(),
-                               [method.value] * g.n_edges))
-        ingest.bulk_insert(c, schema.node_probability, ("run_id", "node_id", "p", "entropy", "method"),
-                           zip([run_id] * g.n_nodes, model.node_ids.tolist(), node_p.tolist(),
-                               unc.entropy.tolist(), [method.value] * g.n_nodes))
-        tr = schema.track.c
-        if len(tracks):
-            c.execute(schema.track.update()
-                      .where(tr.solution_id == sa.bindparam("sid"), tr.track_id == sa.bindparam("tid"))
-                      .values(confidence_min=sa.bindparam("cmin"), confidence_product=sa.bindparam("cprod")),
-                      [{"sid": model.solution_id, "tid": int(a), "cmin": float(b), "cprod": float(d)}
-                       for a, (b, d) in zip(tracks[:, 0].tolist(), conf.tolist())])
+    with store.begin() as c:
+        probabilities.insert_probabilities(c, run_id, method.value, model.edge_ids, edge_p, model.node_ids, node_p,
+                                           unc.entropy)
+        solutions.set_track_confidence(c, model.solution_id, tracks[:, 0], conf)
         stored = []
         for rank, (alt, current) in enumerate(zip(alternatives, is_current)):
             if current:  # already stored, under its solve
@@ -318,12 +272,11 @@ def _write(store: Store, model: Model, run_id: int, unc: Uncertainty, method: Me
                                           if alternatives else None),
                    "seconds": round(unc.seconds, 3),
                    "info": unc.info}
-        c.execute(schema.run.update().where(schema.run.c.id == run_id)
-                  .values(message=json.dumps(summary, default=str)))
+        runs.set_summary(c, run_id, summary)
     return summary
 
 
-def _insert_alternative(conn: sa.Connection, model: Model, run_id: int, sol: Solution, rank: int,
+def _insert_alternative(conn: Connection, model: Model, run_id: int, sol: Solution, rank: int,
                         weight: float, unc: Uncertainty, method: Method) -> int:
     g = model.graph
     track_of, tracks = tracks_from_solution(g.node_t, g.edge_source, g.edge_target,
@@ -340,80 +293,17 @@ def _insert_alternative(conn: sa.Connection, model: Model, run_id: int, sol: Sol
         objective=sol.objective, weight=weight, track_confidence=conf)
 
 
-def latest_uncertainty_run(store: Store, movie: Movie) -> int:
-    """The newest succeeded uncertainty run of the movie's *current* solution."""
-    sid = store.solution_id(movie)
-    r = schema.run.c
-    with store.engine.connect() as c:
-        rows = c.execute(sa.select(r.id, r.params).where(r.movie_id == movie.id, r.kind == "uncertainty",
-                                                         r.status == "succeeded").order_by(r.id.desc())).all()
-    for rid, p in rows:
-        if p and p.get("solution_id") == sid:
-            return int(rid)
-    raise NotFoundError(f"no uncertainty run for the current solution (id {sid}) of movie "
-                        f"{movie.name!r}: run `trackdb uncertainty --movie {movie.name} --method sm` first")
-
-
-# Doubtful parts of the current solution. A division's confidence is the product of its two
-# links' probabilities (daughters decided independently, as the per-cell softmax treats them);
-# a cell is doubtful when it may not exist (node p) or, having no mother in the solution, when
-# "it appears" is doubtful: 1 − Σ p of its incoming candidate links (the options sum to 1).
-UNCERTAIN_SQL = """
-WITH prob AS (SELECT edge_id, p FROM edge_probability WHERE run_id = :run_id),
-cellp AS (SELECT node_id, p, entropy FROM node_probability WHERE run_id = :run_id),
-links AS (
-    SELECT se.source_id, se.target_id, prob.p FROM solution_edge se
-    JOIN prob ON prob.edge_id = se.edge_id WHERE se.solution_id = :solution_id
-),
-incoming AS (
-    SELECT e.target_id, SUM(prob.p) AS p_in FROM prob JOIN edge e ON e.id = prob.edge_id
-    GROUP BY e.target_id
-),
-cells AS (
-    SELECT sn.node_id, n.t, l.source_id AS mother_id, cp.p AS p_node, cp.entropy,
-           CASE WHEN l.source_id IS NULL THEN 1.0 - COALESCE(i.p_in, 0.0) ELSE 1.0 END AS p_appear
-    FROM solution_node sn JOIN node n ON n.id = sn.node_id
-    JOIN cellp cp ON cp.node_id = sn.node_id
-    LEFT JOIN links l ON l.target_id = sn.node_id
-    LEFT JOIN incoming i ON i.target_id = sn.node_id
-    WHERE sn.solution_id = :solution_id
-)
-SELECT * FROM (
-SELECT 'link' AS kind, n.t, l.target_id AS node_id, l.source_id AS mother_id,
-       NULL AS daughter_ids, l.p, cp.entropy
-FROM links l JOIN node n ON n.id = l.target_id LEFT JOIN cellp cp ON cp.node_id = l.target_id
-WHERE l.p < :below
-UNION ALL
-SELECT 'division', n.t, l.source_id, NULL,
-       CAST(MIN(l.target_id) AS TEXT) || ',' || CAST(MAX(l.target_id) AS TEXT),
-       MIN(l.p) * MAX(l.p), NULL
-FROM links l JOIN node n ON n.id = l.source_id
-GROUP BY l.source_id, n.t HAVING COUNT(*) = 2 AND MIN(l.p) * MAX(l.p) < :below
-UNION ALL
-SELECT 'cell', t, node_id, mother_id, NULL,
-       CASE WHEN p_appear < p_node THEN p_appear ELSE p_node END, entropy
-FROM cells WHERE p_node < :below OR p_appear < :below
-) doubtful ORDER BY p, t, node_id
-"""
-
-
 def uncertain(store: Store, movie_name: str, below: float = 0.8) -> pd.DataFrame:
     """Links, divisions and cells of the current solution with probability below ``below``,
     from the latest uncertainty run of that solution (one SQL query)."""
     if not 0.0 <= float(below) <= 1.0:
         raise InputError(f"--below must lie in [0, 1], got {below}")
     movie = store.movie(movie_name)
-    run_id = latest_uncertainty_run(store, movie)
-    params = {"run_id": run_id, "solution_id": store.solution_id(movie), "below": float(below)}
-    with store.engine.connect() as c:
-        res = c.execute(sa.text(UNCERTAIN_SQL), params)
-        df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-    return df.astype({"t": "int64", "node_id": "int64", "mother_id": "Int64"})
+    run_id = runs.latest_uncertainty_run(store, movie)
+    return probabilities.doubtful(store, run_id, store.solution_id(movie), below)
 
 
 def run_summary(store: Store, run_id: int) -> dict[str, Any]:
-    """The run's parameters and what it wrote (its message), for the CLI."""
-    with store.engine.connect() as c:
-        row = c.execute(sa.select(schema.run.c.params, schema.run.c.message)
-                        .where(schema.run.c.id == run_id)).one()
-    return {"run_id": run_id, **(row.params or {}), **json.loads(row.message or "{}")}
+    """The run's parameters and what it wrote (its summary), for the CLI."""
+    run = runs.get_run(store, run_id)
+    return {"run_id": run_id, **run.params.to_json(), **(run.summary or {})}

@@ -7,7 +7,6 @@ name or id gets the same clear :class:`~trackdb.errors.NotFoundError` everywhere
 from __future__ import annotations
 
 import datetime as dt
-import json
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from trackdb import __version__
 from trackdb.store import db
 from trackdb.store import schema
-from trackdb.errors import NotFoundError, SolveFailed, TrackdbError
+from trackdb.errors import NotFoundError, TrackdbError
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class Movie:
     current_solution_id: int | None
 
 
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
@@ -63,6 +62,13 @@ class Store:
     @property
     def is_postgres(self) -> bool:
         return db.is_postgres(self.engine)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a SQLite store (None on PostgreSQL or in memory)."""
+        if self.engine.dialect.name != "sqlite" or not self.engine.url.database:
+            return None
+        return None if self.engine.url.database == ":memory:" else Path(self.engine.url.database)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -101,7 +107,7 @@ class Store:
     def movie(self, name_or_id: str | int, conn: Connection | None = None) -> Movie:
         m = schema.movie.c
         cond = (m.id == int(name_or_id)) if str(name_or_id).isdigit() else (m.name == str(name_or_id))
-        with self._conn(conn) as c:
+        with self.connection(conn) as c:
             row = c.execute(sa.select(schema.movie).where(cond)).mappings().first()
             if row is None and str(name_or_id).isdigit():
                 row = c.execute(sa.select(schema.movie).where(m.name == str(name_or_id))).mappings().first()
@@ -116,43 +122,6 @@ class Store:
         with self.engine.connect() as c:
             ids = c.execute(sa.select(schema.movie.c.id).order_by(schema.movie.c.id)).scalars().all()
         return [self.movie(i) for i in ids]
-
-    # --- runs -------------------------------------------------------------------------------
-    @contextmanager
-    def run(self, movie_id: int | None, kind: str, params: dict[str, Any] | None = None,
-            parent_run_id: int | None = None, resume: bool = False) -> Iterator[int]:
-        """Record a run: 'running' now, 'succeeded' or 'failed' (with the error) at the end.
-
-        The run row is committed on its own so that a failure stays visible after the work's
-        own transaction rolled back. With ``resume``, an unfinished run of the same kind and
-        parameters is continued (its finished frames are skipped by the ingest layer).
-        """
-        params = json.loads(json.dumps(params or {}, default=str))
-        r = schema.run.c
-        with self.engine.begin() as c:
-            run_id = None
-            if resume:
-                for rid, p in c.execute(sa.select(r.id, r.params).where(
-                        r.movie_id == movie_id, r.kind == kind, r.status != "succeeded").order_by(r.id.desc())):
-                    if p == params:
-                        run_id = int(rid)
-                        c.execute(schema.run.update().where(r.id == rid).values(status="running", message=None))
-                        break
-            if run_id is None:
-                run_id = int(c.execute(schema.run.insert().values(
-                    movie_id=movie_id, kind=kind, params=params, code_version=code_version(),
-                    status="running", started_at=_now(), parent_run_id=parent_run_id)
-                    .returning(r.id)).scalar_one())
-        try:
-            yield run_id
-        except BaseException as exc:
-            with self.engine.begin() as c:
-                c.execute(schema.run.update().where(schema.run.c.id == run_id).values(
-                    status="failed", message=str(exc)[:2000] or type(exc).__name__, finished_at=_now()))
-            raise
-        with self.engine.begin() as c:
-            c.execute(schema.run.update().where(schema.run.c.id == run_id).values(
-                status="succeeded", finished_at=_now()))
 
     # --- solutions --------------------------------------------------------------------------
     def solution_id(self, movie: Movie, solution: str | int | None = None) -> int:
@@ -176,13 +145,32 @@ class Store:
         conn.execute(schema.movie.update().where(schema.movie.c.id == movie_id)
                      .values(current_solution_id=solution_id))
 
+    # --- connections ------------------------------------------------------------------------
     @contextmanager
-    def _conn(self, conn: Connection | None) -> Iterator[Connection]:
+    def connection(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """The caller's connection, else a new one for the duration of the block."""
         if conn is not None:
             yield conn
         else:
             with self.engine.connect() as c:
                 yield c
 
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        with self.engine.begin() as c:
+            yield c
 
-__all__ = ["Movie", "Store", "SolveFailed", "code_version"]
+    def set_zarr_uri(self, movie_id: int, uri: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(schema.movie.update().where(schema.movie.c.id == movie_id).values(zarr_uri=uri))
+
+    def movie_time_meta(self, movie_id: int) -> tuple[float | None, dict[str, Any] | None]:
+        """(time interval between frames, free metadata) of a movie."""
+        m = schema.movie.c
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(m.time_interval, m.meta).where(m.id == movie_id)).one()
+        return row.time_interval, row.meta
+
+
+__all__ = ["Connection", "Movie", "Store", "code_version", "now"]

@@ -18,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from trackdb.store import schema
+from trackdb.store import runs, schema
 from trackdb.store.core import Movie, Store
 
 _BLOBS = ("mask", "embedding")
@@ -136,12 +136,20 @@ def bulk_reader(store: Store) -> Iterator[Connection]:
         yield conn
 
 
-def latest_probability_run(conn: Connection, table: sa.Table, movie_id: int) -> int | None:
-    """Newest succeeded run of the movie that wrote rows into a probability table."""
-    r = schema.run.c
-    return conn.execute(sa.select(sa.func.max(r.id)).where(
-        r.movie_id == movie_id, r.status == "succeeded",
-        sa.exists().where(table.c.run_id == r.id))).scalar()
+def track_points(store: Store, movie: Movie, solution_id: int) -> tuple[pd.DataFrame, list[tuple[int, int]]]:
+    """``track_id, t, [z,] y, x`` of every cell of a solution (sorted by track, then frame) and
+    the (track, parent track) pairs of its tracks that have a parent."""
+    n, sn, tr = schema.node.c, schema.solution_node.c, schema.track.c
+    coords = [n.z, n.y, n.x] if movie.ndim == 3 else [n.y, n.x]
+    query = (sa.select(sn.track_id, n.t, *coords)
+             .select_from(schema.solution_node.join(schema.node, n.id == sn.node_id))
+             .where(sn.solution_id == solution_id))
+    with bulk_reader(store) as conn:
+        table = sorted_by(read_frame(conn, query, {"track_id": False, "t": False}), "track_id", "t")
+        links = conn.execute(sa.select(tr.track_id, tr.parent_track_id)
+                             .where(tr.solution_id == solution_id, tr.parent_track_id.is_not(None))
+                             .order_by(tr.track_id)).all()
+    return table, [(int(a), int(b)) for a, b in links]
 
 
 def _resolve_solution(store: Store, movie: Movie, solution: str | int | None, candidates: bool) -> int | None:
@@ -206,9 +214,9 @@ def graph_frames(store: Store, movie_name: str | int, solution: str | int | None
     """
     movie = store.movie(movie_name)
     sid = _resolve_solution(store, movie, solution, candidates)
+    prob_run = runs.latest_run(store, movie.id, runs.RunKind.UNCERTAINTY)
+    nrun = erun = None if prob_run is None else prob_run.id
     with bulk_reader(store) as conn:
-        nrun = latest_probability_run(conn, schema.node_probability, movie.id)
-        erun = latest_probability_run(conn, schema.edge_probability, movie.id)
         nodes = read_frame(conn, *_node_query(movie, sid, candidates, nrun, include_blobs))
         edges = read_frame(conn, *_edge_query(movie, sid, candidates, erun))
         tracks = None if sid is None else _tracks(conn, sid)
@@ -253,5 +261,5 @@ def lineage_roots(track_ids: np.ndarray, parents: pd.Series) -> np.ndarray:
 
 
 
-__all__ = ["GraphFrames", "bulk_reader", "graph_frames", "latest_probability_run", "lineage_roots",
+__all__ = ["GraphFrames", "bulk_reader", "graph_frames", "lineage_roots",
            "read_frame", "sorted_by"]

@@ -66,21 +66,29 @@ def _empty(ndim: int) -> Candidates:
                       masks=[], hier_parent=z, threshold=np.zeros(0), score=np.zeros(0), max_prob=np.zeros(0))
 
 
+def positions(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the database ids ``wanted`` in ``ids`` (any order), and which were found;
+    the one map from store ids to the local indices of the plain-data rooms."""
+    ids = np.asarray(ids, np.int64)
+    wanted = np.asarray(wanted, np.int64)
+    if len(ids) == 0:
+        return np.zeros(len(wanted), np.int64), np.zeros(len(wanted), bool)
+    order = np.argsort(ids, kind="stable")
+    pos = np.minimum(np.searchsorted(ids[order], wanted), len(ids) - 1)
+    return order[pos], ids[order][pos] == wanted
+
+
 def load_edges(store: Store, run_id: int, node_ids: np.ndarray) -> tuple[CandidateEdges, np.ndarray]:
     """Edges a link run wrote, endpoints as local indices into ``node_ids``; returns (edges, ids)."""
     e = schema.edge.c
     with store.engine.connect() as c:
         rows = c.execute(sa.select(e.id, e.source_id, e.target_id, e.dt, e.distance, e.iou, e.offset_vote,
                                    e.embedding_distance).where(e.run_id == run_id).order_by(e.id)).all()
-    order = np.argsort(node_ids)
-    sorted_ids = node_ids[order]
-
     def local(ids: np.ndarray) -> np.ndarray:
-        pos = np.searchsorted(sorted_ids, ids)
-        pos = np.minimum(pos, len(sorted_ids) - 1)
-        if len(ids) and not np.array_equal(sorted_ids[pos], ids):
+        pos, found = positions(node_ids, ids)
+        if not found.all():
             raise ValueError(f"edges of run {run_id} refer to nodes outside the candidate set")
-        return order[pos]
+        return pos
 
     if not rows:
         z = np.zeros(0, np.int64)

@@ -51,6 +51,11 @@ def frames_done(conn: Connection, table: sa.Table, run_id: int) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
+def node_frames_done(conn: Connection, run_id: int) -> set[int]:
+    """Frames a candidates run has already written (a resumed run skips them)."""
+    return frames_done(conn, schema.node, run_id)
+
+
 def node_ids_of_run(conn: Connection, run_id: int, t: np.ndarray, label: np.ndarray) -> np.ndarray:
     """Database ids of the nodes a run wrote, aligned with ``(t, label)`` pairs."""
     rows = conn.execute(sa.select(schema.node.c.id, schema.node.c.t, schema.node.c.label)

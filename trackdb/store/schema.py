@@ -77,7 +77,8 @@ run = Table(
     Column("params", JSON),
     Column("code_version", String(40)),
     Column("status", String(20), nullable=False),  # running, succeeded, failed
-    Column("message", Text),
+    Column("message", Text),  # a failed run's error
+    Column("summary", JSON),  # what a succeeded run reports about itself (revision 0005)
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("parent_run_id", Integer, ForeignKey("run.id")),

@@ -1,0 +1,74 @@
+"""The candidates stage: candidate cells of every frame, from a probability map (the H-EMD
+forest, pruned to split hypotheses) or from label images (each object one candidate).
+
+One transaction per frame; a resumed run skips the frames it already wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from inference.forest import build_forest
+from inference.hypotheses import prune_to_hypotheses
+from inference.regions import candidates_from_labels
+from inference.types import Candidates
+from trackdb.errors import InputError
+from trackdb.io.sources import check_movie_shape, check_probability, read_movie_array
+from trackdb.store import ingest, runs
+from trackdb.store.core import Movie, Store
+from trackdb.store.runs import CandidatesParams, RunKind
+
+
+def ingest_frames(store: Store, movie: Movie, run_id: int, frame: Callable[[int], Candidates], source: str,
+                  progress: bool = True) -> int:
+    """Write ``frame(t)``'s candidates for every frame, one transaction per frame.
+
+    A resumed run skips the frames it already wrote. Returns the run's candidate count.
+    """
+    with store.connection() as c:
+        done = ingest.node_frames_done(c, run_id)
+    total = len(done)
+    for t in tqdm(range(movie.n_frames), desc="candidates", unit="frame", disable=not progress):
+        if t in done:
+            continue
+        cands = frame(t)
+        if len(cands):
+            with store.begin() as c:
+                ingest.insert_nodes(c, movie.id, run_id, cands, source)
+        total += len(cands)
+    return total
+
+
+def run_candidates(store: Store, movie_name: str, *, prob: Path | None = None, labels: Path | None = None,
+                   tau: float = 0.5, min_area: int = 10, progress: bool = True) -> int:
+    """Candidate forest from a probability map (or single-node trees from label images)."""
+    movie = store.movie(movie_name)
+    if (prob is None) == (labels is None):
+        raise InputError("give exactly one of --prob or --labels")
+    if not 0.0 < tau < 1.0:
+        raise InputError(f"--tau must lie in (0, 1), got {tau}")
+    path = Path(prob or labels)  # type: ignore[arg-type]
+    params = CandidatesParams(source=str(path.resolve()), kind="prob" if prob else "labels", tau=tau,
+                              min_area=min_area)
+    with runs.record(store, movie.id, RunKind.CANDIDATES, params, resume=True) as run_id:
+        data = read_movie_array(path, labels=labels is not None)
+        check_movie_shape(data, movie.n_frames, movie.shape, path)
+        if prob is not None:
+            check_probability(data, path)
+
+        def frame(t: int) -> Candidates:
+            if prob is not None:
+                return prune_to_hypotheses(build_forest(np.asarray(data[t], np.float32), t=t, tau=tau,
+                                                        min_area=min_area))
+            return candidates_from_labels(data[t : t + 1], t0=t)
+
+        total = ingest_frames(store, movie, run_id, frame, "forest" if prob is not None else "labels", progress)
+        if total == 0:
+            raise InputError(f"{path}: no candidates in any frame (is the map empty or --tau too high?)")
+    return run_id
+
+
