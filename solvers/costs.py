@@ -77,7 +77,8 @@ DEFAULT_COST_PARAMS = CostParams()  # the defaults, shared (frozen) by every sig
 
 def gaussian_nll(r2: np.ndarray, sigma: float | np.ndarray, dim: int) -> np.ndarray:
     """N_dim(r; σ) for squared norms ``r2`` (see module docstring)."""
-    return r2 / (2.0 * np.square(sigma)) + dim * (np.log(sigma) + LOG_SQRT_2PI)
+    nll: np.ndarray = r2 / (2.0 * np.square(sigma)) + dim * (np.log(sigma) + LOG_SQRT_2PI)
+    return nll
 
 
 def robust_nll(
@@ -92,7 +93,8 @@ def robust_nll(
     """
     a = np.log1p(-outlier) - gaussian_nll(r2, sigma, dim)
     b = np.log(outlier) - gaussian_nll(r2, np.asarray(sigma) * wide, dim)
-    return -np.logaddexp(a, b)
+    nll: np.ndarray = -np.logaddexp(a, b)
+    return nll
 
 
 def tracking_costs(

@@ -114,9 +114,9 @@ def _solve_component(
     paths: PathRows,
     backend: str,
 ) -> list[int]:
-    from ortools.linear_solver import pywraplp
+    from ortools.linear_solver.pywraplp import Solver
 
-    solver = pywraplp.Solver.CreateSolver(backend)
+    solver = Solver.CreateSolver(backend)
     if solver is None:
         raise RuntimeError(f"OR-Tools backend {backend!r} is not available")
     solver.SuppressOutput()
@@ -137,6 +137,6 @@ def _solve_component(
         obj.SetCoefficient(x[k], float(score[i]))
     obj.SetMaximization()
     status = solver.Solve()
-    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+    if status not in (Solver.OPTIMAL, Solver.FEASIBLE):
         raise RuntimeError(f"H-EMD matching MIP ended with status {status}")
     return [int(i) for k, i in enumerate(idx.tolist()) if x[k].solution_value() > 0.5]

@@ -52,6 +52,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ class HemdResult:
     phase: list[np.ndarray]  # per node: 0 not selected, 1 initial, 2 matching, 3 padding
     iterations: int
     seconds: float
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class _Forest:
@@ -219,7 +220,7 @@ class _Overlaps:
             return z, z, np.zeros(0)
         return np.concatenate(rs), np.concatenate(ds), np.concatenate(ious)
 
-    def _compute(self, a: int, b: int, nodes: np.ndarray, cache: dict) -> None:
+    def _compute(self, a: int, b: int, nodes: np.ndarray, cache: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
         fa, fb = self.f[a], self.f[b]
         nd = fa.pimg.ndim
         rr, vv = [], []
@@ -351,7 +352,8 @@ def _empty() -> tuple[np.ndarray, np.ndarray]:
 
 def _size_ok_sym(a: np.ndarray, b: np.ndarray, delta: float) -> np.ndarray:
     """Eq. (7): 2|a-b| / (a+b) < delta."""
-    return 2.0 * np.abs(a - b) < delta * (a + b)
+    ok: np.ndarray = 2.0 * np.abs(a - b) < delta * (a + b)
+    return ok
 
 
 def _root_of(f: _Forest) -> np.ndarray:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +36,17 @@ from solvers.model import IntegerProgram, build_program, completion, objective
 from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
 
 BACKENDS = ("highs", "ortools-highs", "scip", "cpsat")
+
+
+class BackendOptions(TypedDict, total=False):
+    """Keyword options of :func:`solve_joint` that :func:`solve_windowed` passes to every window."""
+
+    backend: str
+    time_limit: float
+    gap: float
+    workers: int
+    seed: int
+    presolve: bool | None
 
 
 def solve_joint(
@@ -117,17 +129,19 @@ def solve_windowed(
     graph: CandidateGraph,
     window: int = 20,
     overlap: int = 2,
-    **kwargs: object,
+    *,
+    pins: Pins | None = None,
+    **kwargs: Unpack[BackendOptions],
 ) -> Solution:
     """Solve a long movie window by window with anchored seams (see the module docstring).
 
-    ``kwargs`` go to :func:`solve_joint` (backend, time_limit, gap, workers, seed, pins). The
+    ``pins`` and ``kwargs`` (:class:`BackendOptions`) go to :func:`solve_joint` for every window. The
     result's status is the worst window status; objective is evaluated on the whole graph.
     """
     if window < 2 or not 0 <= overlap < window:
         raise ValueError("need window >= 2 and 0 <= overlap < window")
     if graph.n_nodes == 0:
-        return solve_joint(graph, **kwargs)  # type: ignore[arg-type]
+        return solve_joint(graph, pins=pins, **kwargs)
     t_start = time.perf_counter()
     tmin, tmax = int(graph.node_t.min()), int(graph.node_t.max())
     node_sel = np.zeros(graph.n_nodes, bool)
@@ -144,7 +158,8 @@ def solve_windowed(
             s + window,
             committed if s > tmin else None,
             after=False,
-            **kwargs,  # type: ignore[arg-type]
+            pins=pins,
+            **kwargs,
         )
         statuses.append(sol.status)
         n_windows += 1
@@ -184,7 +199,8 @@ def _solve_region(
     t1: int,
     reference: Solution | None,
     after: bool = True,
-    **kwargs: object,
+    pins: Pins | None = None,
+    **kwargs: Unpack[BackendOptions],
 ) -> Solution:
     """Solve frames [t0, t1); neighbouring frames (within the longest edge) fixed to ``reference``.
 
@@ -213,12 +229,12 @@ def _solve_region(
     if not later.any() and t1 <= int(t.max()):
         disappear[t[idx] == t1 - 1] = 0.0
     pairs = pcost = None
-    if graph.division_pairs is not None:
+    if graph.division_pairs is not None and graph.division_pair_cost is not None:  # given together
         emap = np.full(graph.n_edges, -1, np.int64)
         emap[eidx] = np.arange(len(eidx))
         pk = ekeep[graph.division_pairs].all(axis=1)
         pairs = emap[graph.division_pairs[pk]]
-        pcost = graph.division_pair_cost[pk]  # type: ignore[index]
+        pcost = graph.division_pair_cost[pk]
     sub = CandidateGraph(
         node_t=t[idx],
         node_cost=graph.node_cost[idx],
@@ -234,7 +250,6 @@ def _solve_region(
         division_pairs=pairs,
         division_pair_cost=pcost,
     )
-    pins: Pins | None = kwargs.pop("pins", None)  # type: ignore[assignment]
     fixed = before | later
     must_n: list[np.ndarray] = []
     forbid_n: list[np.ndarray] = []
@@ -264,9 +279,7 @@ def _solve_region(
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
     sub_pins = Pins(cat(must_n), cat(forbid_n), cat(must_e), cat(forbid_e))
-    kwargs.pop("window", None)
-    kwargs.pop("warm_start", None)
-    sol = solve_joint(sub, pins=sub_pins, **kwargs)  # type: ignore[arg-type]
+    sol = solve_joint(sub, pins=sub_pins, **kwargs)
     node_sel = np.zeros(graph.n_nodes, bool) if reference is None else reference.node_selected.copy()
     edge_sel = np.zeros(graph.n_edges, bool) if reference is None else reference.edge_selected.copy()
     touched_e = ekeep & ~(fixed[graph.edge_source] & fixed[graph.edge_target])
@@ -310,7 +323,7 @@ def _scipy_highs(
     res = milp(
         prog.c,
         constraints=LinearConstraint(prog.A, prog.row_lo, prog.row_hi),
-        integrality=np.ones(prog.n_vars),
+        integrality=np.ones(prog.n_vars, np.int64),
         bounds=Bounds(prog.lb, prog.ub),
         options={"time_limit": float(time_limit), "mip_rel_gap": float(gap), "presolve": presolve},
     )
@@ -339,9 +352,11 @@ def _model_builder(
 ) -> tuple[np.ndarray | None, SolveStatus, float, float, float]:
     from ortools.linear_solver.python import model_builder as mb
 
-    model = mb.Model()
+    model = mb.Model()  # type: ignore[no-untyped-call]  # ortools' Model.__init__ is not annotated
     helper = model.helper
-    helper.fill_model_from_sparse_data(
+    # ortools' generated stub types these arrays as ndarray[float64[m, 1]], which no array matches
+    fill: Any = helper.fill_model_from_sparse_data
+    fill(
         prog.lb,
         prog.ub,
         prog.c,

@@ -90,7 +90,7 @@ def _kbest_nogood(graph: CandidateGraph, k: int, pins: Pins | None, time_limit: 
         res = milp(
             prog.c,
             constraints=LinearConstraint(A, lo, hi),
-            integrality=np.ones(prog.n_vars),
+            integrality=np.ones(prog.n_vars, np.int64),
             bounds=Bounds(prog.lb, prog.ub),
             options={"time_limit": float(time_limit), "mip_rel_gap": 0.0, "presolve": True},
         )

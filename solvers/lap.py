@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -245,7 +246,7 @@ def solution_from_parent_maps(
     *,
     seconds: float = 0.0,
     backend: str = "lap",
-    info: dict | None = None,
+    info: dict[str, Any] | None = None,
 ) -> Solution:
     """Turn one parent map per frame pair into a :class:`Solution` (all nodes selected)."""
     edge_selected = np.zeros(graph.n_edges, bool)

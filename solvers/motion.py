@@ -121,12 +121,12 @@ def smooth_shift(
             v[here] = u[known[0]]
             continue
         tree = cKDTree(centroid[known])
-        nn_d, _ = tree.query(centroid[known], k=2)
+        nn_d = np.asarray(tree.query(centroid[known], k=2)[0])
         h = 1.5 * max(float(np.median(nn_d[:, 1])), 1.0)
         kk = min(k + 1, len(known))
-        dist, nb = tree.query(centroid[here], k=kk)
-        dist = dist.reshape(len(here), kk)
-        nb_idx = known[nb.reshape(len(here), kk)]
+        query_d, query_nb = tree.query(centroid[here], k=kk)
+        dist = np.asarray(query_d).reshape(len(here), kk)
+        nb_idx = known[np.asarray(query_nb).reshape(len(here), kk)]
         own = nb_idx == here[:, None]
         w = np.exp(-0.5 * (dist / h) ** 2)
         w[own] = 0.0
@@ -241,7 +241,7 @@ def cell_spacing(node_t: np.ndarray, centroid: np.ndarray) -> float | None:
     """Median distance from a cell to its nearest neighbour in the same frame (None: no frame
     holds two cells)."""
     near = [
-        cKDTree(centroid[i]).query(centroid[i], k=2)[0][:, 1]
+        np.asarray(cKDTree(centroid[i]).query(centroid[i], k=2)[0])[:, 1]
         for i in (np.flatnonzero(node_t == f) for f in np.unique(node_t))
         if len(i) >= 2
     ]
@@ -275,7 +275,8 @@ def division_rate(node_t: np.ndarray, bounds: tuple[float, float], counted: np.n
         r = (counts[1:] - counts[:-1]) / counts[:-1]
     r = np.clip(np.nan_to_num(r, nan=bounds[0], posinf=bounds[1], neginf=bounds[0]), *bounds)
     r[-1] = bounds[0]
-    return r[node_t - t0]
+    rate: np.ndarray = r[node_t - t0]
+    return rate
 
 
 def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np.ndarray) -> MotionModel:

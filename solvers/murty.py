@@ -44,8 +44,8 @@ from solvers.lap import (
     pair_cost_matrix,
     parent_map_cost,
     parent_map_from_assignment,
-    solve_pair_matrix,
     solution_from_parent_maps,
+    solve_pair_matrix,
 )
 from solvers.types import CandidateGraph, Solution
 
@@ -140,7 +140,8 @@ def child_bounds(pair: FramePair, red: np.ndarray, col_of_row: np.ndarray, paren
     row_term = rows.min(axis=1)
     # the serving row must move only if it belongs to the banned parent (ties: it may not)
     moves = row_owner[serving] == col_owner
-    return column_term + np.where(moves, row_term, 0.0)
+    bound: np.ndarray = column_term + np.where(moves, row_term, 0.0)
+    return bound
 
 
 class _Augmenter:
@@ -227,8 +228,15 @@ class _Augmenter:
                 break
             c = previous
         self.result = (float(self.dist[j]), new)
-        self.dist = self.pred = self.done = None  # type: ignore[assignment]
+        # the labels are not needed once the result is known: free them
+        self.dist, self.pred, self.done = np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool)
         return "found"
+
+
+# heap entries (priority, tie-break counter, kind, item): a "solved" _Node, or a "child" still to
+# solve: (parent node, frame pair q, target j leaving its parent, augmenter or None if not started)
+_Child = tuple[_Node, int, int, _Augmenter | None]
+_Entry = tuple[float, int, str, _Node | _Child]
 
 
 class _Search:
@@ -291,14 +299,9 @@ def kbest_parent_maps(graph: CandidateGraph, k: int, *, ignore_division_pairs: b
         return [RankedMaps(total, ())]
     root = _Node(total, maps, q=0, start=0, solved=search.root[0])
     # root bounds of every pair, reused by every node that branches in a later pair
-    later = sorted(
-        (float(d), q, j)
-        for q, s in enumerate(search.root)
-        for j, d in enumerate(child_bounds(pairs[q], s.red, s.col_of_row, s.parent))
-        if np.isfinite(d)
-    )
+    later = _root_bounds(search)
     counter = itertools.count()
-    heap: list[tuple[float, int, str, object]] = [(root.total, next(counter), "solved", root)]
+    heap: list[_Entry] = [(root.total, next(counter), "solved", root)]
     found: list[RankedMaps] = []
     while heap and len(found) < k:
         _, _, kind, item = heapq.heappop(heap)
@@ -308,7 +311,8 @@ def kbest_parent_maps(graph: CandidateGraph, k: int, *, ignore_division_pairs: b
             if len(found) < k:
                 _push_children(item, item is root, search, later, heap, counter)
             continue
-        node, q, j, aug = item  # type: ignore[misc]
+        assert isinstance(item, tuple)
+        node, q, j, aug = item
         if aug is None:
             aug = _augmenter_for(node, q, j, search)
         status = aug.run(node.total, heap[0][0] if heap else np.inf)
@@ -318,6 +322,17 @@ def kbest_parent_maps(graph: CandidateGraph, k: int, *, ignore_division_pairs: b
             child = _child_node(node, q, j, search.solved(q, aug), search)
             heapq.heappush(heap, (child.total, next(counter), "solved", child))
     return found
+
+
+def _root_bounds(search: _Search) -> list[tuple[float, int, int]]:
+    """(bound, q, j) of every root child with a finite bound, cheapest first."""
+    bounds = []
+    for q, s in enumerate(search.root):
+        assert s.red is not None  # solve_root fills it
+        for j, d in enumerate(child_bounds(search.pairs[q], s.red, s.col_of_row, s.parent)):
+            if np.isfinite(d):
+                bounds.append((float(d), q, j))
+    return sorted(bounds)
 
 
 def _augmenter_for(node: _Node, q: int, j: int, search: _Search) -> _Augmenter:
@@ -356,8 +371,8 @@ def _push_children(
     is_root: bool,
     search: _Search,
     later: list[tuple[float, int, int]],
-    heap: list,
-    counter: itertools.count,
+    heap: list[_Entry],
+    counter: itertools.count[int],
 ) -> None:
     """Push the unsolved children of ``node`` with their Miller–Stone–Cox lower bounds."""
     if not is_root:

@@ -38,7 +38,7 @@ class Refined:
     model: CostModel
     graph: CandidateGraph
     solution: Solution
-    history: list[dict[str, float]]
+    history: list[dict[str, float | str]]
 
 
 def refine_cost_model(
@@ -58,7 +58,7 @@ def refine_cost_model(
     the :class:`CostModel` it was built from and per-iteration diagnostics.
     """
     motion = initial_motion(cells, edge_source, edge_target)
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float | str]] = []
     sol: Solution | None = None
     graph: CandidateGraph | None = None
     model: CostModel | None = None

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
 class SolveStatus(enum.Enum):
@@ -23,7 +25,7 @@ class SolveStatus(enum.Enum):
     ERROR = "error"
 
 
-def _as(a: np.ndarray | list, dtype: type | np.dtype) -> np.ndarray:
+def _as(a: npt.ArrayLike, dtype: npt.DTypeLike) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=dtype))
 
 
@@ -87,7 +89,7 @@ class CandidateGraph:
         object.__setattr__(self, "edge_cost", cost)
         if (self.division_pairs is None) != (self.division_pair_cost is None):
             raise ValueError("division_pairs and division_pair_cost must be given together")
-        if self.division_pairs is not None:
+        if self.division_pairs is not None and self.division_pair_cost is not None:
             pairs = _as(self.division_pairs, np.int64).reshape(-1, 2)
             pcost = _as(self.division_pair_cost, np.float64)
             if pcost.shape != (len(pairs),) or not np.all(np.isfinite(pcost)):
@@ -123,7 +125,7 @@ class Solution:
     gap: float = float("nan")
     seconds: float = 0.0
     backend: str = ""
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_selected", _as(self.node_selected, bool))

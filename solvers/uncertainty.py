@@ -47,6 +47,7 @@ import enum
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ class Uncertainty:
     node_p: np.ndarray  # (N,)
     entropy: np.ndarray  # (N,) daughter-wise entropy, nats
     seconds: float = 0.0
-    info: dict | None = None
+    info: dict[str, Any] | None = None
     # what the method drew or solved, for :func:`ranked_solutions`: FP+A its K perturbed
     # optima; FP the graph of averaged costs it scored (None: ``graph`` itself)
     solutions: tuple[Solution, ...] = ()
@@ -125,7 +126,8 @@ def group_softmax(score: np.ndarray, group: np.ndarray, n_groups: int, temperatu
     e = np.exp(s - top[group])
     e[~np.isfinite(s)] = 0.0
     z = np.bincount(group, weights=e, minlength=n_groups)
-    return e / z[group]
+    p: np.ndarray = e / z[group]
+    return p
 
 
 def group_entropy(p: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
@@ -156,7 +158,7 @@ def _finish(
     temperature: float,
     start: float,
     node_p: np.ndarray | None = None,
-    info: dict | None = None,
+    info: dict[str, Any] | None = None,
     solutions: Sequence[Solution] = (),
     cost_graph: CandidateGraph | None = None,
 ) -> Uncertainty:
@@ -387,7 +389,7 @@ def perturbation_sampler(
     sigma_px: float = SIGMA_PX,
     sigma_area: float = SIGMA_AREA,
     noise: float = 1.0,
-) -> tuple[GraphSampler, dict]:
+) -> tuple[GraphSampler, dict[str, Any]]:
     """The sampler FP / FP+A use (see :func:`edge_probabilities`) and a description of it."""
     if sample_graph is not None:
         return sample_graph, {"kind": "given"}
@@ -506,8 +508,8 @@ def ranked_solutions(
         kbest = kbest_joint(target, k, time_limit=time_limit)
     if not kbest:
         return []
-    obj = np.array([s.objective for s in kbest], np.float64)
-    w = np.exp(-(obj - obj.min()) / t_s)
+    costs = np.array([s.objective for s in kbest], np.float64)
+    w = np.exp(-(costs - costs.min()) / t_s)
     w /= w.sum()
     return [Ranked(s, float(x)) for s, x in zip(kbest, w)]
 
