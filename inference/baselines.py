@@ -34,8 +34,9 @@ def watershed_segmentation(
     prob = np.asarray(prob, dtype=np.float64)
     mask = prob >= threshold
     smooth = ndi.gaussian_filter(prob, sigma) if sigma > 0 else prob
-    markers, _ = ndi.label(h_maxima(smooth, h).astype(bool) & mask)
-    lab = watershed(-smooth, markers, mask=mask)
+    # scikit-image does not annotate these two functions
+    markers, _ = ndi.label(h_maxima(smooth, h).astype(bool) & mask)  # type: ignore[no-untyped-call]
+    lab = watershed(-smooth, markers, mask=mask)  # type: ignore[no-untyped-call]
     return _drop_small(lab.astype(np.int32), min_area)
 
 

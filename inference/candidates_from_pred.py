@@ -14,12 +14,14 @@ Everything is vectorised with ``np.bincount`` over the label image.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from inference.cluster import cluster_frame
 from inference.merges import concat, merge_pairs, pair_mask
+from inference.pred_store import child_array, open_pred
 from inference.types import Candidates
 
 
@@ -178,7 +180,8 @@ def attach_prediction_features(
             to = track_offsets[(slice(None), *sl)]
             prev[i] = [(coords[d] + sl[d].start + to[d][coords]).mean() for d in range(D)]
         if emb is not None and embedding is not None:
-            f = np.asarray(embedding[(slice(None), *sl)], np.float32)[(slice(None), *coords)]
+            pixels: tuple[Any, ...] = (slice(None), *coords)
+            f = np.asarray(embedding[(slice(None), *sl)], np.float32)[pixels]
             f = f / np.maximum(np.linalg.norm(f, axis=0, keepdims=True), 1e-8)
             v = f.mean(axis=1)
             emb[i] = v / max(float(np.linalg.norm(v)), 1e-8)
@@ -195,18 +198,19 @@ def candidates_from_zarr(
     zarr_group_path: str, t: int, *, min_object_size: int = 10, fg_thresh: float = 0.5, merges: bool = False
 ) -> tuple[Candidates, np.ndarray]:
     """:func:`candidates_from_prediction` for frame ``t`` of a store written by ``predict_movie``."""
-    import zarr
-
-    g = zarr.open_group(str(zarr_group_path), mode="r")["pred"]
-    if not bool(g["done"][t]):
+    g = open_pred(zarr_group_path)
+    if not bool(np.asarray(child_array(g, "done")[t])):
         raise ValueError(f"{zarr_group_path}/pred has no finished prediction for frame {t}")
-    emb = g["embedding"][t] if "embedding" in g else None
+    emb = np.asarray(child_array(g, "embedding")[t]) if "embedding" in g else None
+    seediness, offsets, sigma, track = (
+        np.asarray(child_array(g, n)[t]) for n in ("seediness", "offsets", "sigma", "track_offsets")
+    )
     return candidates_from_prediction(
         t,
-        g["seediness"][t],
-        g["offsets"][t],
-        g["sigma"][t],
-        g["track_offsets"][t],
+        seediness,
+        offsets,
+        sigma,
+        track,
         emb,
         min_object_size=min_object_size,
         fg_thresh=fg_thresh,

@@ -110,4 +110,5 @@ def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     keep[0] = False
     remap = np.zeros(len(counts), np.int32)
     remap[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return remap[labels]
+    renumbered: np.ndarray = remap[labels]
+    return renumbered

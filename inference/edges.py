@@ -55,9 +55,9 @@ def link_candidates(
             tree = cKDTree(cent[dst_idx])
             q = cent[src_idx] if shift is None else cent[src_idx] + dt * shift[src_idx]
             kk = min(k, len(dst_idx))
-            dist, nb = tree.query(q, k=kk, distance_upper_bound=max_distance)
-            dist = dist.reshape(len(src_idx), kk)
-            nb = nb.reshape(len(src_idx), kk)
+            query_d, query_nb = tree.query(q, k=kk, distance_upper_bound=max_distance)
+            dist = np.asarray(query_d).reshape(len(src_idx), kk)
+            nb = np.asarray(query_nb).reshape(len(src_idx), kk)
             ok = np.isfinite(dist)
             rows = np.broadcast_to(src_idx[:, None], ok.shape)[ok]
             src_parts.append(rows)

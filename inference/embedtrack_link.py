@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from inference.cluster import cluster_frame
+from inference.pred_store import child_array, open_pred
 
 
 def vote_predecessors(labels_t: np.ndarray, labels_prev: np.ndarray, track_offsets: np.ndarray) -> dict[int, int]:
@@ -45,7 +46,9 @@ def vote_predecessors(labels_t: np.ndarray, labels_prev: np.ndarray, track_offse
     return dict(zip(c[firsts].tolist(), p[firsts].tolist()))
 
 
-def link_tracks(labels: Sequence[np.ndarray], predecessors: Sequence[dict[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+def link_tracks(
+    labels: Sequence[np.ndarray] | np.ndarray, predecessors: Sequence[dict[int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
     """Track ids from per-frame predecessor maps (``predecessors[t]`` maps labels at t to t-1).
 
     Returns (relabelled (T, …) uint32, track table (N, 4) int64 [label, start, end, parent])."""
@@ -112,19 +115,22 @@ def embedtrack_solve(
     """The whole EmbedTrack baseline from ``pred/*``: cluster every frame, then link.
 
     Frames without a completion marker raise ValueError (predict them first)."""
-    import zarr
-
-    g = zarr.open_group(str(zarr_group_path), mode="r")["pred"]
-    T = g["seediness"].shape[0]
+    g = open_pred(zarr_group_path)
+    seediness, offsets, sigma, track = (child_array(g, n) for n in ("seediness", "offsets", "sigma", "track_offsets"))
+    T = seediness.shape[0]
     rng = frames if frames is not None else range(T)
-    done = np.asarray(g["done"][:], bool)
+    done = np.asarray(child_array(g, "done")[:], bool)
     missing = [t for t in rng if not done[t]]
     if missing:
         raise ValueError(f"{zarr_group_path}/pred has no finished prediction for frames {missing[:10]}")
     labels = [
         cluster_frame(
-            g["seediness"][t], g["offsets"][t], g["sigma"][t], fg_thresh=fg_thresh, min_object_size=min_object_size
+            np.asarray(seediness[t]),
+            np.asarray(offsets[t]),
+            np.asarray(sigma[t]),
+            fg_thresh=fg_thresh,
+            min_object_size=min_object_size,
         )
         for t in rng
     ]
-    return embedtrack_link(labels, lambda i: g["track_offsets"][rng[i]])
+    return embedtrack_link(labels, lambda i: np.asarray(track[rng[i]]))

@@ -203,10 +203,10 @@ def build_forest_index(
     for li in range(len(levels)):
         s, e = level_first[li], level_first[li + 1]
         par = parent[s:e]
-        m = par >= 0
-        if not m.any():
+        has_parent = par >= 0
+        if not has_parent.any():
             continue
-        par, src = par[m], np.arange(s, e)[m]
+        par, src = par[has_parent], np.arange(s, e)[has_parent]
         np.add.at(sums, par, sums[src])
         np.add.at(nsub, par, nsub[src])
         np.minimum.at(mins, par, mins[src])
@@ -227,8 +227,8 @@ def build_forest_index(
         for li in range(len(levels)):
             s, e = level_first[li], level_first[li + 1]
             par = parent[s:e]
-            m = (par >= 0) & keep[s:e]
-            np.add.at(nsub, par[m], nsub[s:e][m])
+            kept_child = (par >= 0) & keep[s:e]
+            np.add.at(nsub, par[kept_child], nsub[s:e][kept_child])
 
     # preorder numbering over kept nodes: subtree(n) = [pre[n], pre[n] + nsub[n])
     kept = np.flatnonzero(keep)

@@ -80,7 +80,8 @@ def vote_ratio(labels: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np
     vote = np.stack([np.bincount(lab, coords[d] + off[d], minlength=n) / count for d in range(labels.ndim)], axis=1)
     a, b = pairs[:, 0], pairs[:, 1]
     apart = np.linalg.norm(cen[a] - cen[b], axis=1)
-    return np.linalg.norm(vote[a] - vote[b], axis=1) / np.maximum(apart, 1e-6)
+    ratio: np.ndarray = np.linalg.norm(vote[a] - vote[b], axis=1) / np.maximum(apart, 1e-6)
+    return ratio
 
 
 def merge_pairs(
@@ -130,7 +131,7 @@ def merge_pairs(
 def pair_mask(labels: np.ndarray, a: int, b: int, gap: float) -> np.ndarray:
     """Pixels of ``a`` and ``b`` plus the unlabelled seam between them (background filled by a
     closing of radius ``gap``), so that the merged cell has no hole where the clusters parted."""
-    both = (labels == a) | (labels == b)
+    both: np.ndarray = (labels == a) | (labels == b)
     r = int(np.ceil(gap))
     if r <= 0:
         return both

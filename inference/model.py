@@ -121,7 +121,8 @@ class Encoder(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        out: torch.Tensor = self.layers(x)
+        return out
 
 
 class Decoder(nn.Module):
@@ -147,10 +148,13 @@ class Decoder(nn.Module):
 
 def _init_offsets(conv: nn.Module, n_offset: int, n_sigma: int) -> None:
     """Zero offset/bandwidth weights, offset bias 0, bandwidth bias 1 (EmbedSeg ``init_output``)."""
+    weight, bias = conv.weight, conv.bias
+    if not isinstance(weight, torch.Tensor) or not isinstance(bias, torch.Tensor):
+        raise TypeError(f"{type(conv).__name__} has no weight and bias to initialise")
     with torch.no_grad():
-        conv.weight[:, : n_offset + n_sigma].fill_(0)
-        conv.bias[:n_offset].fill_(0)
-        conv.bias[n_offset : n_offset + n_sigma].fill_(1)
+        weight[:, : n_offset + n_sigma].fill_(0)
+        bias[:n_offset].fill_(0)
+        bias[n_offset : n_offset + n_sigma].fill_(1)
 
 
 class BranchedERFNet(nn.Module):
@@ -176,7 +180,8 @@ class BranchedERFNet(nn.Module):
         return 2 * self.ndim + 1
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        feat: torch.Tensor = self.encoder(x)
+        return feat
 
     def segment(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw ``[offsets, bandwidths, seed]`` (B, 2D+1, ...) and the embedding features."""
@@ -186,6 +191,7 @@ class BranchedERFNet(nn.Module):
 
     def track(self, feat_t: torch.Tensor, feat_prev: torch.Tensor) -> torch.Tensor:
         """Raw tracking offsets t -> t-1 (B, D, ...)."""
+        out: torch.Tensor
         out, _ = self.track_decoder(torch.cat([feat_t, feat_prev], dim=1))
         return out
 

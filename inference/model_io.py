@@ -72,7 +72,7 @@ def read_config(model_dir: str | Path) -> dict[str, Any]:
         if not (d / name).is_file():
             raise FileNotFoundError(f"model folder {d} lacks {name}")
     try:
-        cfg = json.loads((d / "config.json").read_text())
+        cfg: dict[str, Any] = json.loads((d / "config.json").read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{d / 'config.json'} is not valid JSON: {exc}") from exc
     if cfg.get("format") != FORMAT:

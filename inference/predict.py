@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -29,11 +29,19 @@ import torch
 from inference.model import BranchedERFNet
 from inference.model_io import load_model, model_id, read_config
 from inference.normalise import DEFAULT_PERCENTILES, normalise_percentile
+from inference.pred_store import child_array, child_group
 from inference.tiling import pad_to_stride, predict_tiled
 from inference.tta import VARIANTS, augment, deaugment, output_groups
 
 ARRAYS = ("seediness", "offsets", "sigma", "track_offsets", "embedding", "done")
 FrameSource = Sequence[np.ndarray] | Callable[[int], np.ndarray] | Iterable[np.ndarray]
+
+
+class _Indexable(Protocol):
+    """What a frame source needs to be read frame by frame."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, t: int, /) -> Any: ...
 
 
 def raw_to_outputs(raw: np.ndarray, ndim: int, pixel_scale: float) -> dict[str, np.ndarray]:
@@ -72,7 +80,8 @@ class FramePredictor:
         self.vectors, self.pairs = output_groups(model.ndim)
         self.amp = device.type == "cuda"
         if self.ndim == 2 and device.type == "cpu":
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # Module.to accepts memory_format (torch docs), torch's overloads for it omit the keyword
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._cache: dict[tuple[Any, ...], torch.Tensor] = {}
         self._cache_frame: int | None = None
 
@@ -154,11 +163,18 @@ def _frame_accessor(frames: FrameSource, n_frames: int | None) -> tuple[Callable
         if n_frames is None:
             raise ValueError("a callable frame source needs n_frames")
         return frames, int(n_frames)
+    seq: _Indexable
     if isinstance(frames, np.ndarray) or (hasattr(frames, "__len__") and hasattr(frames, "__getitem__")):
-        seq = frames
+        seq = cast(_Indexable, frames)  # a sequence, array, Zarr or dask array: read frame by frame
     else:
         seq = list(frames)  # a one-shot iterable: materialised (use a callable for huge movies)
-    return (lambda t: np.asarray(seq[t])), len(seq)  # type: ignore[index,arg-type]
+    return (lambda t: np.asarray(seq[t])), len(seq)
+
+
+def _percentiles(cfg: dict[str, Any]) -> tuple[float, float]:
+    """The model's normalisation percentiles (low, high)."""
+    lo, hi = cfg.get("normalise_percentiles", DEFAULT_PERCENTILES)
+    return lo, hi
 
 
 def _check_frame(img: np.ndarray, t: int, ndim: int, shape: tuple[int, ...] | None) -> None:
@@ -188,7 +204,7 @@ def _open_arrays(
     if emb_dim:
         specs["embedding"] = ((T, emb_dim, *shape), (1, emb_dim, *chunk_sp), "float16")
     if "pred" in root:
-        g = root["pred"]
+        g = child_group(root, "pred")
         old = dict(g.attrs)
         if old.get("model_id") != attrs["model_id"]:
             raise ValueError(
@@ -196,13 +212,14 @@ def _open_arrays(
                 f"{attrs['model_id']!r}; pass overwrite=True or use another store"
             )
         for name, (shp, _, dtype) in specs.items():
-            if name not in g or tuple(g[name].shape) != shp or str(g[name].dtype) != dtype:
-                have = tuple(g[name].shape) if name in g else None
+            stored = child_array(g, name) if name in g else None
+            if stored is None or tuple(stored.shape) != shp or str(stored.dtype) != dtype:
+                have = None if stored is None else tuple(stored.shape)
                 raise ValueError(
                     f"{group_path}/pred/{name} has shape {have}, expected {shp} "
                     f"({dtype}); the movie or the options differ from the stored run"
                 )
-        return {name: g[name] for name in specs}
+        return {name: child_array(g, name) for name in specs}
     g = root.create_group("pred")
     arrays = {
         name: g.create_array(name, shape=shp, chunks=ch, dtype=dtype, fill_value=0)
@@ -247,12 +264,12 @@ def predict_movie(
     if isinstance(frames, np.ndarray) and frames.ndim != ndim + 1:
         raise ValueError(f"frames array has shape {frames.shape}; expected (T, {'Z, ' * (ndim == 3)}Y, X)")
     shape = tuple(first.shape)
-    pct0 = tuple(cfg.get("normalise_percentiles", DEFAULT_PERCENTILES))
-    normalise_percentile(first, *pct0, what="frame 0")  # a constant first frame fails before any write
+    lo0, hi0 = _percentiles(cfg)
+    normalise_percentile(first, lo0, hi0, what="frame 0")  # a constant first frame fails before any write
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, cfg = load_model(model_dir, dev)
     pixel_scale = float(cfg["pixel_scale"])
-    pct = tuple(cfg.get("normalise_percentiles", DEFAULT_PERCENTILES))
+    lo, hi = _percentiles(cfg)
     attrs = {
         "model_id": model_id(model_dir),
         "model_dir": str(model_dir),
@@ -280,7 +297,7 @@ def predict_movie(
             _check_frame(img, t, ndim, shape)
             if len(cache) > 2:
                 cache.clear()
-            cache[t] = normalise_percentile(img, *pct, what=f"frame {t}")
+            cache[t] = normalise_percentile(img, lo, hi, what=f"frame {t}")
         return cache[t]
 
     for t in tqdm(range(T), disable=not progress, desc="predict", unit="frame"):

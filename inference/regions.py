@@ -10,6 +10,7 @@ cost is two passes over the pixels per frame whatever the number of cells.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 import numpy as np
 from scipy import ndimage
@@ -70,7 +71,18 @@ def candidates_from_components(frames: Sequence[int], bbox_mins: np.ndarray, mas
     )
 
 
-def _frame_features(frame: np.ndarray, t: int) -> dict[str, object]:
+class _FrameFeatures(TypedDict):
+    """One frame's objects, aligned arrays (masks cropped to their boxes)."""
+
+    t: np.ndarray
+    label: np.ndarray
+    centroid: np.ndarray
+    area: np.ndarray
+    bbox: np.ndarray
+    masks: list[np.ndarray]
+
+
+def _frame_features(frame: np.ndarray, t: int) -> _FrameFeatures:
     ndim = frame.ndim
     flat = frame.ravel().astype(np.int64, copy=False)
     nlab = int(flat.max()) if flat.size else 0
@@ -92,31 +104,30 @@ def _frame_features(frame: np.ndarray, t: int) -> dict[str, object]:
         bbox[i, :ndim] = [s.start for s in sl]
         bbox[i, ndim:] = [s.stop for s in sl]
         masks.append(frame[sl] == lab)
-    return {
-        "t": np.full(len(present), t, np.int64),
-        "label": present.astype(np.int64),
-        "centroid": cent,
-        "area": area.astype(np.int64),
-        "bbox": bbox,
-        "masks": masks,
-    }
+    return _FrameFeatures(
+        t=np.full(len(present), t, np.int64),
+        label=present.astype(np.int64),
+        centroid=cent,
+        area=area.astype(np.int64),
+        bbox=bbox,
+        masks=masks,
+    )
 
 
-def _concat(parts: list[dict[str, object]], ndim: int) -> Candidates:
-    def cat(key: str, empty: np.ndarray) -> np.ndarray:
-        arrs = [p[key] for p in parts]
-        return np.concatenate(arrs) if arrs else empty  # type: ignore[arg-type]
+def _concat(parts: list[_FrameFeatures], ndim: int) -> Candidates:
+    def cat(arrs: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+        return np.concatenate(arrs) if arrs else empty
 
-    t = cat("t", np.zeros(0, np.int64))
+    t = cat([p["t"] for p in parts], np.zeros(0, np.int64))
     n = len(t)
-    masks: list[np.ndarray] = [m for p in parts for m in p["masks"]]  # type: ignore[attr-defined]
+    masks = [m for p in parts for m in p["masks"]]
     one = np.ones(n)
     return Candidates(
         t=t,
-        label=cat("label", np.zeros(0, np.int64)),
-        centroid=cat("centroid", np.zeros((0, ndim))),
-        area=cat("area", np.zeros(0, np.int64)),
-        bbox=cat("bbox", np.zeros((0, 2 * ndim), np.int64)),
+        label=cat([p["label"] for p in parts], np.zeros(0, np.int64)),
+        centroid=cat([p["centroid"] for p in parts], np.zeros((0, ndim))),
+        area=cat([p["area"] for p in parts], np.zeros(0, np.int64)),
+        bbox=cat([p["bbox"] for p in parts], np.zeros((0, 2 * ndim), np.int64)),
         masks=masks,
         hier_parent=np.full(n, -1, np.int64),
         threshold=one.copy(),
@@ -128,8 +139,8 @@ def _concat(parts: list[dict[str, object]], ndim: int) -> Candidates:
 def mask_covariance(c: Candidates) -> np.ndarray:
     """(N, D, D) covariance of the pixel coordinates of each candidate mask.
 
-    Second central moments give each cell's long axis and length (``solvers.costs`` uses them
-    to score divisions); computed inside each bbox, so cost is the total mask area.
+    Second central moments give each cell's long axis and length (:mod:`solvers.features`, which
+    the division costs read); computed inside each bbox, so cost is the total mask area.
     """
     n, ndim = len(c), c.ndim
     cov = np.zeros((n, ndim, ndim))

@@ -32,7 +32,8 @@ class Contingency:
     @property
     def pair_iou(self) -> np.ndarray:
         union = self.gt_area[self.pair_gt] + self.pred_area[self.pair_pred] - self.pair_inter
-        return self.pair_inter / union
+        iou: np.ndarray = self.pair_inter / union
+        return iou
 
 
 def _compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

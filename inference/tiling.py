@@ -9,6 +9,7 @@ of 8 (ERFNet's output stride) and cropped back.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 import numpy as np
 
@@ -44,8 +45,8 @@ def gaussian_window(shape: tuple[int, ...]) -> np.ndarray:
 def pad_to_stride(img: np.ndarray, ndim: int) -> tuple[np.ndarray, tuple[slice, ...]]:
     """Reflect-pad the last ``ndim`` axes to multiples of 8; returns the crop that undoes it."""
     spatial = img.shape[-ndim:]
-    pads = [(0, 0)] * (img.ndim - ndim) + [(0, round_up(n) - n) for n in spatial]
-    mode = "reflect" if all(n > 1 for n in spatial) else "edge"
+    pads: list[tuple[int, int]] = [(0, 0)] * (img.ndim - ndim) + [(0, round_up(n) - n) for n in spatial]
+    mode: Literal["reflect", "edge"] = "reflect" if all(n > 1 for n in spatial) else "edge"
     if any(p[1] >= n for p, n in zip(pads[-ndim:], spatial)):
         mode = "edge"  # reflect needs the pad to be shorter than the axis
     out = np.pad(img, pads, mode=mode) if any(p[1] for p in pads) else img
