@@ -32,26 +32,27 @@ def parse_frames(spec: str) -> range:
 @click.option("--crop", type=int, default=128, show_default=True)
 @click.option("--batch", type=int, default=4, show_default=True)
 @click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--val-pairs", type=int, default=3, show_default=True,
+              help="Last frame pairs of the range held out for validation IoU.")
+@click.option("--val-every", type=int, default=100, show_default=True, help="Steps between validations.")
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds (resumable).")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from the model folder's checkpoint, if any.")
 @click.option("--init-from", type=click.Path(path_type=Path), default=None,
               help="Model folder whose weights start the run (fine-tune; fresh optimiser and schedule).")
 def train(dataset: Path, seq: str, frames_spec: str, out_dir: Path, steps: int, width: float, crop: int, batch: int,
-          lr: float, time_limit: float | None, threads: int | None, seed: int, device: str | None,
-          init_from: Path | None) -> None:
+          lr: float, val_pairs: int, val_every: int, time_limit: float | None, threads: int | None, seed: int,
+          device: str | None, resume: bool, init_from: Path | None) -> None:
     """Train the EmbedTrack-style network on CTC data (masks + lineage); resumes from its checkpoint."""
-    from inference.train import train as train_model
+    from trackdb.stages.train import run_train
 
-    frames = parse_frames(frames_spec)
-    try:
-        metrics = train_model(dataset, seq, frames, out_dir, width=width, crop=crop, batch=batch, steps=steps,
-                              lr=lr, seed=seed, device=device, time_limit_s=time_limit, num_threads=threads,
-                              init_from=init_from,
-                              command="trackdb " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    except FileNotFoundError as exc:
-        raise InputError(str(exc)) from None
+    metrics = run_train(dataset, seq, parse_frames(frames_spec), out_dir, width=width, crop=crop, batch=batch,
+                        steps=steps, lr=lr, val_pairs=val_pairs, val_every=val_every, seed=seed, device=device,
+                        resume=resume, time_limit_s=time_limit, num_threads=threads, init_from=init_from,
+                        command="trackdb " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     echo_json({k: metrics[k] for k in ("best_val_iou", "parameters", "elapsed_s") if k in metrics})
 
 

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 import tifffile
 
-from trackdb.store import schema
 from trackdb.errors import InputError, NotFoundError, TrackdbError
 from trackdb.io.export_ctc import export_ctc
 from trackdb.io.import_ctc import import_ctc
 from trackdb.store import Store
 
-
-def snapshot(store: Store) -> str:
-    """A digest of every row of every table: equal digests mean an unchanged database."""
-    h = hashlib.sha256()
-    with store.engine.connect() as c:
-        for table in schema.metadata.sorted_tables:
-            rows = c.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
-            h.update(f"{table.name}:{len(rows)}:{sorted(map(repr, rows))}".encode())
-    return h.hexdigest()
+from ..helpers import snapshot
 
 
 @pytest.fixture

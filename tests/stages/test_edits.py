@@ -20,9 +20,9 @@ from trackdb.stages.link import run_link
 from trackdb.stages.solve import run_solve
 from trackdb.store import Store
 
-from .test_bad_input import snapshot
-from .test_cli import trackdb
-from .test_pipeline import gt_masks
+from ..helpers import snapshot
+from ..helpers import trackdb
+from ..helpers import gt_masks
 
 MOVIE = "det"
 

@@ -22,7 +22,7 @@ from trackdb.store import Store
 from trackdb.stages.uncertainty import run_summary, run_uncertainty, uncertain
 
 from ..conftest import write_synthetic_ctc
-from .test_bad_input import snapshot
+from ..helpers import snapshot
 
 
 def solved(store: Store, root: Path, name: str = "det") -> int:

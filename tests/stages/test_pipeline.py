@@ -11,7 +11,6 @@ import tifffile
 
 from inference.synthetic import movie_prob_from_labels
 from solvers.types import Solution, SolveStatus
-from trackdb.io import ctc
 from trackdb.store import schema
 from trackdb.errors import InputError, NotFoundError, SolveFailed
 from trackdb.stages.evaluate import evaluate_solution
@@ -21,16 +20,12 @@ from trackdb.stages.link import run_link
 from trackdb.stages.solve import run_solve
 from trackdb.store import Store
 
-from .test_bad_input import snapshot
+from ..helpers import gt_masks, snapshot
 
 
 def runs(store: Store) -> list[tuple[str, str]]:
     with store.engine.connect() as c:
         return [(k, s) for k, s in c.execute(sa.select(schema.run.c.kind, schema.run.c.status).order_by(schema.run.c.id))]
-
-
-def gt_masks(root: Path) -> np.ndarray:
-    return ctc.read_stack(ctc.frame_files(root / "01_GT" / "TRA", "man_track"), labels=True)
 
 
 @pytest.mark.parametrize("method", ["joint", "lap"])

@@ -6,15 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from trackdb.cli import cli
-
-
-def trackdb(*args: str, db: str | None = None) -> Result:
-    result = CliRunner(mix_stderr=False).invoke(cli, [*args, *(["--db", db] if db else [])])
-    result.returncode = result.exit_code  # type: ignore[attr-defined]
-    return result
+from ..helpers import trackdb
 
 
 def test_import_query_lineage_export_evaluate(db_url: str, synthetic_ctc: Path, tmp_path: Path) -> None:
