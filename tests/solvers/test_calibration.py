@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -16,7 +18,9 @@ from solvers.calibration import (
 )
 
 
-def synthetic_cells(rng: np.random.Generator, n_cells: int, n_options: int, true_t: float):
+def synthetic_cells(
+    rng: np.random.Generator, n_cells: int, n_options: int, true_t: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cells whose true option is drawn from softmax(score / true_t)."""
     score = rng.normal(0, 3, size=(n_cells, n_options))
     p = np.exp(score / true_t)
@@ -78,7 +82,7 @@ def test_ece_on_hand_made_data() -> None:
     assert expected_calibration_error(np.ones(4), np.array([1, 0, 1, 0], bool)) == 0.5
 
 
-def test_reliability_diagram_and_png(tmp_path) -> None:
+def test_reliability_diagram_and_png(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     conf = rng.random(2000)
     ok = rng.random(2000) < conf  # calibrated by construction

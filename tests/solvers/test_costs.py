@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import numpy.typing as npt
 
 from solvers.costs import CostParams, division_pairs, fold_pairs, tracking_costs
 from solvers.features import CellFeatures
@@ -18,16 +21,21 @@ def rod_cov(length: float, angle: float = 0.0, width: float = 6.0) -> np.ndarray
     return length**2 / 12 * np.outer(a, a) + width**2 / 12 * np.outer(b, b)
 
 
-def cells_of(t, cen, area, cov=None, shape=(500, 500)) -> CellFeatures:
-    cen = np.asarray(cen, float)
-    n = len(cen)
-    cov = np.stack([rod_cov(20.0)] * n) if cov is None else np.asarray(cov)
-    lo = np.floor(cen - 8).astype(int)
+def cells_of(
+    t: npt.ArrayLike,
+    cen: npt.ArrayLike,
+    area: npt.ArrayLike,
+    cov: npt.ArrayLike | None = None,
+    shape: tuple[int, int] = (500, 500),
+) -> CellFeatures:
+    centroid = np.asarray(cen, float)
+    n = len(centroid)
+    lo = np.floor(centroid - 8).astype(int)
     return CellFeatures(
         t=np.asarray(t),
-        centroid=cen,
+        centroid=centroid,
         area=np.asarray(area, float),
-        cov=cov,
+        cov=np.stack([rod_cov(20.0)] * n) if cov is None else np.asarray(cov),
         bbox=np.concatenate([lo, lo + 16], axis=1),
         image_shape=shape,
     )
@@ -61,9 +69,10 @@ def test_continuation_cost_grows_with_residual_and_area_change() -> None:
 def test_motion_shift_moves_the_cheapest_target() -> None:
     cells = cells_of([0, 1, 1], [[100, 100], [100, 102], [100, 130]], [100, 100, 100])
     m = still_motion(3)
-    near = tracking_costs(cells, [0, 0], [1, 2], m).edge_cost
-    shifted = MotionModel(**{**m.__dict__, "shift": np.array([[0.0, 30.0]] * 3)})
-    far = tracking_costs(cells, [0, 0], [1, 2], shifted).edge_cost
+    src, dst = np.array([0, 0]), np.array([1, 2])
+    near = tracking_costs(cells, src, dst, m).edge_cost
+    shifted = replace(m, shift=np.array([[0.0, 30.0]] * 3))
+    far = tracking_costs(cells, src, dst, shifted).edge_cost
     assert near[0] < near[1] and far[1] < far[0]
 
 
@@ -81,8 +90,9 @@ def test_division_prefers_daughters_that_resemble_the_mother() -> None:
     cost = {tuple(sorted(dst[p].tolist())): c for p, c in zip(pairs, total)}
     assert cost[(1, 2)] < cost[(3, 4)]  # split along the long axis
     assert cost[(1, 2)] < cost[(1, 5)]  # summed area matches the mother
-    assert min(cost, key=cost.get) == (1, 2)
+    assert min(cost, key=lambda daughters: cost[daughters]) == (1, 2)
     g = tracking_costs(cells, src, dst, still_motion(6), CostParams(pairs_per_node=2))
+    assert g.division_pairs is not None
     assert len(g.division_pairs) == 2  # only the cheapest pairs per mother are kept
     sol = solve_joint(g)
     assert sorted(g.edge_target[sol.edge_selected].tolist()) == [1, 2]
@@ -90,7 +100,7 @@ def test_division_prefers_daughters_that_resemble_the_mother() -> None:
 
 def test_no_appear_disappear_cost_at_first_last_frame_and_border() -> None:
     cells = cells_of([0, 1, 1, 2], [[100, 100], [100, 100], [3, 250], [100, 100]], [100] * 4, shape=(500, 500))
-    g = tracking_costs(cells, [0, 1], [1, 3], still_motion(4))
+    g = tracking_costs(cells, np.array([0, 1]), np.array([1, 3]), still_motion(4))
     assert g.appear_cost.tolist() == [0.0, 10.0, 0.0, 10.0]
     assert g.disappear_cost.tolist() == [10.0, 10.0, 0.0, 0.0]
     assert np.all(g.node_cost < -(g.appear_cost.max() + g.disappear_cost.max()))
@@ -108,7 +118,9 @@ def test_frame_translation_recovers_a_shift_larger_than_the_spacing() -> None:
     assert np.allclose(shift[:64], [5.0, 32.0], atol=1.0)
 
 
-def expanding_colony(scale: float = 1.4, drift=(7.0, -4.0), seed: int = 2):
+def expanding_colony(
+    scale: float = 1.4, drift: tuple[float, float] = (7.0, -4.0), seed: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A jittered 10 x 10 grid (20 px) grown uniformly by ``scale`` about an off-centre point
     and drifted: cells move up to ~50 px, more than their spacing, in every direction."""
     rng = np.random.default_rng(seed)
@@ -169,14 +181,19 @@ def test_frame_translation_window_corrects_around_the_base() -> None:
     assert np.linalg.norm(far[0]) <= 8.0  # never further from the base than the window
 
 
-def colony(n_frames: int = 4, seed: int = 0):
+def colony(n_frames: int = 4, seed: int = 0) -> tuple[CellFeatures, np.ndarray, np.ndarray, set[tuple[int, int]]]:
     """Rods on a 25 px grid drifting 30 px/frame with local jitter; the two longest divide."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:6, 0:6]
     pos = np.stack([yy.ravel(), xx.ravel()], 1) * 25.0 + 60
     length = rng.uniform(14.0, 22.0, len(pos))
-    t, cen, area, cov, truth = [], [], [], [], []
+    t: list[int] = []
+    cen: list[np.ndarray] = []
+    area: list[float] = []
+    cov: list[np.ndarray] = []
+    truth: list[tuple[int, int]] = []
     prev = None
+    parent_of: list[int] = []
     for f in range(n_frames):
         idx0 = len(t)
         for k in range(len(pos)):
@@ -186,10 +203,11 @@ def colony(n_frames: int = 4, seed: int = 0):
             cov.append(rod_cov(length[k]))
         cur = np.arange(idx0, len(t))
         if prev is not None:
-            truth += [(prev[parent_of[k]], cur[k]) for k in range(len(pos))]
+            truth += [(int(prev[parent_of[k]]), int(cur[k])) for k in range(len(pos))]
         # next frame: drift, jitter, 5% growth; the two longest cells divide
         parent_of = []
-        new_pos, new_len = [], []
+        new_pos: list[np.ndarray] = []
+        new_len: list[float] = []
         dividing = set(np.argsort(-length)[:2].tolist())
         for k in range(len(pos)):
             p = pos[k] + [0.0, 30.0] + rng.normal(0, 1.5, 2)
@@ -204,11 +222,12 @@ def colony(n_frames: int = 4, seed: int = 0):
                 parent_of.append(k)
         prev = cur
         pos, length = np.array(new_pos), np.array(new_len)
-    cen = np.array(cen)
-    cells = cells_of(t, cen, area, np.array(cov), shape=(400, 600))
+    centres = np.array(cen)
+    cells = cells_of(t, centres, area, np.array(cov), shape=(400, 600))
     tt = np.asarray(t)
     src, dst = np.nonzero(
-        (np.abs(tt[:, None] - tt[None, :] + 1) == 0) & (np.linalg.norm(cen[:, None] - cen[None, :], axis=2) < 70)
+        (np.abs(tt[:, None] - tt[None, :] + 1) == 0)
+        & (np.linalg.norm(centres[:, None] - centres[None, :], axis=2) < 70)
     )
     return cells, src, dst, set(truth)
 
@@ -219,7 +238,7 @@ def test_refine_cost_model_recovers_a_drifting_dividing_colony() -> None:
     graph, sol, hist = refined.graph, refined.solution, refined.history
     chosen = set(zip(graph.edge_source[sol.edge_selected].tolist(), graph.edge_target[sol.edge_selected].tolist()))
     assert chosen == truth
-    assert hist[0]["sigma_motion"] > 0
+    assert float(hist[0]["sigma_motion"]) > 0
     m = initial_motion(cells, src, dst)
     assert np.allclose(m.shift[cells.t == 0].mean(axis=0), [0, 30], atol=2)
 

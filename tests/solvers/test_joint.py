@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -12,28 +14,26 @@ from solvers.types import CandidateGraph, Pins, SolveStatus
 
 
 def graph(
-    t,
-    edges,
-    edge_cost,
+    t: list[int],
+    edges: list[tuple[int, int]],
+    edge_cost: list[float],
     *,
-    node_cost=None,
-    parent=None,
-    appear=5.0,
-    disappear=5.0,
-    division=0.0,
-    pairs=None,
-    pair_cost=None,
-):
+    node_cost: np.ndarray | None = None,
+    parent: list[int] | None = None,
+    appear: float = 5.0,
+    disappear: float = 5.0,
+    division: float = 0.0,
+    pairs: np.ndarray | None = None,
+    pair_cost: np.ndarray | None = None,
+) -> CandidateGraph:
     n = len(t)
-    src = [a for a, _ in edges]
-    dst = [b for _, b in edges]
     return CandidateGraph(
-        node_t=t,
+        node_t=np.asarray(t),
         node_cost=np.full(n, -20.0) if node_cost is None else node_cost,
-        node_hier_parent=np.full(n, -1) if parent is None else parent,
-        edge_source=src,
-        edge_target=dst,
-        edge_cost=edge_cost,
+        node_hier_parent=np.full(n, -1) if parent is None else np.asarray(parent),
+        edge_source=np.array([a for a, _ in edges], np.int64),
+        edge_target=np.array([b for _, b in edges], np.int64),
+        edge_cost=np.asarray(edge_cost, np.float64),
         appear_cost=np.full(n, appear),
         disappear_cost=np.full(n, disappear),
         division_cost=np.full(n, division),
@@ -42,7 +42,7 @@ def graph(
     )
 
 
-def division_graph(**kw):
+def division_graph(**kw: Any) -> CandidateGraph:
     # 0 (t0) -> 1, 2 (t1) and a decoy continuation 0 -> 3 far away; 3 could also appear
     return graph([0, 1, 1, 1], [(0, 1), (0, 2), (0, 3)], [1.0, 1.0, 4.0], **kw)
 
@@ -105,7 +105,7 @@ def test_appear_and_disappear_when_links_are_expensive() -> None:
     assert solve_joint(dear).edge_selected.all()
 
 
-def forest_graph():
+def forest_graph() -> CandidateGraph:
     """t0: cells 0, 1. t1: merged candidate 2 with children 3, 4. t2: cells 5, 6."""
     t = [0, 0, 1, 1, 1, 2, 2]
     parent = [-1, -1, -1, 2, 2, -1, -1]
@@ -192,9 +192,9 @@ def chain_movie(n_frames: int = 9, n_cells: int = 4, seed: int = 0) -> Candidate
         node_t=t,
         node_cost=np.full(n, -20.0),
         node_hier_parent=np.full(n, -1),
-        edge_source=src,
-        edge_target=dst,
-        edge_cost=cost,
+        edge_source=np.asarray(src),
+        edge_target=np.asarray(dst),
+        edge_cost=np.asarray(cost),
         appear_cost=np.where(t == 0, 0.0, 8.0),
         disappear_cost=np.where(t == n_frames - 1, 0.0, 8.0),
         division_cost=np.full(n, 20.0),
@@ -254,7 +254,7 @@ def test_three_level_forest_has_one_row_per_leaf() -> None:
     # root 0 > {1, 2}; 1 > {3, 4}; 2 is a leaf; lone root 5
     parent = np.array([-1, 0, 0, 1, 1, -1])
     rows, cols = leaf_paths(parent)
-    paths = {}
+    paths: dict[int, set[int]] = {}
     for r, c in zip(rows.tolist(), cols.tolist()):
         paths.setdefault(r, set()).add(c)
     assert sorted(map(sorted, paths.values())) == [[0, 1, 3], [0, 1, 4], [0, 2]]

@@ -7,31 +7,37 @@ import itertools
 import numpy as np
 import pytest
 
-from solvers.lap import APPEAR, assign_frame_pair, frame_pairs, parent_map_cost, solve_lap
+from solvers.lap import APPEAR, FramePair, assign_frame_pair, frame_pairs, parent_map_cost, solve_lap
 from solvers.types import CandidateGraph, Pins, SolveStatus
 
 
-def make_graph(node_t, edges, *, appear=5.0, disappear=5.0, division=1.0, parent=None):
-    node_t = np.asarray(node_t)
+def make_graph(
+    node_t: list[int],
+    edges: list[tuple[int, int, float]],
+    *,
+    appear: float = 5.0,
+    disappear: float = 5.0,
+    division: float = 1.0,
+    parent: np.ndarray | None = None,
+) -> CandidateGraph:
     n = len(node_t)
-    src, dst, cost = (np.array(x) for x in zip(*edges)) if edges else ([], [], [])
     return CandidateGraph(
-        node_t=node_t,
+        node_t=np.asarray(node_t),
         node_cost=np.zeros(n),
         node_hier_parent=np.full(n, -1) if parent is None else parent,
-        edge_source=src,
-        edge_target=dst,
-        edge_cost=cost,
+        edge_source=np.array([e[0] for e in edges], np.int64),
+        edge_target=np.array([e[1] for e in edges], np.int64),
+        edge_cost=np.array([e[2] for e in edges], np.float64),
         appear_cost=np.full(n, appear),
         disappear_cost=np.full(n, disappear),
         division_cost=np.full(n, division),
     )
 
 
-def brute_force_pair(graph, pair):
+def brute_force_pair(graph: CandidateGraph, pair: FramePair) -> list[tuple[float, tuple[int, ...]]]:
     """All valid parent maps of one frame pair with their costs, cheapest first."""
     options = []
-    for j, b in enumerate(pair.targets):
+    for b in pair.targets:
         into = [int(e) for e in pair.edges if graph.edge_target[e] == b]
         options.append([APPEAR, *into])
     found = []
@@ -74,7 +80,7 @@ def test_division_loses_when_dear() -> None:
 def test_matches_brute_force_on_random_pairs() -> None:
     rng = np.random.default_rng(0)
     for _ in range(30):
-        n_a, n_b = rng.integers(1, 4), rng.integers(1, 5)
+        n_a, n_b = int(rng.integers(1, 4)), int(rng.integers(1, 5))
         edges = [(a, n_a + b, float(rng.normal(0, 2))) for a in range(n_a) for b in range(n_b) if rng.random() < 0.7]
         g = make_graph(
             [0] * n_a + [1] * n_b,
@@ -86,7 +92,9 @@ def test_matches_brute_force_on_random_pairs() -> None:
         if np.any(g.disappear_cost + g.division_cost < 0):
             continue
         (pair,) = frame_pairs(g)
-        parent, cost = assign_frame_pair(g, pair)
+        assigned = assign_frame_pair(g, pair)
+        assert assigned is not None
+        parent, cost = assigned
         best = brute_force_pair(g, pair)[0][0]
         assert cost == pytest.approx(best)
         assert parent_map_cost(g, pair, parent) == pytest.approx(best)

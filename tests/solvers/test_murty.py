@@ -12,7 +12,7 @@ from solvers.murty import kbest_frame_pair, kbest_lap, kbest_parent_maps, reduce
 from solvers.types import CandidateGraph
 
 
-def random_graph(rng: np.random.Generator, sizes: list[int], density: float = 0.6):
+def random_graph(rng: np.random.Generator, sizes: list[int], density: float = 0.6) -> CandidateGraph:
     node_t = np.repeat(np.arange(len(sizes)), sizes)
     first = np.concatenate([[0], np.cumsum(sizes)])
     edges = []
@@ -22,28 +22,30 @@ def random_graph(rng: np.random.Generator, sizes: list[int], density: float = 0.
                 if rng.random() < density:
                     edges.append((a, b, float(rng.normal(0, 2))))
     n = len(node_t)
-    src, dst, cost = (np.array(x) for x in zip(*edges)) if edges else ([], [], [])
     disappear = rng.uniform(0, 3, n)
     return CandidateGraph(
         node_t=node_t,
         node_cost=rng.normal(0, 1, n),
         node_hier_parent=np.full(n, -1),
-        edge_source=src,
-        edge_target=dst,
-        edge_cost=cost,
+        edge_source=np.array([e[0] for e in edges], np.int64),
+        edge_target=np.array([e[1] for e in edges], np.int64),
+        edge_cost=np.array([e[2] for e in edges], np.float64),
         appear_cost=rng.uniform(0, 3, n),
         disappear_cost=disappear,
         division_cost=rng.uniform(-disappear, 3),  # keeps disappear + division >= 0
     )
 
 
-def brute_force(graph: CandidateGraph) -> list[tuple[float, tuple]]:
+Choice = tuple[int, ...]  # one parent (edge or APPEAR) per target of a frame pair
+
+
+def brute_force(graph: CandidateGraph) -> list[tuple[float, tuple[Choice, ...]]]:
     """Every valid solution (parent per target of every pair) with its objective, sorted."""
     pairs = frame_pairs(graph)
-    per_pair = []
+    per_pair: list[list[tuple[float, Choice]]] = []
     for pair in pairs:
         options = [[APPEAR, *[int(e) for e in pair.edges if graph.edge_target[e] == b]] for b in pair.targets]
-        valid = []
+        valid: list[tuple[float, Choice]] = []
         for combo in itertools.product(*options):
             parent = np.array(combo, np.int64)
             mothers = graph.edge_source[parent[parent >= 0]]
@@ -53,8 +55,8 @@ def brute_force(graph: CandidateGraph) -> list[tuple[float, tuple]]:
         per_pair.append(valid)
     base = boundary_cost(graph)
     out = []
-    for combo in itertools.product(*per_pair):
-        out.append((base + sum(c for c, _ in combo), tuple(p for _, p in combo)))
+    for per_pair_choice in itertools.product(*per_pair):
+        out.append((base + sum(c for c, _ in per_pair_choice), tuple(p for _, p in per_pair_choice)))
     return sorted(out, key=lambda x: x[0])
 
 

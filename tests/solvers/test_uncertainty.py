@@ -8,13 +8,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from solvers.costs import fold_pairs
+from solvers.costs import CostModel, fold_pairs
 from solvers.lap import APPEAR, frame_pairs, parent_map_cost, solve_lap
 from solvers.model import objective
 from solvers.murty import kbest_lap
 from solvers.types import CandidateGraph
 from solvers.uncertainty import (
     Method,
+    Uncertainty,
     assignment_sampling,
     cost_noise_sampler,
     edge_probabilities,
@@ -26,7 +27,7 @@ from solvers.uncertainty import (
 )
 
 
-def small_graph(seed: int = 0, sizes=(3, 4, 4)) -> CandidateGraph:
+def small_graph(seed: int = 0, sizes: tuple[int, ...] = (3, 4, 4)) -> CandidateGraph:
     rng = np.random.default_rng(seed)
     node_t = np.repeat(np.arange(len(sizes)), sizes)
     first = np.concatenate([[0], np.cumsum(sizes)])
@@ -51,8 +52,9 @@ def small_graph(seed: int = 0, sizes=(3, 4, 4)) -> CandidateGraph:
     )
 
 
-def incoming_sums(graph: CandidateGraph, unc) -> np.ndarray:
-    return np.bincount(graph.edge_target, weights=unc.edge_p, minlength=graph.n_nodes)
+def incoming_sums(graph: CandidateGraph, unc: Uncertainty) -> np.ndarray:
+    sums: np.ndarray = np.bincount(graph.edge_target, weights=unc.edge_p, minlength=graph.n_nodes)
+    return sums
 
 
 @pytest.mark.parametrize("method", list(Method))
@@ -74,14 +76,14 @@ def test_incoming_options_sum_to_at_most_one(method: Method) -> None:
 def test_softmax_by_hand() -> None:
     # cell 2 has mothers 0 (cost 1) and 1 (cost 2), and appears at cost 3
     graph = CandidateGraph(
-        node_t=[0, 0, 1],
+        node_t=np.array([0, 0, 1]),
         node_cost=np.zeros(3),
-        node_hier_parent=[-1, -1, -1],
-        edge_source=[0, 1],
-        edge_target=[2, 2],
-        edge_cost=[1.0, 2.0],
-        appear_cost=[0.0, 0.0, 3.0],
-        disappear_cost=[5.0, 5.0, 0.0],
+        node_hier_parent=np.array([-1, -1, -1]),
+        edge_source=np.array([0, 1]),
+        edge_target=np.array([2, 2]),
+        edge_cost=np.array([1.0, 2.0]),
+        appear_cost=np.array([0.0, 0.0, 3.0]),
+        disappear_cost=np.array([5.0, 5.0, 0.0]),
         division_cost=np.ones(3),
     )
     z = np.exp(-1) + np.exp(-2) + np.exp(-3)
@@ -213,7 +215,7 @@ def test_graph_with_division_pairs_is_folded() -> None:
         assert np.allclose(incoming_sums(paired, unc) + unc.appear_p, 1.0)
 
 
-def colony_model(seed: int = 0):
+def colony_model(seed: int = 0) -> tuple[CostModel, CandidateGraph]:
     """The drifting, dividing colony of ``test_costs`` with the cost model of its LAP solves."""
     from solvers.refine import refine_cost_model
 
@@ -258,15 +260,22 @@ def test_feature_perturbation_jitters_features_and_recosts_them() -> None:
 def test_methods_with_features_report_their_perturbation() -> None:
     model, graph = colony_model()
     fp = edge_probabilities(graph, "fp", k=4, features=model, sigma_px=1.0, sigma_area=0.05)
+    assert fp.info is not None
     assert fp.info["perturbation"] == {"kind": "features", "sigma_px": 1.0, "sigma_area": 0.05}
     # FP scores the averaged costs: its cost graph is the mean of the K samples
     sample = feature_noise_sampler(model, 1.0, 0.05)
     rng = np.random.default_rng(0)
     mean = np.mean([sample(rng).edge_cost for _ in range(4)], axis=0)
-    assert np.allclose(fp.cost_graph.edge_cost, mean) and np.allclose(fp.edge_score, -mean)
+    assert fp.cost_graph is not None
+    assert np.allclose(fp.cost_graph.edge_cost, mean)
+    assert np.allclose(fp.edge_score, -mean)
     fpa = edge_probabilities(graph, "fpa", k=6, features=model)
-    assert fpa.info["perturbation"]["kind"] == "features" and len(fpa.solutions) == 6
-    assert edge_probabilities(graph, "fpa", k=2).info["perturbation"]["kind"] == "costs"
+    assert fpa.info is not None
+    assert fpa.info["perturbation"]["kind"] == "features"
+    assert len(fpa.solutions) == 6
+    by_costs = edge_probabilities(graph, "fpa", k=2).info
+    assert by_costs is not None
+    assert by_costs["perturbation"]["kind"] == "costs"
 
 
 def test_ranked_solutions_of_every_method() -> None:
@@ -283,6 +292,7 @@ def test_ranked_solutions_of_every_method() -> None:
     # FP: the K best of its averaged costs, first = the optimum of those costs
     fp = edge_probabilities(graph, "fp", k=5, noise=0.7)
     ranked = ranked_solutions(graph, fp, 3)
+    assert fp.cost_graph is not None
     assert np.array_equal(ranked[0].solution.edge_selected, solve_lap(fp.cost_graph).edge_selected)
     assert ranked[0].solution.objective == pytest.approx(solve_lap(fp.cost_graph).objective)
     # FP+A: distinct perturbed optima by frequency, weight = frequency, objective on ``graph``
