@@ -26,7 +26,6 @@ from typing import Any, Protocol, cast
 import numpy as np
 import torch
 
-from inference.model import BranchedERFNet
 from inference.model_io import load_model, model_id, read_config
 from inference.normalise import DEFAULT_PERCENTILES, normalise_percentile
 from inference.pred_store import child_array, child_group
@@ -59,12 +58,24 @@ def raw_to_outputs(raw: np.ndarray, ndim: int, pixel_scale: float) -> dict[str, 
     return out
 
 
+class FrameNetwork(Protocol):
+    """What :class:`FramePredictor` needs of a network (:class:`inference.model.BranchedERFNet` has it)."""
+
+    ndim: int
+    embedding_dim: int
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor: ...
+    def predict_from_features(
+        self, f_t: torch.Tensor, f_prev: torch.Tensor, with_embedding: bool = False
+    ) -> torch.Tensor: ...
+
+
 class FramePredictor:
     """Raw blended (and optionally TTA-averaged) network output for one frame pair."""
 
     def __init__(
         self,
-        model: BranchedERFNet,
+        model: FrameNetwork,
         device: torch.device,
         tile: int,
         overlap: int,
@@ -79,9 +90,9 @@ class FramePredictor:
         self.n_channels = 3 * model.ndim + 1 + (model.embedding_dim if embedding else 0)
         self.vectors, self.pairs = output_groups(model.ndim)
         self.amp = device.type == "cuda"
-        if self.ndim == 2 and device.type == "cpu":
+        if self.ndim == 2 and device.type == "cpu" and isinstance(model, torch.nn.Module):
             # Module.to accepts memory_format (torch docs), torch's overloads for it omit the keyword
-            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._cache: dict[tuple[Any, ...], torch.Tensor] = {}
         self._cache_frame: int | None = None
 

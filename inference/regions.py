@@ -34,7 +34,9 @@ def candidates_from_labels(labels: np.ndarray, t0: int = 0) -> Candidates:
     return _concat(parts, labels.ndim - 1)
 
 
-def candidates_from_components(frames: Sequence[int], bbox_mins: np.ndarray, masks: Sequence[np.ndarray]) -> Candidates:
+def candidates_from_components(
+    frames: Sequence[int] | np.ndarray, bbox_mins: np.ndarray, masks: Sequence[np.ndarray]
+) -> Candidates:
     """Features of arbitrary components given as (frame, bbox origin, mask inside the bbox).
 
     Useful for a forest builder that has the component masks already: the result has the same

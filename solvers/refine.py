@@ -95,5 +95,8 @@ def refine_cost_model(
         if changed == 0 or new.status.value not in ("optimal", "feasible"):
             break
         motion = estimate_motion(cells, edge_source, edge_target, sol, motion, params.div_rate_bounds)
-    assert graph is not None and sol is not None and model is not None
+    # the loop runs at least once
+    assert model is not None
+    assert graph is not None
+    assert sol is not None
     return Refined(model, graph, sol, history)

@@ -17,17 +17,18 @@ def perfect_prediction(
     inst: np.ndarray, prev_centres: dict[int, tuple[float, float]] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Seediness, offsets, sigma and track offsets that a perfect network would output."""
-    yy, xx = np.indices(inst.shape, dtype=np.float32)
+    grid = np.indices(inst.shape, dtype=np.float32)
+    yy, xx = grid[0], grid[1]
     seed = (inst > 0).astype(np.float32)
     off = np.zeros((2, *inst.shape), np.float32)
     trk = np.zeros((2, *inst.shape), np.float32)
     for k in np.unique(inst)[1:]:
         m = inst == k
         cy, cx = yy[m].mean(), xx[m].mean()
-        off[0][m], off[1][m] = cy - yy[m], cx - xx[m]
+        off[0, m], off[1, m] = cy - yy[m], cx - xx[m]
         if prev_centres and k in prev_centres:
             py, px = prev_centres[k]
-            trk[0][m], trk[1][m] = py - yy[m], px - xx[m]
+            trk[0, m], trk[1, m] = py - yy[m], px - xx[m]
     sig = np.full((2, *inst.shape), 3.0, np.float32)
     return seed, off, sig, trk
 
@@ -48,7 +49,8 @@ def test_cluster_separates_touching_objects() -> None:
     inst = two_touching()
     seed, off, sig, _ = perfect_prediction(inst)
     labels = cluster_frame(seed, off, sig, min_object_size=10)
-    assert labels.max() == 2 and _same_partition(labels, inst)
+    assert labels.max() == 2
+    assert _same_partition(labels, inst)
     assert cluster_frame(np.zeros_like(seed), off, sig).max() == 0
 
 
@@ -81,14 +83,22 @@ def test_candidate_features() -> None:
     emb[1][inst == 2] = 5.0
     emb[2] = 0.1
     cands, labels = candidates_from_prediction(3, seed, off, sig, trk, emb)
-    assert len(cands) == 2 and set(cands.t.tolist()) == {3}
+    assert len(cands) == 2
+    assert set(cands.t.tolist()) == {3}
     order = np.argsort(cands.centroid[:, 1])
+    assert cands.prev_centroid is not None
+    assert cands.embedding is not None
     np.testing.assert_allclose(cands.prev_centroid[order], [[5.0, 7.0], [21.0, 31.0]], atol=1e-4)
-    assert np.all(cands.area == 300) and np.all(cands.hier_parent == -1)
+    assert np.all(cands.area == 300)
+    assert np.all(cands.hier_parent == -1)
     np.testing.assert_allclose(np.linalg.norm(cands.embedding, axis=1), 1.0, rtol=1e-5)
-    assert cands.embedding[order[0]][0] > 0.99 and cands.embedding[order[1]][1] > 0.99
+    assert cands.embedding[order[0]][0] > 0.99
+    assert cands.embedding[order[1]][1] > 0.99
     again = attach_prediction_features(candidates_from_labels(3, labels, seed), trk, emb, t=3)
+    assert again.prev_centroid is not None
+    assert again.embedding is not None
     np.testing.assert_allclose(again.prev_centroid, cands.prev_centroid, atol=1e-4)
     np.testing.assert_allclose(again.embedding, cands.embedding, atol=1e-5)
     y0, x0, y1, x1 = cands.bbox[order[0]]
-    assert (y0, x0, y1, x1) == (10, 10, 30, 25) and cands.masks[order[0]].all()
+    assert (y0, x0, y1, x1) == (10, 10, 30, 25)
+    assert cands.masks[order[0]].all()

@@ -26,9 +26,12 @@ def test_edges_link_nearest_within_radius_and_forward_only() -> None:
     c = candidates_from_labels(two_frames())
     e = link_candidates(c, max_distance=20.0, k=5)
     pairs = {(int(c.label[a]), int(c.t[a]), int(c.label[b]), int(c.t[b])) for a, b in zip(e.source, e.target)}
-    assert (1, 0, 1, 1) in pairs and (2, 0, 2, 1) in pairs and (1, 1, 1, 2) in pairs
+    assert (1, 0, 1, 1) in pairs
+    assert (2, 0, 2, 1) in pairs
+    assert (1, 1, 1, 2) in pairs
     assert not any(lb == 3 for _, _, lb, _ in pairs)  # beyond the radius
-    assert np.all(c.t[e.target] - c.t[e.source] == e.dt) and np.all(e.dt == 1)
+    assert np.all(c.t[e.target] - c.t[e.source] == e.dt)
+    assert np.all(e.dt == 1)
     assert np.allclose(e.distance, np.linalg.norm(c.centroid[e.target] - c.centroid[e.source], axis=1))
     k1 = link_candidates(c, max_distance=100.0, k=1)
     assert np.all(np.bincount(k1.source, minlength=len(c)) <= 1)
@@ -66,7 +69,8 @@ def test_offset_vote_and_embedding_distance() -> None:
     emb[c.label == 2] = [0.0, 1.0, 0.0]
     c2 = replace(c, prev_centroid=prev, embedding=emb)
     e = link_candidates(c2, max_distance=20.0, k=5)
-    assert e.offset_vote is not None and e.embedding_distance is not None
+    assert e.offset_vote is not None
+    assert e.embedding_distance is not None
     i = np.flatnonzero((c.label[e.source] == 1) & (c.t[e.source] == 0) & (c.label[e.target] == 1))
     assert e.offset_vote[i[0]] == pytest.approx(0.0)
     assert e.embedding_distance[i[0]] == pytest.approx(0.0)

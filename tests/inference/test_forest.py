@@ -28,16 +28,18 @@ def test_two_touching_blobs_split_at_higher_threshold() -> None:
     assert _by_threshold_area(c) == [(0.55, 9), (0.6, 7), (0.8, 3), (0.8, 3), (0.9, 1), (0.9, 1)]
     assert np.all(c.t == 3)
     root = int(np.flatnonzero(c.hier_parent < 0)[0])
-    assert (c.hier_parent < 0).sum() == 1 and c.area[root] == 9
+    assert (c.hier_parent < 0).sum() == 1
+    assert c.area[root] == 9
     mid = int(np.flatnonzero(c.hier_parent == root)[0])
     assert c.area[mid] == 7
     blobs = np.flatnonzero(c.hier_parent == mid)
     assert sorted(c.area[blobs].tolist()) == [3, 3]
     # each blob contains exactly one single-pixel peak and its mask lies inside the parent's
-    for b in blobs:
+    for b in blobs.tolist():
         kids = np.flatnonzero(c.hier_parent == b)
-        assert len(kids) == 1 and c.area[kids[0]] == 1
-        assert not (_full_mask(c, kids[0], p.shape) & ~_full_mask(c, b, p.shape)).any()
+        assert len(kids) == 1
+        assert c.area[kids[0]] == 1
+        assert not (_full_mask(c, int(kids[0]), p.shape) & ~_full_mask(c, b, p.shape)).any()
     left = blobs[np.argmin(c.centroid[blobs, 1])]
     np.testing.assert_allclose(c.centroid[left], [0.0, 2.0])
     np.testing.assert_array_equal(c.bbox[left], [0, 1, 1, 4])
@@ -53,7 +55,8 @@ def test_identical_components_over_thresholds_appear_once() -> None:
     p[1:4, 1:4] = 0.6  # blob 1: present at 0.6 only
     p[1:4, 5:8] = 0.8  # blob 2: the same 9 pixels at every threshold 0.5..0.8
     c = build_forest(p, min_area=1)
-    assert len(c) == 2 and np.all(c.hier_parent == -1)
+    assert len(c) == 2
+    assert np.all(c.hier_parent == -1)
     assert _by_threshold_area(c) == [(0.6, 9), (0.8, 9)]
 
 
@@ -64,7 +67,8 @@ def test_min_area_drops_small_components_and_keeps_their_pixels_in_the_parent() 
     p[1, 7:9] = 0.8  # an isolated 2-pixel component
     c = build_forest(p, min_area=3)
     assert len(c) == 1
-    assert c.area[0] == 16 and c.hier_parent[0] == -1
+    assert c.area[0] == 16
+    assert c.hier_parent[0] == -1
     np.testing.assert_allclose(c.max_prob[0], 0.9)
     c1 = build_forest(p, min_area=1)
     assert _by_threshold_area(c1) == [(0.7, 16), (0.8, 2), (0.9, 1)]
@@ -76,7 +80,8 @@ def test_3d_blobs_split_in_depth() -> None:
     p[0:2, 1:3, 1:3] = 0.9  # two separate cores at the ends
     p[3:5, 1:3, 1:3] = 0.9
     c = build_forest(p, min_area=1)
-    assert c.ndim == 3 and c.bbox.shape == (3, 6)
+    assert c.ndim == 3
+    assert c.bbox.shape == (3, 6)
     root = int(np.flatnonzero(c.hier_parent < 0)[0])
     assert c.area[root] == 20
     kids = np.flatnonzero(c.hier_parent == root)
@@ -113,7 +118,9 @@ def test_forest_equals_brute_force_labelling_of_every_level() -> None:
 
 def test_empty_frame_gives_no_candidates() -> None:
     c = build_forest(np.full((8, 8), 0.2))
-    assert len(c) == 0 and c.centroid.shape == (0, 2) and c.masks == []
+    assert len(c) == 0
+    assert c.centroid.shape == (0, 2)
+    assert c.masks == []
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,9 @@ def test_loss_low_for_perfect_and_high_for_wrong() -> None:
     good = loss.image_terms(seg, tgt, trk)
     assert all(float(v) < 0.02 for v in good.values()), good
     bad = loss.image_terms(torch.zeros_like(seg), tgt, torch.zeros_like(trk))
-    assert float(bad["inst"]) > 0.5 and float(bad["seed"]) > 0.1 and float(bad["track"]) > 0.5
+    assert float(bad["inst"]) > 0.5
+    assert float(bad["seed"]) > 0.1
+    assert float(bad["track"]) > 0.5
     # wrong tracking vote only: pixels point to the other cell's centre
     wrong_trk = trk.clone()
     wrong_trk[:, inst == 1] = torch.arctanh(torch.tensor(0.01))
@@ -78,6 +80,8 @@ def test_batch_loss_backpropagates() -> None:
     trk = torch.zeros(1, 2, 32, 48, requires_grad=True)
     total, logs = SpatialEmbeddingLoss()(seg, seg, trk, [tgt], [tgt])
     total.backward()
-    assert seg.grad is not None and float(seg.grad.abs().sum()) > 0
-    assert trk.grad is not None and float(trk.grad.abs().sum()) > 0
+    assert seg.grad is not None
+    assert float(seg.grad.abs().sum()) > 0
+    assert trk.grad is not None
+    assert float(trk.grad.abs().sum()) > 0
     assert set(logs) == {"inst", "var", "seed", "track"}

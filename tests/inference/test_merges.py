@@ -47,7 +47,8 @@ def test_a_thin_seam_between_clusters_is_bridged() -> None:
     c = with_merges(base, lab, np.array([[1, 2]]), np.ones(lab.shape), gap=2)
     merged = c.masks[2]
     assert merged.shape == (6, 17)  # the seam column is part of the merged cell
-    assert merged[:, 8].all() and c.area[2] == 96 + 6
+    assert merged[:, 8].all()
+    assert c.area[2] == 96 + 6
 
 
 def test_every_label_joins_at_most_one_pair() -> None:
@@ -80,10 +81,13 @@ def test_with_merges_adds_the_union_as_parent() -> None:
     assert c.area[parent] == 96
     np.testing.assert_allclose(c.centroid[parent], [4.5, 9.5])
     np.testing.assert_allclose(c.score[parent], 0.7)
-    assert c.masks[parent].shape == (6, 16) and c.masks[parent].all()
+    assert c.masks[parent].shape == (6, 16)
+    assert c.masks[parent].all()
     np.testing.assert_array_equal(c.bbox[parent], [2, 2, 8, 18])
+    assert c.prev_centroid is not None
+    assert c.embedding is not None
     np.testing.assert_allclose(c.prev_centroid[parent], [5.5, 10.5])
-    np.testing.assert_allclose(c.embedding[parent], [np.sqrt(0.5), np.sqrt(0.5), 0.0], atol=1e-6)
+    np.testing.assert_allclose(c.embedding[parent], np.array([np.sqrt(0.5), np.sqrt(0.5), 0.0]), atol=1e-6)
 
 
 def test_with_merges_without_pairs_is_identity() -> None:
@@ -124,10 +128,12 @@ def test_vote_ratio_tells_an_over_split_cell_from_two_cells() -> None:
 def test_prediction_candidates_offer_the_over_split_cell_whole() -> None:
     seed, off, sig, trk = rods_prediction()
     plain, _labels = candidates_from_prediction(0, seed, off, sig, trk, min_object_size=5)
-    assert len(plain) == 3 and np.all(plain.hier_parent == -1)  # A in two halves, B whole
+    assert len(plain) == 3
+    assert np.all(plain.hier_parent == -1)
     cands, _ = candidates_from_prediction(0, seed, off, sig, trk, min_object_size=5, merges=True)
     assert len(cands) == 4
     parent = int(np.flatnonzero(cands.hier_parent == -1)[-1])
-    assert parent == 3 and np.sum(cands.hier_parent == parent) == 2
+    assert parent == 3
+    assert np.sum(cands.hier_parent == parent) == 2
     assert cands.area[parent] == 400  # rod A, halves and seam
     np.testing.assert_allclose(cands.centroid[parent], [9.5, 24.5])

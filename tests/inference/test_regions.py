@@ -30,7 +30,9 @@ def test_features_2d_match_direct_computation() -> None:
         assert c.bbox[i].tolist() == [*pts.min(axis=0), *(pts.max(axis=0) + 1)]
         y0, x0, y1, x1 = c.bbox[i]
         assert np.array_equal(c.masks[i], lab[f, y0:y1, x0:x1] == c.label[i])
-    assert np.all(c.hier_parent == -1) and np.all(c.score == 1) and np.all(c.threshold == 1)
+    assert np.all(c.hier_parent == -1)
+    assert np.all(c.score == 1)
+    assert np.all(c.threshold == 1)
     assert c.ndim == 2
 
 
@@ -38,10 +40,12 @@ def test_features_3d() -> None:
     lab = np.zeros((1, 4, 10, 10), np.int32)
     lab[0, 1:3, 2:5, 6:9] = 3
     c = candidates_from_labels(lab)
-    assert c.ndim == 3 and c.area.tolist() == [18]
+    assert c.ndim == 3
+    assert c.area.tolist() == [18]
     assert np.allclose(c.centroid[0], [1.5, 3.0, 7.0])
     assert c.bbox[0].tolist() == [1, 2, 6, 3, 5, 9]
-    assert c.masks[0].shape == (2, 3, 3) and c.masks[0].all()
+    assert c.masks[0].shape == (2, 3, 3)
+    assert c.masks[0].all()
 
 
 def test_components_give_the_same_features_as_labels() -> None:
@@ -49,7 +53,8 @@ def test_components_give_the_same_features_as_labels() -> None:
     c = candidates_from_labels(lab)
     d = candidates_from_components(c.t, c.bbox[:, :2], c.masks)
     assert np.allclose(d.centroid, c.centroid)
-    assert np.array_equal(d.bbox, c.bbox) and np.array_equal(d.area, c.area)
+    assert np.array_equal(d.bbox, c.bbox)
+    assert np.array_equal(d.area, c.area)
 
 
 def test_covariance_of_a_rod() -> None:
@@ -63,7 +68,8 @@ def test_covariance_of_a_rod() -> None:
 
 def test_empty_movie_and_bad_input() -> None:
     c = candidates_from_labels(np.zeros((3, 5, 5), np.uint8))
-    assert len(c) == 0 and c.centroid.shape == (0, 2)
+    assert len(c) == 0
+    assert c.centroid.shape == (0, 2)
     with pytest.raises(ValueError):
         candidates_from_labels(np.zeros((5, 5), np.uint8))
     with pytest.raises(ValueError):

@@ -48,9 +48,11 @@ def test_merge_counts_against_both_scores() -> None:
 def test_perfect_and_empty_cases() -> None:
     gt, _ = _pair()
     relabelled = np.where(gt > 0, gt + 100, 0)
-    assert f1_score(gt, relabelled) == 1.0 and aji(gt, relabelled) == 1.0
+    assert f1_score(gt, relabelled) == 1.0
+    assert aji(gt, relabelled) == 1.0
     empty = np.zeros_like(gt)
-    assert f1_score(gt, empty) == 0.0 and aji(gt, empty) == 0.0
+    assert f1_score(gt, empty) == 0.0
+    assert aji(gt, empty) == 0.0
     assert f1_score(empty, empty) == 1.0
 
 
@@ -77,7 +79,11 @@ def test_baselines_separate_two_blobs_only_when_the_valley_is_deep_enough() -> N
     from inference.baselines import threshold_components, watershed_segmentation
 
     yy, xx = np.mgrid[:32, :48]
-    blob = lambda cx: np.exp(-((yy - 16) ** 2 + (xx - cx) ** 2) / 60.0)  # noqa: E731
+
+    def blob(cx: float) -> np.ndarray:
+        peak: np.ndarray = np.exp(-((yy - 16) ** 2 + (xx - cx) ** 2) / 60.0)
+        return peak
+
     prob = np.clip(blob(16) + blob(30), 0, 1)  # two peaks joined above 0.5
     cc = threshold_components(prob)
     assert cc.max() == 1  # one merged component at 0.5
@@ -93,5 +99,8 @@ def test_synthetic_maps_are_reproducible_and_in_range() -> None:
     p1 = prob_from_labels(labels, seed=4)
     p2 = prob_from_labels(labels, seed=4)
     np.testing.assert_array_equal(p1, p2)
-    assert p1.dtype == np.float32 and p1.min() >= 0.0 and p1.max() <= 1.0
-    assert (p1[labels > 0] >= 0.5).mean() > 0.5 and (p1[labels == 0] < 0.5).all()
+    assert p1.dtype == np.float32
+    assert p1.min() >= 0.0
+    assert p1.max() <= 1.0
+    assert (p1[labels > 0] >= 0.5).mean() > 0.5
+    assert (p1[labels == 0] < 0.5).all()

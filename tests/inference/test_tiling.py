@@ -14,7 +14,8 @@ from inference.tiling import iter_tiles, pad_to_stride, predict_tiled, tile_star
 def test_tile_starts_cover_the_axis() -> None:
     assert tile_starts(100, 128, 16) == [0]
     s = tile_starts(1305, 512, 64)
-    assert s[0] == 0 and s[-1] + 512 == 1305
+    assert s[0] == 0
+    assert s[-1] + 512 == 1305
     assert all(b - a <= 512 - 64 for a, b in zip(s, s[1:]))
 
 

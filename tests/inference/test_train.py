@@ -49,7 +49,8 @@ def test_medoid_lies_in_object() -> None:
     m = np.zeros((20, 20), np.int32)
     m[2:5, 2:18] = 3
     c = frame_medoids(m)[3]
-    assert m[int(c[0]), int(c[1])] == 3 and abs(c[1] - 9.5) <= 1
+    assert m[int(c[0]), int(c[1])] == 3
+    assert abs(c[1] - 9.5) <= 1
 
 
 @pytest.mark.slow
@@ -92,7 +93,9 @@ def test_tiny_training_separates_touching_objects(tmp_path: Path) -> None:
     g = zarr.open_group(str(tmp_path / "m.zarr"))["pred"]
     assert isinstance(g, zarr.Group)
     seediness, offsets, sigma = (g[name] for name in ("seediness", "offsets", "sigma"))
-    assert isinstance(seediness, zarr.Array) and isinstance(offsets, zarr.Array) and isinstance(sigma, zarr.Array)
+    assert isinstance(seediness, zarr.Array)
+    assert isinstance(offsets, zarr.Array)
+    assert isinstance(sigma, zarr.Array)
     gt = masks[5]
     labels = cluster_frame(np.asarray(seediness[5]), np.asarray(offsets[5]), np.asarray(sigma[5]), min_object_size=100)
     # each touching cell is matched by its own cluster (a short run: clusters are still ragged)

@@ -87,7 +87,8 @@ def test_reliability_diagram_and_png(tmp_path: Path) -> None:
     conf = rng.random(2000)
     ok = rng.random(2000) < conf  # calibrated by construction
     diag = reliability_diagram(conf, ok)
-    assert len(diag.count) == 15 and diag.count.sum() == 2000
+    assert len(diag.count) == 15
+    assert diag.count.sum() == 2000
     assert diag.ece < 0.05
     filled = diag.count > 0
     assert np.all(diag.confidence[filled] >= diag.edges[:-1][filled] - 1e-12)
@@ -145,7 +146,9 @@ def test_prior_keeps_the_temperature_of_an_error_free_set_near_one() -> None:
     plain = fit_temperature(score, group, is_true)
     loose = fit_temperature(score, group, is_true, prior_sigma=1.0)
     tight = fit_temperature(score, group, is_true, prior_sigma=0.1)
-    assert plain < 0.05 and 0.1 < loose < tight < 1.0 and tight > 0.5
+    assert plain < 0.05
+    assert 0.1 < loose < tight < 1.0
+    assert tight > 0.5
     score, group, is_true = synthetic_cells(np.random.default_rng(1), 20000, 4, 2.0)
     assert fit_temperature(score, group, is_true, prior_sigma=1.0) == pytest.approx(2.0, rel=0.05)
     with pytest.raises(ValueError, match="prior_sigma"):

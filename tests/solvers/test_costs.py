@@ -73,7 +73,8 @@ def test_motion_shift_moves_the_cheapest_target() -> None:
     near = tracking_costs(cells, src, dst, m).edge_cost
     shifted = replace(m, shift=np.array([[0.0, 30.0]] * 3))
     far = tracking_costs(cells, src, dst, shifted).edge_cost
-    assert near[0] < near[1] and far[1] < far[0]
+    assert near[0] < near[1]
+    assert far[1] < far[0]
 
 
 def test_division_prefers_daughters_that_resemble_the_mother() -> None:
@@ -247,5 +248,6 @@ def test_fold_pairs_keeps_edges_and_lowers_daughter_costs() -> None:
     cells, src, dst, _ = colony(n_frames=2)
     g = tracking_costs(cells, src, dst, initial_motion(cells, src, dst))
     f = fold_pairs(g)
-    assert f.division_pairs is None and f.n_edges == g.n_edges
+    assert f.division_pairs is None
+    assert f.n_edges == g.n_edges
     assert np.all(f.edge_cost <= g.edge_cost)

@@ -57,7 +57,8 @@ def test_split_is_chosen_when_the_neighbours_show_two_cells() -> None:
     res = select_hemd([_two_cells(), _ambiguous(), _two_cells()])
     np.testing.assert_array_equal(res.selected[1], [False, True, True])
     np.testing.assert_array_equal(res.phase[1], [0, 2, 2])  # both selected by matching
-    assert res.selected[0].all() and res.selected[2].all()
+    assert res.selected[0].all()
+    assert res.selected[2].all()
     assert res.info["n_mip"] >= 1  # two instances competing for one tree go to the MIP
 
 

@@ -80,7 +80,8 @@ def test_division_pairs_restrict_divisions_and_pay_pair_cost() -> None:
         [0, 1, 1, 1], [(0, 1), (0, 2), (0, 3)], [1.0, 0.0, 1.0], pairs=np.array([[0, 2]]), pair_cost=np.array([30.0])
     )
     sol2 = solve_joint(g2)
-    assert sol2.edge_selected.sum() == 1 and sol2.edge_selected[1]
+    assert sol2.edge_selected.sum() == 1
+    assert sol2.edge_selected[1]
     v = completion(g2, sol2.node_selected, sol2.edge_selected)
     assert is_feasible(build_program(g2), v)
 
@@ -99,7 +100,8 @@ def test_gap_closing_over_two_frames() -> None:
 def test_appear_and_disappear_when_links_are_expensive() -> None:
     g = graph([0, 1], [(0, 1)], [30.0])
     sol = solve_joint(g)
-    assert sol.node_selected.all() and not sol.edge_selected.any()
+    assert sol.node_selected.all()
+    assert not sol.edge_selected.any()
     # dearer ends: linking (30 + one appear + one disappear) beats two appears + two disappears
     dear = graph([0, 1], [(0, 1)], [30.0], appear=20.0, disappear=20.0, node_cost=np.full(2, -50.0))
     assert solve_joint(dear).edge_selected.all()
@@ -160,7 +162,9 @@ def test_cost_vector_prices_each_column_family() -> None:
 def test_pins_force_a_different_answer() -> None:
     g = forest_graph()
     sol = solve_joint(g, pins=Pins(must_nodes=np.array([2])))
-    assert sol.node_selected[2] and not sol.node_selected[3] and not sol.node_selected[4]
+    assert sol.node_selected[2]
+    assert not sol.node_selected[3]
+    assert not sol.node_selected[4]
     sol2 = solve_joint(division_graph(), pins=Pins(forbid_edges=np.array([1])))
     assert not sol2.edge_selected[1]
     sol3 = solve_joint(division_graph(), pins=Pins(must_edges=np.array([2])))
@@ -225,7 +229,8 @@ def test_window_resolve_keeps_the_outside_fixed() -> None:
 def test_empty_graph() -> None:
     g = graph([], [], [])
     sol = solve_joint(g)
-    assert sol.status is SolveStatus.OPTIMAL and sol.node_selected.shape == (0,)
+    assert sol.status is SolveStatus.OPTIMAL
+    assert sol.node_selected.shape == (0,)
 
 
 def test_tracks_split_at_divisions() -> None:
@@ -243,7 +248,8 @@ def test_windowed_with_division_pairs_matches_the_full_solve() -> None:
 
     cells, src, dst, truth = colony(n_frames=5)
     g = tracking_costs(cells, src, dst, initial_motion(cells, src, dst))
-    assert g.division_pairs is not None and len(g.division_pairs)
+    assert g.division_pairs is not None
+    assert len(g.division_pairs)
     full = solve_joint(g)
     win = solve_windowed(g, window=3, overlap=1)
     assert win.status is SolveStatus.OPTIMAL

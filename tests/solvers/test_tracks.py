@@ -17,11 +17,13 @@ def test_chain_division_gap_and_unselected() -> None:
     node_sel = np.array([1, 1, 1, 1, 1, 1, 0, 1], bool)
     edge_sel = np.array([1, 1, 1, 1, 1, 1], bool)  # the last edge touches an unselected node
     tid, tracks = tracks_from_solution(t, src, dst, node_sel, edge_sel)
-    assert tid[0] == tid[1] == tid[2] and tid[6] == 0
+    assert tid[0] == tid[1] == tid[2]
+    assert tid[6] == 0
     assert len({tid[0], tid[3], tid[4], tid[5], tid[7]}) == 5
     rows = {int(r[0]): r[1:].tolist() for r in tracks}
     assert rows[tid[0]] == [0, 2, 0]
-    assert rows[tid[3]] == [3, 3, tid[0]] and rows[tid[4]] == [3, 3, tid[0]]
+    assert rows[tid[3]] == [3, 3, tid[0]]
+    assert rows[tid[4]] == [3, 3, tid[0]]
     assert rows[tid[5]] == [5, 5, tid[4]]  # after the gap: a new track, parent before the gap
     assert rows[tid[7]] == [0, 0, 0]
     assert tracks[:, 0].tolist() == list(range(1, len(tracks) + 1))
@@ -39,4 +41,5 @@ def test_nothing_selected() -> None:
     tid, tracks = tracks_from_solution(
         np.array([0, 1]), np.array([0]), np.array([1]), np.zeros(2, bool), np.zeros(1, bool)
     )
-    assert tid.tolist() == [0, 0] and tracks.shape == (0, 4)
+    assert tid.tolist() == [0, 0]
+    assert tracks.shape == (0, 4)

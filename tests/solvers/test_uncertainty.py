@@ -287,7 +287,8 @@ def test_ranked_solutions_of_every_method() -> None:
         assert [r.solution.objective for r in ranked] == pytest.approx([s.objective for s in top])
         assert np.array_equal(ranked[0].solution.edge_selected, best.edge_selected)
         w = np.array([r.weight for r in ranked])
-        assert w.sum() == pytest.approx(1.0) and np.all(np.diff(w) <= 1e-12)
+        assert w.sum() == pytest.approx(1.0)
+        assert np.all(np.diff(w) <= 1e-12)
         assert w[1] / w[0] == pytest.approx(np.exp(-(top[1].objective - top[0].objective)))
     # FP: the K best of its averaged costs, first = the optimum of those costs
     fp = edge_probabilities(graph, "fp", k=5, noise=0.7)
@@ -302,7 +303,8 @@ def test_ranked_solutions_of_every_method() -> None:
     assert len(set(keys)) == len(keys) >= 2
     counts = [sum(s.edge_selected.tobytes() == key for s in fpa.solutions) for key in keys]
     assert [r.weight for r in ranked] == pytest.approx([c / 20 for c in counts])
-    assert counts == sorted(counts, reverse=True) and sum(counts) == 20
+    assert counts == sorted(counts, reverse=True)
+    assert sum(counts) == 20
     for r in ranked:
         assert r.solution.objective == pytest.approx(
             objective(graph, r.solution.node_selected, r.solution.edge_selected)
