@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -47,6 +48,19 @@ LINKS = 3
 def loadavg() -> list[float]:
     with open("/proc/loadavg") as f:
         return [float(x) for x in f.read().split()[:3]]
+
+
+def code_state() -> dict[str, object]:
+    """The commit measured, and whether the current writer's files differ from it."""
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "trackdb/store/bulk.py", "trackdb/store/ingest.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return {"head": head.strip(), "uncommitted_writer_files": dirty[1::2]}
 
 
 def log(*a: object) -> None:
@@ -352,6 +366,57 @@ def write_solution(
     return seconds
 
 
+class PgActivity(threading.Thread):
+    """Samples what the benchmark's PostgreSQL backends are doing (``pg_stat_activity``) and the
+    WAL position, every ``interval`` seconds, from a connection of its own."""
+
+    def __init__(self, url: str, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.url, self.interval = url, interval
+        self.samples: list[tuple[float, int, list[str]]] = []  # (time, WAL bytes, one state per backend)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        eng = sa.create_engine(self.url)
+        with eng.connect() as c:
+            while not self.stop.is_set():
+                rows = c.exec_driver_sql(
+                    "SELECT state, wait_event_type, wait_event, pg_current_wal_lsn() - '0/0' FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND backend_type = 'client backend' AND state <> 'idle'"
+                ).all()
+                wal = int(c.exec_driver_sql("SELECT pg_current_wal_lsn() - '0/0'").scalar_one())
+                states = [
+                    r[0] if r[0] != "active" else f"active {r[1]}:{r[2]}" if r[1] else "active on CPU" for r in rows
+                ]
+                self.samples.append((time.perf_counter(), wal, states))
+                c.commit()
+                time.sleep(self.interval)
+        eng.dispose()
+
+    def phase(self, start: float, end: float) -> dict[str, Any]:
+        """Share of backend samples in each state between ``start`` and ``end``, and WAL written."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        counts: dict[str, int] = {}
+        for _, _, states in inside:
+            for st in states:
+                counts[st] = counts.get(st, 0) + 1
+        total = sum(counts.values()) or 1
+        return {
+            "samples": len(inside),
+            "wal_mb": round((inside[-1][1] - inside[0][1]) / 2**20) if inside else None,
+            "backend_states": {k: round(v / total, 3) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])},
+        }
+
+
+def checkpoints(url: str) -> int:
+    eng = sa.create_engine(url)
+    with eng.connect() as c:
+        n = int(c.exec_driver_sql("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter").scalar_one())
+    eng.dispose()
+    return n
+
+
 def one_run(engine: str, writer: str, writers: int, args: argparse.Namespace, folder: str) -> dict[str, Any]:
     url = fresh_store(engine, folder, args.pg_base)
     try:
@@ -373,6 +438,10 @@ def one_run(engine: str, writer: str, writers: int, args: argparse.Namespace, fo
             }
             procs.append(ctx.Process(target=writer_process, args=(spec, barrier, results)))
         load_before = loadavg()
+        activity = PgActivity(url) if engine == "postgresql" and args.pg_activity else None
+        checkpoints_before = checkpoints(url) if activity else 0
+        if activity:
+            activity.start()
         for p in procs:
             p.start()
         outs = sorted((results.get(timeout=3 * args.timeout) for _ in procs), key=lambda o: o["index"])
@@ -381,6 +450,9 @@ def one_run(engine: str, writer: str, writers: int, args: argparse.Namespace, fo
             if p.exitcode:
                 raise RuntimeError(f"writer process failed with exit code {p.exitcode}")
         load_after = loadavg()
+        if activity:
+            activity.stop.set()
+            activity.join()
         node_s = max(o["node_end"] for o in outs) - min(o["node_start"] for o in outs)
         edge_s = max(o["edge_end"] for o in outs) - min(o["edge_start"] for o in outs)
         n_nodes, n_edges = sum(o["n_nodes"] for o in outs), sum(o["n_edges"] for o in outs)
@@ -413,6 +485,12 @@ def one_run(engine: str, writer: str, writers: int, args: argparse.Namespace, fo
             "loadavg_before": load_before,
             "loadavg_after": load_after,
         }
+        if activity:
+            run["pg_activity"] = {
+                "nodes": activity.phase(min(o["node_start"] for o in outs), max(o["node_end"] for o in outs)),
+                "edges": activity.phase(min(o["edge_start"] for o in outs), max(o["edge_end"] for o in outs)),
+                "checkpoints_during_run": checkpoints(url) - checkpoints_before,
+            }
         if writers == 1 and args.solution:
             run["solution_seconds"] = round(
                 write_solution(
@@ -437,6 +515,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--pg-base", default=PG_BASE, help="PostgreSQL database that gets a fresh schema per run")
     ap.add_argument("--no-solution", dest="solution", action="store_false")
+    ap.add_argument("--pg-activity", action="store_true", help="sample pg_stat_activity wait events and WAL volume")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds a writer may wait for the others")
     args = ap.parse_args()
     writer_kinds = args.writer.split(",")
@@ -452,6 +531,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "loadavg_at_start": loadavg(),
         "pg_base": sa.engine.make_url(args.pg_base).render_as_string(hide_password=True),
+        "git": code_state(),
         "runs": [],
     }
     with tempfile.TemporaryDirectory() as folder:
