@@ -47,21 +47,17 @@ import uncertainty as U
 
 from inference.edges import link_candidates
 from inference.regions import candidates_from_labels, mask_covariance
-from solvers.costs import (
-    CellFeatures,
-    CostModel,
-    CostParams,
-    estimate_motion,
-    fold_pairs,
-    initial_motion,
-)
+from solvers.costs import CostModel, CostParams, fold_pairs
+from solvers.features import CellFeatures
 from solvers.lap import solve_lap
 from solvers.motion import (
     MotionModel,
     cell_spacing,
     colony_expansion,
+    estimate_motion,
     frame_translation,
     growth_spread,
+    initial_motion,
 )
 
 

@@ -98,9 +98,11 @@ def concat(parts: list[Candidates]) -> Candidates:
 def run_joint(forests: list[Candidates], shape: tuple[int, ...], args: argparse.Namespace) -> dict:
     from inference.edges import link_candidates
     from inference.regions import mask_covariance
-    from solvers.costs import CellFeatures, CostParams, refine_cost_model
+    from solvers.costs import CostParams
+    from solvers.features import CellFeatures
     from solvers.joint import solve_joint
     from solvers.node_costs import forest_node_cost
+    from solvers.refine import refine_cost_model
 
     t0 = time.perf_counter()
     parts = [prune_to_hypotheses(c) for c in forests]

@@ -23,8 +23,10 @@ sys.path.insert(0, str(ROOT))
 from common import DEFAULT_DATA, finite, load_gt_masks, log, restore_stdout, stdout_to_stderr  # noqa: E402
 from inference.edges import link_candidates  # noqa: E402
 from inference.regions import candidates_from_labels, mask_covariance  # noqa: E402
-from solvers.costs import CellFeatures, CostParams, fold_pairs, refine_cost_model  # noqa: E402
+from solvers.costs import CostParams, fold_pairs  # noqa: E402
+from solvers.features import CellFeatures  # noqa: E402
 from solvers.joint import solve_joint  # noqa: E402
+from solvers.refine import refine_cost_model  # noqa: E402
 from solvers.tracks import tracks_from_solution  # noqa: E402
 from solvers.types import CandidateGraph, Solution  # noqa: E402
 

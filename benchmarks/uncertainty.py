@@ -86,15 +86,11 @@ from solvers.calibration import (
     sparsification_curve,
     write_reliability_png,
 )
-from solvers.costs import (
-    CellFeatures,
-    CostModel,
-    CostParams,
-    fold_pairs,
-    refine_cost_model,
-)
+from solvers.costs import CostModel, CostParams, fold_pairs
+from solvers.features import CellFeatures
 from solvers.lap import solve_lap
 from solvers.murty import kbest_lap
+from solvers.refine import refine_cost_model
 from solvers.types import CandidateGraph
 from solvers.uncertainty import (
     Method,
