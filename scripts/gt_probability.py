@@ -28,8 +28,9 @@ def main() -> None:
     args = ap.parse_args()
     files = ctc.frame_files(args.tra, "man_track")
     first = ctc.read_tiff(files[0])
-    arr = zarr.create_array(str(args.out), shape=(len(files), *first.shape), chunks=(1, *first.shape),
-                            dtype=np.float32, overwrite=True)
+    arr = zarr.create_array(
+        str(args.out), shape=(len(files), *first.shape), chunks=(1, *first.shape), dtype=np.float32, overwrite=True
+    )
     for t, f in enumerate(files):
         arr[t] = prob_from_labels(ctc.read_tiff(f), seed=args.seed + t)
     print(f"wrote {args.out} {arr.shape}")

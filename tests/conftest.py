@@ -38,11 +38,13 @@ def _pg_engine() -> sa.Engine | None:
 def pytest_report_header(config: pytest.Config) -> str:
     eng = _pg_engine()
     if eng is None:
-        return f"trackdb: PostgreSQL NOT reachable at {PG_URL} ({_pg_state['error']}): PostgreSQL store tests are SKIPPED"
+        return (
+            f"trackdb: PostgreSQL NOT reachable at {PG_URL} ({_pg_state['error']}): PostgreSQL store tests are SKIPPED"
+        )
     return f"trackdb: store tests run on SQLite and PostgreSQL ({PG_URL})"
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+def pytest_terminal_summary(terminalreporter) -> None:
     """Say at the end (also under -q) whether the PostgreSQL half ran."""
     terminalreporter.write_line(pytest_report_header(terminalreporter.config))
 
@@ -65,7 +67,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def store(db_url: str):  # type: ignore[no-untyped-def]
+def store(db_url: str):
     from trackdb.store import Store
 
     s = Store(db_url, create=True)
@@ -91,8 +93,9 @@ SYNTH_CELLS = {  # track -> t -> (cy, cx, ry, rx)
 }
 
 
-def write_synthetic_ctc(root: Path, n_frames: int = 10, shape: tuple[int, int] = (64, 80),
-                        with_raw: bool = True) -> Path:
+def write_synthetic_ctc(
+    root: Path, n_frames: int = 10, shape: tuple[int, int] = (64, 80), with_raw: bool = True
+) -> Path:
     """Write DATASET/01 (raw) and DATASET/01_GT/TRA (masks + man_track.txt); returns DATASET."""
     tra = root / "01_GT" / "TRA"
     tra.mkdir(parents=True)

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from trackdb.cli import cli
 from trackdb.io import ctc
 from trackdb.store import Store, schema
 
 
-def trackdb(*args: str, db: str | None = None) -> Result:
-    """Run a ``trackdb`` command in-process; ``returncode`` mirrors a subprocess's."""
+@dataclass(frozen=True)
+class Ran:
+    """What a command run in-process left, named as a subprocess's result."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+
+def trackdb(*args: str, db: str | None = None) -> Ran:
+    """Run a ``trackdb`` command in-process."""
     result = CliRunner(mix_stderr=False).invoke(cli, [*args, *(["--db", db] if db else [])])
-    result.returncode = result.exit_code  # type: ignore[attr-defined]
-    return result
+    return Ran(result.exit_code, result.stdout, result.stderr, result.exception)
 
 
 def snapshot(store: Store) -> str:

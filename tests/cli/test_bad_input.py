@@ -97,8 +97,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_ctc_input_is_refused_and_store_unchanged(loaded: Store, synthetic_ctc: Path, tmp_path: Path,
-                                                       case: str) -> None:
+def test_bad_ctc_input_is_refused_and_store_unchanged(
+    loaded: Store, synthetic_ctc: Path, tmp_path: Path, case: str
+) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(synthetic_ctc, bad)
     damage, expected = CASES[case]

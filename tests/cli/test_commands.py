@@ -11,9 +11,29 @@ import pytest
 from trackdb.cli import cli
 
 COMMANDS = {
-    "init", "db", "movies", "stats", "lineage", "query", "import-ctc", "export-ctc", "evaluate",
-    "export-geff", "export-tracks", "candidates", "link", "solve", "train", "predict",
-    "candidates-from-predictions", "uncertainty", "uncertain", "calibrate", "edit", "edits", "resolve",
+    "init",
+    "db",
+    "movies",
+    "stats",
+    "lineage",
+    "query",
+    "import-ctc",
+    "export-ctc",
+    "evaluate",
+    "export-geff",
+    "export-tracks",
+    "candidates",
+    "link",
+    "solve",
+    "train",
+    "predict",
+    "candidates-from-predictions",
+    "uncertainty",
+    "uncertain",
+    "calibrate",
+    "edit",
+    "edits",
+    "resolve",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import geff
 import numpy as np
@@ -13,29 +14,31 @@ import sqlalchemy as sa
 import tifffile
 from geff.validate.data import ValidationConfig
 
-from trackdb.store import ingest, runs, schema
-from trackdb.store.runs import RunKind, UncertaintyParams
 from trackdb.errors import NotFoundError, TrackdbError
 from trackdb.io.geff import export_geff
+from trackdb.io.import_ctc import import_ctc
 from trackdb.io.napari import napari_tracks, to_networkx, write_napari_tracks
 from trackdb.io.tables import export_tables
+from trackdb.store import ingest, runs, schema
 from trackdb.store.frames import graph_frames
-from trackdb.io.import_ctc import import_ctc
+from trackdb.store.runs import RunKind, UncertaintyParams
 
 from ..conftest import SYNTH_TRACKS
 
 
-def _db_nodes(store, movie_id: int) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _db_nodes(store, movie_id: int) -> pd.DataFrame:
     n = schema.node.c
     with store.engine.connect() as c:
-        rows = c.execute(sa.select(n.id, n.t, n.label, n.z, n.y, n.x, n.area, n.mask)
-                         .where(n.movie_id == movie_id).order_by(n.id)).all()
+        rows = c.execute(
+            sa.select(n.id, n.t, n.label, n.z, n.y, n.x, n.area, n.mask).where(n.movie_id == movie_id).order_by(n.id)
+        ).all()
     return pd.DataFrame(rows, columns=["node_id", "t", "label", "z", "y", "x", "area", "mask"]).set_index("node_id")
 
 
-def _lineage_links(store, movie_id: int) -> set[tuple[int, int]]:  # type: ignore[no-untyped-def]
+def _lineage_links(store, movie_id: int) -> set[tuple[int, int]]:
     """Node-id links the CTC lineage implies: consecutive frames of a track, parent end -> child start."""
-    ids = {(r.t, r.label): i for i, r in _db_nodes(store, movie_id).iterrows()}
+    df = _db_nodes(store, movie_id)
+    ids = {(int(t), int(lab)): int(i) for i, t, lab in zip(df.index, df["t"], df["label"], strict=True)}
     links = set()
     for lab, start, end, parent in SYNTH_TRACKS.tolist():
         links |= {(ids[(f, lab)], ids[(f + 1, lab)]) for f in range(start, end)}
@@ -45,7 +48,7 @@ def _lineage_links(store, movie_id: int) -> set[tuple[int, int]]:  # type: ignor
     return links
 
 
-def _add_candidates_and_probabilities(store, movie_id: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _add_candidates_and_probabilities(store, movie_id: int) -> dict[str, Any]:
     """Two spurious candidates and a wrong link, then two uncertainty runs (the later one wins)."""
     nodes = _db_nodes(store, movie_id)
     real = int(nodes[(nodes.t == 4) & (nodes.label == 5)].index[0])
@@ -54,24 +57,51 @@ def _add_candidates_and_probabilities(store, movie_id: int) -> dict[str, object]
         eid = ingest.allocate_ids(c, "edge", 1)
         run = c.execute(sa.select(schema.node.c.run_id).where(schema.node.c.id == real)).scalar_one()
         for k, t in enumerate((5, 6)):
-            c.execute(schema.node.insert().values(
-                id=nid + k, movie_id=movie_id, run_id=run, t=t, label=100, y=60.0, x=5.0 + k, area=4,
-                bbox_y0=59, bbox_x0=4 + k, bbox_y1=61, bbox_x1=6 + k, source="forest"))
-        c.execute(schema.edge.insert().values(id=eid, movie_id=movie_id, run_id=run, source_id=real,
-                                              target_id=nid, t=4, dt=1, distance=12.5, cost=3.0))
+            c.execute(
+                schema.node.insert().values(
+                    id=nid + k,
+                    movie_id=movie_id,
+                    run_id=run,
+                    t=t,
+                    label=100,
+                    y=60.0,
+                    x=5.0 + k,
+                    area=4,
+                    bbox_y0=59,
+                    bbox_x0=4 + k,
+                    bbox_y1=61,
+                    bbox_x1=6 + k,
+                    source="forest",
+                )
+            )
+        c.execute(
+            schema.edge.insert().values(
+                id=eid, movie_id=movie_id, run_id=run, source_id=real, target_id=nid, t=4, dt=1, distance=12.5, cost=3.0
+            )
+        )
     spurious = [nid, nid + 1]
     node_p, edge_p = {}, {}
     for scale in (0.5, 0.9):  # the second run is the latest and must be the one exported
         params = UncertaintyParams(method="sm", k=1, temperature=1.0, solution_id=0, solve_run_id=run)
         with runs.record(store, movie_id, RunKind.UNCERTAINTY, params) as run_id, store.engine.begin() as c:
             node_p = {int(i): scale * (1 + (int(i) % 3)) / 3 for i in list(nodes.index[:6]) + spurious[:1]}
-            c.execute(schema.node_probability.insert(), [
-                {"run_id": run_id, "node_id": i, "p": p, "entropy": 0.1, "method": "topk"} for i, p in node_p.items()])
+            c.execute(
+                schema.node_probability.insert(),
+                [{"run_id": run_id, "node_id": i, "p": p, "entropy": 0.1, "method": "topk"} for i, p in node_p.items()],
+            )
             edge_p = {eid: scale * 0.2}
-            c.execute(schema.edge_probability.insert(), [
-                {"run_id": run_id, "edge_id": i, "p": p, "method": "topk"} for i, p in edge_p.items()])
-    return {"spurious": spurious, "edge": (real, nid), "edge_id": eid, "node_p": node_p, "edge_p": edge_p,
-            "run": run_id}
+            c.execute(
+                schema.edge_probability.insert(),
+                [{"run_id": run_id, "edge_id": i, "p": p, "method": "topk"} for i, p in edge_p.items()],
+            )
+    return {
+        "spurious": spurious,
+        "edge": (real, nid),
+        "edge_id": eid,
+        "node_p": node_p,
+        "edge_p": edge_p,
+        "run": run_id,
+    }
 
 
 def test_geff_solution_roundtrip(store, synthetic_ctc: Path, tmp_path: Path) -> None:
@@ -88,8 +118,11 @@ def test_geff_solution_roundtrip(store, synthetic_ctc: Path, tmp_path: Path) -> 
         assert (attrs["area"], attrs["label"], attrs["track_id"]) == (row.area, row.label, row.label)
         assert attrs["lineage_id"] == (5 if row.label == 5 else 1)
     assert {"distance", "iou", "edge_id", "dt"} <= set(next(iter(graph.edges(data=True)))[2])
-    assert [(a.name, a.type, a.unit) for a in meta.axes] == [("t", "time", "frame"), ("y", "space", "pixel"),
-                                                             ("x", "space", "pixel")]
+    assert [(a.name, a.type, a.unit) for a in meta.axes] == [
+        ("t", "time", "frame"),
+        ("y", "space", "pixel"),
+        ("x", "space", "pixel"),
+    ]
     assert meta.track_node_props == {"lineage": "lineage_id"}
     assert meta.extra["trackdb"]["solution_id"] == res.solution_id
     with pytest.raises(TrackdbError, match="already exists"):
@@ -110,7 +143,8 @@ def test_geff_candidate_graph_with_probabilities(store, synthetic_ctc: Path, tmp
     probs = {n: a["probability"] for n, a in graph.nodes(data=True) if "probability" in a}
     assert probs == extra["node_p"]  # exact: floats survive every read path bit for bit
     edge = graph.edges[extra["edge"]]
-    assert not edge["selected"] and edge["cost"] == 3.0
+    assert not edge["selected"]
+    assert edge["cost"] == 3.0
     assert edge["probability"] == pytest.approx(extra["edge_p"][extra["edge_id"]])
     assert meta.extra["trackdb"]["node_probability_run"] == extra["run"]
     # the solution alone leaves the spurious candidates out
@@ -128,7 +162,7 @@ def test_napari_tracks_follow_the_lineage(store, synthetic_ctc: Path, tmp_path: 
     for tid, start, end, _ in SYNTH_TRACKS.tolist():
         assert tuple(spans.loc[tid]) == (start, end, end - start + 1)
     db = _db_nodes(store, res.movie_id).set_index(["t", "label"])
-    expect = db.loc[list(zip(table.t, table.track_id)), ["y", "x"]].to_numpy()
+    expect = db.loc[pd.MultiIndex.from_arrays([table.t, table.track_id]), ["y", "x"]].to_numpy()
     assert np.array_equal(table[["y", "x"]].to_numpy(), expect)
     paths = write_napari_tracks(store, tmp_path / "napari", "synth")
     assert pd.read_csv(paths["tracks"]).equals(table)
@@ -139,12 +173,14 @@ def test_networkx_edges_are_the_lineage_links(store, synthetic_ctc: Path) -> Non
     res = import_ctc(store, synthetic_ctc, "01", "synth")
     g = to_networkx(store, "synth")
     assert set(g.edges) == _lineage_links(store, res.movie_id)
-    assert g.number_of_nodes() == res.n_nodes and g.graph["solution_id"] == res.solution_id
+    assert g.number_of_nodes() == res.n_nodes
+    assert g.graph["solution_id"] == res.solution_id
     gap = [d for _, _, d in g.edges(data=True) if d["dt"] == 3]  # 3 -> 4 across the gap
     e = schema.edge.c
     with store.engine.connect() as c:
         db_gap = c.execute(sa.select(e.id, e.distance, e.iou).where(e.dt == 3)).one()
-    assert len(gap) == 1 and (gap[0]["edge_id"], gap[0]["distance"], gap[0]["iou"]) == tuple(db_gap)
+    assert len(gap) == 1
+    assert (gap[0]["edge_id"], gap[0]["distance"], gap[0]["iou"]) == tuple(db_gap)
     divisions = [n for n in g if g.out_degree(n) == 2]
     assert [g.nodes[n]["track_id"] for n in divisions] == [1]
     extra = _add_candidates_and_probabilities(store, res.movie_id)
@@ -161,7 +197,8 @@ def test_tables_reread_equal_the_store(store, synthetic_ctc: Path, tmp_path: Pat
     read = pd.read_csv if fmt == "csv" else pd.read_parquet
     nodes, edges, tracks = (read(paths[k]) for k in ("nodes", "edges", "tracks"))
     db = _db_nodes(store, res.movie_id)
-    assert "mask" not in nodes and "z" not in nodes
+    assert "mask" not in nodes
+    assert "z" not in nodes
     assert np.array_equal(nodes.node_id, db.index)
     for col in ("t", "label", "y", "x", "area"):
         assert np.array_equal(nodes[col].to_numpy(), db[col].to_numpy()), col
@@ -171,7 +208,9 @@ def test_tables_reread_equal_the_store(store, synthetic_ctc: Path, tmp_path: Pat
     with store.engine.connect() as c:
         db_edges = c.execute(sa.select(e.id, e.distance, e.iou).order_by(e.id)).all()
     assert edges[["edge_id", "distance", "iou"]].to_numpy().tolist() == [list(r) for r in db_edges]
-    assert edges.cost.isna().all() and edges.iou.between(0, 1).all() and len(set(edges.iou)) > 2
+    assert edges.cost.isna().all()
+    assert edges.iou.between(0, 1).all()
+    assert len(set(edges.iou)) > 2
     assert tracks[["track_id", "start_t", "end_t"]].to_numpy().tolist() == SYNTH_TRACKS[:, :3].tolist()
     assert tracks.parent_track_id.fillna(0).astype(int).tolist() == SYNTH_TRACKS[:, 3].tolist()
     assert tracks.lineage_id.tolist() == [1, 1, 1, 1, 5]
@@ -193,7 +232,8 @@ def test_parquet_blobs_and_bad_requests(store, synthetic_ctc: Path, tmp_path: Pa
     with pytest.raises(NotFoundError):  # no solution yet: only the candidate graph exists
         to_networkx(store, "det")
     frames = graph_frames(store, "det", candidates=True)
-    assert len(frames.nodes) == masks_only.n_nodes and frames.tracks is None
+    assert len(frames.nodes) == masks_only.n_nodes
+    assert frames.tracks is None
     assert "selected" not in frames.nodes
 
 
@@ -207,7 +247,8 @@ def test_3d_movie_has_z(store, tmp_path: Path) -> None:
     (tra / "man_track.txt").write_text("1 0 2 0\n")
     import_ctc(store, tmp_path / "vol", "01", "vol")
     table, graph = napari_tracks(store, "vol")
-    assert list(table.columns) == ["track_id", "t", "z", "y", "x"] and graph == {}
+    assert list(table.columns) == ["track_id", "t", "z", "y", "x"]
+    assert graph == {}
     assert table[["z", "y", "x"]].to_numpy().tolist() == [[3, 8, 4], [3, 8, 6], [3, 8, 8]]
     g, meta = geff.read(str(export_geff(store, tmp_path / "vol.geff", "vol")))
     assert [a.name for a in meta.axes] == ["t", "z", "y", "x"]

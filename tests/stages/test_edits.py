@@ -10,19 +10,16 @@ import sqlalchemy as sa
 import tifffile
 
 from inference.synthetic import movie_prob_from_labels
-from trackdb.store import schema
-from trackdb.stages.edits import add_edit, list_edits
-from trackdb.stages.resolve import resolve, windows
 from trackdb.errors import InputError, NotFoundError, SolveFailed
 from trackdb.io.import_ctc import import_ctc
 from trackdb.stages.candidates import run_candidates
+from trackdb.stages.edits import add_edit, list_edits
 from trackdb.stages.link import run_link
+from trackdb.stages.resolve import resolve, windows
 from trackdb.stages.solve import run_solve
-from trackdb.store import Store
+from trackdb.store import Store, schema
 
-from ..helpers import snapshot
-from ..helpers import trackdb
-from ..helpers import gt_masks
+from ..helpers import gt_masks, snapshot, trackdb
 
 MOVIE = "det"
 
@@ -36,21 +33,27 @@ def solved(store: Store, synthetic_ctc: Path) -> Store:
     return store
 
 
-def current(store: Store) -> tuple[int, set[tuple[int, int]], set[tuple[int, int, int, int]]]:
+def current(store: Store) -> tuple[int, set[tuple[int, ...]], set[tuple[int, ...]]]:
     """(solution id, {(node, t)}, {(edge, source, target, source t)}) of the current solution."""
     sid = store.movie(MOVIE).current_solution_id
     sn, se, e = schema.solution_node.c, schema.solution_edge.c, schema.edge.c
     with store.engine.connect() as c:
         nodes = {tuple(r) for r in c.execute(sa.select(sn.node_id, sn.t).where(sn.solution_id == sid))}
-        edges = {tuple(r) for r in c.execute(sa.select(se.edge_id, se.source_id, se.target_id, e.t, e.dt)
-                                             .join(schema.edge, e.id == se.edge_id).where(se.solution_id == sid))}
+        edges = {
+            tuple(r)
+            for r in c.execute(
+                sa.select(se.edge_id, se.source_id, se.target_id, e.t, e.dt)
+                .join(schema.edge, e.id == se.edge_id)
+                .where(se.solution_id == sid)
+            )
+        }
     return sid, nodes, edges  # type: ignore[return-value]
 
 
 def candidate_edges(store: Store) -> list[tuple[int, int, int]]:
     e = schema.edge.c
     with store.engine.connect() as c:
-        return [tuple(r) for r in c.execute(sa.select(e.id, e.t, e.dt).order_by(e.id))]  # type: ignore[misc]
+        return [tuple(r) for r in c.execute(sa.select(e.id, e.t, e.dt).order_by(e.id))]
 
 
 def run_row(store: Store, run_id: int) -> dict:
@@ -60,9 +63,10 @@ def run_row(store: Store, run_id: int) -> dict:
 
 def outside(nodes: set, edges: set, lo: int, hi: int) -> tuple[set, set]:
     """Cells outside frames [lo, hi] and links with both ends outside them."""
-    return ({n for n in nodes if not lo <= n[1] <= hi},
-            {x for x in edges if not (lo <= x[3] <= hi or lo <= x[3] + x[4] <= hi
-                                      or (x[3] < lo and x[3] + x[4] > hi))})
+    return (
+        {n for n in nodes if not lo <= n[1] <= hi},
+        {x for x in edges if not (lo <= x[3] <= hi or lo <= x[3] + x[4] <= hi or (x[3] < lo and x[3] + x[4] > hi))},
+    )
 
 
 def test_forbid_selected_link(solved: Store) -> None:
@@ -74,17 +78,31 @@ def test_forbid_selected_link(solved: Store) -> None:
     edit_id = add_edit(solved, MOVIE, "forbid-edge", target[0], author="test")
     edits = list_edits(solved, MOVIE)
     assert edits.to_dict("records")[0] | {"created_at": None} == {
-        "edit_id": edit_id, "kind": "forbid-edge", "target": target[0], "t_start": 4, "t_end": 5,
-        "author": "test", "created_at": None, "run_id": None, "state": "pending"}
+        "edit_id": edit_id,
+        "kind": "forbid-edge",
+        "target": target[0],
+        "t_start": 4,
+        "t_end": 5,
+        "author": "test",
+        "created_at": None,
+        "run_id": None,
+        "state": "pending",
+    }
     r = resolve(solved, MOVIE, margin=2)
-    assert r is not None and r.status == "optimal" and r.windows == [(2, 7)] and r.applied == [edit_id]
+    assert r is not None
+    assert r.status == "optimal"
+    assert r.windows == [(2, 7)]
+    assert r.applied == [edit_id]
     sid1, nodes1, edges1 = current(solved)
-    assert sid1 == r.solution_id != sid0 and run0.current_solution_id == sid0
+    assert sid1 == r.solution_id != sid0
+    assert run0.current_solution_id == sid0
     assert target[0] not in {x[0] for x in edges1}
     assert outside(nodes1, edges1, 2, 7) == outside(nodes0, edges0, 2, 7)
     assert nodes1 == nodes0  # fixed masks: every detection stays selected
     run = run_row(solved, r.run_id)
-    assert run["kind"] == "solve" and run["status"] == "succeeded" and run["parent_run_id"] == solve_run
+    assert run["kind"] == "solve"
+    assert run["status"] == "succeeded"
+    assert run["parent_run_id"] == solve_run
     assert run["params"]["resolve"]["edits"] == [edit_id]
     assert list_edits(solved, MOVIE)["run_id"].tolist() == [r.run_id]
     assert list_edits(solved, MOVIE)["state"].tolist() == ["applied"]
@@ -92,7 +110,8 @@ def test_forbid_selected_link(solved: Store) -> None:
     other = next(x for x in sorted(edges1, key=lambda x: x[3]) if x[3] == 5 and x[4] == 1)
     add_edit(solved, MOVIE, "forbid-edge", other[0])
     r2 = resolve(solved, MOVIE, margin=1)
-    assert r2 is not None and run_row(solved, r2.run_id)["parent_run_id"] == r.run_id
+    assert r2 is not None
+    assert run_row(solved, r2.run_id)["parent_run_id"] == r.run_id
     _, _, edges2 = current(solved)
     assert not {target[0], other[0]} & {x[0] for x in edges2}
 
@@ -104,7 +123,9 @@ def test_pin_unselected_link(solved: Store) -> None:
     add_edit(solved, MOVIE, "pin-edge", pin[0])
     r = resolve(solved, MOVIE, margin=1)
     lo, hi = max(0, pin[1] - 1), min(9, pin[1] + 2)
-    assert r is not None and r.links_changed > 0 and r.windows == [(lo, hi)]
+    assert r is not None
+    assert r.links_changed > 0
+    assert r.windows == [(lo, hi)]
     _, nodes1, edges1 = current(solved)
     assert pin[0] in {x[0] for x in edges1}
     assert outside(nodes1, edges1, lo, hi) == outside(nodes0, edges0, lo, hi)
@@ -115,23 +136,28 @@ def test_node_edits_and_remove(solved: Store) -> None:
     node = next(n for n, t in sorted(nodes0) if t == 5)
     forbid = add_edit(solved, MOVIE, "forbid-node", node)
     r = resolve(solved, MOVIE)
-    assert r is not None and r.nodes_changed == 1
+    assert r is not None
+    assert r.nodes_changed == 1
     assert node not in {n for n, _ in current(solved)[1]}
     undo = add_edit(solved, MOVIE, "remove", forbid)
     assert list_edits(solved, MOVIE)["state"].tolist() == ["removed", "pending"]
     r = resolve(solved, MOVIE)
-    assert r is not None and r.applied == [undo]
+    assert r is not None
+    assert r.applied == [undo]
     assert node in {n for n, _ in current(solved)[1]}
     with pytest.raises(InputError, match="already removed"):
         add_edit(solved, MOVIE, "remove", forbid)
 
 
-@pytest.mark.parametrize("kind, target, message", [
-    ("forbid-edge", 10**9, "no link 1000000000 in movie 'det'"),
-    ("pin-node", 10**9, "no node 1000000000 in movie 'det'"),
-    ("remove", 12345, "no edit 12345 in movie 'det'"),
-    ("split", 1, "unknown edit kind 'split'"),
-])
+@pytest.mark.parametrize(
+    "kind, target, message",
+    [
+        ("forbid-edge", 10**9, "no link 1000000000 in movie 'det'"),
+        ("pin-node", 10**9, "no node 1000000000 in movie 'det'"),
+        ("remove", 12345, "no edit 12345 in movie 'det'"),
+        ("split", 1, "unknown edit kind 'split'"),
+    ],
+)
 def test_bad_edit_leaves_store_unchanged(solved: Store, kind: str, target: int, message: str) -> None:
     before = snapshot(solved)
     with pytest.raises((NotFoundError, InputError), match=message):
@@ -148,14 +174,17 @@ def test_infeasible_pins_fail_the_run(solved: Store) -> None:
         resolve(solved, MOVIE)
     assert solved.movie(MOVIE).current_solution_id == sid0
     with solved.engine.connect() as c:
-        last = c.execute(sa.select(schema.run).order_by(schema.run.c.id.desc())).mappings().first()
+        last = c.execute(sa.select(schema.run).order_by(schema.run.c.id.desc()).limit(1)).mappings().one()
         n_solutions = c.execute(sa.select(sa.func.count()).select_from(schema.solution)).scalar_one()
-    assert last["kind"] == "solve" and last["status"] == "failed" and "infeasible" in last["message"]
+    assert last["kind"] == "solve"
+    assert last["status"] == "failed"
+    assert "infeasible" in last["message"]
     assert n_solutions == 1
     assert list_edits(solved, MOVIE)["state"].tolist() == ["pending", "pending"]
     add_edit(solved, MOVIE, "remove", first)  # undo one of the two: now it solves
     r = resolve(solved, MOVIE)
-    assert r is not None and link not in {x[0] for x in current(solved)[2]}
+    assert r is not None
+    assert link not in {x[0] for x in current(solved)[2]}
 
 
 def test_two_parents_pinned_is_infeasible(solved: Store) -> None:
@@ -195,7 +224,9 @@ def test_fresh_solve_violating_a_pin_is_repaired(solved: Store) -> None:
     run_solve(solved, MOVIE, method="joint", time_limit=60)  # a full solve knows no pins
     assert link in {x[0] for x in current(solved)[2]}
     r = resolve(solved, MOVIE)
-    assert r is not None and r.violated == [edit_id] and r.applied == []
+    assert r is not None
+    assert r.violated == [edit_id]
+    assert r.applied == []
     assert link not in {x[0] for x in current(solved)[2]}
 
 
@@ -220,7 +251,9 @@ def test_forest_forbid_selected_cell(store: Store, synthetic_ctc: Path, tmp_path
     node = next(n for n, t in sorted(nodes0) if t == 5)
     add_edit(store, MOVIE, "forbid-node", node)
     r = resolve(store, MOVIE, margin=1)
-    assert r is not None and r.status == "optimal" and r.windows == [(4, 6)]
+    assert r is not None
+    assert r.status == "optimal"
+    assert r.windows == [(4, 6)]
     _, nodes1, edges1 = current(store)
     assert node not in {n for n, _ in nodes1}
     assert outside(nodes1, edges1, 4, 6) == outside(nodes0, edges0, 4, 6)
@@ -240,14 +273,19 @@ def test_cli_edit_edits_resolve(db_url: str, synthetic_ctc: Path) -> None:
     r = trackdb("query", "SELECT MIN(edge_id) AS e FROM solution_edge", "--format", "csv", db=db_url)
     link = r.stdout.strip().splitlines()[-1]
     r = trackdb("edit", "--movie", MOVIE, "forbid-edge", link, "--author", "me", db=db_url)
-    assert r.returncode == 0 and r.stdout.strip() == "1"
+    assert r.returncode == 0
+    assert r.stdout.strip() == "1"
     r = trackdb("edit", "--movie", MOVIE, "pin-node", "99999999", db=db_url)
-    assert r.returncode == 2 and r.stderr.strip() == "error: no node 99999999 in movie 'det'"
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: no node 99999999 in movie 'det'"
     rows = json.loads(trackdb("edits", "--movie", MOVIE, "--format", "json", db=db_url).stdout)
     assert [(x["kind"], str(x["target"]), x["state"]) for x in rows] == [("forbid-edge", link, "pending")]
     r = trackdb("resolve", "--movie", MOVIE, "--margin", "2", db=db_url)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["status"] == "optimal" and out["edits"] == [1] and out["parent_run_id"] == 3
+    assert out["status"] == "optimal"
+    assert out["edits"] == [1]
+    assert out["parent_run_id"] == 3
     r = trackdb("resolve", "--movie", MOVIE, db=db_url)
-    assert r.returncode == 0 and "nothing written" in r.stdout
+    assert r.returncode == 0
+    assert "nothing written" in r.stdout

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 import zarr
 
-from trackdb.store import schema
 from trackdb.stages.link import run_link
-from trackdb.stages.solve import run_solve
 from trackdb.stages.predictions import run_candidates_from_predictions
+from trackdb.stages.solve import run_solve
+from trackdb.store import schema
 
 SHAPE = (30, 50)
 
@@ -32,10 +32,16 @@ def rod_votes(split: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def write_predictions(path: Path, split_frames: set[int], n: int = 5) -> None:
     g = zarr.open_group(str(path), mode="w").create_group("pred")
-    arr = {name: g.create_array(name, shape=shape, dtype=dtype, fill_value=0) for name, shape, dtype in (
-        ("seediness", (n, *SHAPE), "float16"), ("offsets", (n, 2, *SHAPE), "float16"),
-        ("sigma", (n, 2, *SHAPE), "float16"), ("track_offsets", (n, 2, *SHAPE), "float16"),
-        ("done", (n,), "bool"))}
+    arr = {
+        name: g.create_array(name, shape=shape, dtype=dtype, fill_value=0)
+        for name, shape, dtype in (
+            ("seediness", (n, *SHAPE), "float16"),
+            ("offsets", (n, 2, *SHAPE), "float16"),
+            ("sigma", (n, 2, *SHAPE), "float16"),
+            ("track_offsets", (n, 2, *SHAPE), "float16"),
+            ("done", (n,), "bool"),
+        )
+    }
     for t in range(n):
         seed, off, sig = rod_votes(t in split_frames)
         arr["seediness"][t], arr["offsets"][t], arr["sigma"][t] = seed, off, sig
@@ -43,7 +49,7 @@ def write_predictions(path: Path, split_frames: set[int], n: int = 5) -> None:
 
 
 @pytest.mark.parametrize("merges", [True, False])
-def test_over_split_frame_is_solved_as_one_cell(store, tmp_path: Path, merges: bool) -> None:  # type: ignore[no-untyped-def]
+def test_over_split_frame_is_solved_as_one_cell(store, tmp_path: Path, merges: bool) -> None:
     zpath = tmp_path / "m.zarr"
     write_predictions(zpath, split_frames={2})
     with store.engine.begin() as c:
@@ -55,19 +61,31 @@ def test_over_split_frame_is_solved_as_one_cell(store, tmp_path: Path, merges: b
     at2 = [r for r in rows if r["t"] == 2]
     if merges:
         parent = [r for r in at2 if r["hier_parent_id"] is None]
-        assert len(at2) == 3 and len(parent) == 1 and parent[0]["area"] == 400
+        assert len(at2) == 3
+        assert len(parent) == 1
+        assert parent[0]["area"] == 400
         assert [r["hier_parent_id"] for r in at2 if r["hier_parent_id"] is not None] == [parent[0]["id"]] * 2
     else:
-        assert len(at2) == 2 and all(r["hier_parent_id"] is None for r in at2)
+        assert len(at2) == 2
+        assert all(r["hier_parent_id"] is None for r in at2)
     run_link(store, "m", max_distance=30, k=4)
     sol = run_solve(store, "m", method="joint")
     sn = schema.solution_node.c
     with store.engine.connect() as c:
-        chosen = c.execute(sa.select(n.t, n.area).join(schema.solution_node, sn.node_id == n.id)
-                           .where(sn.solution_id == sol.solution_id)).mappings().all()
+        chosen = (
+            c.execute(
+                sa.select(n.t, n.area)
+                .join(schema.solution_node, sn.node_id == n.id)
+                .where(sn.solution_id == sol.solution_id)
+            )
+            .mappings()
+            .all()
+        )
     per_frame = np.bincount([r["t"] for r in chosen], minlength=5)
     if merges:  # the whole rod in every frame: one track, no division
-        assert per_frame.tolist() == [1, 1, 1, 1, 1] and {r["area"] for r in chosen} == {400}
+        assert per_frame.tolist() == [1, 1, 1, 1, 1]
+        assert {r["area"] for r in chosen} == {400}
         assert sol.n_tracks == 1
     else:  # without it the halves are all there is: both kept, a false division
-        assert per_frame.tolist() == [1, 1, 2, 1, 1] and sol.n_tracks > 1
+        assert per_frame.tolist() == [1, 1, 2, 1, 1]
+        assert sol.n_tracks > 1

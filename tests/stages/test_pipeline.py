@@ -11,21 +11,22 @@ import tifffile
 
 from inference.synthetic import movie_prob_from_labels
 from solvers.types import Solution, SolveStatus
-from trackdb.store import schema
 from trackdb.errors import InputError, NotFoundError, SolveFailed
-from trackdb.stages.evaluate import evaluate_solution
 from trackdb.io.import_ctc import import_ctc
 from trackdb.stages.candidates import run_candidates
+from trackdb.stages.evaluate import evaluate_solution
 from trackdb.stages.link import run_link
 from trackdb.stages.solve import run_solve
-from trackdb.store import Store
+from trackdb.store import Store, schema
 
 from ..helpers import gt_masks, snapshot
 
 
 def runs(store: Store) -> list[tuple[str, str]]:
     with store.engine.connect() as c:
-        return [(k, s) for k, s in c.execute(sa.select(schema.run.c.kind, schema.run.c.status).order_by(schema.run.c.id))]
+        return [
+            (k, s) for k, s in c.execute(sa.select(schema.run.c.kind, schema.run.c.status).order_by(schema.run.c.id))
+        ]
 
 
 @pytest.mark.parametrize("method", ["joint", "lap"])
@@ -33,7 +34,8 @@ def test_tracking_fixed_masks_recovers_lineage(store: Store, synthetic_ctc: Path
     import_ctc(store, synthetic_ctc, "01", "det", masks_only=True)
     run_link(store, "det", max_distance=30, k=5, dt=1 if method == "lap" else 3)
     res = run_solve(store, "det", method=method, time_limit=60)
-    assert res.status == "optimal" and res.n_selected == sum(len(np.unique(m)) - 1 for m in gt_masks(synthetic_ctc))
+    assert res.status == "optimal"
+    assert res.n_selected == sum(len(np.unique(m)) - 1 for m in gt_masks(synthetic_ctc))
     assert store.movie("det").current_solution_id == res.solution_id
     scores = evaluate_solution(store, "det", synthetic_ctc / "01_GT")
     assert scores["DET"] == pytest.approx(1.0)
@@ -59,7 +61,9 @@ def test_forest_candidates_joint_selection(store: Store, synthetic_ctc: Path, tm
     res = run_solve(store, "raw", method="joint", time_limit=60)
     assert res.status == "optimal"
     scores = evaluate_solution(store, "raw", synthetic_ctc / "01_GT")
-    assert scores["DET"] == pytest.approx(1.0) and scores["SEG"] >= 0.7 and scores["LNK"] >= 0.9
+    assert scores["DET"] == pytest.approx(1.0)
+    assert scores["SEG"] >= 0.7
+    assert scores["LNK"] >= 0.9
 
 
 def test_hemd_selection_then_linking(store: Store, synthetic_ctc: Path, tmp_path: Path) -> None:
@@ -72,7 +76,9 @@ def test_hemd_selection_then_linking(store: Store, synthetic_ctc: Path, tmp_path
     res = run_solve(store, "raw", method="hemd", time_limit=60)
     assert res.status == "optimal"
     scores = evaluate_solution(store, "raw", synthetic_ctc / "01_GT")
-    assert scores["DET"] >= 0.95 and scores["SEG"] >= 0.7 and scores["LNK"] >= 0.8
+    assert scores["DET"] >= 0.95
+    assert scores["SEG"] >= 0.7
+    assert scores["LNK"] >= 0.8
 
 
 def test_candidates_from_labels_match_import(store: Store, synthetic_ctc: Path) -> None:
@@ -84,13 +90,18 @@ def test_candidates_from_labels_match_import(store: Store, synthetic_ctc: Path) 
     assert [tuple(r) for r in labels] == expected
 
 
-@pytest.mark.parametrize("bad, message", [
-    (lambda p: p * 2.0, "outside \\[0, 1\\]"),
-    (lambda p: np.where(p > 0.9, np.nan, p), "NaN"),
-    (lambda p: p[:, :10], "the movie is"),
-    (lambda p: (p * 255).astype(np.uint8), "floating point"),
-])
-def test_bad_probability_maps_fail_the_run(store: Store, synthetic_ctc: Path, tmp_path: Path, bad, message: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda p: p * 2.0, "outside \\[0, 1\\]"),
+        (lambda p: np.where(p > 0.9, np.nan, p), "NaN"),
+        (lambda p: p[:, :10], "the movie is"),
+        (lambda p: (p * 255).astype(np.uint8), "floating point"),
+    ],
+)
+def test_bad_probability_maps_fail_the_run(
+    store: Store, synthetic_ctc: Path, tmp_path: Path, bad, message: str
+) -> None:
     import_ctc(store, synthetic_ctc, "01", "raw", no_gt=True)
     prob = movie_prob_from_labels(gt_masks(synthetic_ctc), seed=0)
     tifffile.imwrite(tmp_path / "bad.tif", bad(prob))
@@ -117,7 +128,7 @@ def test_failed_solve_leaves_no_solution(store: Store, synthetic_ctc: Path, monk
     run_link(store, "det", max_distance=30, k=5)
     before_solutions = snapshot(store)
 
-    def timed_out(graph, **kw):  # type: ignore[no-untyped-def]
+    def timed_out(graph, **kw):
         return Solution(np.zeros(graph.n_nodes, bool), np.zeros(graph.n_edges, bool), float("nan"), SolveStatus.TIMEOUT)
 
     monkeypatch.setattr("solvers.joint.solve_joint", timed_out)
@@ -130,8 +141,9 @@ def test_failed_solve_leaves_no_solution(store: Store, synthetic_ctc: Path, monk
     assert before_solutions != snapshot(store)  # only the failed run row was added
 
 
-def test_resumed_candidates_skip_finished_frames(store: Store, synthetic_ctc: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resumed_candidates_skip_finished_frames(
+    store: Store, synthetic_ctc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import_ctc(store, synthetic_ctc, "01", "raw", no_gt=True)
     prob = movie_prob_from_labels(gt_masks(synthetic_ctc), seed=0, merge_fraction=0.0, split_fraction=0.0)
     tifffile.imwrite(tmp_path / "p.tif", prob)
@@ -141,7 +153,7 @@ def test_resumed_candidates_skip_finished_frames(store: Store, synthetic_ctc: Pa
     calls: list[int] = []
     crashed: list[bool] = []
 
-    def crash_at_5(p, t, **kw):  # type: ignore[no-untyped-def]
+    def crash_at_5(p, t, **kw):
         calls.append(t)
         if t == 5 and not crashed:
             crashed.append(True)
@@ -154,8 +166,10 @@ def test_resumed_candidates_skip_finished_frames(store: Store, synthetic_ctc: Pa
     first_calls = list(calls)
     calls.clear()
     run_id = run_candidates(store, "raw", prob=tmp_path / "p.tif", min_area=5, progress=False)
-    assert first_calls == [0, 1, 2, 3, 4, 5] and calls == [5, 6, 7, 8, 9]
-    assert runs(store)[-1] == ("candidates", "succeeded") and len(runs(store)) == 2
+    assert first_calls == [0, 1, 2, 3, 4, 5]
+    assert calls == [5, 6, 7, 8, 9]
+    assert runs(store)[-1] == ("candidates", "succeeded")
+    assert len(runs(store)) == 2
     with store.engine.connect() as c:
         frames = c.execute(sa.select(schema.node.c.t).where(schema.node.c.run_id == run_id).distinct()).scalars().all()
     assert sorted(frames) == list(range(10))

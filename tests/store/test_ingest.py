@@ -7,10 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from inference.types import CandidateEdges, Candidates
-from trackdb.store import ingest
-from trackdb.store import schema
+from trackdb.store import Store, ingest, runs, schema
 from trackdb.store.codecs import decode_embedding, decode_mask, encode_mask
-from trackdb.store import Store, runs
 from trackdb.store.runs import CandidatesParams, RunKind
 
 
@@ -23,10 +21,19 @@ def make_candidates(frames: range, per_frame: int = 4, dim: int = 8, seed: int =
     parent = np.full(n, -1)
     parent[1::per_frame] = np.arange(0, n, per_frame)  # second candidate of a frame sits in the first
     return Candidates(
-        t=np.repeat(np.array(frames), per_frame), label=np.tile(np.arange(1, per_frame + 1), len(frames)),
-        centroid=lo + shapes / 2, area=np.array([m.sum() for m in masks]), bbox=np.hstack([lo, lo + shapes]),
-        masks=masks, hier_parent=parent, threshold=rng.random(n), score=rng.random(n), max_prob=rng.random(n),
-        embedding=rng.standard_normal((n, dim)).astype(np.float32), prev_centroid=lo.astype(float))
+        t=np.repeat(np.array(frames), per_frame),
+        label=np.tile(np.arange(1, per_frame + 1), len(frames)),
+        centroid=lo + shapes / 2,
+        area=np.array([m.sum() for m in masks]),
+        bbox=np.hstack([lo, lo + shapes]),
+        masks=masks,
+        hier_parent=parent,
+        threshold=rng.random(n),
+        score=rng.random(n),
+        max_prob=rng.random(n),
+        embedding=rng.standard_normal((n, dim)).astype(np.float32),
+        prev_centroid=lo.astype(float),
+    )
 
 
 def _movie(store: Store) -> tuple[int, int]:
@@ -42,13 +49,17 @@ def test_nodes_roundtrip_values(store: Store) -> None:
     cands = make_candidates(range(3))
     with store.engine.begin() as c:
         ids = ingest.insert_nodes(c, mid, rid, cands, "forest")
-    assert len(set(ids.tolist())) == len(cands) and ids.min() >= 1
+    assert len(set(ids.tolist())) == len(cands)
+    assert ids.min() >= 1
     with store.engine.connect() as c:
         rows = {r.id: r._mapping for r in c.execute(sa.select(schema.node))}
+    assert cands.prev_centroid is not None
+    assert cands.embedding is not None
     for i, nid in enumerate(ids.tolist()):
         r = rows[nid]
         assert (r["t"], r["label"]) == (cands.t[i], cands.label[i])
-        assert np.isclose(r["y"], cands.centroid[i, 0]) and np.isclose(r["prev_x"], cands.prev_centroid[i, 1])
+        assert np.isclose(r["y"], cands.centroid[i, 0])
+        assert np.isclose(r["prev_x"], cands.prev_centroid[i, 1])
         shape = (r["bbox_y1"] - r["bbox_y0"], r["bbox_x1"] - r["bbox_x0"])
         assert np.array_equal(decode_mask(r["mask"], shape), cands.masks[i])
         assert np.array_equal(decode_embedding(r["embedding"], r["embedding_dim"]), cands.embedding[i])
@@ -68,14 +79,20 @@ def test_rerun_is_idempotent(store: Store) -> None:
     with store.engine.connect() as c:
         count = c.execute(sa.select(sa.func.count()).select_from(schema.node)).scalar_one()
     assert count == len(both)
-    edges = CandidateEdges(source=np.array([0, 4]), target=np.array([4, 8]), dt=np.array([1, 1]),
-                           distance=np.array([1.0, 2.0]), iou=np.array([0.5, 0.25]))
+    edges = CandidateEdges(
+        source=np.array([0, 4]),
+        target=np.array([4, 8]),
+        dt=np.array([1, 1]),
+        distance=np.array([1.0, 2.0]),
+        iou=np.array([0.5, 0.25]),
+    )
     for _ in range(2):
         with store.engine.begin() as c:
             ingest.insert_edges(c, mid, rid, ids2, both.t, edges, cost=np.array([-1.0, 0.5]))
     with store.engine.connect() as c:
-        got = c.execute(sa.select(schema.edge.c.source_id, schema.edge.c.target_id, schema.edge.c.cost)
-                        .order_by(schema.edge.c.t)).all()
+        got = c.execute(
+            sa.select(schema.edge.c.source_id, schema.edge.c.target_id, schema.edge.c.cost).order_by(schema.edge.c.t)
+        ).all()
     assert [tuple(g) for g in got] == [(ids2[0], ids2[4], -1.0), (ids2[4], ids2[8], 0.5)]
 
 
@@ -110,9 +127,19 @@ def _make_3d(n: int = 6, seed: int = 1) -> Candidates:
     lo = rng.integers(0, 20, size=(n, 3))
     shapes = np.array([m.shape for m in masks])
     return Candidates(
-        t=np.zeros(n, np.int64), label=np.arange(1, n + 1), centroid=lo + shapes / 3, area=np.array([m.sum() for m in masks]),
-        bbox=np.hstack([lo, lo + shapes]), masks=masks, hier_parent=np.full(n, -1), threshold=rng.random(n),
-        score=rng.random(n), max_prob=rng.random(n), embedding=None, prev_centroid=lo + 0.25)
+        t=np.zeros(n, np.int64),
+        label=np.arange(1, n + 1),
+        centroid=lo + shapes / 3,
+        area=np.array([m.sum() for m in masks]),
+        bbox=np.hstack([lo, lo + shapes]),
+        masks=masks,
+        hier_parent=np.full(n, -1),
+        threshold=rng.random(n),
+        score=rng.random(n),
+        max_prob=rng.random(n),
+        embedding=None,
+        prev_centroid=lo + 0.25,
+    )
 
 
 def test_nodes_3d_and_all_null_columns_roundtrip(store: Store) -> None:
@@ -123,15 +150,20 @@ def test_nodes_3d_and_all_null_columns_roundtrip(store: Store) -> None:
         ids = ingest.insert_nodes(c, mid, rid, cands, "labels")
     with store.engine.connect() as c:
         rows = {r.id: r._mapping for r in c.execute(sa.select(schema.node))}
+    assert cands.prev_centroid is not None
     for i, nid in enumerate(ids.tolist()):
         r = rows[nid]
         assert (r["z"], r["y"], r["x"]) == tuple(cands.centroid[i].tolist())
         assert (r["prev_z"], r["prev_y"], r["prev_x"]) == tuple(cands.prev_centroid[i].tolist())
         lo, hi = cands.bbox[i, :3].tolist(), cands.bbox[i, 3:].tolist()
-        assert [r["bbox_z0"], r["bbox_y0"], r["bbox_x0"]] == lo and [r["bbox_z1"], r["bbox_y1"], r["bbox_x1"]] == hi
+        assert [r["bbox_z0"], r["bbox_y0"], r["bbox_x0"]] == lo
+        assert [r["bbox_z1"], r["bbox_y1"], r["bbox_x1"]] == hi
         assert np.array_equal(decode_mask(r["mask"], np.subtract(hi, lo)), cands.masks[i])
-        assert r["embedding"] is None and r["embedding_dim"] is None and r["hier_parent_id"] is None
-        assert r["source"] == "labels" and r["score"] == cands.score[i]
+        assert r["embedding"] is None
+        assert r["embedding_dim"] is None
+        assert r["hier_parent_id"] is None
+        assert r["source"] == "labels"
+        assert r["score"] == cands.score[i]
 
 
 def test_bulk_columns_values_exact(store: Store) -> None:
@@ -142,13 +174,31 @@ def test_bulk_columns_values_exact(store: Store) -> None:
     blobs = [b"", b"\x00\xff\x00", None, bytes(range(256)), b"\\x41'"]
     big = np.array([2**62, -(2**62), 2**63 - 1, -(2**63), 7], np.int64)
     cols = {
-        "id": np.arange(10**12, 10**12 + n), "movie_id": mid, "run_id": rid, "t": np.arange(n), "label": big,
-        "z": None, "y": floats, "x": floats[::-1].copy(),
-        "area": np.array([0, 1, 2**31 - 1, -(2**31), 5]), "bbox_z0": None, "bbox_y0": np.zeros(n, np.int64),
-        "bbox_x0": np.zeros(n, np.int32), "bbox_z1": None, "bbox_y1": np.ones(n, np.int64),
-        "bbox_x1": np.ones(n, np.int64), "hier_parent_id": (big, np.array([False, True, False, True, False])),
-        "threshold": np.arange(n), "score": None, "max_prob": None, "prev_z": None, "prev_y": None,
-        "prev_x": (floats[::-1].copy(), np.array([True, False, True, False, False])), "mask": blobs, "embedding": np.arange(n * 8, dtype=np.uint8).reshape(n, 8), "embedding_dim": 2,
+        "id": np.arange(10**12, 10**12 + n),
+        "movie_id": mid,
+        "run_id": rid,
+        "t": np.arange(n),
+        "label": big,
+        "z": None,
+        "y": floats,
+        "x": floats[::-1].copy(),
+        "area": np.array([0, 1, 2**31 - 1, -(2**31), 5]),
+        "bbox_z0": None,
+        "bbox_y0": np.zeros(n, np.int64),
+        "bbox_x0": np.zeros(n, np.int32),
+        "bbox_z1": None,
+        "bbox_y1": np.ones(n, np.int64),
+        "bbox_x1": np.ones(n, np.int64),
+        "hier_parent_id": (big, np.array([False, True, False, True, False])),
+        "threshold": np.arange(n),
+        "score": None,
+        "max_prob": None,
+        "prev_z": None,
+        "prev_y": None,
+        "prev_x": (floats[::-1].copy(), np.array([True, False, True, False, False])),
+        "mask": blobs,
+        "embedding": np.arange(n * 8, dtype=np.uint8).reshape(n, 8),
+        "embedding_dim": 2,
         "source": "it's",
     }
     with store.engine.begin() as c:
@@ -171,8 +221,15 @@ def test_bulk_columns_values_exact(store: Store) -> None:
 
 def test_bulk_columns_refuses_what_does_not_fit(store: Store) -> None:
     mid, rid = _movie(store)
-    cols = {"id": np.array([1]), "movie_id": mid + 99, "run_id": rid, "source_id": np.array([1]),
-            "target_id": np.array([2]), "t": np.array([0]), "dt": np.array([1])}
+    cols = {
+        "id": np.array([1]),
+        "movie_id": mid + 99,
+        "run_id": rid,
+        "source_id": np.array([1]),
+        "target_id": np.array([2]),
+        "t": np.array([0]),
+        "dt": np.array([1]),
+    }
     with pytest.raises(Exception, match="(?i)foreign key"), store.engine.begin() as c:
         ingest.bulk_insert_columns(c, schema.edge, cols, 1)
     if store.engine.dialect.name == "postgresql":  # int4 column: no silent wrap-around
@@ -187,8 +244,9 @@ def test_large_batch_refreshes_planner_statistics(store: Store) -> None:
     """PostgreSQL: a bulk load of ≥ 10,000 rows runs ANALYZE in its own transaction."""
     mid, rid = _movie(store)
     n = ingest.PG_ANALYZE_MIN_ROWS
-    edges = CandidateEdges(source=np.arange(n), target=np.arange(1, n + 1), dt=np.ones(n, np.int64),
-                           distance=np.ones(n), iou=np.zeros(n))
+    edges = CandidateEdges(
+        source=np.arange(n), target=np.arange(1, n + 1), dt=np.ones(n, np.int64), distance=np.ones(n), iou=np.zeros(n)
+    )
     with store.engine.begin() as c:
         ids = ingest.insert_edges(c, mid, rid, np.arange(100, 100 + n + 1), np.zeros(n + 1, np.int64), edges)
         if store.engine.dialect.name == "postgresql":

@@ -7,17 +7,30 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from trackdb.store import db
 from trackdb.errors import ConnectionFailed, SchemaError
-from trackdb.store import Store
+from trackdb.store import Store, db
 
 
 def test_init_creates_every_table(db_url: str) -> None:
     store = Store(db_url, create=True)
     names = set(sa.inspect(store.engine).get_table_names())
-    expected = {"experiment", "movie", "run", "node", "edge", "solution", "solution_node", "solution_edge",
-                "track", "edge_probability", "node_probability", "calibration", "edit", "id_block",
-                "alembic_version"}
+    expected = {
+        "experiment",
+        "movie",
+        "run",
+        "node",
+        "edge",
+        "solution",
+        "solution_node",
+        "solution_edge",
+        "track",
+        "edge_probability",
+        "node_probability",
+        "calibration",
+        "edit",
+        "id_block",
+        "alembic_version",
+    }
     assert expected <= names
     idx = {i["name"] for i in sa.inspect(store.engine).get_indexes("node")}
     assert {"ix_node_movie_t", "ix_node_hier_parent_id"} <= idx
@@ -35,16 +48,24 @@ def test_older_revision_is_refused_then_upgraded_with_data(db_url: str) -> None:
     engine = make_engine(db_url)
     upgrade(engine, "0001")  # a database written by the first release
     with engine.begin() as c:
-        c.exec_driver_sql("INSERT INTO movie (id, name, ndim, n_frames, size_y, size_x, spacing_y, spacing_x) "
-                          "VALUES (1, 'm', 2, 2, 8, 8, 1, 1)")
+        c.exec_driver_sql(
+            "INSERT INTO movie (id, name, ndim, n_frames, size_y, size_x, spacing_y, spacing_x) "
+            "VALUES (1, 'm', 2, 2, 8, 8, 1, 1)"
+        )
         c.exec_driver_sql("INSERT INTO run (id, movie_id, kind, status) VALUES (1, 1, 'import', 'succeeded')")
-        c.exec_driver_sql("INSERT INTO run (id, movie_id, kind, status, message) VALUES "
-                          "(2, 1, 'uncertainty', 'succeeded', '{\"alternatives\": 3}'), "
-                          "(3, 1, 'solve', 'failed', 'solve ended infeasible')")
+        c.exec_driver_sql(
+            "INSERT INTO run (id, movie_id, kind, status, message) VALUES "
+            "(2, 1, 'uncertainty', 'succeeded', '{\"alternatives\": 3}'), "
+            "(3, 1, 'solve', 'failed', 'solve ended infeasible')"
+        )
         for nid, t in ((1, 0), (2, 1)):
-            c.exec_driver_sql(f"INSERT INTO node (id, movie_id, run_id, t, label, y, x, area, bbox_y0, bbox_x0, "
-                              f"bbox_y1, bbox_x1, source) VALUES ({nid}, 1, 1, {t}, 1, 1, 1, 1, 0, 0, 1, 1, 'gt')")
-        c.exec_driver_sql("INSERT INTO edge (id, movie_id, run_id, source_id, target_id, t, dt) VALUES (7, 1, 1, 1, 2, 0, 1)")
+            c.exec_driver_sql(
+                f"INSERT INTO node (id, movie_id, run_id, t, label, y, x, area, bbox_y0, bbox_x0, "
+                f"bbox_y1, bbox_x1, source) VALUES ({nid}, 1, 1, {t}, 1, 1, 1, 1, 0, 0, 1, 1, 'gt')"
+            )
+        c.exec_driver_sql(
+            "INSERT INTO edge (id, movie_id, run_id, source_id, target_id, t, dt) VALUES (7, 1, 1, 1, 2, 0, 1)"
+        )
         c.exec_driver_sql("INSERT INTO solution (id, run_id, movie_id, rank, status) VALUES (1, 1, 1, 0, 'optimal')")
         c.exec_driver_sql("INSERT INTO solution_edge (solution_id, edge_id) VALUES (1, 7)")
         for nid in (1, 2):
@@ -85,7 +106,7 @@ def test_unreachable_database() -> None:
         Store("sqlite:////no/such/folder/x.sqlite")
 
 
-def test_sqlite_pragmas(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_pragmas(tmp_path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'p.sqlite'}", create=True)
     with store.engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -6,6 +6,7 @@ import click
 
 from trackdb.cli.options import DB_OPTION
 
+
 @click.command()
 @DB_OPTION
 def init(db_url: str | None) -> None:
@@ -14,7 +15,10 @@ def init(db_url: str | None) -> None:
 
     engine = db.make_engine(db_url)
     db.upgrade(engine)
-    click.echo(f"database {engine.url.render_as_string(hide_password=True)} at schema revision {db.current_revision(engine)}")
+    click.echo(
+        f"database {engine.url.render_as_string(hide_password=True)} at schema revision {db.current_revision(engine)}"
+    )
+
 
 @click.group("db")
 def db_group() -> None:

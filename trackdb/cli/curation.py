@@ -39,10 +39,16 @@ def edits(movie_name: str, fmt: str, db_url: str | None) -> None:
 
 @click.command()
 @MOVIE_OPTION
-@click.option("--margin", type=int, default=2, show_default=True,
-              help="Frames re-solved on each side of the frames the edits touch.")
-@click.option("--backend", type=click.Choice(["highs", "ortools-highs", "scip", "cpsat"]), default="highs",
-              show_default=True)
+@click.option(
+    "--margin",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Frames re-solved on each side of the frames the edits touch.",
+)
+@click.option(
+    "--backend", type=click.Choice(["highs", "ortools-highs", "scip", "cpsat"]), default="highs", show_default=True
+)
 @click.option("--time-limit", type=float, default=300.0, show_default=True, help="Seconds per window.")
 @click.option("--gap", type=float, default=1e-4, show_default=True, help="Relative MIP gap.")
 @DB_OPTION
@@ -56,11 +62,26 @@ def resolve(movie_name: str, margin: int, backend: str, time_limit: float, gap: 
     if r is None:
         click.echo(f"movie {movie_name!r}: no pending edits, and the current solution holds every pin; nothing written")
         return
-    echo_json({"run_id": r.run_id, "parent_run_id": r.parent_run_id, "solution_id": r.solution_id,
-               "status": r.status, "objective": r.objective, "windows": r.windows, "edits": r.applied,
-               "violated": r.violated, "stale": r.stale, "cells": r.n_selected, "links": r.n_links,
-               "tracks": r.n_tracks, "cells_changed": r.nodes_changed, "links_changed": r.links_changed,
-               "build_seconds": round(r.build_seconds, 2), "solve_seconds": round(r.solve_seconds, 2)})
+    echo_json(
+        {
+            "run_id": r.run_id,
+            "parent_run_id": r.parent_run_id,
+            "solution_id": r.solution_id,
+            "status": r.status,
+            "objective": r.objective,
+            "windows": r.windows,
+            "edits": r.applied,
+            "violated": r.violated,
+            "stale": r.stale,
+            "cells": r.n_selected,
+            "links": r.n_links,
+            "tracks": r.n_tracks,
+            "cells_changed": r.nodes_changed,
+            "links_changed": r.links_changed,
+            "build_seconds": round(r.build_seconds, 2),
+            "solve_seconds": round(r.solve_seconds, 2),
+        }
+    )
 
 
 COMMANDS = [edit, edits, resolve]

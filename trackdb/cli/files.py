@@ -9,6 +9,7 @@ import click
 from trackdb.cli.options import DB_OPTION, MOVIE_OPTION, echo_json, open_store
 from trackdb.errors import TrackdbError
 
+
 @click.command("import-ctc")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--seq", default="01", show_default=True, help="Sequence folder name.")
@@ -17,8 +18,9 @@ from trackdb.errors import TrackdbError
 @click.option("--no-gt", is_flag=True, help="Import only the raw frames (no masks, no lineage).")
 @click.option("--experiment", default=None, help="Experiment (plate) the movie belongs to.")
 @DB_OPTION
-def import_ctc_cmd(dataset: Path, seq: str, movie_name: str, masks_only: bool, no_gt: bool,
-                   experiment: str | None, db_url: str | None) -> None:
+def import_ctc_cmd(
+    dataset: Path, seq: str, movie_name: str, masks_only: bool, no_gt: bool, experiment: str | None, db_url: str | None
+) -> None:
     """Import a CTC sequence DATASET/SEQ (+ DATASET/SEQ_GT/TRA) as a movie."""
     from trackdb.io.import_ctc import import_ctc
 
@@ -26,8 +28,11 @@ def import_ctc_cmd(dataset: Path, seq: str, movie_name: str, masks_only: bool, n
         raise TrackdbError("--masks-only and --no-gt exclude each other")
     with open_store(db_url, create=True) as store:
         r = import_ctc(store, dataset, seq, movie_name, masks_only=masks_only, no_gt=no_gt, experiment=experiment)
-    click.echo(f"movie {movie_name!r} (id {r.movie_id}): {r.n_frames} frames, {r.n_nodes} nodes, "
-               f"{r.n_edges} links" + (f", solution 'gt' (id {r.solution_id})" if r.solution_id else ""))
+    click.echo(
+        f"movie {movie_name!r} (id {r.movie_id}): {r.n_frames} frames, {r.n_nodes} nodes, "
+        f"{r.n_edges} links" + (f", solution 'gt' (id {r.solution_id})" if r.solution_id else "")
+    )
+
 
 @click.command("export-ctc")
 @click.argument("outdir", type=click.Path(path_type=Path))
@@ -42,6 +47,7 @@ def export_ctc_cmd(outdir: Path, movie_name: str, solution: str | None, db_url: 
         out = export_ctc(store, outdir, movie_name, solution)
     click.echo(f"wrote {out}")
 
+
 @click.command()
 @MOVIE_OPTION
 @click.option("--gt", "gt_dir", type=click.Path(path_type=Path), required=True, help="DATASET/SEQ_GT folder.")
@@ -54,6 +60,7 @@ def evaluate(movie_name: str, gt_dir: Path, solution: str | None, db_url: str | 
     with open_store(db_url) as store:
         echo_json(evaluate_solution(store, movie_name, gt_dir, solution))
 
+
 @click.command("export-geff")
 @click.argument("path", type=click.Path(path_type=Path))
 @MOVIE_OPTION
@@ -61,8 +68,9 @@ def evaluate(movie_name: str, gt_dir: Path, solution: str | None, db_url: str | 
 @click.option("--candidates", is_flag=True, help="Export the whole candidate graph (with a 'selected' prop).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing GEFF at PATH.")
 @DB_OPTION
-def export_geff_cmd(path: Path, movie_name: str, solution: str | None, candidates: bool, overwrite: bool,
-                    db_url: str | None) -> None:
+def export_geff_cmd(
+    path: Path, movie_name: str, solution: str | None, candidates: bool, overwrite: bool, db_url: str | None
+) -> None:
     """Write a solution (or the candidate graph) as GEFF, with positions, costs and probabilities."""
     from trackdb.io.geff import export_geff
 
@@ -70,16 +78,24 @@ def export_geff_cmd(path: Path, movie_name: str, solution: str | None, candidate
         out = export_geff(store, path, movie_name, solution, candidates, overwrite=overwrite)
     click.echo(f"wrote {out}")
 
+
 @click.command("export-tracks")
 @click.argument("outdir", type=click.Path(path_type=Path))
 @MOVIE_OPTION
 @click.option("--solution", default=None)
-@click.option("--format", "fmt", type=click.Choice(["napari", "csv", "parquet"]), default="napari", show_default=True,
-              help="napari: tracks.csv + graph.json; csv/parquet: nodes, edges and tracks tables.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["napari", "csv", "parquet"]),
+    default="napari",
+    show_default=True,
+    help="napari: tracks.csv + graph.json; csv/parquet: nodes, edges and tracks tables.",
+)
 @click.option("--candidates", is_flag=True, help="Tables of the whole candidate graph (csv/parquet).")
 @DB_OPTION
-def export_tracks_cmd(outdir: Path, movie_name: str, solution: str | None, fmt: str, candidates: bool,
-                      db_url: str | None) -> None:
+def export_tracks_cmd(
+    outdir: Path, movie_name: str, solution: str | None, fmt: str, candidates: bool, db_url: str | None
+) -> None:
     """Write tracks for napari, or node/edge/track tables as CSV or Parquet."""
     with open_store(db_url) as store:
         if fmt == "napari":

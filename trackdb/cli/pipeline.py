@@ -11,15 +11,24 @@ from trackdb.cli.options import DB_OPTION, MOVIE_OPTION, echo_json, open_store
 
 @click.command()
 @MOVIE_OPTION
-@click.option("--prob", type=click.Path(path_type=Path), default=None,
-              help="Probability map: TIFF stack, folder of TIFFs or Zarr array (T,[Z,]Y,X) in [0,1].")
-@click.option("--labels", type=click.Path(path_type=Path), default=None,
-              help="Label images (TIFF stack, folder or Zarr): each object becomes one candidate.")
+@click.option(
+    "--prob",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Probability map: TIFF stack, folder of TIFFs or Zarr array (T,[Z,]Y,X) in [0,1].",
+)
+@click.option(
+    "--labels",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Label images (TIFF stack, folder or Zarr): each object becomes one candidate.",
+)
 @click.option("--tau", type=float, default=0.5, show_default=True, help="Lowest threshold of the forest.")
 @click.option("--min-area", type=int, default=10, show_default=True)
 @DB_OPTION
-def candidates(movie_name: str, prob: Path | None, labels: Path | None, tau: float, min_area: int,
-               db_url: str | None) -> None:
+def candidates(
+    movie_name: str, prob: Path | None, labels: Path | None, tau: float, min_area: int, db_url: str | None
+) -> None:
     """Candidate cells: the H-EMD forest of a probability map, or label images."""
     from trackdb.stages.candidates import run_candidates
 
@@ -45,16 +54,21 @@ def link(movie_name: str, max_distance: float, k: int, dt: int, db_url: str | No
 
 @click.command()
 @MOVIE_OPTION
-@click.option("--method", type=click.Choice(["joint", "lap", "hemd", "embedtrack"]), default="joint", show_default=True,
-              help="embedtrack: the network's own clustering + linking (needs `trackdb predict`).")
+@click.option(
+    "--method",
+    type=click.Choice(["joint", "lap", "hemd", "embedtrack"]),
+    default="joint",
+    show_default=True,
+    help="embedtrack: the network's own clustering + linking (needs `trackdb predict`).",
+)
 @click.option("--window", type=int, default=None, help="Solve in windows of this many frames.")
 @click.option("--time-limit", type=float, default=300.0, show_default=True, help="Seconds per solve.")
 @click.option("--gap", type=float, default=1e-4, show_default=True, help="Relative MIP gap.")
-@click.option("--iterations", type=int, default=4, show_default=True,
-              help="Solve / re-estimate motion rounds.")
+@click.option("--iterations", type=int, default=4, show_default=True, help="Solve / re-estimate motion rounds.")
 @DB_OPTION
-def solve(movie_name: str, method: str, window: int | None, time_limit: float, gap: float, iterations: int,
-          db_url: str | None) -> None:
+def solve(
+    movie_name: str, method: str, window: int | None, time_limit: float, gap: float, iterations: int, db_url: str | None
+) -> None:
     """Select cells and links (OR-Tools / HiGHS), write the solution and make it current."""
     from trackdb.stages.solve import run_solve
 
@@ -66,11 +80,21 @@ def solve(movie_name: str, method: str, window: int | None, time_limit: float, g
         echo_json({"solution_id": sid, "method": "embedtrack", "status": "optimal"})
         return
     with open_store(db_url) as store:
-        r = run_solve(store, movie_name, method=method, window=window, time_limit=time_limit, gap=gap,
-                      iterations=iterations)
-    echo_json({"run_id": r.run_id, "solution_id": r.solution_id, "status": r.status, "objective": r.objective,
-               "cells": r.n_selected, "links": r.n_links, "tracks": r.n_tracks, "solve_seconds": round(r.seconds, 2)})
-
+        r = run_solve(
+            store, movie_name, method=method, window=window, time_limit=time_limit, gap=gap, iterations=iterations
+        )
+    echo_json(
+        {
+            "run_id": r.run_id,
+            "solution_id": r.solution_id,
+            "status": r.status,
+            "objective": r.objective,
+            "cells": r.n_selected,
+            "links": r.n_links,
+            "tracks": r.n_tracks,
+            "solve_seconds": round(r.seconds, 2),
+        }
+    )
 
 
 COMMANDS = [candidates, link, solve]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from trackdb.cli.options import DB_OPTION, FORMAT_OPTION, open_store, print_table, echo_json
+from trackdb.cli.options import DB_OPTION, FORMAT_OPTION, echo_json, open_store, print_table
+
 
 @click.command()
 @DB_OPTION
@@ -15,6 +16,7 @@ def movies(db_url: str | None) -> None:
     with open_store(db_url) as store:
         print_table(stats.movies_table(store), "table")
 
+
 @click.command()
 @click.option("--movie", "movie_name", default=None)
 @DB_OPTION
@@ -24,6 +26,7 @@ def stats(movie_name: str | None, db_url: str | None) -> None:
 
     with open_store(db_url) as store:
         echo_json(st.store_stats(store, movie_name))
+
 
 @click.command()
 @click.option("--node", "node_id", type=int, required=True, help="Node id of the cell.")
@@ -38,6 +41,7 @@ def lineage(node_id: int, direction: str, solution: str | None, fmt: str, db_url
     with open_store(db_url) as store:
         fn = queries.ancestors if direction == "ancestors" else queries.descendants
         print_table(fn(store, node_id, solution), fmt)
+
 
 @click.command()
 @click.argument("sql")

@@ -114,8 +114,10 @@ def check_lineage(masks: np.ndarray, tracks: np.ndarray, where: Path) -> None:
         end_of = dict(zip(tracks[:, 0].tolist(), tracks[:, 2].tolist()))
         for lab, start, _end, parent in late.tolist():
             if end_of[parent] >= start:
-                raise InputError(f"{where}: track {lab} starts at frame {start} but its parent {parent} "
-                                 f"lives until frame {end_of[parent]}")
+                raise InputError(
+                    f"{where}: track {lab} starts at frame {start} but its parent {parent} "
+                    f"lives until frame {end_of[parent]}"
+                )
     if len(tracks) and tracks[:, 2].max() >= len(masks):
         bad = tracks[tracks[:, 2] >= len(masks)][0]
         raise InputError(f"{where}: track {bad[0]} ends at frame {bad[2]} but there are only {len(masks)} frames")
@@ -147,5 +149,4 @@ def write_masks(folder: Path, masks: np.ndarray, prefix: str = "mask") -> None:
     dtype = np.uint16 if masks.max(initial=0) < 2**16 else np.uint32
     digits = max(3, len(str(len(masks) - 1)))
     for t, frame in enumerate(masks):
-        tifffile.imwrite(folder / f"{prefix}{t:0{digits}d}.tif", frame.astype(dtype, copy=False),
-                         compression="zlib")
+        tifffile.imwrite(folder / f"{prefix}{t:0{digits}d}.tif", frame.astype(dtype, copy=False), compression="zlib")

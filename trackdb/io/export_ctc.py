@@ -11,8 +11,8 @@ from pathlib import Path
 
 from trackdb.io import ctc
 from trackdb.io.render import render_labels
-from trackdb.store.solutions import solution_tracks
 from trackdb.store.core import Store
+from trackdb.store.solutions import solution_tracks
 
 
 def export_ctc(store: Store, outdir: Path, movie_name: str, solution: str | int | None = None) -> Path:

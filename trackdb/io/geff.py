@@ -20,13 +20,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from geff.core_io import write_arrays
-from geff_spec import Axis, DisplayHint, GeffMetadata, PropMetadata
-from geff_spec import validate_space_unit, validate_time_unit
+from geff_spec import Axis, DisplayHint, GeffMetadata, PropMetadata, validate_space_unit, validate_time_unit
 
 from trackdb import __version__
 from trackdb.errors import TrackdbError
-from trackdb.store.frames import GraphFrames, graph_frames
 from trackdb.store.core import Store
+from trackdb.store.frames import GraphFrames, graph_frames
 
 ZARR_FORMAT: Literal[2, 3] = 3
 
@@ -46,8 +45,11 @@ _NODE_DOC = {
     "threshold": ("probability-map threshold that induced the candidate (1 for label images)", None),
     "score": ("mean foreground probability inside the mask (1 for label images)", None),
     "max_prob": ("highest foreground probability inside the mask", None),
-    **{f"bbox_{a}{k}": (f"bounding box {'start' if k == '0' else 'end (exclusive)'} along {a}", "pixel")
-       for a in "zyx" for k in "01"},
+    **{
+        f"bbox_{a}{k}": (f"bounding box {'start' if k == '0' else 'end (exclusive)'} along {a}", "pixel")
+        for a in "zyx"
+        for k in "01"
+    },
     **{f"prev_{a}": ("previous-frame centre the cell's pixels vote for", "pixel") for a in "zyx"},
 }
 _EDGE_DOC = {
@@ -99,16 +101,24 @@ def _axes(store: Store, frames: GraphFrames) -> list[Axis]:
     meta = meta_row if isinstance(meta_row, dict) else {}
     time_unit = meta.get("time_unit") if validate_time_unit(meta.get("time_unit")) else None
     space_unit = meta.get("space_unit") if validate_space_unit(meta.get("space_unit")) else None
-    axes = [Axis(name="t", type="time", unit="frame", scale=time_interval,
-                 scaled_unit=time_unit if time_interval else None)]
-    names = ("z", "y", "x")[3 - frames.movie.ndim:]
+    axes = [
+        Axis(name="t", type="time", unit="frame", scale=time_interval, scaled_unit=time_unit if time_interval else None)
+    ]
+    names = ("z", "y", "x")[3 - frames.movie.ndim :]
     for name, spacing in zip(names, frames.movie.spacing):
         axes.append(Axis(name=name, type="space", unit="pixel", scale=spacing, scaled_unit=space_unit))
     return axes
 
 
-def export_geff(store: Store, path: Path | str, movie_name: str | int, solution: str | int | None = None,
-                candidates: bool = False, *, overwrite: bool = False) -> Path:
+def export_geff(
+    store: Store,
+    path: Path | str,
+    movie_name: str | int,
+    solution: str | int | None = None,
+    candidates: bool = False,
+    *,
+    overwrite: bool = False,
+) -> Path:
     """Write one solution (default: current) or the candidate graph of a movie to ``path``.
 
     Returns the path of the GEFF Zarr group. An existing GEFF there is refused unless
@@ -132,23 +142,35 @@ def export_geff(store: Store, path: Path | str, movie_name: str | int, solution:
     node_props = _props(nodes, skip=("node_id", "run_id", "embedding_dim"))
     edge_props = _props(edges, skip=("source_id", "target_id", "run_id", "probability_method"))
     methods = sorted(set(edges["probability_method"].dropna())) if "probability_method" in edges else []
-    extra = {"trackdb": {
-        "version": __version__, "movie": frames.movie.name, "movie_id": frames.movie.id,
-        "solution_id": frames.solution_id, "candidates": candidates,
-        "node_probability_run": frames.node_probability_run,
-        "edge_probability_run": frames.edge_probability_run, "edge_probability_methods": methods,
-    }}
+    extra = {
+        "trackdb": {
+            "version": __version__,
+            "movie": frames.movie.name,
+            "movie_id": frames.movie.id,
+            "solution_id": frames.solution_id,
+            "candidates": candidates,
+            "node_probability_run": frames.node_probability_run,
+            "edge_probability_run": frames.edge_probability_run,
+            "edge_probability_methods": methods,
+        }
+    }
     metadata = GeffMetadata(
-        directed=True, axes=_axes(store, frames),
+        directed=True,
+        axes=_axes(store, frames),
         node_props_metadata=_prop_metadata(node_props, _NODE_DOC),
         edge_props_metadata=_prop_metadata(edge_props, _EDGE_DOC),
         track_node_props={"lineage": "lineage_id"} if "lineage_id" in node_props else None,
-        display_hints=DisplayHint(display_horizontal="x", display_vertical="y", display_time="t",
-                                  display_depth="z" if frames.movie.ndim == 3 else None),
+        display_hints=DisplayHint(
+            display_horizontal="x",
+            display_vertical="y",
+            display_time="t",
+            display_depth="z" if frames.movie.ndim == 3 else None,
+        ),
         extra=extra,
     )
-    write_arrays(str(path), node_ids, node_props, edge_ids, edge_props, metadata,
-                 zarr_format=ZARR_FORMAT, overwrite=overwrite)
+    write_arrays(
+        str(path), node_ids, node_props, edge_ids, edge_props, metadata, zarr_format=ZARR_FORMAT, overwrite=overwrite
+    )
     return path
 
 

@@ -14,7 +14,6 @@ import numpy as np
 from inference.edges import mask_iou
 from inference.regions import candidates_from_labels
 from inference.types import CandidateEdges
-
 from trackdb.errors import InputError
 from trackdb.io import ctc
 from trackdb.store import ingest, runs
@@ -51,8 +50,16 @@ def lineage_links(t: np.ndarray, label: np.ndarray, tracks: np.ndarray) -> tuple
     return np.array(src, np.int64), np.array(dst, np.int64)
 
 
-def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only: bool = False,
-               no_gt: bool = False, experiment: str | None = None) -> ImportResult:
+def import_ctc(
+    store: Store,
+    dataset: Path,
+    seq: str,
+    movie: str,
+    *,
+    masks_only: bool = False,
+    no_gt: bool = False,
+    experiment: str | None = None,
+) -> ImportResult:
     """Import ``DATASET/SEQ`` (raw, optional) and ``DATASET/SEQ_GT/TRA`` (masks + lineage)."""
     dataset = Path(dataset)
     if not dataset.is_dir():
@@ -73,11 +80,20 @@ def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only:
             ctc.check_frame_shapes(raw_files, shape)
 
     with store.begin() as conn:
-        movie_id = store.add_movie(conn, movie, tuple(int(s) for s in shape), n_frames,
-                                   uri=str(raw_dir.resolve()) if raw_files else None,
-                                   experiment=experiment)
-        run_id = runs.record_finished(conn, movie_id, RunKind.IMPORT, ImportParams(
-            dataset=str(dataset.resolve()), seq=seq, masks_only=masks_only, no_gt=no_gt))
+        movie_id = store.add_movie(
+            conn,
+            movie,
+            tuple(int(s) for s in shape),
+            n_frames,
+            uri=str(raw_dir.resolve()) if raw_files else None,
+            experiment=experiment,
+        )
+        run_id = runs.record_finished(
+            conn,
+            movie_id,
+            RunKind.IMPORT,
+            ImportParams(dataset=str(dataset.resolve()), seq=seq, masks_only=masks_only, no_gt=no_gt),
+        )
         if masks is None:
             return ImportResult(movie_id, run_id, n_frames, 0, 0, None)
         if masks_only:
@@ -89,8 +105,16 @@ def import_ctc(store: Store, dataset: Path, seq: str, movie: str, *, masks_only:
     return ImportResult(movie_id, run_id, n_frames, n_nodes, n_edges, sid)
 
 
-def write_lineage(store: Store, conn: Connection, movie_id: int, run_id: int, masks: np.ndarray,
-                  tracks: np.ndarray, source: str, name: str) -> tuple[int, int, int]:
+def write_lineage(
+    store: Store,
+    conn: Connection,
+    movie_id: int,
+    run_id: int,
+    masks: np.ndarray,
+    tracks: np.ndarray,
+    source: str,
+    name: str,
+) -> tuple[int, int, int]:
     """Store CTC-style label images + lineage table as nodes, links and a current solution.
 
     Used for imported ground truth and for results that arrive as a CTC lineage (EmbedTrack
@@ -101,14 +125,26 @@ def write_lineage(store: Store, conn: Connection, movie_id: int, run_id: int, ma
     src, dst = lineage_links(cands.t, cands.label, tracks)
     cen = np.asarray(cands.centroid)
     edges = CandidateEdges(
-        source=src, target=dst, dt=cands.t[dst] - cands.t[src],
+        source=src,
+        target=dst,
+        dt=cands.t[dst] - cands.t[src],
         distance=np.linalg.norm(cen[dst] - cen[src], axis=1),
-        iou=mask_iou(cands.bbox, cands.masks, cands.area, src, dst))
+        iou=mask_iou(cands.bbox, cands.masks, cands.area, src, dst),
+    )
     edge_ids = ingest.insert_edges(conn, movie_id, run_id, node_ids, cands.t, edges)
     sid = ingest.insert_solution(
-        conn, run_id=run_id, movie_id=movie_id, node_ids=node_ids, node_t=cands.t,
+        conn,
+        run_id=run_id,
+        movie_id=movie_id,
+        node_ids=node_ids,
+        node_t=cands.t,
         track_ids=cands.label,
-        edge_ids=edge_ids, edge_source_ids=node_ids[src], edge_target_ids=node_ids[dst],
-        tracks=tracks, status="optimal", name=name)
+        edge_ids=edge_ids,
+        edge_source_ids=node_ids[src],
+        edge_target_ids=node_ids[dst],
+        tracks=tracks,
+        status="optimal",
+        name=name,
+    )
     store.set_current_solution(conn, movie_id, sid)
     return len(cands), len(src), sid

@@ -19,8 +19,9 @@ from trackdb.store.core import Store
 from trackdb.store.frames import graph_frames, track_points
 
 
-def napari_tracks(store: Store, movie_name: str | int,
-                  solution: str | int | None = None) -> tuple[pd.DataFrame, dict[int, list[int]]]:
+def napari_tracks(
+    store: Store, movie_name: str | int, solution: str | int | None = None
+) -> tuple[pd.DataFrame, dict[int, list[int]]]:
     """``(tracks table, graph dict)`` of a solution (default: the movie's current one).
 
     The table has columns ``track_id, t, [z,] y, x``, sorted by track then frame, ready for
@@ -35,8 +36,9 @@ def napari_tracks(store: Store, movie_name: str | int,
     return table, graph
 
 
-def write_napari_tracks(store: Store, outdir: Path | str, movie_name: str | int,
-                        solution: str | int | None = None) -> dict[str, Path]:
+def write_napari_tracks(
+    store: Store, outdir: Path | str, movie_name: str | int, solution: str | int | None = None
+) -> dict[str, Path]:
     """Write ``tracks.csv`` (napari table) and ``graph.json`` (``{"child": [parent]}``) to ``outdir``."""
     table, graph = napari_tracks(store, movie_name, solution)
     outdir = Path(outdir)
@@ -58,18 +60,24 @@ def _records(df: pd.DataFrame, skip: tuple[str, ...]) -> list[dict[str, object]]
     return [{k: v for k, v in zip(cols, row) if v is not None} for row in zip(*values)]
 
 
-def to_networkx(store: Store, movie_name: str | int, solution: str | int | None = None,
-                candidates: bool = False) -> nx.DiGraph:
+def to_networkx(
+    store: Store, movie_name: str | int, solution: str | int | None = None, candidates: bool = False
+) -> nx.DiGraph:
     """A DiGraph keyed by node id: one solution (default: current) or the whole candidate graph.
 
     Node attributes are the ``nodes`` table columns (see :mod:`trackdb.export_tables`), edge
     attributes the ``edges`` table columns; ``graph.graph`` holds movie, solution and spacing.
     """
     frames = graph_frames(store, movie_name, solution, candidates=candidates)
-    g = nx.DiGraph(movie=frames.movie.name, movie_id=frames.movie.id, solution_id=frames.solution_id,
-                   candidates=candidates, spacing=frames.movie.spacing,
-                   node_probability_run=frames.node_probability_run,
-                   edge_probability_run=frames.edge_probability_run)
+    g = nx.DiGraph(
+        movie=frames.movie.name,
+        movie_id=frames.movie.id,
+        solution_id=frames.solution_id,
+        candidates=candidates,
+        spacing=frames.movie.spacing,
+        node_probability_run=frames.node_probability_run,
+        edge_probability_run=frames.edge_probability_run,
+    )
     nodes, edges = frames.nodes, frames.edges
     g.add_nodes_from(zip(nodes["node_id"].tolist(), _records(nodes, ("node_id",))))
     src = np.asarray(edges["source_id"], dtype=np.int64).tolist()

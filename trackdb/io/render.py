@@ -19,4 +19,3 @@ def render_labels(store: Store, movie: Movie, solution_id: int) -> np.ndarray:
     for t, track_id, mask, lo in cell_masks(store, movie, solution_id):
         paint(labels[t], mask, lo, track_id)
     return labels
-

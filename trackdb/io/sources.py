@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trackdb.io import ctc
 from trackdb.errors import InputError
+from trackdb.io import ctc
 
 
 def read_movie_array(path: Path, *, labels: bool) -> np.ndarray:
@@ -51,6 +51,8 @@ def check_probability(data: np.ndarray, path: Path) -> np.ndarray:
     bad = (data < 0) | (data > 1)
     if bad.any():
         t = int(np.argwhere(bad)[0, 0])
-        raise InputError(f"{path}: frame {t} has values outside [0, 1] "
-                         f"(min {float(data[t].min()):.3g}, max {float(data[t].max()):.3g})")
+        raise InputError(
+            f"{path}: frame {t} has values outside [0, 1] "
+            f"(min {float(data[t].min()):.3g}, max {float(data[t].max()):.3g})"
+        )
     return data

@@ -34,15 +34,22 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from trackdb.errors import TrackdbError
-from trackdb.store.frames import graph_frames
 from trackdb.store.core import Store
+from trackdb.store.frames import graph_frames
 
 TableFormat = Literal["csv", "parquet"]
 
 
-def export_tables(store: Store, outdir: Path | str, movie_name: str | int, solution: str | int | None = None,
-                  fmt: TableFormat = "csv", *, candidates: bool = False,
-                  include_blobs: bool = False) -> dict[str, Path]:
+def export_tables(
+    store: Store,
+    outdir: Path | str,
+    movie_name: str | int,
+    solution: str | int | None = None,
+    fmt: TableFormat = "csv",
+    *,
+    candidates: bool = False,
+    include_blobs: bool = False,
+) -> dict[str, Path]:
     """Write ``nodes``, ``edges`` and (with a solution) ``tracks`` as CSV or Parquet files.
 
     Returns ``{"nodes": path, "edges": path, "tracks": path}``. Masks and embeddings go only into

@@ -30,7 +30,6 @@ from solvers.calibration import (
     write_reliability_png,
 )
 from solvers.uncertainty import with_temperature
-
 from trackdb.errors import InputError
 from trackdb.io import ctc
 from trackdb.stages.uncertainty import (
@@ -70,14 +69,17 @@ def read_ground_truth(gt_dir: Path, movie: Movie) -> tuple[np.ndarray, np.ndarra
     tracks = ctc.read_man_track(tra / "man_track.txt")
     want = (movie.n_frames, *movie.shape)
     if masks.shape != want:
-        raise InputError(f"ground truth {tra} has shape {masks.shape} but movie {movie.name!r} has "
-                         f"{want}: is it the ground truth of another movie?")
+        raise InputError(
+            f"ground truth {tra} has shape {masks.shape} but movie {movie.name!r} has "
+            f"{want}: is it the ground truth of another movie?"
+        )
     ctc.check_lineage(masks, tracks, tra)
     return masks, tracks
 
 
-def match_nodes(cands_t: np.ndarray, bbox: np.ndarray, node_masks: list[np.ndarray],
-                gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def match_nodes(
+    cands_t: np.ndarray, bbox: np.ndarray, node_masks: list[np.ndarray], gt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(GT label, IoU) of every node: the GT object its mask overlaps most, kept if IoU > 0.5."""
     ndim = gt.ndim - 1
     gt_area = [np.bincount(f.ravel()) for f in gt]
@@ -97,8 +99,7 @@ def match_nodes(cands_t: np.ndarray, bbox: np.ndarray, node_masks: list[np.ndarr
     return label, iou
 
 
-def true_mothers(node_t: np.ndarray, gt_label: np.ndarray, iou: np.ndarray,
-                 tracks: np.ndarray) -> np.ndarray:
+def true_mothers(node_t: np.ndarray, gt_label: np.ndarray, iou: np.ndarray, tracks: np.ndarray) -> np.ndarray:
     """True mother (local index) of every node: −1 it truly appears, −2 unknown (no GT match,
     or its mother object has no matching candidate)."""
     lineage = {int(a): (int(b), int(c), int(d)) for a, b, c, d in tracks.tolist()}
@@ -115,9 +116,17 @@ def true_mothers(node_t: np.ndarray, gt_label: np.ndarray, iou: np.ndarray,
     return mother
 
 
-def run_calibrate(store: Store, movie_name: str, gt_dir: Path, method: str, *, name: str = "default",
-                  png: Path | None = None, k: int = 10,
-                  temperature_prior: float | None = TEMPERATURE_PRIOR) -> dict[str, Any]:
+def run_calibrate(
+    store: Store,
+    movie_name: str,
+    gt_dir: Path,
+    method: str,
+    *,
+    name: str = "default",
+    png: Path | None = None,
+    k: int = 10,
+    temperature_prior: float | None = TEMPERATURE_PRIOR,
+) -> dict[str, Any]:
     """Fit, measure and store the temperature of ``method`` on this movie's ground truth.
 
     ``temperature_prior``: σ of the log-normal prior on T (None: plain NLL), see
@@ -131,8 +140,15 @@ def run_calibrate(store: Store, movie_name: str, gt_dir: Path, method: str, *, n
     movie = store.movie(movie_name)
     sid, solve_run = runs.current_solve(store, movie)
     gt, tracks = read_ground_truth(gt_dir, movie)
-    params = CalibrateParams(gt=str(Path(gt_dir).resolve()), method=m.value, name=name, k=k,
-                             temperature_prior=temperature_prior, solution_id=sid, png=str(png) if png else None)
+    params = CalibrateParams(
+        gt=str(Path(gt_dir).resolve()),
+        method=m.value,
+        name=name,
+        k=k,
+        temperature_prior=temperature_prior,
+        solution_id=sid,
+        png=str(png) if png else None,
+    )
     with runs.record(store, movie.id, RunKind.CALIBRATE, params, parent_run_id=solve_run.id) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)
         unc, _ = compute(model, m, k=k, temperature=1.0, ranked=False)
@@ -147,10 +163,13 @@ def run_calibrate(store: Store, movie_name: str, gt_dir: Path, method: str, *, n
         option_true, labelled = option_truth(g.edge_source, g.edge_target, mother)
         cells = labelled & (g.node_t > g.node_t.min())
         if not cells.any():
-            raise InputError(f"no candidate cell of movie {movie.name!r} matches {gt_dir} with IoU > "
-                             f"{IOU_MATCH} and a known mother: is it the ground truth of another movie?")
-        temperature = fit_option_temperature(unc.edge_score, unc.appear_score, g.edge_target,
-                                             option_true, cells, prior_sigma=temperature_prior)
+            raise InputError(
+                f"no candidate cell of movie {movie.name!r} matches {gt_dir} with IoU > "
+                f"{IOU_MATCH} and a known mother: is it the ground truth of another movie?"
+            )
+        temperature = fit_option_temperature(
+            unc.edge_score, unc.appear_score, g.edge_target, option_true, cells, prior_sigma=temperature_prior
+        )
         scaled = with_temperature(unc, g, temperature)
         _, edge_sel, _ = _stored_selection(store, model)
         ev = np.flatnonzero(edge_sel & (mother[g.edge_target] != -2))
@@ -164,14 +183,23 @@ def run_calibrate(store: Store, movie_name: str, gt_dir: Path, method: str, *, n
         if png is not None:
             write_reliability_png(after, png, title=f"{movie.name} {m.value} T={temperature:.2f}")
         result = {
-            "movie": movie.name, "name": name, "method": m.value, "temperature": round(temperature, 4),
-            "ece_before": round(before.ece, 4), "ece_after": round(after.ece, 4),
-            "links": len(ev), "accuracy": round(float(correct.mean()), 4),
-            "sparsification_area": round(by_p.area, 4), "sparsification_oracle_area": round(by_p.oracle_area, 4),
+            "movie": movie.name,
+            "name": name,
+            "method": m.value,
+            "temperature": round(temperature, 4),
+            "ece_before": round(before.ece, 4),
+            "ece_after": round(after.ece, 4),
+            "links": len(ev),
+            "accuracy": round(float(correct.mean()), 4),
+            "sparsification_area": round(by_p.area, 4),
+            "sparsification_oracle_area": round(by_p.oracle_area, 4),
             "accuracy_drop10": round(by_p.accuracy_at(0.1), 4),
             "entropy_sparsification_area": round(by_h.area, 4),
-            "matched_nodes": int((gt_label > 0).sum()), "nodes": int(g.n_nodes),
-            "calibration_cells": int(cells.sum()), "png": str(png) if png else None, "run_id": run_id,
+            "matched_nodes": int((gt_label > 0).sum()),
+            "nodes": int(g.n_nodes),
+            "calibration_cells": int(cells.sum()),
+            "png": str(png) if png else None,
+            "run_id": run_id,
         }
         probabilities.store_calibration(store, name, m.value, temperature, before.ece, after.ece, run_id)
     return result

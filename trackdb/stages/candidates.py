@@ -23,8 +23,9 @@ from trackdb.store.core import Movie, Store
 from trackdb.store.runs import CandidatesParams, RunKind
 
 
-def ingest_frames(store: Store, movie: Movie, run_id: int, frame: Callable[[int], Candidates], source: str,
-                  progress: bool = True) -> int:
+def ingest_frames(
+    store: Store, movie: Movie, run_id: int, frame: Callable[[int], Candidates], source: str, progress: bool = True
+) -> int:
     """Write ``frame(t)``'s candidates for every frame, one transaction per frame.
 
     A resumed run skips the frames it already wrote. Returns the run's candidate count.
@@ -43,8 +44,16 @@ def ingest_frames(store: Store, movie: Movie, run_id: int, frame: Callable[[int]
     return total
 
 
-def run_candidates(store: Store, movie_name: str, *, prob: Path | None = None, labels: Path | None = None,
-                   tau: float = 0.5, min_area: int = 10, progress: bool = True) -> int:
+def run_candidates(
+    store: Store,
+    movie_name: str,
+    *,
+    prob: Path | None = None,
+    labels: Path | None = None,
+    tau: float = 0.5,
+    min_area: int = 10,
+    progress: bool = True,
+) -> int:
     """Candidate forest from a probability map (or single-node trees from label images)."""
     movie = store.movie(movie_name)
     if (prob is None) == (labels is None):
@@ -52,8 +61,7 @@ def run_candidates(store: Store, movie_name: str, *, prob: Path | None = None, l
     if not 0.0 < tau < 1.0:
         raise InputError(f"--tau must lie in (0, 1), got {tau}")
     path = Path(prob or labels)  # type: ignore[arg-type]
-    params = CandidatesParams(source=str(path.resolve()), kind="prob" if prob else "labels", tau=tau,
-                              min_area=min_area)
+    params = CandidatesParams(source=str(path.resolve()), kind="prob" if prob else "labels", tau=tau, min_area=min_area)
     with runs.record(store, movie.id, RunKind.CANDIDATES, params, resume=True) as run_id:
         data = read_movie_array(path, labels=labels is not None)
         check_movie_shape(data, movie.n_frames, movie.shape, path)
@@ -62,13 +70,12 @@ def run_candidates(store: Store, movie_name: str, *, prob: Path | None = None, l
 
         def frame(t: int) -> Candidates:
             if prob is not None:
-                return prune_to_hypotheses(build_forest(np.asarray(data[t], np.float32), t=t, tau=tau,
-                                                        min_area=min_area))
+                return prune_to_hypotheses(
+                    build_forest(np.asarray(data[t], np.float32), t=t, tau=tau, min_area=min_area)
+                )
             return candidates_from_labels(data[t : t + 1], t0=t)
 
         total = ingest_frames(store, movie, run_id, frame, "forest" if prob is not None else "labels", progress)
         if total == 0:
             raise InputError(f"{path}: no candidates in any frame (is the map empty or --tau too high?)")
     return run_id
-
-

@@ -56,9 +56,11 @@ def add_edit(store: Store, movie_name: str, kind: str, target: int, author: str 
         if row is None:
             raise NotFoundError(f"no {what} {target} in movie {movie.name!r}")
         if row["run_id"] != run_id:
-            raise InputError(f"{what} {target} is not in movie {movie.name!r}'s current candidate graph "
-                             f"({'candidates' if what == 'node' else 'link'} run {run_id}; it belongs to run "
-                             f"{row['run_id']})")
+            raise InputError(
+                f"{what} {target} is not in movie {movie.name!r}'s current candidate graph "
+                f"({'candidates' if what == 'node' else 'link'} run {run_id}; it belongs to run "
+                f"{row['run_id']})"
+            )
         if what == "node":
             payload, t0, t1 = {"node_id": target}, row["t"], row["t"]
         else:
@@ -77,9 +79,18 @@ def list_edits(store: Store, movie_name: str) -> pd.DataFrame:
         p = r["payload"] or {}
         target = p.get("node_id", p.get("edge_id", p.get("edit_id")))
         state = "removed" if r["id"] in removed else ("pending" if r["run_id"] is None else "applied")
-        out.append({"edit_id": r["id"], "kind": r["kind"].replace("_", "-"), "target": target,
-                    "t_start": r["t_start"], "t_end": r["t_end"], "author": r["author"],
-                    "created_at": None if r["created_at"] is None else str(r["created_at"])[:19],
-                    "run_id": r["run_id"], "state": state})
+        out.append(
+            {
+                "edit_id": r["id"],
+                "kind": r["kind"].replace("_", "-"),
+                "target": target,
+                "t_start": r["t_start"],
+                "t_end": r["t_end"],
+                "author": r["author"],
+                "created_at": None if r["created_at"] is None else str(r["created_at"])[:19],
+                "run_id": r["run_id"],
+                "state": state,
+            }
+        )
     cols = ["edit_id", "kind", "target", "t_start", "t_end", "author", "created_at", "run_id", "state"]
     return pd.DataFrame(out, columns=cols)

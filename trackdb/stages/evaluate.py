@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from trackdb.io import ctc
 from trackdb.errors import InputError
+from trackdb.io import ctc
 from trackdb.io.render import render_labels
-from trackdb.store.solutions import solution_tracks
 from trackdb.store.core import Store
+from trackdb.store.solutions import solution_tracks
 
 
 def seg_score(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -44,8 +44,9 @@ def seg_score(gt: np.ndarray, pred: np.ndarray) -> float:
     return float(allj.mean()) if len(allj) else float("nan")
 
 
-def ctc_scores(pred_masks: np.ndarray, pred_tracks: np.ndarray, gt_dir: Path,
-               frames: slice | None = None) -> dict[str, Any]:
+def ctc_scores(
+    pred_masks: np.ndarray, pred_tracks: np.ndarray, gt_dir: Path, frames: slice | None = None
+) -> dict[str, Any]:
     """Score a prediction (label images + CTC table) against ``gt_dir`` (``SEQ_GT``).
 
     ``frames`` restricts both to a frame range (e.g. held-out frames); the tables are clipped
@@ -61,8 +62,10 @@ def ctc_scores(pred_masks: np.ndarray, pred_tracks: np.ndarray, gt_dir: Path,
     gt_masks = ctc.read_stack(ctc.frame_files(tra, "man_track"), labels=True)
     gt_tracks = ctc.read_man_track(tra / "man_track.txt")
     if gt_masks.shape != pred_masks.shape:
-        raise InputError(f"ground truth {tra} has shape {gt_masks.shape} but the movie has "
-                         f"{pred_masks.shape}: is it the ground truth of another movie?")
+        raise InputError(
+            f"ground truth {tra} has shape {gt_masks.shape} but the movie has "
+            f"{pred_masks.shape}: is it the ground truth of another movie?"
+        )
     if frames is not None:
         gt_masks, gt_tracks = _clip(gt_masks, gt_tracks, frames)
         pred_masks, pred_tracks = _clip(pred_masks, pred_tracks, frames)
@@ -87,7 +90,13 @@ def ctc_scores(pred_masks: np.ndarray, pred_tracks: np.ndarray, gt_dir: Path,
         res = r.get("results", {})
         if r.get("metric", {}).get("name") == "CTCMetrics":
             out.update({k: res[k] for k in ("TRA", "DET", "LNK") if k in res})
-            out.update({k: int(res[k]) for k in ("fp_nodes", "fn_nodes", "ns_nodes", "fp_edges", "fn_edges", "ws_edges") if k in res})
+            out.update(
+                {
+                    k: int(res[k])
+                    for k in ("fp_nodes", "fn_nodes", "ns_nodes", "fp_edges", "fn_edges", "ws_edges")
+                    if k in res
+                }
+            )
         elif r.get("metric", {}).get("name") == "DivisionMetrics":
             for k, v in res.items():
                 if isinstance(v, dict):
@@ -113,8 +122,7 @@ def _clip(masks: np.ndarray, tracks: np.ndarray, frames: slice) -> tuple[np.ndar
     return masks[start:stop], tr
 
 
-def evaluate_solution(store: Store, movie_name: str, gt_dir: Path,
-                      solution: str | int | None = None) -> dict[str, Any]:
+def evaluate_solution(store: Store, movie_name: str, gt_dir: Path, solution: str | int | None = None) -> dict[str, Any]:
     movie = store.movie(movie_name)
     sid = store.solution_id(movie, solution)
     gt_dir = Path(gt_dir)

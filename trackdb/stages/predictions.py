@@ -48,20 +48,40 @@ def default_zarr(store: Store, movie: Movie) -> Path:
     return base / f"{movie.name}.zarr"
 
 
-def run_predict(store: Store, movie_name: str, model_dir: Path, *, zarr_path: Path | None = None,
-                tta: bool = False, tile: int = 1024, overlap: int = 128, batch: int = 4,
-                device: str | None = None) -> dict[str, Any]:
+def run_predict(
+    store: Store,
+    movie_name: str,
+    model_dir: Path,
+    *,
+    zarr_path: Path | None = None,
+    tta: bool = False,
+    tile: int = 1024,
+    overlap: int = 128,
+    batch: int = 4,
+    device: str | None = None,
+) -> dict[str, Any]:
     """Predict every frame into the movie's Zarr group; re-runs skip finished frames."""
     from inference.predict import predict_movie
 
     movie = store.movie(movie_name)
     frames = RawFrames(movie)
     target = Path(zarr_path or movie.zarr_uri or default_zarr(store, movie))
-    params = InferenceParams(model=str(Path(model_dir).resolve()), zarr=str(target.resolve()), tta=tta, tile=tile,
-                             overlap=overlap)
+    params = InferenceParams(
+        model=str(Path(model_dir).resolve()), zarr=str(target.resolve()), tta=tta, tile=tile, overlap=overlap
+    )
     with runs.record(store, movie.id, RunKind.INFERENCE, params, resume=True):
-        result = predict_movie(frames, target, model_dir, tile=tile, overlap=overlap, tta=tta, batch=batch,
-                               device=device, spacing=movie.spacing)
+        result = predict_movie(
+            frames.__getitem__,
+            target,
+            model_dir,
+            n_frames=len(frames),
+            tile=tile,
+            overlap=overlap,
+            tta=tta,
+            batch=batch,
+            device=device,
+            spacing=movie.spacing,
+        )
         store.set_zarr_uri(movie.id, str(target.resolve()))
     return {"zarr": str(target), **result}
 
@@ -80,13 +100,22 @@ def model_min_size(zarr_path: str, default: int = 10) -> int:
 
     try:
         model_dir = zarr.open_group(zarr_path, mode="r")["pred"].attrs.get("model_dir")
-        return int(read_config(model_dir).get("min_object_size", default)) if model_dir else default
+        if not isinstance(model_dir, str) or not model_dir:
+            return default
+        return int(read_config(model_dir).get("min_object_size", default))
     except (OSError, KeyError, ValueError):
         return default
 
 
-def run_candidates_from_predictions(store: Store, movie_name: str, *, min_object_size: int | None = None,
-                                    fg_thresh: float = 0.5, merges: bool = True, progress: bool = True) -> int:
+def run_candidates_from_predictions(
+    store: Store,
+    movie_name: str,
+    *,
+    min_object_size: int | None = None,
+    fg_thresh: float = 0.5,
+    merges: bool = True,
+    progress: bool = True,
+) -> int:
     """Clusters of every frame as candidates, with mean-mask embeddings and voted previous centres.
 
     ``min_object_size`` defaults to the model's own (its config), else 10 pixels. ``merges``
@@ -97,21 +126,26 @@ def run_candidates_from_predictions(store: Store, movie_name: str, *, min_object
     movie = store.movie(movie_name)
     zarr_path = _zarr_of(movie)
     min_object_size = model_min_size(zarr_path) if min_object_size is None else min_object_size
-    params = CandidatesParams(source=zarr_path, kind="predictions", min_object_size=min_object_size,
-                              fg_thresh=fg_thresh, merges=merges)
+    params = CandidatesParams(
+        source=zarr_path, kind="predictions", min_object_size=min_object_size, fg_thresh=fg_thresh, merges=merges
+    )
     with runs.record(store, movie.id, RunKind.CANDIDATES, params, resume=True) as run_id:
         total = ingest_frames(
-            store, movie, run_id,
-            lambda t: candidates_from_zarr(zarr_path, t, min_object_size=min_object_size, fg_thresh=fg_thresh,
-                                           merges=merges)[0],
-            "cluster", progress)
+            store,
+            movie,
+            run_id,
+            lambda t: candidates_from_zarr(
+                zarr_path, t, min_object_size=min_object_size, fg_thresh=fg_thresh, merges=merges
+            )[0],
+            "cluster",
+            progress,
+        )
         if total == 0:
             raise InputError(f"{zarr_path}: the predictions hold no cells in any frame")
     return run_id
 
 
-def run_embedtrack(store: Store, movie_name: str, *, min_object_size: int | None = None,
-                   fg_thresh: float = 0.5) -> int:
+def run_embedtrack(store: Store, movie_name: str, *, min_object_size: int | None = None, fg_thresh: float = 0.5) -> int:
     """EmbedTrack's own clustering and linking as a solution (the baseline the joint solver beats)."""
     from inference.embedtrack_link import embedtrack_solve
 

@@ -84,8 +84,14 @@ def chain_model(store: Store, movie: Movie, chain: SolveChain) -> tuple[Candidat
     """The chain's candidate graph with costs re-estimated from its full solve's solution."""
     cands, node_ids = load_candidates(store, chain.candidate_run, movie.ndim, with_masks=True)
     edges, edge_ids = load_edges(store, chain.link_run, node_ids)
-    cells = CellFeatures(t=cands.t, centroid=cands.centroid, area=cands.area.astype(float),
-                         cov=mask_covariance(cands), bbox=cands.bbox, image_shape=movie.shape)
+    cells = CellFeatures(
+        t=cands.t,
+        centroid=cands.centroid,
+        area=cands.area.astype(float),
+        cov=mask_covariance(cands),
+        bbox=cands.bbox,
+        image_shape=movie.shape,
+    )
     params = CostParams()
     assert chain.root is not None
     root_sid = solutions.rank0_solution_of_run(store, chain.root.id)
@@ -94,13 +100,21 @@ def chain_model(store: Store, movie: Movie, chain: SolveChain) -> tuple[Candidat
     motion = initial_motion(cells, edges.source, edges.target)
     for _ in range(2):
         motion = estimate_motion(cells, edges.source, edges.target, root, motion, params.div_rate_bounds)
-    graph = tracking_costs(cells, edges.source, edges.target, motion, params,
-                           node_cost=node_costs(cands, params), node_hier_parent=cands.hier_parent)
+    graph = tracking_costs(
+        cells,
+        edges.source,
+        edges.target,
+        motion,
+        params,
+        node_cost=node_costs(cands, params),
+        node_hier_parent=cands.hier_parent,
+    )
     return graph, node_ids, edge_ids
 
 
-def _pins(edits: list[dict[str, Any]], node_ids: np.ndarray, edge_ids: np.ndarray
-          ) -> tuple[dict[int, tuple[str, int]], list[int]]:
+def _pins(
+    edits: list[dict[str, Any]], node_ids: np.ndarray, edge_ids: np.ndarray
+) -> tuple[dict[int, tuple[str, int]], list[int]]:
     """edit id → (kind, local index) for every edit whose node/link is in the graph; stale ids."""
     out: dict[int, tuple[str, int]] = {}
     stale = []
@@ -145,8 +159,15 @@ def windows(ranges: list[tuple[int, int]], margin: int, n_frames: int, seam: int
     return [(a, b) for a, b in out]
 
 
-def resolve(store: Store, movie_name: str, *, margin: int = 2, backend: str = "highs",
-            time_limit: float = 300.0, gap: float = 1e-4) -> ResolveResult | None:
+def resolve(
+    store: Store,
+    movie_name: str,
+    *,
+    margin: int = 2,
+    backend: str = "highs",
+    time_limit: float = 300.0,
+    gap: float = 1e-4,
+) -> ResolveResult | None:
     """Apply the movie's pending edits by re-solving their windows; None when there is nothing to do."""
     if margin < 0:
         raise InputError(f"--margin must be >= 0, got {margin}")
@@ -159,8 +180,10 @@ def resolve(store: Store, movie_name: str, *, margin: int = 2, backend: str = "h
     root_params = chain.root.typed(SolveParams)
     method = root_params.method
     if method not in RESOLVABLE:
-        raise InputError(f"the current solution of movie {movie.name!r} comes from a {method!r} solve; "
-                         f"re-solving needs a {' or '.join(RESOLVABLE)} solve")
+        raise InputError(
+            f"the current solution of movie {movie.name!r} comes from a {method!r} solve; "
+            f"re-solving needs a {' or '.join(RESOLVABLE)} solve"
+        )
     edits = log.all_edits(store, movie.id)
     removed = log.removed(store, movie.id)
     active = [r for r in edits if r["kind"] in PIN_KINDS and r["id"] not in removed]
@@ -173,49 +196,94 @@ def resolve(store: Store, movie_name: str, *, margin: int = 2, backend: str = "h
     sid = int(movie.current_solution_id)
     cur = Solution(*_selection(store, sid, node_ids, edge_ids), float("nan"), SolveStatus.OPTIMAL)
     pins, stale = _pins(active, node_ids, edge_ids)
-    violated = [r["id"] for r in active
-                if r["run_id"] is not None and r["id"] in pins and not _holds(*pins[r["id"]], cur)]
+    violated = [
+        r["id"] for r in active if r["run_id"] is not None and r["id"] in pins and not _holds(*pins[r["id"]], cur)
+    ]
     dirty = [r for r in pending if r["id"] not in stale] + [r for r in active if r["id"] in violated]
     build_seconds = time.perf_counter() - t_build
     if not dirty:
         return None
     dt = graph.node_t[graph.edge_target] - graph.node_t[graph.edge_source]
-    spans = windows([(r["t_start"], r["t_end"]) for r in dirty], margin, movie.n_frames,
-                    int(dt.max()) if len(dt) else 1)
+    spans = windows(
+        [(r["t_start"], r["t_end"]) for r in dirty], margin, movie.n_frames, int(dt.max()) if len(dt) else 1
+    )
     pin = Pins(*(np.array(sorted({i for k, i in pins.values() if k == kind}), np.int64) for kind in PIN_KINDS))
     applied = [r["id"] for r in pending if r["id"] not in stale]
     params = SolveParams(
-        method=root_params.method, link_run_id=root_params.link_run_id, window=root_params.window,
-        time_limit=root_params.time_limit, gap=root_params.gap, iterations=root_params.iterations,
-        resolve=ResolveParams(margin=margin, backend=backend, time_limit=time_limit, gap=gap, windows=spans,
-                              edits=applied, violated=violated, stale=stale, root_run_id=chain.root.id,
-                              previous_solution_id=sid))
+        method=root_params.method,
+        link_run_id=root_params.link_run_id,
+        window=root_params.window,
+        time_limit=root_params.time_limit,
+        gap=root_params.gap,
+        iterations=root_params.iterations,
+        resolve=ResolveParams(
+            margin=margin,
+            backend=backend,
+            time_limit=time_limit,
+            gap=gap,
+            windows=spans,
+            edits=applied,
+            violated=violated,
+            stale=stale,
+            root_run_id=chain.root.id,
+            previous_solution_id=sid,
+        ),
+    )
     parent = chain.current.id
-    undo = (f"see `trackdb edits --movie {movie.name}` and undo one with "
-            f"`trackdb edit --movie {movie.name} remove EDIT_ID`")
+    undo = (
+        f"see `trackdb edits --movie {movie.name}` and undo one with `trackdb edit --movie {movie.name} remove EDIT_ID`"
+    )
     with runs.record(store, movie.id, RunKind.SOLVE, params, parent_run_id=parent) as run_id:
         clash = _contradictions(pins)
         if clash:
-            raise SolveFailed(f"re-solve of movie {movie.name!r} is infeasible: edits {clash[0]} and {clash[1]} "
-                              f"pin and forbid the same {'cell' if pins[clash[0]][0].endswith('node') else 'link'}; {undo}")
+            raise SolveFailed(
+                f"re-solve of movie {movie.name!r} is infeasible: edits {clash[0]} and {clash[1]} "
+                f"pin and forbid the same {'cell' if pins[clash[0]][0].endswith('node') else 'link'}; {undo}"
+            )
         sol, solve_seconds = cur, 0.0
         for a, b in spans:
-            sol = solve_joint(graph, backend=backend, time_limit=time_limit, gap=gap, pins=pin,
-                              window=(a, b + 1), warm_start=sol)
+            sol = solve_joint(
+                graph, backend=backend, time_limit=time_limit, gap=gap, pins=pin, window=(a, b + 1), warm_start=sol
+            )
             solve_seconds += sol.seconds
             if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-                why = (" (raise --time-limit)" if sol.status is SolveStatus.TIMEOUT
-                       else f": the pins conflict with each other or with the fixed frames around it; {undo}")
+                why = (
+                    " (raise --time-limit)"
+                    if sol.status is SolveStatus.TIMEOUT
+                    else f": the pins conflict with each other or with the fixed frames around it; {undo}"
+                )
                 raise SolveFailed(f"re-solve of movie {movie.name!r} frames {a}-{b} ended {sol.status.value}{why}")
         new_sid, n_sel, n_links, n_tracks = _write(store, movie, run_id, graph, sol, node_ids, edge_ids, applied)
-    return ResolveResult(run_id, parent, new_sid, sol.status.value, float(sol.objective), spans, applied,
-                         violated, stale, n_sel, n_links, n_tracks,
-                         int(np.sum(sol.node_selected != cur.node_selected)),
-                         int(np.sum(sol.edge_selected != cur.edge_selected)), build_seconds, solve_seconds)
+    return ResolveResult(
+        run_id,
+        parent,
+        new_sid,
+        sol.status.value,
+        float(sol.objective),
+        spans,
+        applied,
+        violated,
+        stale,
+        n_sel,
+        n_links,
+        n_tracks,
+        int(np.sum(sol.node_selected != cur.node_selected)),
+        int(np.sum(sol.edge_selected != cur.edge_selected)),
+        build_seconds,
+        solve_seconds,
+    )
 
 
-def _write(store: Store, movie: Movie, run_id: int, graph: CandidateGraph, sol: Solution, node_ids: np.ndarray,
-           edge_ids: np.ndarray, applied: list[int]) -> tuple[int, int, int, int]:
+def _write(
+    store: Store,
+    movie: Movie,
+    run_id: int,
+    graph: CandidateGraph,
+    sol: Solution,
+    node_ids: np.ndarray,
+    edge_ids: np.ndarray,
+    applied: list[int],
+) -> tuple[int, int, int, int]:
     """Solution, tracks, the current pointer and the applied edits' run id, in one transaction."""
     with store.begin() as c:
         written = write_current_solution(store, c, movie, run_id, graph, sol, node_ids, edge_ids, "resolve")

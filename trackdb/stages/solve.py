@@ -8,6 +8,7 @@ A failed solve leaves its run marked ``failed`` with the reason and writes no so
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,7 @@ def node_costs(cands: Candidates, params: CostParams) -> np.ndarray | None:
     return forest_node_cost(cands.area, cands.score, cands.hier_parent, params)
 
 
-def _solver(method: Method, window: int | None, time_limit: float, gap: float):  # type: ignore[no-untyped-def]
+def _solver(method: Method, window: int | None, time_limit: float, gap: float) -> Callable[[CandidateGraph], Solution]:
     if method is Method.LAP:
         from solvers.costs import fold_pairs
         from solvers.lap import solve_lap
@@ -66,8 +67,16 @@ def _solver(method: Method, window: int | None, time_limit: float, gap: float): 
     return lambda g: solve_joint(g, time_limit=time_limit, gap=gap)
 
 
-def run_solve(store: Store, movie_name: str, *, method: str = "joint", window: int | None = None,
-              time_limit: float = 300.0, gap: float = 1e-4, iterations: int = 4) -> SolveResult:
+def run_solve(
+    store: Store,
+    movie_name: str,
+    *,
+    method: str = "joint",
+    window: int | None = None,
+    time_limit: float = 300.0,
+    gap: float = 1e-4,
+    iterations: int = 4,
+) -> SolveResult:
     """Select candidates and links, materialise tracks, write the solution and make it current."""
     try:
         m = Method(method)
@@ -78,18 +87,31 @@ def run_solve(store: Store, movie_name: str, *, method: str = "joint", window: i
     if link is None:
         raise NotFoundError(f"movie {movie.name!r} has no candidate links: run `trackdb link` first")
     cand_run = link.typed(LinkParams).candidate_run_id
-    params = SolveParams(method=m.value, window=window, time_limit=time_limit, gap=gap, iterations=iterations,
-                         link_run_id=link.id)
+    params = SolveParams(
+        method=m.value, window=window, time_limit=time_limit, gap=gap, iterations=iterations, link_run_id=link.id
+    )
     with runs.record(store, movie.id, RunKind.SOLVE, params, parent_run_id=link.id) as run_id:
-        built = build_solve(store, movie, m, link.id, cand_run, window=window,
-                            time_limit=time_limit, gap=gap, iterations=iterations)
+        built = build_solve(
+            store, movie, m, link.id, cand_run, window=window, time_limit=time_limit, gap=gap, iterations=iterations
+        )
         graph, sol, history = built.graph, built.solution, built.history
         if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-            raise SolveFailed(f"solve of movie {movie.name!r} ended {sol.status.value}"
-                              f"{' (raise --time-limit)' if sol.status is SolveStatus.TIMEOUT else ''}")
+            raise SolveFailed(
+                f"solve of movie {movie.name!r} ended {sol.status.value}"
+                f"{' (raise --time-limit)' if sol.status is SolveStatus.TIMEOUT else ''}"
+            )
         result = _write_solution(store, movie, run_id, graph, sol, built.node_ids, built.edge_ids, m.value)
-    return SolveResult(run_id, result[0], sol.status.value, float(sol.objective), result[1], result[2],
-                       result[3], float(sum(h.get("seconds", 0.0) for h in history)), history)
+    return SolveResult(
+        run_id,
+        result[0],
+        sol.status.value,
+        float(sol.objective),
+        result[1],
+        result[2],
+        result[3],
+        float(sum(h.get("seconds", 0.0) for h in history)),
+        history,
+    )
 
 
 @dataclass(frozen=True)
@@ -104,8 +126,18 @@ class BuiltSolve:
     cost_model: CostModel | None = None  # features + motion the last graph was costed from
 
 
-def build_solve(store: Store, movie: Movie, m: Method, link_run_id: int, cand_run: int, *,
-                window: int | None, time_limit: float, gap: float, iterations: int) -> BuiltSolve:
+def build_solve(
+    store: Store,
+    movie: Movie,
+    m: Method,
+    link_run_id: int,
+    cand_run: int,
+    *,
+    window: int | None,
+    time_limit: float,
+    gap: float,
+    iterations: int,
+) -> BuiltSolve:
     """Candidates + links → costs (motion refined over solves) → solution, without writing.
 
     Shared by ``run_solve`` and by ``trackdb uncertainty``, which rebuilds the current
@@ -113,27 +145,47 @@ def build_solve(store: Store, movie: Movie, m: Method, link_run_id: int, cand_ru
     """
     cands, node_ids = load_candidates(store, cand_run, movie.ndim, with_masks=True)
     edges, edge_ids = load_edges(store, link_run_id, node_ids)
-    cells = CellFeatures(t=cands.t, centroid=cands.centroid, area=cands.area.astype(float),
-                         cov=mask_covariance(cands), bbox=cands.bbox, image_shape=movie.shape)
+    cells = CellFeatures(
+        t=cands.t,
+        centroid=cands.centroid,
+        area=cands.area.astype(float),
+        cov=mask_covariance(cands),
+        bbox=cands.bbox,
+        image_shape=movie.shape,
+    )
     cost_params = CostParams()
     node_cost = node_costs(cands, cost_params)
     keep = np.ones(len(cands), bool)
     if m is Method.HEMD:
         keep = hemd_selection(cands, movie)
     elif m is Method.LAP and not np.all(cands.hier_parent < 0):
-        raise InputError("--method lap needs a fixed segmentation (label images, or candidates-from-predictions "
-                         "--no-merges); use joint or hemd for competing candidates")
+        raise InputError(
+            "--method lap needs a fixed segmentation (label images, or candidates-from-predictions "
+            "--no-merges); use joint or hemd for competing candidates"
+        )
     sub_nodes, sub_edges = _restrict(keep, edges.source, edges.target)
     solver = _solver(Method.LAP if m is Method.HEMD else m, window, time_limit, gap)
-    sub_cells = CellFeatures(t=cells.t[keep], centroid=cells.centroid[keep], area=cells.area[keep],
-                             cov=cells.cov[keep], bbox=cells.bbox[keep], image_shape=cells.image_shape)
+    sub_cells = CellFeatures(
+        t=cells.t[keep],
+        centroid=cells.centroid[keep],
+        area=cells.area[keep],
+        cov=cells.cov[keep],
+        bbox=cells.bbox[keep],
+        image_shape=cells.image_shape,
+    )
     refined = refine_cost_model(
-        sub_cells, sub_nodes[edges.source[sub_edges]], sub_nodes[edges.target[sub_edges]], solver,
-        n_iter=iterations, params=cost_params,
+        sub_cells,
+        sub_nodes[edges.source[sub_edges]],
+        sub_nodes[edges.target[sub_edges]],
+        solver,
+        n_iter=iterations,
+        params=cost_params,
         node_cost=None if node_cost is None or m is Method.HEMD else node_cost[keep],
-        node_hier_parent=None if m is Method.HEMD else _reindex_parent(cands.hier_parent, keep))
-    return BuiltSolve(refined.graph, refined.solution, refined.history, node_ids[keep],
-                      edge_ids[sub_edges], refined.model)
+        node_hier_parent=None if m is Method.HEMD else _reindex_parent(cands.hier_parent, keep),
+    )
+    return BuiltSolve(
+        refined.graph, refined.solution, refined.history, node_ids[keep], edge_ids[sub_edges], refined.model
+    )
 
 
 def _restrict(keep: np.ndarray, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,8 +211,14 @@ def hemd_selection(cands: Candidates, movie: Movie) -> np.ndarray:
     for t in range(movie.n_frames):
         here = cands.t == t
         frame = subset(cands, here)  # parents re-pointed to frame-local indices
-        frames.append(HemdFrame(hier_parent=frame.hier_parent, area=frame.area, bbox=frame.bbox,
-                                pixel_node=paint_pixel_node(frame, movie.shape)))
+        frames.append(
+            HemdFrame(
+                hier_parent=frame.hier_parent,
+                area=frame.area,
+                bbox=frame.bbox,
+                pixel_node=paint_pixel_node(frame, movie.shape),
+            )
+        )
         index.append(np.flatnonzero(here))
     res = select_hemd(frames)
     keep = np.zeros(len(cands), bool)
@@ -169,26 +227,54 @@ def hemd_selection(cands: Candidates, movie: Movie) -> np.ndarray:
     return keep
 
 
-def write_current_solution(store: Store, conn: Connection, movie: Movie, run_id: int, graph: CandidateGraph,
-                           sol: Solution, node_ids: np.ndarray, edge_ids: np.ndarray,
-                           name: str) -> tuple[int, int, int, int]:
+def write_current_solution(
+    store: Store,
+    conn: Connection,
+    movie: Movie,
+    run_id: int,
+    graph: CandidateGraph,
+    sol: Solution,
+    node_ids: np.ndarray,
+    edge_ids: np.ndarray,
+    name: str,
+) -> tuple[int, int, int, int]:
     """Write ``sol`` of ``graph`` (local indices → store ids) with its CTC tracks and make it the
     movie's current solution, in the caller's transaction; returns (solution id, cells, links, tracks)."""
-    track_of, tracks = tracks_from_solution(graph.node_t, graph.edge_source, graph.edge_target,
-                                            sol.node_selected, sol.edge_selected)
+    track_of, tracks = tracks_from_solution(
+        graph.node_t, graph.edge_source, graph.edge_target, sol.node_selected, sol.edge_selected
+    )
     sel = sol.node_selected
     esel = sol.edge_selected & sel[graph.edge_source] & sel[graph.edge_target]
     sid = ingest.insert_solution(
-        conn, run_id=run_id, movie_id=movie.id, node_ids=node_ids[sel], node_t=graph.node_t[sel],
-        track_ids=track_of[sel], edge_ids=edge_ids[esel],
-        edge_source_ids=node_ids[graph.edge_source[esel]], edge_target_ids=node_ids[graph.edge_target[esel]],
-        tracks=tracks, status=sol.status.value, name=name,
-        objective=sol.objective, bound=sol.bound, gap=sol.gap)
+        conn,
+        run_id=run_id,
+        movie_id=movie.id,
+        node_ids=node_ids[sel],
+        node_t=graph.node_t[sel],
+        track_ids=track_of[sel],
+        edge_ids=edge_ids[esel],
+        edge_source_ids=node_ids[graph.edge_source[esel]],
+        edge_target_ids=node_ids[graph.edge_target[esel]],
+        tracks=tracks,
+        status=sol.status.value,
+        name=name,
+        objective=sol.objective,
+        bound=sol.bound,
+        gap=sol.gap,
+    )
     store.set_current_solution(conn, movie.id, sid)
     return sid, int(sel.sum()), int(esel.sum()), len(tracks)
 
 
-def _write_solution(store: Store, movie: Movie, run_id: int, graph: CandidateGraph, sol: Solution,
-                    node_ids: np.ndarray, edge_ids: np.ndarray, name: str) -> tuple[int, int, int, int]:
+def _write_solution(
+    store: Store,
+    movie: Movie,
+    run_id: int,
+    graph: CandidateGraph,
+    sol: Solution,
+    node_ids: np.ndarray,
+    edge_ids: np.ndarray,
+    name: str,
+) -> tuple[int, int, int, int]:
     with store.begin() as c:
         return write_current_solution(store, c, movie, run_id, graph, sol, node_ids, edge_ids, name)

@@ -25,8 +25,9 @@ def run_train(dataset: Path, seq: str, frames: range, out_dir: Path, **options: 
     tracks = ctc.read_man_track(gt_dir / "man_track.txt")
     n = min(len(raw_files), len(mask_files))
     if len(frames) < 2 or frames.start < 0 or frames.stop > n:
-        raise InputError(f"--frames {frames.start}:{frames.stop} must hold at least 2 of the {n} frames of "
-                         f"{dataset / seq} (0:{n})")
+        raise InputError(
+            f"--frames {frames.start}:{frames.stop} must hold at least 2 of the {n} frames of {dataset / seq} (0:{n})"
+        )
     images = [ctc.read_tiff(raw_files[t]) for t in frames]
     masks = [ctc.read_tiff(mask_files[t]) for t in frames]
     parent = {int(lab): int(par) for lab, _, _, par in tracks.tolist()}

@@ -7,8 +7,9 @@ rebuilt from its solve run (candidates + link run → costs refined over solves,
 :mod:`solvers.uncertainty`. ``lap``/``hemd`` solves price daughter pairs folded into the edges
 (``solvers.costs.fold_pairs``), so their model here is the folded graph; a ``joint`` model
 keeps its pairs (per-edge methods fold them, and its K best are exact joint solutions). The
-run's summary says whether the rebuilt solve reproduced the stored solution. Everything a run computes is written in one transaction; bad input is refused
-before the run row exists, so it leaves the store exactly as it was.
+run's summary says whether the rebuilt solve reproduced the stored solution. Everything a run
+computes is written in one transaction; bad input is refused before the run row exists, so it
+leaves the store exactly as it was.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from solvers.uncertainty import (
     perturbed_assignments,
     ranked_solutions,
 )
-
 from trackdb.errors import InputError, NotFoundError
 from trackdb.stages.solve import Method as SolveMethod
 from trackdb.stages.solve import build_solve
@@ -69,8 +69,9 @@ def parse_method(method: str | Method) -> Method:
     try:
         return Method(method)
     except ValueError:
-        raise InputError(f"unknown uncertainty method {method!r}; choose "
-                         f"{', '.join(m.value for m in Method)}") from None
+        raise InputError(
+            f"unknown uncertainty method {method!r}; choose {', '.join(m.value for m in Method)}"
+        ) from None
 
 
 def check_k(k: int) -> int:
@@ -86,18 +87,45 @@ def rebuild_model(store: Store, movie: Movie, solution_id: int, solve_run: Run) 
     if p.link_run_id is None or p.time_limit is None or p.gap is None or p.iterations is None:
         raise InputError(f"solve run {solve_run.id} ({p.method}) did not solve a candidate graph")
     link = runs.get_run(store, p.link_run_id).typed(LinkParams)
-    built = build_solve(store, movie, m, p.link_run_id, link.candidate_run_id, window=p.window,
-                        time_limit=float(p.time_limit), gap=float(p.gap), iterations=int(p.iterations))
+    built = build_solve(
+        store,
+        movie,
+        m,
+        p.link_run_id,
+        link.candidate_run_id,
+        window=p.window,
+        time_limit=float(p.time_limit),
+        gap=float(p.gap),
+        iterations=int(p.iterations),
+    )
     graph = built.graph
     if m is not SolveMethod.JOINT:  # the LAP solves with daughter-pair costs folded into edges
         graph = fold_pairs(graph)
-    return Model(movie, solution_id, solve_run.id, m, float(p.time_limit), graph,
-                 built.node_ids, built.edge_ids, built.solution, built.cost_model)
+    return Model(
+        movie,
+        solution_id,
+        solve_run.id,
+        m,
+        float(p.time_limit),
+        graph,
+        built.node_ids,
+        built.edge_ids,
+        built.solution,
+        built.cost_model,
+    )
 
 
-def compute(model: Model, method: Method, *, k: int, temperature: float, seed: int = 0,
-            sigma_px: float = SIGMA_PX, sigma_area: float = SIGMA_AREA, ranked: bool = True
-            ) -> tuple[Uncertainty, list[Ranked]]:
+def compute(
+    model: Model,
+    method: Method,
+    *,
+    k: int,
+    temperature: float,
+    seed: int = 0,
+    sigma_px: float = SIGMA_PX,
+    sigma_area: float = SIGMA_AREA,
+    ranked: bool = True,
+) -> tuple[Uncertainty, list[Ranked]]:
     """Probabilities of ``method`` on the model and its ranked alternatives (best first; none
     without ``ranked``, unless the method needs them anyway).
 
@@ -114,9 +142,11 @@ def compute(model: Model, method: Method, *, k: int, temperature: float, seed: i
     per_pair = lap_applies(fold_pairs(g))
     try:
         if method is Method.MM and not per_pair:
-            raise InputError(f"--method mm needs a fixed segmentation with one-frame links; movie "
-                             f"{model.movie.name!r} was solved with {model.solve_method.value} on "
-                             "another kind of graph (use sm, fp, fpa or as)")
+            raise InputError(
+                f"--method mm needs a fixed segmentation with one-frame links; movie "
+                f"{model.movie.name!r} was solved with {model.solve_method.value} on "
+                "another kind of graph (use sm, fp, fpa or as)"
+            )
         kbest = None
         if method is Method.AS or (ranked and method in (Method.SM, Method.MM)):
             # the K best of the model itself
@@ -128,19 +158,41 @@ def compute(model: Model, method: Method, *, k: int, temperature: float, seed: i
 
             folded = fold_pairs(g)
             unc = perturbed_assignments(
-                folded, _sampler(model, sigma_px, sigma_area), k=k, temperature=temperature,
-                seed=seed, solve=lambda h: solve_joint(h, time_limit=model.time_limit))
-            unc = replace(unc, info={**(unc.info or {}), "perturbation": {
-                "kind": "features", "sigma_px": float(sigma_px), "sigma_area": float(sigma_area)}})
+                folded,
+                _sampler(model, sigma_px, sigma_area),
+                k=k,
+                temperature=temperature,
+                seed=seed,
+                solve=lambda h: solve_joint(h, time_limit=model.time_limit),
+            )
+            unc = replace(
+                unc,
+                info={
+                    **(unc.info or {}),
+                    "perturbation": {"kind": "features", "sigma_px": float(sigma_px), "sigma_area": float(sigma_area)},
+                },
+            )
         else:
-            unc = edge_probabilities(g, method, k=k, temperature=temperature, seed=seed,
-                                     features=model.cost_model, sigma_px=sigma_px,
-                                     sigma_area=sigma_area)
+            unc = edge_probabilities(
+                g,
+                method,
+                k=k,
+                temperature=temperature,
+                seed=seed,
+                features=model.cost_model,
+                sigma_px=sigma_px,
+                sigma_area=sigma_area,
+            )
         if not ranked:
             return unc, []
-        return unc, ranked_solutions(g if method is not Method.FPA else fold_pairs(g), unc, k,
-                                     sample_temperature=SAMPLE_TEMPERATURE,
-                                     time_limit=model.time_limit, kbest=kbest)
+        return unc, ranked_solutions(
+            g if method is not Method.FPA else fold_pairs(g),
+            unc,
+            k,
+            sample_temperature=SAMPLE_TEMPERATURE,
+            time_limit=model.time_limit,
+            kbest=kbest,
+        )
     except ValueError as exc:  # a plain-data room's refusal, with its reason
         raise InputError(f"{method.value} on movie {model.movie.name!r}: {exc}") from exc
 
@@ -151,8 +203,7 @@ def _sampler(model: Model, sigma_px: float, sigma_area: float) -> GraphSampler:
     return feature_noise_sampler(model.cost_model, sigma_px, sigma_area)
 
 
-def resolve_temperature(store: Store, method: Method, calibration: str | None,
-                        temperature: float | None) -> float:
+def resolve_temperature(store: Store, method: Method, calibration: str | None, temperature: float | None) -> float:
     """An explicit temperature, else the stored calibration (name, method), else 1."""
     if calibration is not None and temperature is not None:
         raise InputError("give --calibration or --temperature, not both")
@@ -163,16 +214,24 @@ def resolve_temperature(store: Store, method: Method, calibration: str | None,
         return t
     if calibration is None:
         return 1.0
-    t = probabilities.calibration_temperature(store, calibration, method.value)
-    if t is None:
+    stored = probabilities.calibration_temperature(store, calibration, method.value)
+    if stored is None:
         have = ", ".join(f"{n}/{m}" for n, m in probabilities.calibrations(store)) or "none"
-        raise NotFoundError(f"no calibration {calibration!r} for method {method.value!r} "
-                            f"(stored: {have}); run `trackdb calibrate --name {calibration} --method {method.value}`")
-    return float(t)
+        raise NotFoundError(
+            f"no calibration {calibration!r} for method {method.value!r} "
+            f"(stored: {have}); run `trackdb calibrate --name {calibration} --method {method.value}`"
+        )
+    return stored
 
 
-def track_confidence(graph: CandidateGraph, track_of: np.ndarray, tracks: np.ndarray,
-                     edge_selected: np.ndarray, edge_p: np.ndarray, appear_p: np.ndarray) -> np.ndarray:
+def track_confidence(
+    graph: CandidateGraph,
+    track_of: np.ndarray,
+    tracks: np.ndarray,
+    edge_selected: np.ndarray,
+    edge_p: np.ndarray,
+    appear_p: np.ndarray,
+) -> np.ndarray:
     """``(K, 2)`` min and product of the probabilities of each track's chosen options.
 
     A track's options are its selected links (the link into it from its parent included); a
@@ -202,9 +261,17 @@ def check_sigma(name: str, value: float) -> float:
     return v
 
 
-def run_uncertainty(store: Store, movie_name: str, method: str | Method, *, k: int = 10,
-                    calibration: str | None = None, temperature: float | None = None,
-                    sigma_px: float = SIGMA_PX, sigma_area: float = SIGMA_AREA) -> int:
+def run_uncertainty(
+    store: Store,
+    movie_name: str,
+    method: str | Method,
+    *,
+    k: int = 10,
+    calibration: str | None = None,
+    temperature: float | None = None,
+    sigma_px: float = SIGMA_PX,
+    sigma_area: float = SIGMA_AREA,
+) -> int:
     """Probabilities of every candidate link and cell of the current solution's model, stored
     under a run of kind ``uncertainty`` with the method's ranked alternatives (named
     ``<method>-rank<k>``; one equal to the current solution is not stored again); returns the
@@ -218,13 +285,19 @@ def run_uncertainty(store: Store, movie_name: str, method: str | Method, *, k: i
     t = resolve_temperature(store, m, calibration, temperature)
     sid, solve_run = runs.current_solve(store, movie)
     perturbs = m in (Method.FP, Method.FPA)
-    params = UncertaintyParams(method=m.value, k=k, temperature=t, calibration=calibration, solution_id=sid,
-                               solve_run_id=solve_run.id, sigma_px=sigma_px if perturbs else None,
-                               sigma_area=sigma_area if perturbs else None)
+    params = UncertaintyParams(
+        method=m.value,
+        k=k,
+        temperature=t,
+        calibration=calibration,
+        solution_id=sid,
+        solve_run_id=solve_run.id,
+        sigma_px=sigma_px if perturbs else None,
+        sigma_area=sigma_area if perturbs else None,
+    )
     with runs.record(store, movie.id, RunKind.UNCERTAINTY, params, parent_run_id=solve_run.id) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)
-        unc, alternatives = compute(model, m, k=k, temperature=t, sigma_px=sigma_px,
-                                    sigma_area=sigma_area)
+        unc, alternatives = compute(model, m, k=k, temperature=t, sigma_px=sigma_px, sigma_area=sigma_area)
         _write(store, model, run_id, unc, m, alternatives)
     return run_id
 
@@ -242,8 +315,9 @@ def _stored_selection(store: Store, model: Model) -> tuple[np.ndarray, np.ndarra
     return track_of, edge_sel, solutions.solution_tracks(store, model.solution_id)
 
 
-def _write(store: Store, model: Model, run_id: int, unc: Uncertainty, method: Method,
-           alternatives: list[Ranked]) -> dict[str, Any]:
+def _write(
+    store: Store, model: Model, run_id: int, unc: Uncertainty, method: Method, alternatives: list[Ranked]
+) -> dict[str, Any]:
     g = model.graph
     edge_p = np.clip(unc.edge_p, 0.0, 1.0)
     node_p = np.clip(unc.node_p, 0.0, 1.0)
@@ -251,11 +325,14 @@ def _write(store: Store, model: Model, run_id: int, unc: Uncertainty, method: Me
     conf = track_confidence(g, track_of, tracks, edge_sel, edge_p, unc.appear_p)
     differ = int(np.sum(edge_sel != model.rebuilt.edge_selected))
     node_sel = track_of > 0
-    is_current = [bool(np.array_equal(a.solution.edge_selected, edge_sel)
-                       and np.array_equal(a.solution.node_selected, node_sel)) for a in alternatives]
+    is_current = [
+        bool(np.array_equal(a.solution.edge_selected, edge_sel) and np.array_equal(a.solution.node_selected, node_sel))
+        for a in alternatives
+    ]
     with store.begin() as c:
-        probabilities.insert_probabilities(c, run_id, method.value, model.edge_ids, edge_p, model.node_ids, node_p,
-                                           unc.entropy)
+        probabilities.insert_probabilities(
+            c, run_id, method.value, model.edge_ids, edge_p, model.node_ids, node_p, unc.entropy
+        )
         solutions.set_track_confidence(c, model.solution_id, tracks[:, 0], conf)
         stored = []
         for rank, (alt, current) in enumerate(zip(alternatives, is_current)):
@@ -263,34 +340,59 @@ def _write(store: Store, model: Model, run_id: int, unc: Uncertainty, method: Me
                 continue
             _insert_alternative(c, model, run_id, alt.solution, rank, alt.weight, unc, method)
             stored.append(rank)
-        summary = {"edges": g.n_edges, "nodes": g.n_nodes, "alternatives": len(stored),
-                   "ranks": stored,
-                   "current_rank": is_current.index(True) if any(is_current) else None,
-                   "rank0_weight": alternatives[0].weight if alternatives else None,
-                   "rebuilt_links_differ": differ,
-                   "rank0_links_differ": (int(np.sum(edge_sel != alternatives[0].solution.edge_selected))
-                                          if alternatives else None),
-                   "seconds": round(unc.seconds, 3),
-                   "info": unc.info}
+        summary = {
+            "edges": g.n_edges,
+            "nodes": g.n_nodes,
+            "alternatives": len(stored),
+            "ranks": stored,
+            "current_rank": is_current.index(True) if any(is_current) else None,
+            "rank0_weight": alternatives[0].weight if alternatives else None,
+            "rebuilt_links_differ": differ,
+            "rank0_links_differ": (
+                int(np.sum(edge_sel != alternatives[0].solution.edge_selected)) if alternatives else None
+            ),
+            "seconds": round(unc.seconds, 3),
+            "info": unc.info,
+        }
         runs.set_summary(c, run_id, summary)
     return summary
 
 
-def _insert_alternative(conn: Connection, model: Model, run_id: int, sol: Solution, rank: int,
-                        weight: float, unc: Uncertainty, method: Method) -> int:
+def _insert_alternative(
+    conn: Connection,
+    model: Model,
+    run_id: int,
+    sol: Solution,
+    rank: int,
+    weight: float,
+    unc: Uncertainty,
+    method: Method,
+) -> int:
     g = model.graph
-    track_of, tracks = tracks_from_solution(g.node_t, g.edge_source, g.edge_target,
-                                            sol.node_selected, sol.edge_selected)
+    track_of, tracks = tracks_from_solution(
+        g.node_t, g.edge_source, g.edge_target, sol.node_selected, sol.edge_selected
+    )
     sel = sol.node_selected
     esel = sol.edge_selected & sel[g.edge_source] & sel[g.edge_target]
     conf = track_confidence(g, track_of, tracks, esel, np.clip(unc.edge_p, 0, 1), unc.appear_p)
     return ingest.insert_solution(
-        conn, run_id=run_id, movie_id=model.movie.id, node_ids=model.node_ids[sel],
-        node_t=g.node_t[sel], track_ids=track_of[sel], edge_ids=model.edge_ids[esel],
+        conn,
+        run_id=run_id,
+        movie_id=model.movie.id,
+        node_ids=model.node_ids[sel],
+        node_t=g.node_t[sel],
+        track_ids=track_of[sel],
+        edge_ids=model.edge_ids[esel],
         edge_source_ids=model.node_ids[g.edge_source[esel]],
-        edge_target_ids=model.node_ids[g.edge_target[esel]], tracks=tracks,
-        status=sol.status.value, rank=rank, name=f"{method.value}-rank{rank}",
-        objective=sol.objective, weight=weight, track_confidence=conf)
+        edge_target_ids=model.node_ids[g.edge_target[esel]],
+        tracks=tracks,
+        status=sol.status.value,
+        rank=rank,
+        name=f"{method.value}-rank{rank}",
+        objective=sol.objective,
+        weight=weight,
+        track_confidence=conf,
+    )
 
 
 def uncertain(store: Store, movie_name: str, below: float = 0.8) -> pd.DataFrame:

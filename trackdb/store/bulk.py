@@ -10,16 +10,30 @@ Measured figures: ``benchmarks/ingest.py`` and the README.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-
 SQLITE_CHUNK_ROWS = 20_000
 
-_PG_TYPES = {sa.BigInteger: "int8", sa.Integer: "int4", sa.Float: "float8",  # subclass first
-             sa.LargeBinary: "bytea", sa.String: "text", sa.Text: "text"}
+_PG_TYPES = {
+    sa.BigInteger: "int8",
+    sa.Integer: "int4",
+    sa.Float: "float8",  # subclass first
+    sa.LargeBinary: "bytea",
+    sa.String: "text",
+    sa.Text: "text",
+}
+
+
+def driver_connection(conn: Connection) -> Any:
+    """The DBAPI connection under a SQLAlchemy connection (sqlite3 or psycopg), for bulk paths."""
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise RuntimeError("connection is closed")
+    return raw
 
 
 def _pg_type(column: sa.Column) -> str:
@@ -33,7 +47,7 @@ def _pg_type(column: sa.Column) -> str:
 
 def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[tuple]) -> int:
     """Insert plain tuples fast: ``executemany`` on SQLite, binary ``COPY`` on PostgreSQL."""
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     count = 0
     if conn.dialect.name == "postgresql":
         types = [_pg_type(table.c[c]) for c in columns]
@@ -107,7 +121,7 @@ def _blob_lengths(values: Sequence[object]) -> tuple[np.ndarray, list[bytes]]:
     if all(type(v) is bytes for v in values):
         data = values if isinstance(values, list) else list(values)
     else:
-        data = [v.encode() if isinstance(v, str) else (b"" if v is None else bytes(v)) for v in values]  # type: ignore[arg-type]
+        data = [v.encode() if isinstance(v, str) else (b"" if v is None else bytes(v)) for v in values]  # type: ignore[call-overload]  # blobs arrive as bytes-like objects
     lens = np.fromiter(map(len, data), np.int64, len(data))
     for i, v in enumerate(values):
         if v is None:
@@ -115,8 +129,7 @@ def _blob_lengths(values: Sequence[object]) -> tuple[np.ndarray, list[bytes]]:
     return lens, data  # type: ignore[return-value]
 
 
-def _pg_payload(table: sa.Table, cols: dict[str, object], n: int, start: int, stop: int
-                ) -> tuple[list[str], bytes]:
+def _pg_payload(table: sa.Table, cols: dict[str, object], n: int, start: int, stop: int) -> tuple[list[str], bytes]:
     """Column order and binary COPY rows ``start:stop`` (no signature, no trailer)."""
     m = stop - start
     fixed: list[tuple[str, np.dtype, object]] = []  # (column, field dtype, values)
@@ -134,10 +147,10 @@ def _pg_payload(table: sa.Table, cols: dict[str, object], n: int, start: int, st
             rec["n"], rec["v"] = width, enc
             raw = rec.tobytes()
             step = 4 + width
-            pieces = [raw[i : i + step] for i in range(0, m * step, step)]
+            cells = [raw[i : i + step] for i in range(0, m * step, step)]
             for i in np.flatnonzero(np.asarray(missing)[start:stop]).tolist():
-                pieces[i] = _PG_NULL
-            var.append((name, None, pieces))
+                cells[i] = _PG_NULL
+            var.append((name, None, cells))
         elif isinstance(v, np.ndarray) and v.ndim == 2:  # fixed-width blob per row
             fixed.append((name, np.dtype(">i4"), v.shape[1]))
             fixed.append((name + "\0data", np.dtype(("u1", (v.shape[1],))), v[start:stop]))
@@ -169,7 +182,7 @@ def _pg_payload(table: sa.Table, cols: dict[str, object], n: int, start: int, st
     if not var:
         return order, raw
     w = dtype.itemsize
-    pieces = [[raw[i : i + w] for i in range(0, m * w, w)]]
+    pieces: list[list[bytes]] = [[raw[i : i + w] for i in range(0, m * w, w)]]
     for _, prefixes, data in var:
         if prefixes is not None:
             pieces.append(prefixes)
@@ -181,7 +194,7 @@ def _pg_payload(table: sa.Table, cols: dict[str, object], n: int, start: int, st
     return order, b"".join(parts)
 
 
-def _pg_check_constant_fks(cur, table: sa.Table, cols: dict[str, object]) -> bool:  # type: ignore[no-untyped-def]
+def _pg_check_constant_fks(cur: Any, table: sa.Table, cols: dict[str, object]) -> bool:
     """Check a batch's foreign keys once instead of once per row, where that is equivalent.
 
     PostgreSQL checks each foreign key with a trigger per inserted row (``SELECT … FOR KEY
@@ -194,11 +207,14 @@ def _pg_check_constant_fks(cur, table: sa.Table, cols: dict[str, object]) -> boo
     triggers run as usual. Returns whether the triggers were switched off.
     """
     fks = [fk for fk in table.foreign_keys]
-    if not fks or any(fk.parent.name not in cols or isinstance(cols[fk.parent.name], (np.ndarray, list, tuple))
-                      or cols[fk.parent.name] is None for fk in fks):
+    if not fks or any(
+        fk.parent.name not in cols
+        or isinstance(cols[fk.parent.name], (np.ndarray, list, tuple))
+        or cols[fk.parent.name] is None
+        for fk in fks
+    ):
         return False
-    cur.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal",
-                (table.name,))
+    cur.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal", (table.name,))
     if cur.fetchone()[0]:
         return False
     import psycopg.errors
@@ -218,7 +234,8 @@ def _pg_check_constant_fks(cur, table: sa.Table, cols: dict[str, object]) -> boo
         if cur.fetchone() is None:
             raise psycopg.errors.ForeignKeyViolation(
                 f'insert into "{table.name}" violates foreign key constraint: '
-                f"{fk.parent.name}={value} is not present in table \"{ref.table.name}\"")
+                f'{fk.parent.name}={value} is not present in table "{ref.table.name}"'
+            )
     return True
 
 
@@ -237,7 +254,9 @@ def _pg_analyze(conn: Connection, table: sa.Table, rows: int) -> None:
         return
     pages, now = conn.exec_driver_sql(
         "SELECT relpages, pg_relation_size(oid) / current_setting('block_size')::int "
-        "FROM pg_class WHERE oid = to_regclass(%(t)s)", {"t": table.name}).one()
+        "FROM pg_class WHERE oid = to_regclass(%(t)s)",
+        {"t": table.name},
+    ).one()
     if pages > 0 and now < 2 * pages:
         return
     conn.exec_driver_sql(f"ANALYZE (SKIP_LOCKED) {table.name}")
@@ -272,7 +291,7 @@ def bulk_insert_columns(conn: Connection, table: sa.Table, cols: dict[str, objec
     """
     if n == 0:
         return 0
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     if conn.dialect.name == "postgresql":
         order, _ = _pg_payload(table, cols, n, 0, 0)
         with raw.cursor() as cur:

@@ -18,9 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from trackdb import __version__
-from trackdb.store import db
-from trackdb.store import schema
 from trackdb.errors import NotFoundError, TrackdbError
+from trackdb.store import db, schema
 
 
 @dataclass(frozen=True)
@@ -37,14 +36,19 @@ class Movie:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def code_version() -> str:
     """trackdb version plus the git commit when run from a checkout (provenance of runs)."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         sha = ""
     return f"{__version__}+{sha}" if sha else __version__
@@ -80,10 +84,19 @@ class Store:
         self.close()
 
     # --- movies -----------------------------------------------------------------------------
-    def add_movie(self, conn: Connection, name: str, shape: tuple[int, ...], n_frames: int, *,
-                  uri: str | None = None, spacing: tuple[float, ...] | None = None,
-                  time_interval: float | None = None, experiment: str | None = None,
-                  zarr_uri: str | None = None) -> int:
+    def add_movie(
+        self,
+        conn: Connection,
+        name: str,
+        shape: tuple[int, ...],
+        n_frames: int,
+        *,
+        uri: str | None = None,
+        spacing: tuple[float, ...] | None = None,
+        time_interval: float | None = None,
+        experiment: str | None = None,
+        zarr_uri: str | None = None,
+    ) -> int:
         if conn.execute(sa.select(schema.movie.c.id).where(schema.movie.c.name == name)).first():
             raise TrackdbError(f"movie {name!r} already exists; choose another --movie name")
         ndim = len(shape)
@@ -92,14 +105,26 @@ class Store:
         spacing = spacing or (1.0,) * ndim
         exp_id = None
         if experiment:
-            exp_id = conn.execute(sa.select(schema.experiment.c.id).where(schema.experiment.c.name == experiment)).scalar()
+            exp_id = conn.execute(
+                sa.select(schema.experiment.c.id).where(schema.experiment.c.name == experiment)
+            ).scalar()
             if exp_id is None:
-                exp_id = conn.execute(schema.experiment.insert().values(name=experiment)
-                                      .returning(schema.experiment.c.id)).scalar_one()
+                exp_id = conn.execute(
+                    schema.experiment.insert().values(name=experiment).returning(schema.experiment.c.id)
+                ).scalar_one()
         values: dict[str, Any] = dict(
-            name=name, experiment_id=exp_id, uri=uri, ndim=ndim, n_frames=n_frames,
-            size_y=shape[-2], size_x=shape[-1], spacing_y=spacing[-2], spacing_x=spacing[-1],
-            time_interval=time_interval, zarr_uri=zarr_uri)
+            name=name,
+            experiment_id=exp_id,
+            uri=uri,
+            ndim=ndim,
+            n_frames=n_frames,
+            size_y=shape[-2],
+            size_x=shape[-1],
+            spacing_y=spacing[-2],
+            spacing_x=spacing[-1],
+            time_interval=time_interval,
+            zarr_uri=zarr_uri,
+        )
         if ndim == 3:
             values.update(size_z=shape[0], spacing_z=spacing[0])
         return int(conn.execute(schema.movie.insert().values(**values).returning(schema.movie.c.id)).scalar_one())
@@ -115,8 +140,17 @@ class Store:
             raise NotFoundError(f"no movie {name_or_id!r} in this database (see `trackdb movies`)")
         shape = ((row["size_z"],) if row["ndim"] == 3 else ()) + (row["size_y"], row["size_x"])
         spacing = ((row["spacing_z"],) if row["ndim"] == 3 else ()) + (row["spacing_y"], row["spacing_x"])
-        return Movie(row["id"], row["name"], row["ndim"], row["n_frames"], tuple(shape),
-                     tuple(spacing), row["uri"], row["zarr_uri"], row["current_solution_id"])
+        return Movie(
+            row["id"],
+            row["name"],
+            row["ndim"],
+            row["n_frames"],
+            tuple(shape),
+            tuple(spacing),
+            row["uri"],
+            row["zarr_uri"],
+            row["current_solution_id"],
+        )
 
     def movies(self) -> list[Movie]:
         with self.engine.connect() as c:
@@ -130,20 +164,22 @@ class Store:
         with self.engine.connect() as c:
             if solution is None:
                 if movie.current_solution_id is None:
-                    raise NotFoundError(f"movie {movie.name!r} has no solution yet: import ground truth or run `trackdb solve`")
+                    raise NotFoundError(
+                        f"movie {movie.name!r} has no solution yet: import ground truth or run `trackdb solve`"
+                    )
                 return movie.current_solution_id
             if str(solution).isdigit():
                 sid = c.execute(sa.select(s.id).where(s.id == int(solution), s.movie_id == movie.id)).scalar()
             else:
-                sid = c.execute(sa.select(s.id).where(s.name == str(solution), s.movie_id == movie.id)
-                                .order_by(s.id.desc())).scalar()
+                sid = c.execute(
+                    sa.select(s.id).where(s.name == str(solution), s.movie_id == movie.id).order_by(s.id.desc())
+                ).scalar()
         if sid is None:
             raise NotFoundError(f"no solution {solution!r} for movie {movie.name!r}")
         return int(sid)
 
     def set_current_solution(self, conn: Connection, movie_id: int, solution_id: int) -> None:
-        conn.execute(schema.movie.update().where(schema.movie.c.id == movie_id)
-                     .values(current_solution_id=solution_id))
+        conn.execute(schema.movie.update().where(schema.movie.c.id == movie_id).values(current_solution_id=solution_id))
 
     # --- connections ------------------------------------------------------------------------
     @contextmanager

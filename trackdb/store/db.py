@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -19,7 +20,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 import migrations
-
 from trackdb.errors import ConnectionFailed, SchemaError
 
 DEFAULT_URL = "sqlite:///trackdb.sqlite"
@@ -34,7 +34,7 @@ def resolve_url(url: str | None) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -113,12 +113,10 @@ def check_schema(engine: Engine) -> None:
     known = [s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()]
     if current in known:
         raise SchemaError(
-            f"database is at schema revision {current}, older than this trackdb's {head}: "
-            f"run `trackdb db upgrade`"
+            f"database is at schema revision {current}, older than this trackdb's {head}: run `trackdb db upgrade`"
         )
     raise SchemaError(
-        f"database is at schema revision {current}, newer than this trackdb knows (head {head}): "
-        f"upgrade trackdb"
+        f"database is at schema revision {current}, newer than this trackdb knows (head {head}): upgrade trackdb"
     )
 
 

@@ -27,26 +27,47 @@ def edge_row(store: Store, movie_id: int, edge_id: int) -> dict[str, Any] | None
     """Frame, gap, run and endpoints of a candidate link of the movie, or None."""
     e = schema.edge.c
     with store.engine.connect() as c:
-        row = c.execute(sa.select(e.t, e.dt, e.run_id, e.source_id, e.target_id)
-                        .where(e.id == edge_id, e.movie_id == movie_id)).mappings().first()
+        row = (
+            c.execute(
+                sa.select(e.t, e.dt, e.run_id, e.source_id, e.target_id).where(e.id == edge_id, e.movie_id == movie_id)
+            )
+            .mappings()
+            .first()
+        )
     return dict(row) if row else None
 
 
 def edit_row(store: Store, movie_id: int, edit_id: int) -> dict[str, Any] | None:
     ed = schema.edit.c
     with store.engine.connect() as c:
-        row = c.execute(sa.select(ed.kind, ed.t_start, ed.t_end)
-                        .where(ed.id == edit_id, ed.movie_id == movie_id)).mappings().first()
+        row = (
+            c.execute(sa.select(ed.kind, ed.t_start, ed.t_end).where(ed.id == edit_id, ed.movie_id == movie_id))
+            .mappings()
+            .first()
+        )
     return dict(row) if row else None
 
 
-def append(store: Store, movie_id: int, kind: str, payload: dict[str, Any], t_start: int, t_end: int,
-           author: str | None) -> int:
+def append(
+    store: Store, movie_id: int, kind: str, payload: dict[str, Any], t_start: int, t_end: int, author: str | None
+) -> int:
     ed = schema.edit.c
     with store.engine.begin() as c:
-        return int(c.execute(schema.edit.insert().values(
-            movie_id=movie_id, created_at=sa.func.now(), author=author, kind=kind, payload=payload,
-            t_start=t_start, t_end=t_end).returning(ed.id)).scalar_one())
+        return int(
+            c.execute(
+                schema.edit.insert()
+                .values(
+                    movie_id=movie_id,
+                    created_at=sa.func.now(),
+                    author=author,
+                    kind=kind,
+                    payload=payload,
+                    t_start=t_start,
+                    t_end=t_end,
+                )
+                .returning(ed.id)
+            ).scalar_one()
+        )
 
 
 def removed(store: Store, movie_id: int) -> set[int]:
@@ -61,8 +82,9 @@ def all_edits(store: Store, movie_id: int) -> list[dict[str, Any]]:
     """Every edit row of the movie, oldest first."""
     ed = schema.edit.c
     with store.engine.connect() as c:
-        return [dict(r) for r in c.execute(sa.select(schema.edit).where(ed.movie_id == movie_id)
-                                           .order_by(ed.id)).mappings()]
+        return [
+            dict(r) for r in c.execute(sa.select(schema.edit).where(ed.movie_id == movie_id).order_by(ed.id)).mappings()
+        ]
 
 
 def mark_applied(conn: Connection, edit_ids: list[int], run_id: int) -> None:

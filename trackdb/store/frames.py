@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from trackdb.store import runs, schema
+from trackdb.store.bulk import driver_connection
 from trackdb.store.core import Movie, Store
 
 _BLOBS = ("mask", "embedding")
@@ -57,8 +58,14 @@ def _dtype(col: sa.ColumnElement, nullable: bool) -> str:
 
 # numpy dtype each pandas dtype is fetched as; nullable ints go through float64, where C code
 # turns None into NaN (ids and counts stay exact below 2**53)
-_FETCH = {"Int64": np.float64, "int64": np.int64, "float64": np.float64, "bool": np.bool_,
-          "bytes": object, "object": object}
+_FETCH = {
+    "Int64": np.float64,
+    "int64": np.int64,
+    "float64": np.float64,
+    "bool": np.bool_,
+    "bytes": object,
+    "object": object,
+}
 SQLITE_FETCH_ROWS = 65_536  # fetching in blocks costs 20% less CPU than one fetchall of 1M rows
 
 
@@ -70,7 +77,7 @@ def _series(arr: np.ndarray, dtype: str) -> pd.Series:
 
 
 def _read_sqlite(conn: Connection, sql: str, names: list[str], dtypes: list[str]) -> pd.DataFrame:
-    cur = conn.connection.driver_connection.execute(sql)  # plain tuples, no Row objects
+    cur = driver_connection(conn).execute(sql)  # plain tuples, no Row objects
     parts: list[list[np.ndarray]] = [[] for _ in names]
     while rows := cur.fetchmany(SQLITE_FETCH_ROWS):
         for part, values, dtype in zip(parts, zip(*rows), dtypes):
@@ -82,7 +89,7 @@ def _read_sqlite(conn: Connection, sql: str, names: list[str], dtypes: list[str]
 
 def _read_postgres(conn: Connection, sql: str, names: list[str], dtypes: list[str]) -> pd.DataFrame:
     buf = io.BytesIO()
-    with conn.connection.driver_connection.cursor() as cur:
+    with driver_connection(conn).cursor() as cur:
         with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT CSV)") as copy:
             for chunk in copy:
                 buf.write(chunk)
@@ -90,8 +97,9 @@ def _read_postgres(conn: Connection, sql: str, names: list[str], dtypes: list[st
     as_text = {n for n, d in zip(names, dtypes) if d in ("bool", "bytes", "object")}
     read = {n: ("str" if n in as_text else d) for n, d in zip(names, dtypes)}
     # PostgreSQL prints floats in their shortest exact form and pandas 3 parses them exactly.
-    df = pd.read_csv(buf, names=names, header=None, dtype=read, keep_default_na=False,
-                     na_values={n: [""] for n in names})
+    df = pd.read_csv(
+        buf, names=names, header=None, dtype=read, keep_default_na=False, na_values={n: [""] for n in names}
+    )
     for n, d in zip(names, dtypes):
         col = df[n]
         if d == "bool":
@@ -141,14 +149,18 @@ def track_points(store: Store, movie: Movie, solution_id: int) -> tuple[pd.DataF
     the (track, parent track) pairs of its tracks that have a parent."""
     n, sn, tr = schema.node.c, schema.solution_node.c, schema.track.c
     coords = [n.z, n.y, n.x] if movie.ndim == 3 else [n.y, n.x]
-    query = (sa.select(sn.track_id, n.t, *coords)
-             .select_from(schema.solution_node.join(schema.node, n.id == sn.node_id))
-             .where(sn.solution_id == solution_id))
+    query = (
+        sa.select(sn.track_id, n.t, *coords)
+        .select_from(schema.solution_node.join(schema.node, n.id == sn.node_id))
+        .where(sn.solution_id == solution_id)
+    )
     with bulk_reader(store) as conn:
         table = sorted_by(read_frame(conn, query, {"track_id": False, "t": False}), "track_id", "t")
-        links = conn.execute(sa.select(tr.track_id, tr.parent_track_id)
-                             .where(tr.solution_id == solution_id, tr.parent_track_id.is_not(None))
-                             .order_by(tr.track_id)).all()
+        links = conn.execute(
+            sa.select(tr.track_id, tr.parent_track_id)
+            .where(tr.solution_id == solution_id, tr.parent_track_id.is_not(None))
+            .order_by(tr.track_id)
+        ).all()
     return table, [(int(a), int(b)) for a, b in links]
 
 
@@ -163,12 +175,13 @@ def _selected(member_key: sa.ColumnElement) -> sa.ColumnElement:
     return sa.case((member_key.is_(None), False), else_=True).cast(sa.Boolean).label("selected")
 
 
-def _node_query(movie: Movie, sid: int | None, candidates: bool, prob_run: int | None,
-                include_blobs: bool) -> tuple[sa.Select, dict[str, bool]]:
+def _node_query(
+    movie: Movie, sid: int | None, candidates: bool, prob_run: int | None, include_blobs: bool
+) -> tuple[sa.Select, dict[str, bool]]:
     n, sn, npr = schema.node, schema.solution_node, schema.node_probability
     skip = _NODE_SKIP + ("run_id",) + (() if include_blobs else _BLOBS) + (_DROP_IN_2D if movie.ndim == 2 else ())
     cols: list[sa.ColumnElement] = [n.c.id.label("node_id"), *(c for c in n.c if c.name not in skip), n.c.run_id]
-    nullable = {c.name: c.nullable for c in n.c} | {"node_id": False}
+    nullable = {c.name: bool(c.nullable) for c in n.c} | {"node_id": False}
     frm: sa.FromClause = n
     where = [n.c.movie_id == movie.id]
     if sid is not None and candidates:
@@ -185,12 +198,13 @@ def _node_query(movie: Movie, sid: int | None, candidates: bool, prob_run: int |
     return sa.select(*cols).select_from(frm).where(*where), nullable
 
 
-def _edge_query(movie: Movie, sid: int | None, candidates: bool,
-                prob_run: int | None) -> tuple[sa.Select, dict[str, bool]]:
+def _edge_query(
+    movie: Movie, sid: int | None, candidates: bool, prob_run: int | None
+) -> tuple[sa.Select, dict[str, bool]]:
     e, se, epr = schema.edge, schema.solution_edge, schema.edge_probability
     skip = _EDGE_SKIP + ("run_id",)
     cols: list[sa.ColumnElement] = [e.c.id.label("edge_id"), *(c for c in e.c if c.name not in skip), e.c.run_id]
-    nullable = {c.name: c.nullable for c in e.c} | {"edge_id": False}
+    nullable = {c.name: bool(c.nullable) for c in e.c} | {"edge_id": False}
     frm: sa.FromClause = e
     where = [e.c.movie_id == movie.id]
     if sid is not None and candidates:
@@ -205,8 +219,14 @@ def _edge_query(movie: Movie, sid: int | None, candidates: bool,
     return sa.select(*cols).select_from(frm).where(*where), nullable
 
 
-def graph_frames(store: Store, movie_name: str | int, solution: str | int | None = None, *,
-                 candidates: bool = False, include_blobs: bool = False) -> GraphFrames:
+def graph_frames(
+    store: Store,
+    movie_name: str | int,
+    solution: str | int | None = None,
+    *,
+    candidates: bool = False,
+    include_blobs: bool = False,
+) -> GraphFrames:
     """Nodes, edges and tracks of one solution, or of the whole candidate graph of a movie.
 
     ``candidates=True`` returns every node and edge of the movie, with ``selected`` and
@@ -226,14 +246,26 @@ def graph_frames(store: Store, movie_name: str | int, solution: str | int | None
 
 def _tracks(conn: Connection, solution_id: int) -> pd.DataFrame:
     tr, sn = schema.track, schema.solution_node
-    counts = (sa.select(sn.c.track_id, sa.func.count().label("n_nodes"))
-              .where(sn.c.solution_id == solution_id).group_by(sn.c.track_id).subquery())
-    q = (sa.select(tr.c.track_id, tr.c.start_t, tr.c.end_t, tr.c.parent_track_id,
-                   sa.func.coalesce(counts.c.n_nodes, 0).cast(sa.Integer).label("n_nodes"),
-                   tr.c.confidence_min, tr.c.confidence_product)
-         .select_from(tr.outerjoin(counts, counts.c.track_id == tr.c.track_id))
-         .where(tr.c.solution_id == solution_id))
-    nullable = {c.name: c.nullable for c in tr.c} | {"n_nodes": False}
+    counts = (
+        sa.select(sn.c.track_id, sa.func.count().label("n_nodes"))
+        .where(sn.c.solution_id == solution_id)
+        .group_by(sn.c.track_id)
+        .subquery()
+    )
+    q = (
+        sa.select(
+            tr.c.track_id,
+            tr.c.start_t,
+            tr.c.end_t,
+            tr.c.parent_track_id,
+            sa.func.coalesce(counts.c.n_nodes, 0).cast(sa.Integer).label("n_nodes"),
+            tr.c.confidence_min,
+            tr.c.confidence_product,
+        )
+        .select_from(tr.outerjoin(counts, counts.c.track_id == tr.c.track_id))
+        .where(tr.c.solution_id == solution_id)
+    )
+    nullable = {c.name: bool(c.nullable) for c in tr.c} | {"n_nodes": False}
     df = sorted_by(read_frame(conn, q, nullable), "track_id")
     df.insert(4, "lineage_id", lineage_roots(df["track_id"].to_numpy(), df["parent_track_id"]))
     return df
@@ -260,6 +292,4 @@ def lineage_roots(track_ids: np.ndarray, parents: pd.Series) -> np.ndarray:
     return ids[up]
 
 
-
-__all__ = ["GraphFrames", "bulk_reader", "graph_frames", "lineage_roots",
-           "read_frame", "sorted_by"]
+__all__ = ["GraphFrames", "bulk_reader", "graph_frames", "lineage_roots", "read_frame", "sorted_by"]

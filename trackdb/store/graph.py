@@ -10,7 +10,6 @@ import numpy as np
 import sqlalchemy as sa
 
 from inference.types import CandidateEdges, Candidates
-
 from trackdb.store import schema
 from trackdb.store.codecs import decode_embedding, decode_mask
 from trackdb.store.core import Store
@@ -19,9 +18,29 @@ from trackdb.store.core import Store
 def load_candidates(store: Store, run_id: int, ndim: int, with_masks: bool = True) -> tuple[Candidates, np.ndarray]:
     """All nodes a run wrote, in id order (= the order they were produced); returns (cands, ids)."""
     n = schema.node.c
-    cols = [n.id, n.t, n.label, n.z, n.y, n.x, n.area, n.bbox_z0, n.bbox_y0, n.bbox_x0, n.bbox_z1,
-            n.bbox_y1, n.bbox_x1, n.hier_parent_id, n.threshold, n.score, n.max_prob,
-            n.prev_z, n.prev_y, n.prev_x, n.embedding_dim]
+    cols = [
+        n.id,
+        n.t,
+        n.label,
+        n.z,
+        n.y,
+        n.x,
+        n.area,
+        n.bbox_z0,
+        n.bbox_y0,
+        n.bbox_x0,
+        n.bbox_z1,
+        n.bbox_y1,
+        n.bbox_x1,
+        n.hier_parent_id,
+        n.threshold,
+        n.score,
+        n.max_prob,
+        n.prev_z,
+        n.prev_y,
+        n.prev_x,
+        n.embedding_dim,
+    ]
     if with_masks:
         cols.append(n.mask)
     with store.engine.connect() as c:
@@ -38,8 +57,9 @@ def load_candidates(store: Store, run_id: int, ndim: int, with_masks: bool = Tru
     ids = np.array(get["id"], np.int64)
     axes = ("z", "y", "x") if ndim == 3 else ("y", "x")
     centroid = np.column_stack([arr(a) for a in axes])
-    bbox = np.column_stack([np.array(get[f"bbox_{a}0"], np.int64) for a in axes]
-                           + [np.array(get[f"bbox_{a}1"], np.int64) for a in axes])
+    bbox = np.column_stack(
+        [np.array(get[f"bbox_{a}0"], np.int64) for a in axes] + [np.array(get[f"bbox_{a}1"], np.int64) for a in axes]
+    )
     pos = {int(i): j for j, i in enumerate(ids.tolist())}
     parent = np.array([-1 if p is None else pos.get(int(p), -1) for p in get["hier_parent_id"]], np.int64)
     masks: list[np.ndarray] = []
@@ -53,17 +73,36 @@ def load_candidates(store: Store, run_id: int, ndim: int, with_masks: bool = Tru
     if dims[0] is not None:
         embedding = np.stack([decode_embedding(b, d) for b, d in zip(emb_blobs, dims)])
     cands = Candidates(
-        t=np.array(get["t"], np.int64), label=np.array(get["label"], np.int64), centroid=centroid,
-        area=np.array(get["area"], np.int64), bbox=bbox, masks=masks, hier_parent=parent,
-        threshold=arr("threshold"), score=arr("score"), max_prob=arr("max_prob"),
-        embedding=embedding, prev_centroid=None if np.isnan(prev).all() else prev)
+        t=np.array(get["t"], np.int64),
+        label=np.array(get["label"], np.int64),
+        centroid=centroid,
+        area=np.array(get["area"], np.int64),
+        bbox=bbox,
+        masks=masks,
+        hier_parent=parent,
+        threshold=arr("threshold"),
+        score=arr("score"),
+        max_prob=arr("max_prob"),
+        embedding=embedding,
+        prev_centroid=None if np.isnan(prev).all() else prev,
+    )
     return cands, ids
 
 
 def _empty(ndim: int) -> Candidates:
     z = np.zeros(0, np.int64)
-    return Candidates(t=z, label=z, centroid=np.zeros((0, ndim)), area=z, bbox=np.zeros((0, 2 * ndim), np.int64),
-                      masks=[], hier_parent=z, threshold=np.zeros(0), score=np.zeros(0), max_prob=np.zeros(0))
+    return Candidates(
+        t=z,
+        label=z,
+        centroid=np.zeros((0, ndim)),
+        area=z,
+        bbox=np.zeros((0, 2 * ndim), np.int64),
+        masks=[],
+        hier_parent=z,
+        threshold=np.zeros(0),
+        score=np.zeros(0),
+        max_prob=np.zeros(0),
+    )
 
 
 def positions(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +121,12 @@ def load_edges(store: Store, run_id: int, node_ids: np.ndarray) -> tuple[Candida
     """Edges a link run wrote, endpoints as local indices into ``node_ids``; returns (edges, ids)."""
     e = schema.edge.c
     with store.engine.connect() as c:
-        rows = c.execute(sa.select(e.id, e.source_id, e.target_id, e.dt, e.distance, e.iou, e.offset_vote,
-                                   e.embedding_distance).where(e.run_id == run_id).order_by(e.id)).all()
+        rows = c.execute(
+            sa.select(e.id, e.source_id, e.target_id, e.dt, e.distance, e.iou, e.offset_vote, e.embedding_distance)
+            .where(e.run_id == run_id)
+            .order_by(e.id)
+        ).all()
+
     def local(ids: np.ndarray) -> np.ndarray:
         pos, found = positions(node_ids, ids)
         if not found.all():
@@ -99,7 +142,12 @@ def load_edges(store: Store, run_id: int, node_ids: np.ndarray) -> tuple[Candida
         return None if cols[i][0] is None else np.array(cols[i], np.float64)
 
     edges = CandidateEdges(
-        source=local(np.array(cols[1], np.int64)), target=local(np.array(cols[2], np.int64)),
-        dt=np.array(cols[3], np.int64), distance=np.array(cols[4], np.float64),
-        iou=np.array(cols[5], np.float64), offset_vote=opt(6), embedding_distance=opt(7))
+        source=local(np.array(cols[1], np.int64)),
+        target=local(np.array(cols[2], np.int64)),
+        dt=np.array(cols[3], np.int64),
+        distance=np.array(cols[4], np.float64),
+        iou=np.array(cols[5], np.float64),
+        offset_vote=opt(6),
+        embedding_distance=opt(7),
+    )
     return edges, np.array(cols[0], np.int64)

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from inference.types import CandidateEdges, Candidates
-
 from trackdb.store import schema
 from trackdb.store.bulk import PG_ANALYZE_MIN_ROWS, _nullable, bulk_insert, bulk_insert_columns  # noqa: F401 (re-exported)
 from trackdb.store.codecs import encode_masks
+
 
 def allocate_ids(conn: Connection, kind: str, n: int) -> int:
     """Reserve ``n`` consecutive ids for ``kind`` ('node' or 'edge'); returns the first.
@@ -39,10 +39,32 @@ def _col(a: np.ndarray | None, n: int) -> list:
 
 
 NODE_COLUMNS = (
-    "id", "movie_id", "run_id", "t", "label", "z", "y", "x", "area",
-    "bbox_z0", "bbox_y0", "bbox_x0", "bbox_z1", "bbox_y1", "bbox_x1",
-    "hier_parent_id", "threshold", "score", "max_prob", "prev_z", "prev_y", "prev_x",
-    "mask", "embedding", "embedding_dim", "source",
+    "id",
+    "movie_id",
+    "run_id",
+    "t",
+    "label",
+    "z",
+    "y",
+    "x",
+    "area",
+    "bbox_z0",
+    "bbox_y0",
+    "bbox_x0",
+    "bbox_z1",
+    "bbox_y1",
+    "bbox_x1",
+    "hier_parent_id",
+    "threshold",
+    "score",
+    "max_prob",
+    "prev_z",
+    "prev_y",
+    "prev_x",
+    "mask",
+    "embedding",
+    "embedding_dim",
+    "source",
 )
 
 
@@ -58,14 +80,21 @@ def node_frames_done(conn: Connection, run_id: int) -> set[int]:
 
 def node_ids_of_run(conn: Connection, run_id: int, t: np.ndarray, label: np.ndarray) -> np.ndarray:
     """Database ids of the nodes a run wrote, aligned with ``(t, label)`` pairs."""
-    rows = conn.execute(sa.select(schema.node.c.id, schema.node.c.t, schema.node.c.label)
-                        .where(schema.node.c.run_id == run_id)).all()
+    rows = conn.execute(
+        sa.select(schema.node.c.id, schema.node.c.t, schema.node.c.label).where(schema.node.c.run_id == run_id)
+    ).all()
     lookup = {(int(r[1]), int(r[2])): int(r[0]) for r in rows}
     return np.array([lookup.get((int(a), int(b)), -1) for a, b in zip(t, label)], dtype=np.int64)
 
 
-def insert_nodes(conn: Connection, movie_id: int, run_id: int, cands: Candidates,
-                 source: str, masks_encoded: Sequence[bytes] | None = None) -> np.ndarray:
+def insert_nodes(
+    conn: Connection,
+    movie_id: int,
+    run_id: int,
+    cands: Candidates,
+    source: str,
+    masks_encoded: Sequence[bytes] | None = None,
+) -> np.ndarray:
     """Write candidates of one run; returns their database ids (aligned with ``cands``).
 
     Frames this run already wrote are skipped (idempotent re-run); their ids are looked up.
@@ -100,23 +129,36 @@ def insert_nodes(conn: Connection, movie_id: int, run_id: int, cands: Candidates
     emb = None if cands.embedding is None else np.asarray(cands.embedding)[idx]
     prev = None if cands.prev_centroid is None else np.asarray(cands.prev_centroid, np.float64)[idx]
     cols: dict[str, object] = {
-        "id": ids[idx], "movie_id": int(movie_id), "run_id": int(run_id), "t": t[idx],
+        "id": ids[idx],
+        "movie_id": int(movie_id),
+        "run_id": int(run_id),
+        "t": t[idx],
         "label": np.asarray(cands.label, np.int64)[idx],
     }
     c0 = 1 if d == 3 else 0
-    cols.update(z=cen[:, 0] if d == 3 else None, y=cen[:, c0], x=cen[:, c0 + 1],
-                area=np.asarray(cands.area, np.int64)[idx])
+    cols.update(
+        z=cen[:, 0] if d == 3 else None, y=cen[:, c0], x=cen[:, c0 + 1], area=np.asarray(cands.area, np.int64)[idx]
+    )
     if d == 3:
-        cols.update(bbox_z0=bbox[:, 0], bbox_y0=bbox[:, 1], bbox_x0=bbox[:, 2],
-                    bbox_z1=bbox[:, 3], bbox_y1=bbox[:, 4], bbox_x1=bbox[:, 5])
+        cols.update(
+            bbox_z0=bbox[:, 0],
+            bbox_y0=bbox[:, 1],
+            bbox_x0=bbox[:, 2],
+            bbox_z1=bbox[:, 3],
+            bbox_y1=bbox[:, 4],
+            bbox_x1=bbox[:, 5],
+        )
     else:
-        cols.update(bbox_z0=None, bbox_y0=bbox[:, 0], bbox_x0=bbox[:, 1],
-                    bbox_z1=None, bbox_y1=bbox[:, 2], bbox_x1=bbox[:, 3])
+        cols.update(
+            bbox_z0=None, bbox_y0=bbox[:, 0], bbox_x0=bbox[:, 1], bbox_z1=None, bbox_y1=bbox[:, 2], bbox_x1=bbox[:, 3]
+        )
     roots = parent < 0
     cols["hier_parent_id"] = None if roots.all() else parent_id if not roots.any() else (parent_id, roots)
-    cols.update(threshold=np.asarray(cands.threshold, np.float64)[idx],
-                score=np.asarray(cands.score, np.float64)[idx],
-                max_prob=np.asarray(cands.max_prob, np.float64)[idx])
+    cols.update(
+        threshold=np.asarray(cands.threshold, np.float64)[idx],
+        score=np.asarray(cands.score, np.float64)[idx],
+        max_prob=np.asarray(cands.max_prob, np.float64)[idx],
+    )
     if prev is None:
         cols.update(prev_z=None, prev_y=None, prev_x=None)
     else:
@@ -134,12 +176,31 @@ def insert_nodes(conn: Connection, movie_id: int, run_id: int, cands: Candidates
     return ids
 
 
-EDGE_COLUMNS = ("id", "movie_id", "run_id", "source_id", "target_id", "t", "dt", "distance",
-                "iou", "offset_vote", "embedding_distance", "cost")
+EDGE_COLUMNS = (
+    "id",
+    "movie_id",
+    "run_id",
+    "source_id",
+    "target_id",
+    "t",
+    "dt",
+    "distance",
+    "iou",
+    "offset_vote",
+    "embedding_distance",
+    "cost",
+)
 
 
-def insert_edges(conn: Connection, movie_id: int, run_id: int, node_ids: np.ndarray,
-                 node_t: np.ndarray, edges: CandidateEdges, cost: np.ndarray | None = None) -> np.ndarray:
+def insert_edges(
+    conn: Connection,
+    movie_id: int,
+    run_id: int,
+    node_ids: np.ndarray,
+    node_t: np.ndarray,
+    edges: CandidateEdges,
+    cost: np.ndarray | None = None,
+) -> np.ndarray:
     """Write candidate links of one run (endpoints as local indices into ``node_ids``).
 
     Idempotent per source frame, like :func:`insert_nodes`. Returns the edge ids (−1 for
@@ -158,65 +219,110 @@ def insert_edges(conn: Connection, movie_id: int, run_id: int, node_ids: np.ndar
     first = allocate_ids(conn, "edge", m)
     ids[new] = np.arange(first, first + m, dtype=np.int64)
     idx = np.flatnonzero(new)
+
     def opt(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.asarray(a, np.float64)[idx]
 
     cols = {
-        "id": ids[idx], "movie_id": int(movie_id), "run_id": int(run_id),
+        "id": ids[idx],
+        "movie_id": int(movie_id),
+        "run_id": int(run_id),
         "source_id": np.asarray(node_ids, np.int64)[edges.source[idx]],
         "target_id": np.asarray(node_ids, np.int64)[edges.target[idx]],
-        "t": src_t[idx], "dt": np.asarray(edges.dt)[idx],
+        "t": src_t[idx],
+        "dt": np.asarray(edges.dt)[idx],
         "distance": np.asarray(edges.distance, np.float64)[idx],
         "iou": np.asarray(edges.iou, np.float64)[idx],
-        "offset_vote": opt(edges.offset_vote), "embedding_distance": opt(edges.embedding_distance),
+        "offset_vote": opt(edges.offset_vote),
+        "embedding_distance": opt(edges.embedding_distance),
         "cost": opt(cost),
     }
     bulk_insert_columns(conn, schema.edge, cols, m)
     return ids
 
 
-def insert_solution(conn: Connection, *, run_id: int, movie_id: int, node_ids: np.ndarray,
-                    node_t: np.ndarray, track_ids: np.ndarray, edge_ids: np.ndarray, edge_source_ids: np.ndarray,
-                    edge_target_ids: np.ndarray, tracks: np.ndarray,
-                    status: str, rank: int = 0, name: str | None = None,
-                    objective: float | None = None, bound: float | None = None,
-                    gap: float | None = None, weight: float | None = None,
-                    track_confidence: np.ndarray | None = None) -> int:
+def insert_solution(
+    conn: Connection,
+    *,
+    run_id: int,
+    movie_id: int,
+    node_ids: np.ndarray,
+    node_t: np.ndarray,
+    track_ids: np.ndarray,
+    edge_ids: np.ndarray,
+    edge_source_ids: np.ndarray,
+    edge_target_ids: np.ndarray,
+    tracks: np.ndarray,
+    status: str,
+    rank: int = 0,
+    name: str | None = None,
+    objective: float | None = None,
+    bound: float | None = None,
+    gap: float | None = None,
+    weight: float | None = None,
+    track_confidence: np.ndarray | None = None,
+) -> int:
     """Write one solution: its selected nodes (with their CTC track ids and frames), edges and tracks.
 
     ``edge_source_ids``/``edge_target_ids`` are the selected links' endpoint node ids (stored
-    beside each link so that lineage walks need no join). ``tracks`` is a CTC table ``(K, 4)``: track id, start frame, end frame, parent track (0 =
-    none). ``track_confidence`` optionally ``(K, 2)``: minimum and product of link probabilities.
+    beside each link so that lineage walks need no join). ``tracks`` is a CTC table ``(K, 4)``:
+    track id, start frame, end frame, parent track (0 = none). ``track_confidence`` optionally
+    ``(K, 2)``: minimum and product of link probabilities.
     """
     if len(node_t) != len(node_ids) or len(track_ids) != len(node_ids):
-        raise ValueError(f"solution of {len(node_ids)} nodes has {len(node_t)} frames and "
-                         f"{len(track_ids)} track ids")
+        raise ValueError(f"solution of {len(node_ids)} nodes has {len(node_t)} frames and {len(track_ids)} track ids")
 
     def _f(v: float | None) -> float | None:
         return None if v is None or not np.isfinite(v) else float(v)
 
     sid = conn.execute(
-        schema.solution.insert().values(
-            run_id=run_id, movie_id=movie_id, name=name, rank=rank, objective=_f(objective),
-            bound=_f(bound), gap=_f(gap), weight=_f(weight), status=status,
-            created_at=sa.func.now()).returning(schema.solution.c.id)
+        schema.solution.insert()
+        .values(
+            run_id=run_id,
+            movie_id=movie_id,
+            name=name,
+            rank=rank,
+            objective=_f(objective),
+            bound=_f(bound),
+            gap=_f(gap),
+            weight=_f(weight),
+            status=status,
+            created_at=sa.func.now(),
+        )
+        .returning(schema.solution.c.id)
     ).scalar_one()
-    bulk_insert_columns(conn, schema.solution_node,
-                        {"solution_id": int(sid), "node_id": np.asarray(node_ids),
-                         "track_id": np.asarray(track_ids), "t": np.asarray(node_t)}, len(node_ids))
-    bulk_insert_columns(conn, schema.solution_edge,
-                        {"solution_id": int(sid), "edge_id": np.asarray(edge_ids),
-                         "source_id": np.asarray(edge_source_ids),
-                         "target_id": np.asarray(edge_target_ids)}, len(edge_ids))
+    bulk_insert_columns(
+        conn,
+        schema.solution_node,
+        {
+            "solution_id": int(sid),
+            "node_id": np.asarray(node_ids),
+            "track_id": np.asarray(track_ids),
+            "t": np.asarray(node_t),
+        },
+        len(node_ids),
+    )
+    bulk_insert_columns(
+        conn,
+        schema.solution_edge,
+        {
+            "solution_id": int(sid),
+            "edge_id": np.asarray(edge_ids),
+            "source_id": np.asarray(edge_source_ids),
+            "target_id": np.asarray(edge_target_ids),
+        },
+        len(edge_ids),
+    )
     tr = np.asarray(tracks, np.int64).reshape(-1, 4)
     if track_confidence is None:
         conf_min = conf_prod = [None] * len(tr)
     else:
         conf_min, conf_prod = track_confidence[:, 0].tolist(), track_confidence[:, 1].tolist()
     parent = _nullable(tr[:, 3], tr[:, 3] == 0)
-    bulk_insert(conn, schema.track,
-                ("solution_id", "track_id", "start_t", "end_t", "parent_track_id",
-                 "confidence_min", "confidence_product"),
-                zip([sid] * len(tr), tr[:, 0].tolist(), tr[:, 1].tolist(), tr[:, 2].tolist(),
-                    parent, conf_min, conf_prod))
+    bulk_insert(
+        conn,
+        schema.track,
+        ("solution_id", "track_id", "start_t", "end_t", "parent_track_id", "confidence_min", "confidence_product"),
+        zip([sid] * len(tr), tr[:, 0].tolist(), tr[:, 1].tolist(), tr[:, 2].tolist(), parent, conf_min, conf_prod),
+    )
     return int(sid)

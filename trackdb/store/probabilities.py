@@ -13,14 +13,35 @@ from trackdb.store.bulk import bulk_insert
 from trackdb.store.core import Store, now
 
 
-def insert_probabilities(conn: Connection, run_id: int, method: str, edge_ids: np.ndarray, edge_p: np.ndarray,
-                         node_ids: np.ndarray, node_p: np.ndarray, entropy: np.ndarray) -> None:
+def insert_probabilities(
+    conn: Connection,
+    run_id: int,
+    method: str,
+    edge_ids: np.ndarray,
+    edge_p: np.ndarray,
+    node_ids: np.ndarray,
+    node_p: np.ndarray,
+    entropy: np.ndarray,
+) -> None:
     n_e, n_n = len(edge_ids), len(node_ids)
-    bulk_insert(conn, schema.edge_probability, ("run_id", "edge_id", "p", "method"),
-                zip([run_id] * n_e, np.asarray(edge_ids).tolist(), np.asarray(edge_p).tolist(), [method] * n_e))
-    bulk_insert(conn, schema.node_probability, ("run_id", "node_id", "p", "entropy", "method"),
-                zip([run_id] * n_n, np.asarray(node_ids).tolist(), np.asarray(node_p).tolist(),
-                    np.asarray(entropy).tolist(), [method] * n_n))
+    bulk_insert(
+        conn,
+        schema.edge_probability,
+        ("run_id", "edge_id", "p", "method"),
+        zip([run_id] * n_e, np.asarray(edge_ids).tolist(), np.asarray(edge_p).tolist(), [method] * n_e),
+    )
+    bulk_insert(
+        conn,
+        schema.node_probability,
+        ("run_id", "node_id", "p", "entropy", "method"),
+        zip(
+            [run_id] * n_n,
+            np.asarray(node_ids).tolist(),
+            np.asarray(node_p).tolist(),
+            np.asarray(entropy).tolist(),
+            [method] * n_n,
+        ),
+    )
 
 
 # --- calibrations --------------------------------------------------------------------------------
@@ -38,15 +59,22 @@ def calibrations(store: Store) -> list[tuple[str, str]]:
         return [(n, m) for n, m in conn.execute(sa.select(c.name, c.method).order_by(c.name, c.method))]
 
 
-def store_calibration(store: Store, name: str, method: str, temperature: float, ece_before: float,
-                      ece_after: float, run_id: int) -> None:
+def store_calibration(
+    store: Store, name: str, method: str, temperature: float, ece_before: float, ece_after: float, run_id: int
+) -> None:
     """Upsert by (name, method): a re-fit replaces the previous temperature."""
     c = schema.calibration.c
-    values = {"temperature": float(temperature), "ece_before": float(ece_before), "ece_after": float(ece_after),
-              "run_id": run_id, "created_at": now()}
+    values = {
+        "temperature": float(temperature),
+        "ece_before": float(ece_before),
+        "ece_after": float(ece_after),
+        "run_id": run_id,
+        "created_at": now(),
+    }
     with store.engine.begin() as conn:
-        done = conn.execute(schema.calibration.update().where(c.name == name, c.method == method)
-                            .values(**values)).rowcount
+        done = conn.execute(
+            schema.calibration.update().where(c.name == name, c.method == method).values(**values)
+        ).rowcount
         if not done:
             conn.execute(schema.calibration.insert().values(name=name, method=method, **values))
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from trackdb.store import schema
 from trackdb.errors import NotFoundError, TrackdbError
+from trackdb.store import schema
 from trackdb.store.core import Store
 
 _CELL_COLUMNS = "n.id AS node_id, n.t, n.label, n.z, n.y, n.x, n.area, sn.track_id"
@@ -115,12 +115,16 @@ def _df(store: Store, sql: str, params: dict[str, object]) -> pd.DataFrame:
         return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
 
 
-def node_solution(store: Store, node_id: int, solution: str | int | None = None,
-                  conn: sa.Connection | None = None) -> int:
+def node_solution(
+    store: Store, node_id: int, solution: str | int | None = None, conn: sa.Connection | None = None
+) -> int:
     """The solution to read for a node: the given one, else its movie's current solution."""
     n, m = schema.node.c, schema.movie.c
-    query = (sa.select(n.movie_id, m.current_solution_id).select_from(schema.node.join(schema.movie, m.id == n.movie_id))
-             .where(n.id == int(node_id)))
+    query = (
+        sa.select(n.movie_id, m.current_solution_id)
+        .select_from(schema.node.join(schema.movie, m.id == n.movie_id))
+        .where(n.id == int(node_id))
+    )
     if conn is None:
         with store.engine.connect() as c:
             row = c.execute(query).first()
@@ -172,14 +176,20 @@ def tracks(store: Store, movie: str, solution: str | int | None = None) -> pd.Da
     return _df(store, TRACKS_SQL, {"solution_id": sid})
 
 
-def cells(store: Store, movie: str, t: int, box: tuple[float, float, float, float] | None = None,
-          solution: str | int | None = None) -> pd.DataFrame:
+def cells(
+    store: Store,
+    movie: str,
+    t: int,
+    box: tuple[float, float, float, float] | None = None,
+    solution: str | int | None = None,
+) -> pd.DataFrame:
     """Selected cells in frame ``t``, optionally inside ``box = (y0, x0, y1, x1)``."""
     m = store.movie(movie)
     sid = store.solution_id(m, solution)
     y0, x0, y1, x1 = box if box is not None else (0, 0, m.shape[-2] + 1, m.shape[-1] + 1)
-    return _df(store, CELLS_SQL, {"solution_id": sid, "movie_id": m.id, "t": int(t),
-                                  "y0": y0, "x0": x0, "y1": y1, "x1": x1})
+    return _df(
+        store, CELLS_SQL, {"solution_id": sid, "movie_id": m.id, "t": int(t), "y0": y0, "x0": x0, "y1": y1, "x1": x1}
+    )
 
 
 def run_sql(store: Store, sql: str, params: dict[str, object] | None = None) -> pd.DataFrame:
@@ -188,7 +198,9 @@ def run_sql(store: Store, sql: str, params: dict[str, object] | None = None) -> 
         try:
             res = c.execute(sa.text(sql), params or {})
         except sa.exc.SQLAlchemyError as exc:
-            raise TrackdbError(f"query failed: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}") from exc
+            raise TrackdbError(
+                f"query failed: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}"
+            ) from exc
         if not res.returns_rows:
             c.rollback()
             return pd.DataFrame()

@@ -57,7 +57,8 @@ class Params:
             if v is None:
                 continue
             out[f.name] = v.to_json() if isinstance(v, Params) else v
-        return json.loads(json.dumps(out, default=str))
+        encoded: dict[str, Any] = json.loads(json.dumps(out, default=str))
+        return encoded
 
     @classmethod
     def from_json(cls: type[P], data: dict[str, Any] | None) -> P:
@@ -201,14 +202,28 @@ class Run:
 
 def _run_of(row: Any) -> Run:
     kind = RunKind(row["kind"])
-    return Run(int(row["id"]), row["movie_id"], kind, PARAMS[kind].from_json(row["params"]),
-               RunStatus(row["status"]), row["message"], row["summary"], row["parent_run_id"])
+    return Run(
+        int(row["id"]),
+        row["movie_id"],
+        kind,
+        PARAMS[kind].from_json(row["params"]),
+        RunStatus(row["status"]),
+        row["message"],
+        row["summary"],
+        row["parent_run_id"],
+    )
 
 
 # --- recording ---------------------------------------------------------------------------------
 @contextmanager
-def record(store: Store, movie_id: int | None, kind: RunKind, params: Params,
-           parent_run_id: int | None = None, resume: bool = False) -> Iterator[int]:
+def record(
+    store: Store,
+    movie_id: int | None,
+    kind: RunKind,
+    params: Params,
+    parent_run_id: int | None = None,
+    resume: bool = False,
+) -> Iterator[int]:
     """Record a run: 'running' now, 'succeeded' or 'failed' (with the error) at the end.
 
     The run row is committed on its own so that a failure stays visible after the work's own
@@ -222,43 +237,74 @@ def record(store: Store, movie_id: int | None, kind: RunKind, params: Params,
     with store.engine.begin() as c:
         run_id = None
         if resume:
-            for rid, p in c.execute(sa.select(r.id, r.params).where(
-                    r.movie_id == movie_id, r.kind == kind.value, r.status != RunStatus.SUCCEEDED.value)
-                    .order_by(r.id.desc())):
+            for rid, p in c.execute(
+                sa.select(r.id, r.params)
+                .where(r.movie_id == movie_id, r.kind == kind.value, r.status != RunStatus.SUCCEEDED.value)
+                .order_by(r.id.desc())
+            ):
                 if p == payload:
                     run_id = int(rid)
-                    c.execute(schema.run.update().where(r.id == rid).values(status=RunStatus.RUNNING.value,
-                                                                            message=None))
+                    c.execute(
+                        schema.run.update().where(r.id == rid).values(status=RunStatus.RUNNING.value, message=None)
+                    )
                     break
         if run_id is None:
-            run_id = int(c.execute(schema.run.insert().values(
-                movie_id=movie_id, kind=kind.value, params=payload, code_version=code_version(),
-                status=RunStatus.RUNNING.value, started_at=now(), parent_run_id=parent_run_id)
-                .returning(r.id)).scalar_one())
+            run_id = int(
+                c.execute(
+                    schema.run.insert()
+                    .values(
+                        movie_id=movie_id,
+                        kind=kind.value,
+                        params=payload,
+                        code_version=code_version(),
+                        status=RunStatus.RUNNING.value,
+                        started_at=now(),
+                        parent_run_id=parent_run_id,
+                    )
+                    .returning(r.id)
+                ).scalar_one()
+            )
     try:
         yield run_id
     except BaseException as exc:
         with store.engine.begin() as c:
-            c.execute(schema.run.update().where(r.id == run_id).values(
-                status=RunStatus.FAILED.value, message=str(exc)[:2000] or type(exc).__name__, finished_at=now()))
+            c.execute(
+                schema.run.update()
+                .where(r.id == run_id)
+                .values(status=RunStatus.FAILED.value, message=str(exc)[:2000] or type(exc).__name__, finished_at=now())
+            )
         raise
     with store.engine.begin() as c:
-        c.execute(schema.run.update().where(r.id == run_id).values(status=RunStatus.SUCCEEDED.value,
-                                                                   finished_at=now()))
+        c.execute(schema.run.update().where(r.id == run_id).values(status=RunStatus.SUCCEEDED.value, finished_at=now()))
 
 
 def record_finished(conn: Connection, movie_id: int, kind: RunKind, params: Params) -> int:
     """A run that is done when its caller's transaction commits (an import): one row, succeeded."""
     from trackdb.store.core import code_version, now
 
-    return int(conn.execute(schema.run.insert().values(
-        movie_id=movie_id, kind=kind.value, status=RunStatus.SUCCEEDED.value, code_version=code_version(),
-        params=params.to_json(), started_at=now(), finished_at=now()).returning(schema.run.c.id)).scalar_one())
+    return int(
+        conn.execute(
+            schema.run.insert()
+            .values(
+                movie_id=movie_id,
+                kind=kind.value,
+                status=RunStatus.SUCCEEDED.value,
+                code_version=code_version(),
+                params=params.to_json(),
+                started_at=now(),
+                finished_at=now(),
+            )
+            .returning(schema.run.c.id)
+        ).scalar_one()
+    )
 
 
 def set_summary(conn: Connection, run_id: int, summary: dict[str, Any]) -> None:
-    conn.execute(schema.run.update().where(schema.run.c.id == run_id)
-                 .values(summary=json.loads(json.dumps(summary, default=str))))
+    conn.execute(
+        schema.run.update()
+        .where(schema.run.c.id == run_id)
+        .values(summary=json.loads(json.dumps(summary, default=str)))
+    )
 
 
 # --- lookups -----------------------------------------------------------------------------------
@@ -270,8 +316,7 @@ def get_run(store: Store, run_id: int, conn: Connection | None = None) -> Run:
     return _run_of(row)
 
 
-def runs_of(store: Store, movie_id: int, kind: RunKind,
-            status: RunStatus | None = RunStatus.SUCCEEDED) -> list[Run]:
+def runs_of(store: Store, movie_id: int, kind: RunKind, status: RunStatus | None = RunStatus.SUCCEEDED) -> list[Run]:
     """The movie's runs of ``kind`` (with ``status``, None: any), newest first."""
     r = schema.run.c
     q = sa.select(schema.run).where(r.movie_id == movie_id, r.kind == kind.value)
@@ -281,14 +326,20 @@ def runs_of(store: Store, movie_id: int, kind: RunKind,
         return [_run_of(row) for row in c.execute(q.order_by(r.id.desc())).mappings()]
 
 
-def latest_run(store: Store, movie_id: int, kind: RunKind,
-               status: RunStatus = RunStatus.SUCCEEDED) -> Run | None:
+def latest_run(store: Store, movie_id: int, kind: RunKind, status: RunStatus = RunStatus.SUCCEEDED) -> Run | None:
     """The latest run of ``kind`` with ``status`` (by default: succeeded) for the movie."""
     r = schema.run.c
     with store.engine.connect() as c:
-        row = c.execute(sa.select(schema.run).where(r.movie_id == movie_id, r.kind == kind.value,
-                                                    r.status == status.value)
-                        .order_by(r.id.desc()).limit(1)).mappings().first()
+        row = (
+            c.execute(
+                sa.select(schema.run)
+                .where(r.movie_id == movie_id, r.kind == kind.value, r.status == status.value)
+                .order_by(r.id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
     return _run_of(row) if row else None
 
 
@@ -308,8 +359,11 @@ def solution_run(store: Store, solution_id: int) -> Run:
     """The run that wrote a solution."""
     s, r = schema.solution.c, schema.run.c
     with store.engine.connect() as c:
-        row = c.execute(sa.select(schema.run).join(schema.solution, s.run_id == r.id)
-                        .where(s.id == solution_id)).mappings().one()
+        row = (
+            c.execute(sa.select(schema.run).join(schema.solution, s.run_id == r.id).where(s.id == solution_id))
+            .mappings()
+            .one()
+        )
     return _run_of(row)
 
 
@@ -348,8 +402,10 @@ def current_solve(store: Store, movie: Movie) -> tuple[int, Run]:
     sid = store.solution_id(movie)  # NotFoundError when the movie has no solution
     run = solution_run(store, sid)
     if run.kind is not RunKind.SOLVE:
-        raise InputError(f"the current solution of movie {movie.name!r} (id {sid}) comes from a "
-                         f"{run.kind.value!r} run, not a solve: run `trackdb solve` first")
+        raise InputError(
+            f"the current solution of movie {movie.name!r} (id {sid}) comes from a "
+            f"{run.kind.value!r} run, not a solve: run `trackdb solve` first"
+        )
     return sid, run
 
 
@@ -359,5 +415,7 @@ def latest_uncertainty_run(store: Store, movie: Movie) -> int:
     for run in runs_of(store, movie.id, RunKind.UNCERTAINTY):
         if run.typed(UncertaintyParams).solution_id == sid:
             return run.id
-    raise NotFoundError(f"no uncertainty run for the current solution (id {sid}) of movie "
-                        f"{movie.name!r}: run `trackdb uncertainty --movie {movie.name} --method sm` first")
+    raise NotFoundError(
+        f"no uncertainty run for the current solution (id {sid}) of movie "
+        f"{movie.name!r}: run `trackdb uncertainty --movie {movie.name} --method sm` first"
+    )

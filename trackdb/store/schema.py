@@ -116,8 +116,12 @@ node = Table(
     UniqueConstraint("run_id", "t", "label"),
     Index("ix_node_movie_t", "movie_id", "t"),
     # partial (revision 0003): label-image candidates and forest roots have no parent
-    Index("ix_node_hier_parent_id", "hier_parent_id",
-          sqlite_where=text("hier_parent_id IS NOT NULL"), postgresql_where=text("hier_parent_id IS NOT NULL")),
+    Index(
+        "ix_node_hier_parent_id",
+        "hier_parent_id",
+        sqlite_where=text("hier_parent_id IS NOT NULL"),
+        postgresql_where=text("hier_parent_id IS NOT NULL"),
+    ),
 )
 
 edge = Table(

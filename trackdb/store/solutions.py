@@ -40,8 +40,11 @@ def solution_tracks(store: Store, solution_id: int) -> np.ndarray:
     """CTC table ``(K, 4)``: track id, start, end, parent (0 = none), sorted by track id."""
     tr = schema.track.c
     with store.engine.connect() as c:
-        rows = c.execute(sa.select(tr.track_id, tr.start_t, tr.end_t, sa.func.coalesce(tr.parent_track_id, 0))
-                         .where(tr.solution_id == solution_id).order_by(tr.track_id)).all()
+        rows = c.execute(
+            sa.select(tr.track_id, tr.start_t, tr.end_t, sa.func.coalesce(tr.parent_track_id, 0))
+            .where(tr.solution_id == solution_id)
+            .order_by(tr.track_id)
+        ).all()
     return np.array(rows, dtype=np.int64).reshape(-1, 4)
 
 
@@ -52,30 +55,34 @@ def rank0_solution_of_run(store: Store, run_id: int) -> int:
         return int(c.execute(sa.select(s.id).where(s.run_id == run_id, s.rank == 0)).scalar_one())
 
 
-def cell_masks(store: Store, movie: Movie, solution_id: int
-               ) -> Iterator[tuple[int, int, np.ndarray, tuple[int, ...]]]:
+def cell_masks(store: Store, movie: Movie, solution_id: int) -> Iterator[tuple[int, int, np.ndarray, tuple[int, ...]]]:
     """``(t, track id, bbox mask, bbox low corner)`` of every cell of a solution."""
     n, sn = schema.node.c, schema.solution_node.c
     cols = [n.t, sn.track_id, n.mask, n.bbox_y0, n.bbox_x0, n.bbox_y1, n.bbox_x1]
     if movie.ndim == 3:
         cols += [n.bbox_z0, n.bbox_z1]
-    query = (sa.select(*cols).select_from(schema.solution_node.join(schema.node, n.id == sn.node_id))
-             .where(sn.solution_id == solution_id))
+    query = (
+        sa.select(*cols)
+        .select_from(schema.solution_node.join(schema.node, n.id == sn.node_id))
+        .where(sn.solution_id == solution_id)
+    )
     with store.engine.connect() as c:
         for t, track_id, blob, y0, x0, y1, x1, *zs in c.execute(query):
             lo, hi = ((zs[0], y0, x0), (zs[1], y1, x1)) if zs else ((y0, x0), (y1, x1))
             yield int(t), int(track_id), decode_mask(blob, [b - a for a, b in zip(lo, hi)]), lo
 
 
-def set_track_confidence(conn: Connection, solution_id: int, track_ids: np.ndarray,
-                         confidence: np.ndarray) -> None:
+def set_track_confidence(conn: Connection, solution_id: int, track_ids: np.ndarray, confidence: np.ndarray) -> None:
     """Store each track's ``(min, product)`` link confidence (``confidence``: ``(K, 2)``)."""
     if len(track_ids) == 0:
         return
     tr = schema.track.c
-    conn.execute(schema.track.update()
-                 .where(tr.solution_id == sa.bindparam("sid"), tr.track_id == sa.bindparam("tid"))
-                 .values(confidence_min=sa.bindparam("cmin"), confidence_product=sa.bindparam("cprod")),
-                 [{"sid": solution_id, "tid": int(a), "cmin": float(b), "cprod": float(d)}
-                  for a, (b, d) in zip(np.asarray(track_ids).tolist(), np.asarray(confidence).tolist())])
-
+    conn.execute(
+        schema.track.update()
+        .where(tr.solution_id == sa.bindparam("sid"), tr.track_id == sa.bindparam("tid"))
+        .values(confidence_min=sa.bindparam("cmin"), confidence_product=sa.bindparam("cprod")),
+        [
+            {"sid": solution_id, "tid": int(a), "cmin": float(b), "cprod": float(d)}
+            for a, (b, d) in zip(np.asarray(track_ids).tolist(), np.asarray(confidence).tolist())
+        ],
+    )

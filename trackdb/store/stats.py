@@ -16,8 +16,16 @@ def _count(conn: sa.Connection, table: sa.Table, *where: Any) -> int:
 
 
 def movies_table(store: Store) -> pd.DataFrame:
-    rows = [{"id": m.id, "name": m.name, "frames": m.n_frames, "shape": "x".join(map(str, m.shape)),
-             "current_solution": m.current_solution_id} for m in store.movies()]
+    rows = [
+        {
+            "id": m.id,
+            "name": m.name,
+            "frames": m.n_frames,
+            "shape": "x".join(map(str, m.shape)),
+            "current_solution": m.current_solution_id,
+        }
+        for m in store.movies()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -27,7 +35,9 @@ def store_stats(store: Store, movie_name: str | None = None) -> dict[str, Any]:
     with store.engine.connect() as c:
         for m in movies:
             entry: dict[str, Any] = {
-                "movie": m.name, "frames": m.n_frames, "shape": list(m.shape),
+                "movie": m.name,
+                "frames": m.n_frames,
+                "shape": list(m.shape),
                 "nodes": _count(c, schema.node, schema.node.c.movie_id == m.id),
                 "edges": _count(c, schema.edge, schema.edge.c.movie_id == m.id),
                 "solutions": _count(c, schema.solution, schema.solution.c.movie_id == m.id),
@@ -38,8 +48,14 @@ def store_stats(store: Store, movie_name: str | None = None) -> dict[str, Any]:
                 sid = m.current_solution_id
                 entry["selected_cells"] = _count(c, schema.solution_node, schema.solution_node.c.solution_id == sid)
                 entry["tracks"] = _count(c, schema.track, schema.track.c.solution_id == sid)
-                entry["divisions"] = int(c.execute(sa.text(
-                    "SELECT COUNT(*) FROM (SELECT source_id FROM solution_edge WHERE solution_id = :s "
-                    "GROUP BY source_id HAVING COUNT(*) = 2) d"), {"s": sid}).scalar_one())
+                entry["divisions"] = int(
+                    c.execute(
+                        sa.text(
+                            "SELECT COUNT(*) FROM (SELECT source_id FROM solution_edge WHERE solution_id = :s "
+                            "GROUP BY source_id HAVING COUNT(*) = 2) d"
+                        ),
+                        {"s": sid},
+                    ).scalar_one()
+                )
             out["movies"].append(entry)
     return out
