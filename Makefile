@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DATA ?= ../shared/data/bacteria-divisualisation
 OUT ?= demo-out
 
-.PHONY: demo test install clean
+.PHONY: demo test check install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	OUT=$(OUT) DATA=$(DATA) VENV=$(VENV) bash scripts/demo.sh
 
-test: $(STAMP)
+# The checks CI enforces (pyproject.toml configures them), then the whole suite.
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: check
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider tests
 
 clean:
