@@ -10,10 +10,12 @@ the ``node`` table that differ in one respect each:
 - ``primary_key_only``: foreign keys off and no secondary index or unique key;
 - ``no_index`` (PostgreSQL): nothing but the heap, not even the primary key;
 - ``unlogged`` (PostgreSQL): ``no_index`` without WAL;
-- ``no_blobs``: ``as_created`` with the mask and embedding columns left out of the batch.
+- ``no_blobs``: ``as_created`` with the mask and embedding columns left out of the batch;
+- ``fk_off_chunk_N``: ``fk_off`` with the batch cut into record batches of N rows (``--chunks``;
+  the others use the prototype's ``COPY_CHUNK_ROWS``).
 
 Each variant is timed ``--repeats`` times in rotation (wall seconds of the ingest and its commit;
-on PostgreSQL also the server backend's CPU seconds). Prints one JSON object. Usage:
+this process's CPU seconds; on PostgreSQL also the server backend's). Prints one JSON object. Usage:
 ``python benchmarks/adbc_ingest_profile.py [--rows 200000] [--engines sqlite,postgresql] [--pg-base URL]``
 """
 
@@ -78,17 +80,24 @@ def make_variant(w: AdbcWriter, name: str, variant: str) -> None:
 def ingest_once(w: AdbcWriter, name: str, variant: str, batch: pa.Table, pid: int | None) -> dict[str, float]:
     if variant == "no_blobs":
         batch = batch.drop_columns(["mask", "embedding", "embedding_dim"])
-    fk_off = variant in ("fk_off", "primary_key_only", "no_index", "unlogged")
+    if variant.startswith("fk_off_chunk_"):
+        rows = int(variant.rsplit("_", 1)[1])
+        batch = pa.Table.from_batches(batch.combine_chunks().to_batches(max_chunksize=rows), schema=batch.schema)
+    fk_off = variant.startswith("fk_off") or variant in ("primary_key_only", "no_index", "unlogged")
     if w.is_sqlite:
         with w.conn.cursor() as cur:
             cur.execute(f"PRAGMA foreign_keys={'OFF' if fk_off else 'ON'}")
-    server = proc_cpu(pid)
+    server, client = proc_cpu(pid), time.process_time()
     start = time.perf_counter()
     with w.transaction() as cur:
         if fk_off and not w.is_sqlite:
             cur.execute("SET LOCAL session_replication_role = replica")
         cur.adbc_ingest(name, batch, mode="append")
-    out = {"seconds": time.perf_counter() - start, "server_cpu": proc_cpu(pid) - server}
+    out = {
+        "seconds": time.perf_counter() - start,
+        "client_cpu": time.process_time() - client,
+        "server_cpu": proc_cpu(pid) - server,
+    }
     if w.is_sqlite:
         with w.conn.cursor() as cur:
             cur.execute("PRAGMA foreign_keys=ON")
@@ -105,6 +114,7 @@ def profile_engine(engine: str, folder: str, args: argparse.Namespace) -> dict[s
             variants.insert(4, "unlogged")
         else:  # the rowid is the primary key: no index to leave out beyond primary_key_only
             variants.remove("no_index")
+        variants += [f"fk_off_chunk_{n}" for n in args.chunks.split(",") if n]
         times: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
         with AdbcWriter(url) as w:
             pid = None
@@ -115,7 +125,7 @@ def profile_engine(engine: str, folder: str, args: argparse.Namespace) -> dict[s
             for rep in range(args.repeats):
                 for v in variants:
                     name = f"p_{v}_{rep}"
-                    make_variant(w, name, v)
+                    make_variant(w, name, "fk_off" if v.startswith("fk_off") else v)
                     times[v].append(ingest_once(w, name, v, batch, pid))
                     with w.transaction() as cur:
                         cur.execute(f"DROP TABLE {name}")
@@ -125,6 +135,7 @@ def profile_engine(engine: str, folder: str, args: argparse.Namespace) -> dict[s
             out[v] = {
                 "rows_per_s_median": round(batch.num_rows / sec),
                 "seconds": [round(r["seconds"], 3) for r in runs],
+                "client_cpu_seconds": [round(r["client_cpu"], 3) for r in runs],
             }
             if engine == "postgresql":
                 out[v]["server_cpu_seconds"] = [round(r["server_cpu"], 2) for r in runs]
@@ -139,6 +150,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--engines", default="sqlite,postgresql")
     ap.add_argument("--pg-base", default=PG_BASE)
+    ap.add_argument("--chunks", default="100000,16384,4096", help="record-batch sizes of the fk_off_chunk variants")
     args = ap.parse_args()
     out: dict[str, Any] = {"loadavg_at_start": loadavg()}
     with tempfile.TemporaryDirectory() as folder:

@@ -58,6 +58,11 @@ _ARROW_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], pa.DataType], ...] = (
     (sa.Text, pa.string()),
 )
 
+# Arrow record batches handed to the driver per ingest. PostgreSQL's driver encodes one record
+# batch completely before sending it, so smaller batches let the server insert while the client
+# encodes the next (``adbc_ingest_profile.py``: chunk variants; the README has the figures).
+COPY_CHUNK_ROWS = 4096
+
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
@@ -105,12 +110,14 @@ def arrow_batch(table: sa.Table, cols: dict[str, object], n: int) -> pa.Table:
     """``n`` rows given column-wise (``trackdb.store.bulk`` vocabulary) as an Arrow table of exact types.
 
     All-NULL columns (``None``) are left out, so they get their NULL default without a value per
-    row, as the current writers do.
+    row, as the current writers do. The table is cut (without copying) into ``COPY_CHUNK_ROWS``
+    record batches.
     """
     target = arrow_schema(table)
     names = [name for name, v in cols.items() if v is not None]
     arrays = [_arrow_column(cols[name], target.field(name).type, n, name) for name in names]
-    return pa.Table.from_arrays(arrays, names=names)
+    table_ = pa.Table.from_arrays(arrays, names=names)
+    return pa.Table.from_batches(table_.to_batches(max_chunksize=COPY_CHUNK_ROWS), schema=table_.schema)
 
 
 def node_columns(

@@ -366,22 +366,33 @@ def write_solution(
     return seconds
 
 
-class PgActivity(threading.Thread):
-    """Samples what the benchmark's PostgreSQL backends are doing (``pg_stat_activity``) and the
-    WAL position, every ``interval`` seconds, from a connection of its own."""
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
 
-    def __init__(self, url: str, interval: float = 0.02) -> None:
+
+class Activity(threading.Thread):
+    """Samples, every ``interval`` seconds: the machine's CPU use (every process, other users
+    included) and, on PostgreSQL, what the benchmark's backends are doing (``pg_stat_activity``)
+    and the WAL position, from a connection of its own."""
+
+    def __init__(self, url: str | None, interval: float = 0.02) -> None:
         super().__init__(daemon=True)
         self.url, self.interval = url, interval
-        self.samples: list[tuple[float, int, list[str]]] = []  # (time, WAL bytes, one state per backend)
+        self.samples: list[tuple[float, tuple[int, int], int, list[str]]] = []  # time, CPU, WAL bytes, states
         self.stop = threading.Event()
 
     def run(self) -> None:
-        eng = sa.create_engine(self.url)
-        with eng.connect() as c:
-            while not self.stop.is_set():
+        eng = sa.create_engine(self.url) if self.url else None
+        c = eng.connect() if eng else None
+        while not self.stop.is_set():
+            wal, states = 0, []
+            if c is not None:
                 rows = c.exec_driver_sql(
-                    "SELECT state, wait_event_type, wait_event, pg_current_wal_lsn() - '0/0' FROM pg_stat_activity "
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
                     "AND backend_type = 'client backend' AND state <> 'idle'"
                 ).all()
@@ -389,24 +400,30 @@ class PgActivity(threading.Thread):
                 states = [
                     r[0] if r[0] != "active" else f"active {r[1]}:{r[2]}" if r[1] else "active on CPU" for r in rows
                 ]
-                self.samples.append((time.perf_counter(), wal, states))
                 c.commit()
-                time.sleep(self.interval)
-        eng.dispose()
+            self.samples.append((time.perf_counter(), machine_cpu(), wal, states))
+            time.sleep(self.interval)
+        if c is not None and eng is not None:
+            c.close()
+            eng.dispose()
 
     def phase(self, start: float, end: float) -> dict[str, Any]:
-        """Share of backend samples in each state between ``start`` and ``end``, and WAL written."""
+        """Between ``start`` and ``end``: busy share of all CPUs, and on PostgreSQL the share of
+        backend samples in each state and the WAL written."""
         inside = [s for s in self.samples if start <= s[0] <= end]
-        counts: dict[str, int] = {}
-        for _, _, states in inside:
-            for st in states:
-                counts[st] = counts.get(st, 0) + 1
-        total = sum(counts.values()) or 1
-        return {
-            "samples": len(inside),
-            "wal_mb": round((inside[-1][1] - inside[0][1]) / 2**20) if inside else None,
-            "backend_states": {k: round(v / total, 3) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])},
-        }
+        if len(inside) < 2:
+            return {"samples": len(inside)}
+        (b0, t0), (b1, t1) = inside[0][1], inside[-1][1]
+        out: dict[str, Any] = {"samples": len(inside), "machine_cpu_busy": round((b1 - b0) / max(t1 - t0, 1), 3)}
+        if self.url:
+            counts: dict[str, int] = {}
+            for *_, states in inside:
+                for st in states:
+                    counts[st] = counts.get(st, 0) + 1
+            total = sum(counts.values()) or 1
+            out["wal_mb"] = round((inside[-1][2] - inside[0][2]) / 2**20)
+            out["backend_states"] = {k: round(v / total, 3) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+        return out
 
 
 def checkpoints(url: str) -> int:
@@ -438,10 +455,9 @@ def one_run(engine: str, writer: str, writers: int, args: argparse.Namespace, fo
             }
             procs.append(ctx.Process(target=writer_process, args=(spec, barrier, results)))
         load_before = loadavg()
-        activity = PgActivity(url) if engine == "postgresql" and args.pg_activity else None
-        checkpoints_before = checkpoints(url) if activity else 0
-        if activity:
-            activity.start()
+        activity = Activity(url if engine == "postgresql" and args.pg_activity else None)
+        checkpoints_before = checkpoints(url) if activity.url else 0
+        activity.start()
         for p in procs:
             p.start()
         outs = sorted((results.get(timeout=3 * args.timeout) for _ in procs), key=lambda o: o["index"])
@@ -450,9 +466,8 @@ def one_run(engine: str, writer: str, writers: int, args: argparse.Namespace, fo
             if p.exitcode:
                 raise RuntimeError(f"writer process failed with exit code {p.exitcode}")
         load_after = loadavg()
-        if activity:
-            activity.stop.set()
-            activity.join()
+        activity.stop.set()
+        activity.join()
         node_s = max(o["node_end"] for o in outs) - min(o["node_start"] for o in outs)
         edge_s = max(o["edge_end"] for o in outs) - min(o["edge_start"] for o in outs)
         n_nodes, n_edges = sum(o["n_nodes"] for o in outs), sum(o["n_edges"] for o in outs)
@@ -485,12 +500,12 @@ def one_run(engine: str, writer: str, writers: int, args: argparse.Namespace, fo
             "loadavg_before": load_before,
             "loadavg_after": load_after,
         }
-        if activity:
-            run["pg_activity"] = {
-                "nodes": activity.phase(min(o["node_start"] for o in outs), max(o["node_end"] for o in outs)),
-                "edges": activity.phase(min(o["edge_start"] for o in outs), max(o["edge_end"] for o in outs)),
-                "checkpoints_during_run": checkpoints(url) - checkpoints_before,
-            }
+        run["activity"] = {
+            "nodes": activity.phase(min(o["node_start"] for o in outs), max(o["node_end"] for o in outs)),
+            "edges": activity.phase(min(o["edge_start"] for o in outs), max(o["edge_end"] for o in outs)),
+        }
+        if activity.url:
+            run["activity"]["checkpoints_during_run"] = checkpoints(url) - checkpoints_before
         if writers == 1 and args.solution:
             run["solution_seconds"] = round(
                 write_solution(
@@ -515,7 +530,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--pg-base", default=PG_BASE, help="PostgreSQL database that gets a fresh schema per run")
     ap.add_argument("--no-solution", dest="solution", action="store_false")
-    ap.add_argument("--pg-activity", action="store_true", help="sample pg_stat_activity wait events and WAL volume")
+    ap.add_argument(
+        "--pg-activity", action="store_true", help="also sample pg_stat_activity wait events and WAL volume"
+    )
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds a writer may wait for the others")
     args = ap.parse_args()
     writer_kinds = args.writer.split(",")
