@@ -60,7 +60,9 @@ _ARROW_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], pa.DataType], ...] = (
 
 # Arrow record batches handed to the driver per ingest. PostgreSQL's driver encodes one record
 # batch completely before sending it, so smaller batches let the server insert while the client
-# encodes the next (``adbc_ingest_profile.py``: chunk variants; the README has the figures).
+# encodes the next: 100,000 node rows into a copy of ``node`` without foreign-key triggers took
+# 0.53 s as one record batch and 0.46 s in 4,096-row batches (``adbc_ingest_profile.py --rows
+# 100000 --repeats 5``, medians; SQLite is indifferent).
 COPY_CHUNK_ROWS = 4096
 
 SQLITE_PRAGMAS = (
