@@ -1,10 +1,15 @@
-"""Helpers shared by the benchmark scripts (not a pytest module): strict JSON, quiet stdout, data."""
+"""Helpers shared by the benchmark scripts (not a pytest module): strict JSON, quiet stdout, data,
+and :func:`emit`, which prints a script's one JSON object and keeps it as the last figures."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bacteria-divisualisation"
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def finite(obj: object) -> object:
@@ -48,3 +54,36 @@ def load_gt_masks(gt_dir: Path) -> np.ndarray:
     from trackdb.io import ctc
 
     return ctc.read_stack(ctc.frame_files(Path(gt_dir) / "TRA", "man_track"), labels=True)
+
+
+def _json_default(o: object) -> object:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def emit(name: str, result: Any, *, save: bool = True, indent: int | None = 1) -> None:
+    """Print ``result`` as one strict JSON object on stdout and, with ``save``, write it with its
+    provenance (command, commit, time, load) to ``benchmarks/results/<name>.json``, the figures
+    ``benchmarks/compare.py`` compares a later run against."""
+    body = finite(result)
+    print(json.dumps(body, indent=indent, default=_json_default), flush=True)
+    if not save:
+        return
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                             timeout=5).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        sha = ""
+    record = {
+        "benchmark": name,
+        "command": " ".join(["python", *sys.argv]),
+        "commit": sha or None,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "loadavg": list(os.getloadavg()),
+        "result": body,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1, default=_json_default) + "\n")

@@ -42,11 +42,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from solvers.features import daughter_offsets
+from solvers.features import CellFeatures, daughter_offsets
 from solvers.motion import DIV_RATE_BOUNDS, MotionModel, division_rate
 from solvers.types import CandidateGraph
 
@@ -295,19 +294,3 @@ class CostModel:
             node_hier_parent=self.node_hier_parent,
             overlap=self.overlap,
         )
-
-
-# TEMPORARY: names trackdb/ still imports from here; the lead removes this block when updating trackdb's imports
-# (and then imports CellFeatures from solvers.features at the top, for the annotations above).
-from solvers.features import CellFeatures as CellFeatures  # noqa: E402
-from solvers.motion import estimate_motion as estimate_motion  # noqa: E402
-from solvers.motion import initial_motion as initial_motion  # noqa: E402
-
-
-def __getattr__(name: str) -> Any:
-    """``refine_cost_model`` (now :mod:`solvers.refine`), looked up on use: solvers.refine imports this module."""
-    if name == "refine_cost_model":
-        from solvers.refine import refine_cost_model
-
-        return refine_cost_model
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

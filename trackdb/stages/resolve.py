@@ -26,14 +26,10 @@ from typing import Any
 import numpy as np
 
 from inference.regions import mask_covariance
-from solvers.costs import (
-    CellFeatures,
-    CostParams,
-    estimate_motion,
-    initial_motion,
-    tracking_costs,
-)
+from solvers.costs import CostParams, tracking_costs
+from solvers.features import CellFeatures
 from solvers.joint import BACKENDS, solve_joint
+from solvers.motion import estimate_motion, initial_motion
 from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
 from trackdb.errors import InputError, SolveFailed
 from trackdb.stages.edits import PIN_KINDS

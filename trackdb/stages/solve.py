@@ -16,8 +16,10 @@ import numpy as np
 
 from inference.regions import mask_covariance
 from inference.types import Candidates
-from solvers.costs import CellFeatures, CostModel, CostParams, refine_cost_model
+from solvers.costs import CostModel, CostParams
+from solvers.features import CellFeatures
 from solvers.node_costs import forest_node_cost
+from solvers.refine import refine_cost_model
 from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Solution, SolveStatus
 from trackdb.errors import InputError, NotFoundError, SolveFailed

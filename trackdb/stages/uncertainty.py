@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from solvers.confidence import track_confidence
 from solvers.costs import CostModel, fold_pairs
 from solvers.kbest_joint import kbest_joint, lap_applies
 from solvers.tracks import tracks_from_solution
@@ -222,36 +223,6 @@ def resolve_temperature(store: Store, method: Method, calibration: str | None, t
             f"(stored: {have}); run `trackdb calibrate --name {calibration} --method {method.value}`"
         )
     return stored
-
-
-def track_confidence(
-    graph: CandidateGraph,
-    track_of: np.ndarray,
-    tracks: np.ndarray,
-    edge_selected: np.ndarray,
-    edge_p: np.ndarray,
-    appear_p: np.ndarray,
-) -> np.ndarray:
-    """``(K, 2)`` min and product of the probabilities of each track's chosen options.
-
-    A track's options are its selected links (the link into it from its parent included); a
-    root track's first cell contributes its "appears" probability instead (1 in the first
-    frame), so a track that starts mid-movie because a link was doubtful is flagged too.
-    """
-    sel_nodes = track_of > 0
-    e = np.flatnonzero(edge_selected & sel_nodes[graph.edge_source] & sel_nodes[graph.edge_target])
-    has_mother = np.zeros(graph.n_nodes, bool)
-    has_mother[graph.edge_target[e]] = True
-    starts = np.flatnonzero(sel_nodes & ~has_mother)
-    tid = np.concatenate([track_of[graph.edge_target[e]], track_of[starts]])
-    p = np.clip(np.concatenate([edge_p[e], appear_p[starts]]), 0.0, 1.0)
-    row = np.searchsorted(tracks[:, 0], tid)  # ``tracks`` is sorted by track id
-    k = len(tracks)
-    lo = np.ones(k)
-    np.minimum.at(lo, row, p)
-    with np.errstate(divide="ignore"):
-        prod = np.exp(np.bincount(row, weights=np.log(p), minlength=k))
-    return np.column_stack([lo, prod])
 
 
 def check_sigma(name: str, value: float) -> float:
