@@ -45,31 +45,11 @@ def render(labels: np.ndarray, node_t: np.ndarray, node_label: np.ndarray,
 
 
 def ctc_scores(pred_masks: np.ndarray, pred_tracks: np.ndarray, gt_dir: Path) -> dict:
-    """CTC metrics through traccuracy (the shared trackdb.evaluate when it exists)."""
-    if (ROOT / "trackdb" / "evaluate.py").exists():
-        try:
-            from trackdb.stages.evaluate import ctc_scores as shared
+    """CTC metrics through the product's scorer (traccuracy, trackdb.stages.evaluate)."""
+    from trackdb.stages.evaluate import ctc_scores as shared
 
-            out = dict(shared(pred_masks, pred_tracks, gt_dir))
-            out["metrics_from"] = "trackdb.evaluate.ctc_scores"
-            return out
-        except Exception as exc:  # fall back to the local one; say so
-            log(f"trackdb.evaluate failed ({exc!r}); using traccuracy directly")
-    import pandas as pd
-    from traccuracy import TrackingGraph, run_metrics
-    from traccuracy.loaders import load_ctc_data
-    from traccuracy.loaders._ctc import _get_node_attributes, ctc_to_graph
-    from traccuracy.matchers import CTCMatcher
-    from traccuracy.metrics import CTCMetrics
-
-    gt = load_ctc_data(str(gt_dir / "TRA"), str(gt_dir / "TRA" / "man_track.txt"), name="gt")
-    df = pd.DataFrame(pred_tracks, columns=["Cell_ID", "Start", "End", "Parent_ID"])
-    det = _get_node_attributes(pred_masks)
-    pred = TrackingGraph(ctc_to_graph(df, det), segmentation=pred_masks, name="pred",
-                         location_keys=("y", "x"))
-    res, _ = run_metrics(gt, pred, CTCMatcher(), [CTCMetrics()])
-    out = dict(res[0]["results"])
-    out["metrics_from"] = "traccuracy (direct)"
+    out = dict(shared(pred_masks, pred_tracks, gt_dir))
+    out["metrics_from"] = "trackdb.stages.evaluate.ctc_scores"
     return out
 
 
