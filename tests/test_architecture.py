@@ -2,7 +2,7 @@
 
 ``solvers`` and ``inference`` are plain-array rooms that import nothing of ``trackdb``; inside
 ``trackdb``, ``store`` is the only package that speaks SQL, ``io`` and ``stages`` build on it,
-and ``cli`` on all of them.
+and ``review`` (the review page) and ``cli`` on all of them.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ FORBIDDEN = {
     "solvers": ("trackdb", "inference", "synthetic"),
     "inference": ("trackdb", "synthetic"),
     "synthetic": ("trackdb", "solvers", "inference"),
-    "trackdb/store": ("trackdb.io", "trackdb.stages", "trackdb.cli"),
-    "trackdb/io": ("trackdb.stages", "trackdb.cli"),
-    "trackdb/stages": ("trackdb.cli",),
+    "trackdb/store": ("trackdb.io", "trackdb.stages", "trackdb.review", "trackdb.cli"),
+    "trackdb/io": ("trackdb.stages", "trackdb.review", "trackdb.cli"),
+    "trackdb/stages": ("trackdb.review", "trackdb.cli"),
+    "trackdb/review": ("trackdb.cli",),  # the review page: a layer above stages, like cli
 }
 # only the store speaks SQL
-NO_SQL = ("trackdb/io", "trackdb/stages", "trackdb/cli")
+NO_SQL = ("trackdb/io", "trackdb/stages", "trackdb/review", "trackdb/cli")
 SQL_MODULES = ("sqlalchemy", "alembic", "psycopg", "trackdb.store.schema")
 
 
