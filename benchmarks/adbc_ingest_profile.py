@@ -22,7 +22,6 @@ this process's CPU seconds; on PostgreSQL also the server backend's). Prints one
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -35,6 +34,7 @@ import pyarrow as pa
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from adbc_writer_prototype import AdbcWriter, arrow_batch, node_columns  # noqa: E402
+from common import emit  # noqa: E402
 from ingest import drop_store, fresh_store, loadavg, movie_and_run, proc_cpu  # noqa: E402
 from synthetic_store import PG_BASE, frame_candidates, mask_pool  # noqa: E402
 
@@ -157,7 +157,7 @@ def main() -> None:
         for engine in args.engines.split(","):
             out[engine] = profile_engine(engine, folder, args)
     out["loadavg_at_end"] = loadavg()
-    print(json.dumps(out, indent=2))
+    emit("adbc_ingest_profile", out)
 
 
 if __name__ == "__main__":

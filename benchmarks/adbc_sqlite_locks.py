@@ -19,7 +19,6 @@ Prints one JSON object. Usage: ``python benchmarks/adbc_sqlite_locks.py``
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
@@ -31,6 +30,7 @@ import adbc_driver_sqlite.dbapi as adbc_sqlite
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from adbc_writer_prototype import same_sqlite_library  # noqa: E402
+from common import emit  # noqa: E402
 
 OTHER_PROCESS = """
 import sqlite3, sys
@@ -126,7 +126,7 @@ def main() -> None:
             },
             "sqlite3_and_adbc": {**second_writer(folder, "adbc"), **close_deletes_wal(folder, "adbc")},
         }
-    print(json.dumps(out, indent=2))
+    emit("adbc_sqlite_locks", out)
 
 
 if __name__ == "__main__":

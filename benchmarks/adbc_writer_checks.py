@@ -28,7 +28,6 @@ SQLite files are never open through ``sqlite3`` and ADBC at once in this process
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -43,6 +42,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from adbc_writer_prototype import AdbcWriter  # noqa: E402
+from common import emit  # noqa: E402
 from ingest import drop_store, fresh_store, movie_and_run  # noqa: E402
 from synthetic_store import PG_BASE, frame_candidates, mask_pool  # noqa: E402
 
@@ -379,7 +379,7 @@ def main() -> None:
     out["all_ok"] = all(
         v["ok"] for e in ("sqlite", "postgresql") for v in out[e].values() if isinstance(v, dict) and "ok" in v
     )
-    print(json.dumps(out, indent=2, default=str))
+    emit("adbc_writer_checks", out)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import multiprocessing as mp
 import os
+import queue
 import statistics
 import subprocess
 import sys
@@ -38,6 +38,7 @@ import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import emit  # noqa: E402
 from synthetic_store import PG_BASE, frame_candidates, mask_pool  # noqa: E402
 
 from inference.types import CandidateEdges, Candidates  # noqa: E402
@@ -268,10 +269,11 @@ def writer_process(spec: dict[str, Any], barrier: Any, results: Any) -> None:
 
 def content_digest(url: str, frames: list[int]) -> dict[str, Any]:
     """What the writer stored, without ids: a digest of every node column of ``frames``, the
-    storage class of each column on SQLite, and row and NULL counts."""
-    from trackdb.store import Store
+    storage class of each column on SQLite, and row and NULL counts (read without the schema-head
+    check: the tree may move to a newer revision while a benchmark runs)."""
+    from trackdb.store.db import make_engine
 
-    store = Store(url)
+    engine = make_engine(url)
     cols = (
         "t",
         "label",
@@ -294,7 +296,7 @@ def content_digest(url: str, frames: list[int]) -> dict[str, Any]:
         "source",
     )
     h = hashlib.sha256()
-    with store.engine.connect() as c:
+    with engine.connect() as c:
         rows = c.exec_driver_sql(
             f"SELECT {', '.join(cols)} FROM node WHERE t IN ({', '.join(map(str, frames))}) ORDER BY t, label"
         ).all()
@@ -311,7 +313,7 @@ def content_digest(url: str, frames: list[int]) -> dict[str, Any]:
             ).scalar_one(),
             "null_z": c.exec_driver_sql("SELECT count(*) FROM node WHERE z IS NULL").scalar_one(),
         }
-        if not store.is_postgres:
+        if engine.dialect.name == "sqlite":
             out["sqlite_storage_classes"] = {
                 col: [r[0] for r in c.exec_driver_sql(f"SELECT DISTINCT typeof({col}) FROM node WHERE t = {frames[0]}")]
                 for col in (
@@ -330,7 +332,7 @@ def content_digest(url: str, frames: list[int]) -> dict[str, Any]:
                 )
             }
             out["file_mb"] = round(os.path.getsize(sa.engine.make_url(url).database or "") / 2**20, 1)
-    store.close()
+    engine.dispose()
     return out
 
 
@@ -460,11 +462,19 @@ def one_run(engine: str, writer: str, writers: int, args: argparse.Namespace, fo
         activity.start()
         for p in procs:
             p.start()
-        outs = sorted((results.get(timeout=3 * args.timeout) for _ in procs), key=lambda o: o["index"])
+        got: list[dict[str, Any]] = []
+        while len(got) < len(procs):
+            try:
+                got.append(results.get(timeout=5))
+            except queue.Empty:
+                failed = [p.exitcode for p in procs if p.exitcode]
+                if failed:
+                    for p in procs:
+                        p.terminate()
+                    raise RuntimeError(f"writer process failed with exit code {failed[0]}") from None
+        outs = sorted(got, key=lambda o: o["index"])
         for p in procs:
             p.join()
-            if p.exitcode:
-                raise RuntimeError(f"writer process failed with exit code {p.exitcode}")
         load_after = loadavg()
         activity.stop.set()
         activity.join()
@@ -533,7 +543,7 @@ def main() -> None:
     ap.add_argument(
         "--pg-activity", action="store_true", help="also sample pg_stat_activity wait events and WAL volume"
     )
-    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds a writer may wait for the others")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds a writer may wait for the others")
     args = ap.parse_args()
     writer_kinds = args.writer.split(",")
     counts = [int(w) for w in args.writers.split(",")]
@@ -550,6 +560,7 @@ def main() -> None:
         "pg_base": sa.engine.make_url(args.pg_base).render_as_string(hide_password=True),
         "git": code_state(),
         "runs": [],
+        "failed_runs": [],
     }
     with tempfile.TemporaryDirectory() as folder:
         for rep in range(args.repeats):
@@ -559,7 +570,21 @@ def main() -> None:
                         continue  # one writer at a time by design (issue 12, item 3)
                     for writer in writer_kinds:
                         log(f"repeat {rep + 1}/{args.repeats}: {engine} {writer} x{writers} ...")
-                        run = one_run(engine, writer, writers, args, folder)
+                        try:
+                            run = one_run(engine, writer, writers, args, folder)
+                        except Exception as exc:  # e.g. the tree moved to a newer schema revision mid-run
+                            err = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                            log(f"  failed: {err}")
+                            out["failed_runs"].append(
+                                {
+                                    "engine": engine,
+                                    "writer": writer,
+                                    "writers": writers,
+                                    "repeat": rep + 1,
+                                    "error": err,
+                                }
+                            )
+                            continue
                         run["repeat"] = rep + 1
                         log(
                             f"  {run['nodes_per_s']} nodes/s, {run['edges_per_s']} edges/s, load {run['loadavg_after']}"
@@ -591,7 +616,7 @@ def main() -> None:
                 ]
     out["summary"] = summary
     out["loadavg_at_end"] = loadavg()
-    print(json.dumps(out, indent=2))
+    emit("ingest", out)
 
 
 if __name__ == "__main__":
