@@ -255,6 +255,7 @@ def _solve_region(
     forbid_n: list[np.ndarray] = []
     must_e: list[np.ndarray] = []
     forbid_e: list[np.ndarray] = []
+    events: list[list[np.ndarray]] = [[], [], []]  # must_divide, forbid_divide, must_end
     if reference is not None:
         fn = fixed[idx]
         must_n.append(np.flatnonzero(fn & reference.node_selected[idx]))
@@ -269,6 +270,13 @@ def _solve_region(
         ):
             m = loc[np.asarray(arr, np.int64)]
             out.append(m[m >= 0])
+        # events only where the sub-problem holds every outgoing link: not on later context
+        # nodes, whose successors lie outside it
+        decided = (inside | before)[idx]
+        for arr, out in zip((pins.must_divide, pins.forbid_divide, pins.must_end), events):
+            m = local[np.asarray(arr, np.int64)]
+            m = m[m >= 0]
+            out.append(m[decided[m]])
         emap2 = np.full(graph.n_edges, -1, np.int64)
         emap2[eidx] = np.arange(len(eidx))
         for arr, out in ((pins.must_edges, must_e), (pins.forbid_edges, forbid_e)):
@@ -278,7 +286,7 @@ def _solve_region(
     def cat(parts: list[np.ndarray]) -> np.ndarray:
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
-    sub_pins = Pins(cat(must_n), cat(forbid_n), cat(must_e), cat(forbid_e))
+    sub_pins = Pins(cat(must_n), cat(forbid_n), cat(must_e), cat(forbid_e), *(cat(x) for x in events))
     sol = solve_joint(sub, pins=sub_pins, **kwargs)
     node_sel = np.zeros(graph.n_nodes, bool) if reference is None else reference.node_selected.copy()
     edge_sel = np.zeros(graph.n_edges, bool) if reference is None else reference.edge_selected.copy()

@@ -274,6 +274,8 @@ def pins_to_constraints(
         return out
     if len(pins.forbid_nodes):
         raise ValueError("the LAP selects every node of a fixed segmentation; cannot forbid nodes")
+    if pins.has_events:
+        raise ValueError("the frame-pair LAP has no division or ending variables to pin; use the joint solver")
     if not len(pins.must_edges) and not len(pins.forbid_edges):
         return out
     t_min = int(graph.node_t.min())

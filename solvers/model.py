@@ -25,7 +25,10 @@ Constraints (rows of one sparse matrix ``A``, ``lo <= A v <= hi``):
   :math:`s_n - \sum_{p \in pairs(n)} z_p = 0`, and every edge is used by its event:
   :math:`y_e - q_e - \sum_{p \ni e} z_p = 0`.
 
-Pins are bounds: a must-node has :math:`x_n = 1`, a forbidden edge :math:`y_e = 0`, and so on.
+Pins are bounds: a must-node has :math:`x_n = 1`, a forbidden edge :math:`y_e = 0`, and so on;
+node events too: a pinned division :math:`s_n = 1`, a forbidden one :math:`s_n = 0`, a pinned
+ending :math:`d_n = 1` (with the rows above these imply a selected node with two / at most one /
+no selected outgoing link).
 Everything is built with numpy index arithmetic into one ``scipy.sparse.csr_matrix``; no Python
 expression per node, so building is a few milliseconds per 10^4 candidates.
 """
@@ -237,12 +240,21 @@ def _apply_pins(pins: Pins, n: int, e: int, lb: np.ndarray, ub: np.ndarray) -> N
         a = np.asarray(arr, np.int64)
         if len(a) and (a.min() < 0 or a.max() >= size):
             raise ValueError(f"pins.{name} holds indices outside [0, {size})")
+    events = ((pins.must_divide, "must_divide"), (pins.forbid_divide, "forbid_divide"), (pins.must_end, "must_end"))
+    for arr, name in events:
+        a = np.asarray(arr, np.int64)
+        if len(a) and (a.min() < 0 or a.max() >= n):
+            raise ValueError(f"pins.{name} holds indices outside [0, {n})")
     lb[np.asarray(pins.must_nodes, np.int64)] = 1.0
     ub[np.asarray(pins.forbid_nodes, np.int64)] = 0.0
     lb[n + np.asarray(pins.must_edges, np.int64)] = 1.0
     ub[n + np.asarray(pins.forbid_edges, np.int64)] = 0.0
+    id_, is_ = 2 * n + e, 3 * n + e  # first column of d and s (module docstring)
+    lb[is_ + np.asarray(pins.must_divide, np.int64)] = 1.0
+    ub[is_ + np.asarray(pins.forbid_divide, np.int64)] = 0.0
+    lb[id_ + np.asarray(pins.must_end, np.int64)] = 1.0
     if np.any(lb > ub):
-        raise ValueError("pins both require and forbid the same node or edge")
+        raise ValueError("pins both require and forbid the same node, edge or event")
 
 
 def completion(graph: CandidateGraph, node_sel: np.ndarray, edge_sel: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ database, and keeps OR-Tools types out of every public signature.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,11 +133,29 @@ class Solution:
         object.__setattr__(self, "edge_selected", _as(self.edge_selected, bool))
 
 
+def _no_index() -> np.ndarray:
+    return np.zeros(0, np.int64)
+
+
 @dataclass(frozen=True)
 class Pins:
-    """User constraints for a (re-)solve: indices that must be / must not be selected."""
+    """User constraints for a (re-)solve: node / edge indices that must be / must not be
+    selected, and node events: ``must_divide`` (two selected outgoing links, s = 1),
+    ``forbid_divide`` (at most one, s = 0) and ``must_end`` (selected, no outgoing link, d = 1)."""
 
-    must_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    forbid_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    must_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    forbid_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    must_nodes: np.ndarray = field(default_factory=_no_index)
+    forbid_nodes: np.ndarray = field(default_factory=_no_index)
+    must_edges: np.ndarray = field(default_factory=_no_index)
+    forbid_edges: np.ndarray = field(default_factory=_no_index)
+    must_divide: np.ndarray = field(default_factory=_no_index)
+    forbid_divide: np.ndarray = field(default_factory=_no_index)
+    must_end: np.ndarray = field(default_factory=_no_index)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _as(getattr(self, f.name), np.int64).reshape(-1))
+
+    @property
+    def has_events(self) -> bool:
+        """Whether any division or ending is pinned (solvers without event variables refuse them)."""
+        return bool(len(self.must_divide) or len(self.forbid_divide) or len(self.must_end))

@@ -27,3 +27,13 @@ class ConnectionFailed(TrackdbError):
 
 class SolveFailed(TrackdbError):
     """A solve ended infeasible, timed out without a solution, or crashed; its run is marked failed."""
+
+
+class ConflictError(TrackdbError):
+    """An edit made on a solution that is no longer the movie's current one (another editor's
+    re-solve replaced it): reload the current solution, check the edit still makes sense, and
+    retry it naming ``current_solution_id``."""
+
+    def __init__(self, message: str, current_solution_id: int | None = None) -> None:
+        super().__init__(message)
+        self.current_solution_id = current_solution_id

@@ -13,7 +13,7 @@ from inference.synthetic import movie_prob_from_labels
 from trackdb.errors import InputError, NotFoundError, SolveFailed
 from trackdb.io.import_ctc import import_ctc
 from trackdb.stages.candidates import run_candidates
-from trackdb.stages.edits import add_edit, list_edits
+from trackdb.stages.edits import add_edit, division, list_edits
 from trackdb.stages.link import run_link
 from trackdb.stages.resolve import resolve, windows
 from trackdb.stages.solve import run_solve
@@ -87,6 +87,8 @@ def test_forbid_selected_link(solved: Store) -> None:
         "created_at": None,
         "run_id": None,
         "state": "pending",
+        "based_on": sid0,
+        "cells": None,
     }
     r = resolve(solved, MOVIE, margin=2)
     assert r is not None
@@ -165,30 +167,22 @@ def test_bad_edit_leaves_store_unchanged(solved: Store, kind: str, target: int, 
     assert snapshot(solved) == before
 
 
-def test_infeasible_pins_fail_the_run(solved: Store) -> None:
-    sid0, _, edges0 = current(solved)
+def test_contradictory_edits_are_refused(solved: Store) -> None:
+    _, _, edges0 = current(solved)
     link = min(edges0, key=lambda x: x[3])[0]
     first = add_edit(solved, MOVIE, "pin-edge", link)
+    before = snapshot(solved)
+    with pytest.raises(InputError, match=f"link {link} is both pinned and forbidden \\(edit {first} and this edit\\)"):
+        add_edit(solved, MOVIE, "forbid-edge", link)
+    assert snapshot(solved) == before
+    add_edit(solved, MOVIE, "remove", first)  # undo the pin: now the forbid is fine
     add_edit(solved, MOVIE, "forbid-edge", link)
-    with pytest.raises(SolveFailed, match=f"infeasible: edits {first} and {first + 1} pin and forbid the same link"):
-        resolve(solved, MOVIE)
-    assert solved.movie(MOVIE).current_solution_id == sid0
-    with solved.engine.connect() as c:
-        last = c.execute(sa.select(schema.run).order_by(schema.run.c.id.desc()).limit(1)).mappings().one()
-        n_solutions = c.execute(sa.select(sa.func.count()).select_from(schema.solution)).scalar_one()
-    assert last["kind"] == "solve"
-    assert last["status"] == "failed"
-    assert "infeasible" in last["message"]
-    assert n_solutions == 1
-    assert list_edits(solved, MOVIE)["state"].tolist() == ["pending", "pending"]
-    add_edit(solved, MOVIE, "remove", first)  # undo one of the two: now it solves
     r = resolve(solved, MOVIE)
     assert r is not None
     assert link not in {x[0] for x in current(solved)[2]}
 
 
-def test_two_parents_pinned_is_infeasible(solved: Store) -> None:
-    sid0 = solved.movie(MOVIE).current_solution_id
+def test_two_parents_pinned_is_refused(solved: Store) -> None:
     e = schema.edge.c
     with solved.engine.connect() as c:
         rows = c.execute(sa.select(e.id, e.target_id).order_by(e.target_id, e.id)).all()
@@ -197,11 +191,41 @@ def test_two_parents_pinned_is_infeasible(solved: Store) -> None:
         by_target.setdefault(tgt, []).append(eid)
     a, b = next(v for v in by_target.values() if len(v) >= 2)[:2]
     add_edit(solved, MOVIE, "pin-edge", a)
-    add_edit(solved, MOVIE, "pin-edge", b)
+    before = snapshot(solved)
+    with pytest.raises(InputError, match="gets two parents"):
+        add_edit(solved, MOVIE, "pin-edge", b)
+    assert snapshot(solved) == before
+
+
+def test_infeasible_pins_fail_the_run(solved: Store) -> None:
+    """Pins no rule catches when they are made (a division whose daughters are all forbidden
+    but one) fail the re-solve: run failed, current solution and edits as they were."""
+    sid0, _, edges0 = current(solved)
+    e = schema.edge.c
+    with solved.engine.connect() as c:
+        rows = c.execute(sa.select(e.id, e.source_id).where(e.dt == 1).order_by(e.source_id, e.id)).all()
+    out: dict[int, list[int]] = {}
+    for eid, src in rows:
+        out.setdefault(src, []).append(eid)
+    mother, links = next((m, v) for m, v in out.items() if len(v) >= 2)
+    first = add_edit(solved, MOVIE, "forbid-edge", links[0])
+    for other in links[2:]:
+        add_edit(solved, MOVIE, "forbid-edge", other)
+    last = division(solved, MOVIE, mother, True)
     with pytest.raises(SolveFailed, match="ended infeasible: the pins conflict"):
         resolve(solved, MOVIE)
     assert solved.movie(MOVIE).current_solution_id == sid0
-    assert list_edits(solved, MOVIE)["state"].tolist() == ["pending", "pending"]
+    with solved.engine.connect() as c:
+        run = c.execute(sa.select(schema.run).order_by(schema.run.c.id.desc()).limit(1)).mappings().one()
+        n_solutions = c.execute(sa.select(sa.func.count()).select_from(schema.solution)).scalar_one()
+    assert run["kind"] == "solve"
+    assert run["status"] == "failed"
+    assert n_solutions == 1
+    assert set(list_edits(solved, MOVIE)["state"]) == {"pending"}
+    add_edit(solved, MOVIE, "remove", first)  # two daughters possible again: now it solves
+    r = resolve(solved, MOVIE)
+    assert r is not None
+    assert last in r.applied
 
 
 def test_nothing_pending_writes_nothing(solved: Store) -> None:
@@ -216,18 +240,15 @@ def test_nothing_pending_writes_nothing(solved: Store) -> None:
     assert snapshot(solved) == before
 
 
-def test_fresh_solve_violating_a_pin_is_repaired(solved: Store) -> None:
+def test_fresh_solve_honours_the_edits(solved: Store) -> None:
     _, _, edges0 = current(solved)
     link = min(edges0, key=lambda x: x[3])[0]
     edit_id = add_edit(solved, MOVIE, "forbid-edge", link)
-    resolve(solved, MOVIE)
-    run_solve(solved, MOVIE, method="joint", time_limit=60)  # a full solve knows no pins
-    assert link in {x[0] for x in current(solved)[2]}
-    r = resolve(solved, MOVIE)
-    assert r is not None
-    assert r.violated == [edit_id]
-    assert r.applied == []
+    res = run_solve(solved, MOVIE, method="joint", time_limit=60)  # a full solve applies the pin too
+    assert res.applied_edits == [edit_id]
     assert link not in {x[0] for x in current(solved)[2]}
+    assert list_edits(solved, MOVIE)["run_id"].tolist() == [res.run_id]
+    assert resolve(solved, MOVIE) is None  # nothing pending, every pin holds
 
 
 def test_resolve_needs_a_solve(store: Store, synthetic_ctc: Path) -> None:
@@ -253,10 +274,12 @@ def test_forest_forbid_selected_cell(store: Store, synthetic_ctc: Path, tmp_path
     r = resolve(store, MOVIE, margin=1)
     assert r is not None
     assert r.status == "optimal"
-    assert r.windows == [(4, 6)]
+    # frames 4-6 first; the new links reach the window's border frames, so it is widened once
+    assert r.widened == 1
+    assert r.windows == [(2, 8)]
     _, nodes1, edges1 = current(store)
     assert node not in {n for n, _ in nodes1}
-    assert outside(nodes1, edges1, 4, 6) == outside(nodes0, edges0, 4, 6)
+    assert outside(nodes1, edges1, 2, 8) == outside(nodes0, edges0, 2, 8)
 
 
 def test_windows_merge_when_contexts_would_touch() -> None:

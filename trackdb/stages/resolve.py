@@ -1,43 +1,50 @@
-"""Incremental re-solve: apply the edit log's pins by re-solving only the frames they touch.
+"""Incremental re-solve: apply the edit log by re-solving only the frames the edits touch.
 
-:func:`resolve` turns every active edit into a pin (pins persist across re-solves), takes the
-frames of the not-yet-applied edits (``run_id`` NULL) — plus those of applied edits the current
-solution violates, e.g. after a fresh ``trackdb solve`` — widened by ``margin`` and merged into
-windows, and re-solves each window with :func:`solvers.joint.solve_joint` (``window=``,
-``warm_start=`` the current solution: frames outside are fixed to it, anchored seams). The new
-solution is a new ``solve`` run whose ``parent_run_id`` is the run of the previous current
-solution; it becomes current and the applied edits get its run id, in one transaction. An
-infeasible pin set fails the run and leaves the current solution as it was.
+:func:`resolve` turns every active edit into pins (:mod:`trackdb.stages.pins`; pins persist
+across re-solves), takes the frames of the not-yet-applied edits (``run_id`` NULL) — plus those
+of applied edits the current solution violates, e.g. after a fresh solve of another chain —
+widened by ``margin`` and merged into windows, and re-solves each window with
+:func:`solvers.joint.solve_joint` (``window=``, ``warm_start=`` the current solution: frames
+outside are fixed to it, anchored seams). When the window's new solution differs from the old one
+in a border frame of the window (or in a link across it), the fixed frames may have held it back:
+the window is widened (by the margin, doubling each time) and solved again, up to the whole
+movie, so that the re-solve ends where a full solve with the same pins would. The new solution
+is a new ``solve`` run whose ``parent_run_id`` is the run of the previous current solution; it
+becomes current and the applied edits get its run id, in one transaction. An infeasible pin set
+fails the run and leaves the current solution as it was.
 
-Costs: the model is the one of the chain's first full solve (the solve run that is not itself a
-re-solve): same candidates and links, costs from :func:`solvers.costs.tracking_costs` with the
-motion and noise scales re-estimated from that solve's stored solution (two rounds of
-``estimate_motion``, the step ``trackdb solve`` alternates with solving). The solve's last-round
-motion model is not stored, so this is its fixed point rather than a replay of the solve (which
-would cost as much as the solve itself); every re-solve of a chain uses the same costs.
+Costs: exactly the chain's full solve's final cost model, as stored
+(:mod:`trackdb.stages.cost_model`), on the current candidates and links (those edits added
+included). Solves stored before revision 0006 have none; then the motion and scales are
+re-estimated from the full solve's stored solution.
+
+Concurrency: the whole re-solve holds the movie's re-solve lock
+(:func:`trackdb.store.locks.movie_lock`), so overlapping re-solves of one movie run one after
+the other, each on the solution the previous one wrote; the final write re-checks in the movie's
+write transaction that the solution it started from is still current (a ``trackdb solve``
+finishing meanwhile is refused with :class:`~trackdb.errors.ConflictError`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from inference.regions import mask_covariance
-from solvers.costs import CostParams, tracking_costs
-from solvers.features import CellFeatures
+from solvers.costs import CostModel, CostParams
 from solvers.joint import BACKENDS, solve_joint
-from solvers.motion import estimate_motion, initial_motion
-from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
-from trackdb.errors import InputError, SolveFailed
-from trackdb.stages.edits import PIN_KINDS
+from solvers.types import CandidateGraph, Solution, SolveStatus
+from trackdb.errors import ConflictError, InputError, SolveFailed
+from trackdb.stages import cost_model as costs
+from trackdb.stages import pins as pin_rules
 from trackdb.stages.solve import node_costs, write_current_solution
+from trackdb.store import cost_models, runs, solutions
 from trackdb.store import edits as log
-from trackdb.store import runs, solutions
 from trackdb.store.core import Movie, Store
 from trackdb.store.graph import load_candidates, load_edges, positions
+from trackdb.store.locks import movie_lock, movie_transaction
 from trackdb.store.runs import ResolveParams, RunKind, SolveChain, SolveParams
 
 RESOLVABLE = ("joint", "lap")  # solve methods whose graph holds every candidate and link
@@ -50,10 +57,10 @@ class ResolveResult:
     solution_id: int
     status: str
     objective: float
-    windows: list[tuple[int, int]]  # inclusive frame ranges re-solved
+    windows: list[tuple[int, int]]  # inclusive frame ranges re-solved (after any widening)
     applied: list[int]  # pending edits applied by this run
     violated: list[int]  # applied edits the previous solution broke, re-applied
-    stale: list[int]  # edits whose node/link is not in the graph (skipped)
+    stale: list[int]  # edits whose cells/links are not in the graph (skipped)
     n_selected: int
     n_links: int
     n_tracks: int
@@ -61,9 +68,49 @@ class ResolveResult:
     links_changed: int
     build_seconds: float
     solve_seconds: float
+    costs: str = "stored"  # "stored": the solve's own cost model; "re-estimated": from its solution
+    widened: int = 0  # how many times a window was widened because its border was binding
+    changed_frames: list[int] = field(default_factory=list)  # frames whose cells or links changed
 
 
-def _selection(store: Store, sid: int, node_ids: np.ndarray, edge_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class ChainModel:
+    """The chain's candidate graph priced by its full solve's cost model."""
+
+    graph: CandidateGraph
+    model: CostModel
+    node_ids: np.ndarray
+    edge_ids: np.ndarray
+    costs: str  # "stored" or "re-estimated"
+
+
+def load_chain_model(store: Store, movie: Movie, chain: SolveChain) -> ChainModel:
+    """Candidates + links of the chain (edit-made ones included) priced by its full solve's
+    stored cost model, or by costs re-estimated from its solution when none is stored."""
+    cands, node_ids = load_candidates(store, chain.candidate_run, movie.ndim, with_masks=True)
+    edges, edge_ids = load_edges(store, chain.link_run, node_ids)
+    cells = costs.features(cands, movie)
+    assert chain.root is not None
+    stored = cost_models.read(store, chain.root.id)
+    if stored is not None:
+        model = costs.stored_model(stored, cells, node_ids, edges, cands.hier_parent)
+        how = "stored"
+    else:
+        root_sid = solutions.rank0_solution_of_run(store, chain.root.id)
+        nc = node_costs(cands, CostParams())
+        model = costs.reestimated_model(store, root_sid, cells, node_ids, edge_ids, edges, nc, cands.hier_parent)
+        how = "re-estimated"
+    return ChainModel(model.graph(), model, node_ids, edge_ids, how)
+
+
+def chain_model(store: Store, movie: Movie, chain: SolveChain) -> tuple[CandidateGraph, np.ndarray, np.ndarray]:
+    """(graph, node ids, edge ids) of :func:`load_chain_model`."""
+    m = load_chain_model(store, movie, chain)
+    return m.graph, m.node_ids, m.edge_ids
+
+
+def selection_of(store: Store, sid: int, node_ids: np.ndarray, edge_ids: np.ndarray) -> Solution:
+    """A stored solution as a selection of the graph's nodes and edges."""
     stored = solutions.selection(store, sid)
     ln, node_found = positions(node_ids, stored.node_ids)
     le, edge_found = positions(edge_ids, stored.edge_ids)
@@ -73,73 +120,7 @@ def _selection(store: Store, sid: int, node_ids: np.ndarray, edge_ids: np.ndarra
     edge_sel = np.zeros(len(edge_ids), bool)
     node_sel[ln] = True
     edge_sel[le] = True
-    return node_sel, edge_sel
-
-
-def chain_model(store: Store, movie: Movie, chain: SolveChain) -> tuple[CandidateGraph, np.ndarray, np.ndarray]:
-    """The chain's candidate graph with costs re-estimated from its full solve's solution."""
-    cands, node_ids = load_candidates(store, chain.candidate_run, movie.ndim, with_masks=True)
-    edges, edge_ids = load_edges(store, chain.link_run, node_ids)
-    cells = CellFeatures(
-        t=cands.t,
-        centroid=cands.centroid,
-        area=cands.area.astype(float),
-        cov=mask_covariance(cands),
-        bbox=cands.bbox,
-        image_shape=movie.shape,
-    )
-    params = CostParams()
-    assert chain.root is not None
-    root_sid = solutions.rank0_solution_of_run(store, chain.root.id)
-    node_sel, edge_sel = _selection(store, root_sid, node_ids, edge_ids)
-    root = Solution(node_sel, edge_sel, float("nan"), SolveStatus.OPTIMAL)
-    motion = initial_motion(cells, edges.source, edges.target)
-    for _ in range(2):
-        motion = estimate_motion(cells, edges.source, edges.target, root, motion, params.div_rate_bounds)
-    graph = tracking_costs(
-        cells,
-        edges.source,
-        edges.target,
-        motion,
-        params,
-        node_cost=node_costs(cands, params),
-        node_hier_parent=cands.hier_parent,
-    )
-    return graph, node_ids, edge_ids
-
-
-def _pins(
-    edits: list[dict[str, Any]], node_ids: np.ndarray, edge_ids: np.ndarray
-) -> tuple[dict[int, tuple[str, int]], list[int]]:
-    """edit id → (kind, local index) for every edit whose node/link is in the graph; stale ids."""
-    out: dict[int, tuple[str, int]] = {}
-    stale = []
-    for r in edits:
-        p = r["payload"]
-        key, ids = ("node_id", node_ids) if r["kind"].endswith("node") else ("edge_id", edge_ids)
-        pos, found = positions(ids, np.array([p[key]]))
-        if not found[0]:
-            stale.append(r["id"])
-        else:
-            out[r["id"]] = (r["kind"], int(pos[0]))
-    return out, stale
-
-
-def _contradictions(pins: dict[int, tuple[str, int]]) -> tuple[int, int] | None:
-    """The first two edits that pin and forbid the same node or link, if any."""
-    seen: dict[tuple[str, int], int] = {}
-    for edit_id, (kind, i) in pins.items():
-        verb, what = kind.split("_")
-        opposite = ("forbid_" if verb == "pin" else "pin_") + what
-        if (opposite, i) in seen:
-            return seen[(opposite, i)], edit_id
-        seen.setdefault((kind, i), edit_id)
-    return None
-
-
-def _holds(kind: str, i: int, sol: Solution) -> bool:
-    sel = sol.node_selected if kind.endswith("node") else sol.edge_selected
-    return bool(sel[i]) == kind.startswith("pin")
+    return Solution(node_sel, edge_sel, float("nan"), SolveStatus.OPTIMAL)
 
 
 def windows(ranges: list[tuple[int, int]], margin: int, n_frames: int, seam: int) -> list[tuple[int, int]]:
@@ -155,9 +136,25 @@ def windows(ranges: list[tuple[int, int]], margin: int, n_frames: int, seam: int
     return [(a, b) for a, b in out]
 
 
+def changed_frames(graph: CandidateGraph, a: Solution, b: Solution) -> np.ndarray:
+    """Frames of the cells whose selection differs and of both ends of links that differ."""
+    dn = a.node_selected != b.node_selected
+    de = a.edge_selected != b.edge_selected
+    t = graph.node_t
+    return np.unique(np.concatenate([t[dn], t[graph.edge_source[de]], t[graph.edge_target[de]]]))
+
+
+def _binding(frames: np.ndarray, lo: int, hi: int, n_frames: int) -> bool:
+    """Whether a window's changes reach one of its border frames (or a seam link beyond it)
+    on a side where the movie goes on: then the fixed frames may have held the solution back."""
+    near_lo = lo > 0 and bool(np.any(frames <= lo))
+    near_hi = hi < n_frames - 1 and bool(np.any(frames >= hi))
+    return near_lo or near_hi
+
+
 def resolve(
     store: Store,
-    movie_name: str,
+    movie_name: str | int,
     *,
     margin: int = 2,
     backend: str = "highs",
@@ -170,41 +167,54 @@ def resolve(
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     movie = store.movie(movie_name)
+    with movie_lock(store, movie.id):
+        return _resolve_locked(store, store.movie(movie.id), margin, backend, time_limit, gap)
+
+
+def _resolve_locked(
+    store: Store, movie: Movie, margin: int, backend: str, time_limit: float, gap: float
+) -> ResolveResult | None:
     chain = runs.solve_chain(store, movie)
     if chain.current is None or chain.root is None:
         raise InputError(f"movie {movie.name!r} has no solved solution to re-solve: run `trackdb solve` first")
     root_params = chain.root.typed(SolveParams)
-    method = root_params.method
-    if method not in RESOLVABLE:
+    if root_params.method not in RESOLVABLE:
         raise InputError(
-            f"the current solution of movie {movie.name!r} comes from a {method!r} solve; "
+            f"the current solution of movie {movie.name!r} comes from a {root_params.method!r} solve; "
             f"re-solving needs a {' or '.join(RESOLVABLE)} solve"
         )
     edits = log.all_edits(store, movie.id)
-    removed = log.removed(store, movie.id)
-    active = [r for r in edits if r["kind"] in PIN_KINDS and r["id"] not in removed]
     pending = [r for r in edits if r["run_id"] is None]
-    if not pending and not active:
+    cons = pin_rules.constraints(edits)
+    if not pending and not cons:
         return None
     t_build = time.perf_counter()
-    graph, node_ids, edge_ids = chain_model(store, movie, chain)
+    cm = load_chain_model(store, movie, chain)
+    graph, node_ids, edge_ids = cm.graph, cm.node_ids, cm.edge_ids
     assert movie.current_solution_id is not None  # chain.current is a solve of it
     sid = int(movie.current_solution_id)
-    cur = Solution(*_selection(store, sid, node_ids, edge_ids), float("nan"), SolveStatus.OPTIMAL)
-    pins, stale = _pins(active, node_ids, edge_ids)
-    violated = [
-        r["id"] for r in active if r["run_id"] is not None and r["id"] in pins and not _holds(*pins[r["id"]], cur)
-    ]
-    dirty = [r for r in pending if r["id"] not in stale] + [r for r in active if r["id"] in violated]
+    cur = selection_of(store, sid, node_ids, edge_ids)
+    pin, stale, used = pin_rules.pins_for(cons, node_ids, edge_ids)
+    n_out = np.bincount(graph.edge_source[cur.edge_selected], minlength=graph.n_nodes)
+    violated = sorted(
+        eid
+        for eid, fams in used.items()
+        if any(r["id"] == eid and r["run_id"] is not None for r in edits)
+        and not all(pin_rules.holds(f, i, cur.node_selected, cur.edge_selected, n_out) for f, i in fams)
+    )
+    stale_set = set(stale)
+    dirty = [r for r in pending if r["id"] not in stale_set] + [r for r in edits if r["id"] in violated]
     build_seconds = time.perf_counter() - t_build
     if not dirty:
         return None
     dt = graph.node_t[graph.edge_target] - graph.node_t[graph.edge_source]
-    spans = windows(
-        [(r["t_start"], r["t_end"]) for r in dirty], margin, movie.n_frames, int(dt.max()) if len(dt) else 1
+    seam = int(dt.max()) if len(dt) else 1
+    spans = windows([(r["t_start"], r["t_end"]) for r in dirty], margin, movie.n_frames, seam)
+    applied = [r["id"] for r in pending if r["id"] not in stale_set]
+    parent = chain.current.id
+    undo = (
+        f"see `trackdb edits --movie {movie.name}` and undo one with `trackdb edit --movie {movie.name} remove EDIT_ID`"
     )
-    pin = Pins(*(np.array(sorted({i for k, i in pins.values() if k == kind}), np.int64) for kind in PIN_KINDS))
-    applied = [r["id"] for r in pending if r["id"] not in stale]
     params = SolveParams(
         method=root_params.method,
         link_run_id=root_params.link_run_id,
@@ -225,38 +235,51 @@ def resolve(
             previous_solution_id=sid,
         ),
     )
-    parent = chain.current.id
-    undo = (
-        f"see `trackdb edits --movie {movie.name}` and undo one with `trackdb edit --movie {movie.name} remove EDIT_ID`"
-    )
     with runs.record(store, movie.id, RunKind.SOLVE, params, parent_run_id=parent) as run_id:
-        clash = _contradictions(pins)
+        clash = pin_rules.contradiction(c for c in cons if c.edit_id not in stale_set)
         if clash:
             raise SolveFailed(
-                f"re-solve of movie {movie.name!r} is infeasible: edits {clash[0]} and {clash[1]} "
-                f"pin and forbid the same {'cell' if pins[clash[0]][0].endswith('node') else 'link'}; {undo}"
+                f"re-solve of movie {movie.name!r} is infeasible: edits {clash[0]} and {clash[1]}: {clash[2]}; {undo}"
             )
-        sol, solve_seconds = cur, 0.0
+        sol, solve_seconds, done, widened = cur, 0.0, [], 0
         for a, b in spans:
-            sol = solve_joint(
-                graph, backend=backend, time_limit=time_limit, gap=gap, pins=pin, window=(a, b + 1), warm_start=sol
-            )
-            solve_seconds += sol.seconds
-            if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-                why = (
-                    " (raise --time-limit)"
-                    if sol.status is SolveStatus.TIMEOUT
-                    else f": the pins conflict with each other or with the fixed frames around it; {undo}"
+            lo, hi, step = a, b, max(margin, 2)
+            while True:
+                new = solve_joint(
+                    graph,
+                    backend=backend,
+                    time_limit=time_limit,
+                    gap=gap,
+                    pins=pin,
+                    window=(lo, hi + 1),
+                    warm_start=sol,
                 )
-                raise SolveFailed(f"re-solve of movie {movie.name!r} frames {a}-{b} ended {sol.status.value}{why}")
-        new_sid, n_sel, n_links, n_tracks = _write(store, movie, run_id, graph, sol, node_ids, edge_ids, applied)
+                solve_seconds += new.seconds
+                if new.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+                    why = (
+                        " (raise --time-limit)"
+                        if new.status is SolveStatus.TIMEOUT
+                        else f": the pins conflict with each other or with the fixed frames around it; {undo}"
+                    )
+                    raise SolveFailed(
+                        f"re-solve of movie {movie.name!r} frames {lo}-{hi} ended {new.status.value}{why}"
+                    )
+                if not _binding(changed_frames(graph, sol, new), lo, hi, movie.n_frames):
+                    break
+                lo, hi, step, widened = max(0, lo - step), min(movie.n_frames - 1, hi + step), 2 * step, widened + 1
+            sol = new
+            done.append((lo, hi))
+        new_sid, n_sel, n_links, n_tracks = _write(store, movie, sid, run_id, graph, sol, node_ids, edge_ids, applied)
+        runs_summary = {"windows": done, "widened": widened, "costs": cm.costs}
+        with store.begin() as c:
+            runs.set_summary(c, run_id, runs_summary)
     return ResolveResult(
         run_id,
         parent,
         new_sid,
         sol.status.value,
         float(sol.objective),
-        spans,
+        done,
         applied,
         violated,
         stale,
@@ -267,12 +290,16 @@ def resolve(
         int(np.sum(sol.edge_selected != cur.edge_selected)),
         build_seconds,
         solve_seconds,
+        cm.costs,
+        widened,
+        [int(f) for f in changed_frames(graph, cur, sol)],
     )
 
 
 def _write(
     store: Store,
     movie: Movie,
+    started_from: int,
     run_id: int,
     graph: CandidateGraph,
     sol: Solution,
@@ -280,8 +307,40 @@ def _write(
     edge_ids: np.ndarray,
     applied: list[int],
 ) -> tuple[int, int, int, int]:
-    """Solution, tracks, the current pointer and the applied edits' run id, in one transaction."""
-    with store.begin() as c:
+    """Solution, tracks, the current pointer and the applied edits' run id, in one movie write
+    transaction that first checks the solution the re-solve started from is still current."""
+    with movie_transaction(store, movie.id) as (c, current):
+        if current != started_from:
+            raise ConflictError(
+                f"re-solve of movie {movie.name!r} started from solution {started_from}, but solution {current} "
+                "became current meanwhile (a `trackdb solve`?): run `trackdb resolve` again",
+                current_solution_id=current,
+            )
         written = write_current_solution(store, c, movie, run_id, graph, sol, node_ids, edge_ids, "resolve")
         log.mark_applied(c, applied, run_id)
     return written
+
+
+def summary_of(r: ResolveResult) -> dict[str, Any]:
+    """The re-solve's result as the CLI prints it (JSON)."""
+    return {
+        "run_id": r.run_id,
+        "parent_run_id": r.parent_run_id,
+        "solution_id": r.solution_id,
+        "status": r.status,
+        "objective": r.objective,
+        "windows": r.windows,
+        "widened": r.widened,
+        "edits": r.applied,
+        "violated": r.violated,
+        "stale": r.stale,
+        "cells": r.n_selected,
+        "links": r.n_links,
+        "tracks": r.n_tracks,
+        "cells_changed": r.nodes_changed,
+        "links_changed": r.links_changed,
+        "changed_frames": r.changed_frames,
+        "costs": r.costs,
+        "build_seconds": round(r.build_seconds, 2),
+        "solve_seconds": round(r.solve_seconds, 2),
+    }

@@ -8,8 +8,8 @@ A failed solve leaves its run marked ``failed`` with the reason and writes no so
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,8 +21,11 @@ from solvers.features import CellFeatures
 from solvers.node_costs import forest_node_cost
 from solvers.refine import refine_cost_model
 from solvers.tracks import tracks_from_solution
-from solvers.types import CandidateGraph, Solution, SolveStatus
+from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
 from trackdb.errors import InputError, NotFoundError, SolveFailed
+from trackdb.stages import cost_model
+from trackdb.stages import pins as pin_rules
+from trackdb.store import edits as edit_log
 from trackdb.store import ingest, runs
 from trackdb.store.core import Connection, Movie, Store
 from trackdb.store.graph import load_candidates, load_edges
@@ -46,6 +49,8 @@ class SolveResult:
     n_tracks: int
     seconds: float
     history: list[dict[str, Any]]
+    applied_edits: list[int] = field(default_factory=list)  # pending edits this solve honoured
+    stale_edits: list[int] = field(default_factory=list)  # edits whose cells/links its graph lacks
 
 
 def node_costs(cands: Candidates, params: CostParams) -> np.ndarray | None:
@@ -56,17 +61,19 @@ def node_costs(cands: Candidates, params: CostParams) -> np.ndarray | None:
     return forest_node_cost(cands.area, cands.score, cands.hier_parent, params)
 
 
-def _solver(method: Method, window: int | None, time_limit: float, gap: float) -> Callable[[CandidateGraph], Solution]:
+def _solver(
+    method: Method, window: int | None, time_limit: float, gap: float, pins: Pins | None = None
+) -> Callable[[CandidateGraph], Solution]:
     if method is Method.LAP:
         from solvers.costs import fold_pairs
         from solvers.lap import solve_lap
 
-        return lambda g: solve_lap(fold_pairs(g))  # daughter-pair costs folded into the edges
+        return lambda g: solve_lap(fold_pairs(g), pins)  # daughter-pair costs folded into the edges
     from solvers.joint import solve_joint, solve_windowed
 
     if window:
-        return lambda g: solve_windowed(g, window=window, time_limit=time_limit, gap=gap)
-    return lambda g: solve_joint(g, time_limit=time_limit, gap=gap)
+        return lambda g: solve_windowed(g, window=window, time_limit=time_limit, gap=gap, pins=pins)
+    return lambda g: solve_joint(g, time_limit=time_limit, gap=gap, pins=pins)
 
 
 def run_solve(
@@ -92,9 +99,19 @@ def run_solve(
     params = SolveParams(
         method=m.value, window=window, time_limit=time_limit, gap=gap, iterations=iterations, link_run_id=link.id
     )
+    edits = edit_log.all_edits(store, movie.id)
     with runs.record(store, movie.id, RunKind.SOLVE, params, parent_run_id=link.id) as run_id:
         built = build_solve(
-            store, movie, m, link.id, cand_run, window=window, time_limit=time_limit, gap=gap, iterations=iterations
+            store,
+            movie,
+            m,
+            link.id,
+            cand_run,
+            window=window,
+            time_limit=time_limit,
+            gap=gap,
+            iterations=iterations,
+            edits=pin_rules.constraints(edits),
         )
         graph, sol, history = built.graph, built.solution, built.history
         if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
@@ -102,7 +119,15 @@ def run_solve(
                 f"solve of movie {movie.name!r} ended {sol.status.value}"
                 f"{' (raise --time-limit)' if sol.status is SolveStatus.TIMEOUT else ''}"
             )
-        result = _write_solution(store, movie, run_id, graph, sol, built.node_ids, built.edge_ids, m.value)
+        stale = set(built.stale_edits)
+        applied = [r["id"] for r in edits if r["run_id"] is None and r["id"] not in stale]
+        with store.begin() as c:
+            result = write_current_solution(
+                store, c, movie, run_id, graph, sol, built.node_ids, built.edge_ids, m.value
+            )
+            if built.cost_model is not None:
+                cost_model.save(c, run_id, built.node_ids, built.cost_model)
+            edit_log.mark_applied(c, applied, run_id)
     return SolveResult(
         run_id,
         result[0],
@@ -113,6 +138,8 @@ def run_solve(
         result[3],
         float(sum(h.get("seconds", 0.0) for h in history)),
         history,
+        applied,
+        sorted(stale),
     )
 
 
@@ -126,6 +153,7 @@ class BuiltSolve:
     node_ids: np.ndarray  # (graph.n_nodes,) node id of every graph node
     edge_ids: np.ndarray  # (graph.n_edges,) edge id of every graph edge
     cost_model: CostModel | None = None  # features + motion the last graph was costed from
+    stale_edits: list[int] = field(default_factory=list)  # edits whose cells/links the graph lacks
 
 
 def build_solve(
@@ -139,8 +167,12 @@ def build_solve(
     time_limit: float,
     gap: float,
     iterations: int,
+    edits: Sequence[pin_rules.Constraint] = (),
 ) -> BuiltSolve:
     """Candidates + links → costs (motion refined over solves) → solution, without writing.
+
+    ``edits``: the edit log's constraints (:func:`trackdb.stages.pins.constraints`), pinned in
+    every cost round; those the graph lacks cells or links for are reported stale.
 
     Shared by ``run_solve`` and by ``trackdb uncertainty``, which rebuilds the current
     solution's model from its solve run's parameters so its probabilities describe that model.
@@ -166,7 +198,16 @@ def build_solve(
             "--no-merges); use joint or hemd for competing candidates"
         )
     sub_nodes, sub_edges = _restrict(keep, edges.source, edges.target)
-    solver = _solver(Method.LAP if m is Method.HEMD else m, window, time_limit, gap)
+    pins: Pins | None = None
+    stale: list[int] = []
+    if edits:
+        pins, stale, _ = pin_rules.pins_for(edits, node_ids[keep], edge_ids[sub_edges])
+        if m is not Method.JOINT and (len(pins.forbid_nodes) or pins.has_events):
+            raise InputError(
+                f"movie {movie.name!r} has edits that delete cells or pin divisions or track ends, which "
+                f"--method {m.value} cannot honour: solve with --method joint"
+            )
+    solver = _solver(Method.LAP if m is Method.HEMD else m, window, time_limit, gap, pins)
     sub_cells = CellFeatures(
         t=cells.t[keep],
         centroid=cells.centroid[keep],
@@ -186,7 +227,7 @@ def build_solve(
         node_hier_parent=None if m is Method.HEMD else _reindex_parent(cands.hier_parent, keep),
     )
     return BuiltSolve(
-        refined.graph, refined.solution, refined.history, node_ids[keep], edge_ids[sub_edges], refined.model
+        refined.graph, refined.solution, refined.history, node_ids[keep], edge_ids[sub_edges], refined.model, stale
     )
 
 

@@ -15,17 +15,20 @@ leaves the store exactly as it was.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from solvers.confidence import track_confidence
 from solvers.costs import CostModel, fold_pairs
-from solvers.kbest_joint import kbest_joint, lap_applies
+from solvers.kbest_joint import KBest, kbest_joint, lap_applies
+from solvers.pinned import pinned_costs
 from solvers.tracks import tracks_from_solution
-from solvers.types import CandidateGraph, Solution
+from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
 from solvers.uncertainty import (
     SIGMA_AREA,
     SIGMA_PX,
@@ -39,10 +42,12 @@ from solvers.uncertainty import (
     perturbed_assignments,
     ranked_solutions,
 )
-from trackdb.errors import InputError, NotFoundError
+from trackdb.errors import InputError, NotFoundError, SolveFailed
+from trackdb.stages import pins as pin_rules
 from trackdb.stages.solve import Method as SolveMethod
 from trackdb.stages.solve import build_solve
-from trackdb.store import ingest, probabilities, runs, solutions
+from trackdb.store import cost_models, ingest, probabilities, runs, solutions
+from trackdb.store import edits as edit_log
 from trackdb.store.core import Connection, Movie, Store
 from trackdb.store.graph import positions
 from trackdb.store.runs import LinkParams, Run, RunKind, SolveParams, UncertaintyParams
@@ -64,6 +69,7 @@ class Model:
     edge_ids: np.ndarray  # (graph.n_edges,)
     rebuilt: Solution  # the solve re-run on the rebuilt model (normally = the stored solution)
     cost_model: CostModel | None = None  # the features and motion ``graph`` was costed from
+    pins: Pins | None = None  # the edit log's pins, folded into ``graph``'s costs (solvers.pinned)
 
 
 def parse_method(method: str | Method) -> Method:
@@ -82,9 +88,14 @@ def check_k(k: int) -> int:
 
 
 def rebuild_model(store: Store, movie: Movie, solution_id: int, solve_run: Run) -> Model:
-    """Re-run the solve's model building (no writes) from the parameters it recorded."""
+    """The solve's model: from its stored cost model when it has one (exactly its costs, the
+    edit log's pins folded in: :func:`stored_model`), else by re-running the solve's model
+    building (no writes) from the parameters it recorded."""
     p = solve_run.typed(SolveParams)
     m = SolveMethod(p.method)
+    stored = stored_model(store, movie, solution_id, solve_run)
+    if stored is not None:
+        return stored
     if p.link_run_id is None or p.time_limit is None or p.gap is None or p.iterations is None:
         raise InputError(f"solve run {solve_run.id} ({p.method}) did not solve a candidate graph")
     link = runs.get_run(store, p.link_run_id).typed(LinkParams)
@@ -116,6 +127,42 @@ def rebuild_model(store: Store, movie: Movie, solution_id: int, solve_run: Run) 
     )
 
 
+def stored_model(store: Store, movie: Movie, solution_id: int, solve_run: Run) -> Model | None:
+    """The current solution's model from the chain's stored cost model (None without one):
+    the same costs the solve and its re-solves optimised, every active edit a pin, so
+    probabilities and alternatives respect the curator's edits. ``rebuilt`` is the stored
+    solution itself (it is optimal for this model, up to the solver's gap)."""
+    from trackdb.stages.resolve import RESOLVABLE, load_chain_model, selection_of
+
+    chain = runs.solve_chain(store, movie)
+    if chain.root is None or chain.current is None or chain.current.id != solve_run.id:
+        return None
+    p = chain.root.typed(SolveParams)
+    if p.method not in RESOLVABLE or cost_models.read(store, chain.root.id) is None:
+        return None
+    cm = load_chain_model(store, movie, chain)
+    pins, _, _ = pin_rules.pins_for(
+        pin_rules.constraints(edit_log.all_edits(store, movie.id)), cm.node_ids, cm.edge_ids
+    )
+    graph = pinned_costs(cm.graph, pins)
+    m = SolveMethod(p.method)
+    if m is not SolveMethod.JOINT:  # the LAP solves with daughter-pair costs folded into edges
+        graph = fold_pairs(graph)
+    return Model(
+        movie,
+        solution_id,
+        solve_run.id,
+        m,
+        float(p.time_limit or 300.0),
+        graph,
+        cm.node_ids,
+        cm.edge_ids,
+        selection_of(store, solution_id, cm.node_ids, cm.edge_ids),
+        cm.model,
+        pins,
+    )
+
+
 def compute(
     model: Model,
     method: Method,
@@ -126,9 +173,12 @@ def compute(
     sigma_px: float = SIGMA_PX,
     sigma_area: float = SIGMA_AREA,
     ranked: bool = True,
+    progress: bool = True,
 ) -> tuple[Uncertainty, list[Ranked]]:
     """Probabilities of ``method`` on the model and its ranked alternatives (best first; none
-    without ``ranked``, unless the method needs them anyway).
+    without ``ranked``, unless the method needs them anyway). ``info["kbest"]`` reports the K
+    best search (:meth:`solvers.kbest_joint.KBest.summary`: found, asked, why it stopped);
+    ``progress`` shows a bar on stderr for the K best and FP+A's solves.
 
     Alternatives (:func:`solvers.uncertainty.ranked_solutions`): FP+A its distinct perturbed
     solutions by frequency; FP the K best of its averaged costs; SM, MM and AS the K best of the
@@ -141,6 +191,7 @@ def compute(
     """
     g = model.graph
     per_pair = lap_applies(fold_pairs(g))
+    perturbs = method in (Method.FP, Method.FPA)
     try:
         if method is Method.MM and not per_pair:
             raise InputError(
@@ -149,11 +200,16 @@ def compute(
                 "another kind of graph (use sm, fp, fpa or as)"
             )
         kbest = None
-        if method is Method.AS or (ranked and method in (Method.SM, Method.MM)):
-            # the K best of the model itself
-            kbest = kbest_joint(g, k, time_limit=model.time_limit)
+        if (method is Method.AS and not per_pair) or (ranked and method in (Method.SM, Method.MM, Method.AS)):
+            # the K best of the model itself (per-pair AS weighs each frame pair's own instead)
+            kbest = _kbest(g, k, model.time_limit, progress)
         if method is Method.AS and not per_pair:
-            unc = assignment_sampling(g, k=k, temperature=temperature, solutions=kbest)
+            assert kbest is not None
+            if not kbest.solutions:
+                raise SolveFailed(
+                    f"as on movie {model.movie.name!r}: no solution of the model was found: {kbest.stopped}"
+                )
+            unc = assignment_sampling(g, k=k, temperature=temperature, solutions=kbest.solutions)
         elif method is Method.FPA and not per_pair:
             from solvers.joint import solve_joint
 
@@ -165,6 +221,7 @@ def compute(
                 temperature=temperature,
                 seed=seed,
                 solve=lambda h: solve_joint(h, time_limit=model.time_limit),
+                progress=_bar("fpa: perturbed solves") if progress else None,
             )
             unc = replace(
                 unc,
@@ -180,10 +237,15 @@ def compute(
                 k=k,
                 temperature=temperature,
                 seed=seed,
+                sample_graph=_sampler(model, sigma_px, sigma_area) if model.pins is not None and perturbs else None,
                 features=model.cost_model,
                 sigma_px=sigma_px,
                 sigma_area=sigma_area,
             )
+        if ranked and method is Method.FP:  # the K best of FP's averaged costs
+            kbest = _kbest(unc.cost_graph or g, k, model.time_limit, progress)
+        if kbest is not None:
+            unc = replace(unc, info={**(unc.info or {}), "kbest": kbest.summary()})
         if not ranked:
             return unc, []
         return unc, ranked_solutions(
@@ -192,16 +254,38 @@ def compute(
             k,
             sample_temperature=SAMPLE_TEMPERATURE,
             time_limit=model.time_limit,
-            kbest=kbest,
+            kbest=kbest.solutions if kbest is not None else None,
         )
     except ValueError as exc:  # a plain-data room's refusal, with its reason
         raise InputError(f"{method.value} on movie {model.movie.name!r}: {exc}") from exc
 
 
+def _bar(desc: str) -> Callable[[int, int], None]:
+    """A tqdm bar on stderr driven by (done, expected) callbacks; closed when done = expected."""
+    bar = tqdm(desc=desc, unit="step", leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _kbest(graph: CandidateGraph, k: int, time_limit: float, progress: bool) -> KBest:
+    return kbest_joint(graph, k, time_limit=time_limit, progress=_bar(f"{k} best solutions") if progress else None)
+
+
 def _sampler(model: Model, sigma_px: float, sigma_area: float) -> GraphSampler:
     if model.cost_model is None:
         raise ValueError("the solve's cost model (cell features) was not rebuilt")
-    return feature_noise_sampler(model.cost_model, sigma_px, sigma_area)
+    sample = feature_noise_sampler(model.cost_model, sigma_px, sigma_area)
+    if model.pins is None:
+        return sample
+    pins = model.pins
+    return lambda rng: pinned_costs(sample(rng), pins)
 
 
 def resolve_temperature(store: Store, method: Method, calibration: str | None, temperature: float | None) -> float:
@@ -269,8 +353,32 @@ def run_uncertainty(
     with runs.record(store, movie.id, RunKind.UNCERTAINTY, params, parent_run_id=solve_run.id) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)
         unc, alternatives = compute(model, m, k=k, temperature=t, sigma_px=sigma_px, sigma_area=sigma_area)
-        _write(store, model, run_id, unc, m, alternatives)
+        kbest = (unc.info or {}).get("kbest")
+        if k > 1 and kbest and kbest["stopped"] and kbest["found"] < 2:
+            raise SolveFailed(
+                f"{m.value} on movie {movie.name!r}: no alternative to the current solution: {kbest['stopped']}"
+            )
+        _write(store, model, run_id, unc, m, alternatives, shortfalls(model, unc, k))
     return run_id
+
+
+def shortfalls(model: Model, unc: Uncertainty, k: int) -> list[str]:
+    """What a run delivered short of what was asked, one sentence each (shown as warnings)."""
+    notes = []
+    info = unc.info or {}
+    kbest = info.get("kbest")
+    if kbest and kbest["stopped"]:
+        notes.append(f"found {kbest['found']} of the {k} best solutions: {kbest['stopped']}")
+    elif kbest and kbest["exhausted"]:
+        notes.append(f"the model has only {kbest['found']} solutions, fewer than the {k} asked for")
+    if info.get("not_optimal"):
+        notes.append(
+            f"{info['not_optimal']} of the {k} perturbed solves stopped at the time limit "
+            f"({model.time_limit:g} s) before optimality"
+        )
+    if model.rebuilt.status is not SolveStatus.OPTIMAL:
+        notes.append(f"the rebuilt solve ended {model.rebuilt.status.value}, not optimal")
+    return notes
 
 
 def _stored_selection(store: Store, model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -287,7 +395,13 @@ def _stored_selection(store: Store, model: Model) -> tuple[np.ndarray, np.ndarra
 
 
 def _write(
-    store: Store, model: Model, run_id: int, unc: Uncertainty, method: Method, alternatives: list[Ranked]
+    store: Store,
+    model: Model,
+    run_id: int,
+    unc: Uncertainty,
+    method: Method,
+    alternatives: list[Ranked],
+    warnings: list[str],
 ) -> dict[str, Any]:
     g = model.graph
     edge_p = np.clip(unc.edge_p, 0.0, 1.0)
@@ -324,6 +438,7 @@ def _write(
             ),
             "seconds": round(unc.seconds, 3),
             "info": unc.info,
+            "warnings": warnings,
         }
         runs.set_summary(c, run_id, summary)
     return summary

@@ -15,8 +15,19 @@ from trackdb.store.codecs import decode_embedding, decode_mask
 from trackdb.store.core import Store
 
 
-def load_candidates(store: Store, run_id: int, ndim: int, with_masks: bool = True) -> tuple[Candidates, np.ndarray]:
-    """All nodes a run wrote, in id order (= the order they were produced); returns (cands, ids)."""
+def load_candidates(
+    store: Store,
+    run_id: int,
+    ndim: int,
+    with_masks: bool = True,
+    *,
+    frames: tuple[int, int] | None = None,
+    node_ids: np.ndarray | None = None,
+) -> tuple[Candidates, np.ndarray]:
+    """All nodes a run wrote, in id order (= the order they were produced); returns (cands, ids).
+
+    ``frames=(t0, t1)`` keeps frames t0 <= t <= t1 only, ``node_ids`` those ids only (an
+    edit's neighbourhood); forest parents outside the selection read as roots."""
     n = schema.node.c
     cols = [
         n.id,
@@ -44,7 +55,12 @@ def load_candidates(store: Store, run_id: int, ndim: int, with_masks: bool = Tru
     if with_masks:
         cols.append(n.mask)
     with store.engine.connect() as c:
-        rows = c.execute(sa.select(*cols, n.embedding).where(n.run_id == run_id).order_by(n.id)).all()
+        query = sa.select(*cols, n.embedding).where(n.run_id == run_id)
+        if frames is not None:
+            query = query.where(n.t >= int(frames[0]), n.t <= int(frames[1]))
+        if node_ids is not None:
+            query = query.where(n.id.in_([int(i) for i in np.asarray(node_ids).tolist()]))
+        rows = c.execute(query.order_by(n.id)).all()
     k = len(rows)
     if k == 0:
         return _empty(ndim), np.zeros(0, np.int64)

@@ -251,6 +251,16 @@ edit = Table(
     Index("ix_edit_movie_id", "movie_id"),
 )
 
+cost_model = Table(
+    "cost_model",  # revision 0006: a solve's final cost model (trackdb.store.cost_models)
+    metadata,
+    Column("run_id", Integer, ForeignKey("run.id", ondelete="CASCADE"), primary_key=True),
+    Column("n_nodes", Integer, nullable=False),
+    Column("scalars", JSON, nullable=False),  # motion-model scalars (noise scales, growth, division shape)
+    Column("params", JSON, nullable=False),  # the solve's CostParams
+    Column("arrays", LargeBinary, nullable=False),  # numpy.savez: node_ids, shift, division_rate, node_cost
+)
+
 id_block = Table(
     "id_block",
     metadata,
