@@ -115,7 +115,7 @@ def case(name: str, quick: bool = False) -> MovieSpec:
     if name == "speed":
         dyn = Dynamics(
             n_frames=20 if quick else 86,
-            n_cells=30 if quick else 265,
+            n_cells=30 if quick else 258,
             diameter=9.0,
             step=0.3,
             drift=(0.5, 0.3),

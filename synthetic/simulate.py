@@ -77,30 +77,36 @@ def _unit_vectors(rng: np.random.Generator, n: int, moving: NDArray[np.bool_]) -
     return out
 
 
-def _repel(pos: Float, rad: Float, box: Float, moving: NDArray[np.bool_], overlap: float, rounds: int) -> None:
-    """Push overlapping pairs apart (in place), half the excess each, along the moving axes."""
+def _repel(pos: Float, rad: Float, box: Float, moving: NDArray[np.bool_], overlap: float, rounds: int) -> float:
+    """Push overlapping pairs apart (in place), half the excess each, along the moving axes.
+
+    Returns the smallest centre distance over radii sum left after the last round (1.0 if none is close).
+    """
+    worst = 1.0
     if len(pos) < 2:
-        return
+        return worst
     for _ in range(rounds):
         wrapped = np.mod(pos, box)
         tree = cKDTree(wrapped, boxsize=box)
         pairs = tree.query_pairs(2.0 * float(rad.max()), output_type="ndarray")
         if len(pairs) == 0:
-            return
+            return worst
         i, j = pairs[:, 0], pairs[:, 1]
         d = wrapped[j] - wrapped[i]
         d -= box * np.round(d / box)  # minimum image
         d *= moving
         dist = np.linalg.norm(d, axis=1)
+        worst = float((dist / (rad[i] + rad[j])).min())
         excess = (1.0 - overlap) * (rad[i] + rad[j]) - dist
         hit = excess > 0
         if not hit.any():
-            return
+            return worst
         i, j, d, dist, excess = i[hit], j[hit], d[hit], dist[hit], excess[hit]
         u = d / np.maximum(dist, 1e-9)[:, None]
         push = 0.5 * excess[:, None] * u
         np.add.at(pos, i, -push)
         np.add.at(pos, j, push)
+    return worst
 
 
 def simulate(dyn: Dynamics, extent: tuple[float, ...]) -> CellHistory:
@@ -150,7 +156,8 @@ def simulate(dyn: Dynamics, extent: tuple[float, ...]) -> CellHistory:
             m = np.flatnonzero(div)
             new_ids = np.arange(len(parent), len(parent) + 2 * len(m))
             parent += np.repeat(agent[m], 2).tolist()
-            r_d = target[m] * 2.0 ** (-1.0 / vol_dim)
+            # half the volume (the area, in a shallow stack), but never below min_diameter
+            r_d = np.maximum(target[m] * 2.0 ** (-1.0 / vol_dim), dyn.min_diameter / 2)
             sep = 1.05 * r_d[:, None] * _unit_vectors(rng, len(m), moving)  # daughters just apart
             d_pos = np.stack([pos[m] - sep, pos[m] + sep], axis=1).reshape(-1, dim)
             keep = ~(div | dead)
@@ -165,7 +172,9 @@ def simulate(dyn: Dynamics, extent: tuple[float, ...]) -> CellHistory:
             vel = dyn.persistence * vel + np.sqrt(1 - dyn.persistence**2) * sigma * noise
             pos = pos + vel * speed[:, None] + drift * moving
         rad = birth_rad + (target - birth_rad) * np.minimum(1.0, age * growth)
-        _repel(pos, rad, wrap, moving, dyn.overlap, rounds=4)
+        worst = _repel(pos, rad, wrap, moving, dyn.overlap, rounds=20)
+        if worst < 1.0 - 3 * dyn.overlap:  # the cells no longer fit: the movie would be garbage
+            raise ValueError(f"frame {t}: cells overlap by {1 - worst:.0%} (density too high for the divisions)")
         pos = np.where(moving, np.mod(pos, wrap), pos)
         centers.append((agent.copy(), pos - margin, rad.copy()))
 
