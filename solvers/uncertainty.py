@@ -57,7 +57,7 @@ from solvers.lap import APPEAR, check_lap_graph, frame_pairs, solve_lap
 from solvers.max_marginals import option_deltas
 from solvers.model import objective
 from solvers.murty import kbest_frame_pair
-from solvers.types import CandidateGraph, Solution
+from solvers.types import CandidateGraph, Solution, SolveStatus
 
 GraphSampler = Callable[[np.random.Generator], CandidateGraph]
 SIGMA_PX = 2.0  # px, FP's default jitter of cell centres (per axis)
@@ -256,20 +256,36 @@ def perturbed_assignments(
     seed: int = 0,
     solve: Callable[[CandidateGraph], Solution] | None = None,
     floor: float = 1e-3,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Uncertainty:
     """FP+A: frequency of each option among the optima of ``k`` perturbed graphs (Eq. 12).
 
-    ``solve`` defaults to :func:`solvers.lap.solve_lap` (fixed segmentation).
+    ``solve`` defaults to :func:`solvers.lap.solve_lap` (fixed segmentation); a solve that
+    stops before optimality (its time limit) still counts, and ``info["not_optimal"]`` says
+    how many did. ``progress(done, k)`` is called after each solve.
     """
     start = time.perf_counter()
     k = check_k(k)
     solve = solve or solve_lap
     rng = np.random.default_rng(seed)
-    sols = [solve(_same_structure(graph, sample_graph(rng))) for _ in range(k)]
+    sols = []
+    for i in range(k):
+        sols.append(solve(_same_structure(graph, sample_graph(rng))))
+        if progress is not None:
+            progress(i + 1, k)
     edge_f, appear_f, node_f = _option_frequency(graph, sols, np.full(k, 1.0 / k))
     e, a = _log_frequency(graph, edge_f, appear_f, floor)
+    not_optimal = sum(s.status is not SolveStatus.OPTIMAL for s in sols)
     return _finish(
-        Method.FPA, graph, e, a, temperature, start, node_p=node_f, info={"k": k, "floor": floor}, solutions=sols
+        Method.FPA,
+        graph,
+        e,
+        a,
+        temperature,
+        start,
+        node_p=node_f,
+        info={"k": k, "floor": floor, "not_optimal": not_optimal},
+        solutions=sols,
     )
 
 
@@ -483,8 +499,9 @@ def ranked_solutions(
       FP's own solution; SM, MM and AS: the exact K best of ``graph`` itself (``kbest`` when the
       caller has them already). Weights ``p_k ∝ exp(−cost_k / T_s)`` over the list.
 
-    K best come from :func:`solvers.kbest_joint.kbest_joint` (Murty on frame pairs where it
-    applies, else re-solves with no-good cuts, each limited to ``time_limit``).
+    K best come from :func:`solvers.kbest_joint.kbest_joint` (Murty or frame-pair programs
+    where the segmentation is fixed, else re-solves with no-good cuts, each limited to
+    ``time_limit``); pass ``kbest`` to keep its report of what it found.
     """
     k = check_k(k)
     t_s = check_temperature(sample_temperature)
@@ -505,7 +522,7 @@ def ranked_solutions(
         return [Ranked(sol, count / n) for count, _, sol in found[:k]]
     if kbest is None:
         target = unc.cost_graph if unc.method is Method.FP and unc.cost_graph is not None else graph
-        kbest = kbest_joint(target, k, time_limit=time_limit)
+        kbest = kbest_joint(target, k, time_limit=time_limit).solutions
     if not kbest:
         return []
     costs = np.array([s.objective for s in kbest], np.float64)

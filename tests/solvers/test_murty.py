@@ -142,9 +142,9 @@ def test_joint_kbest_nogood_agrees_with_murty() -> None:
 
     rng = np.random.default_rng(5)
     graph = random_graph(rng, [3, 3, 2])
-    murty = [s.objective for s in kbest_joint(graph, 6)]
+    murty = [s.objective for s in kbest_joint(graph, 6).solutions]
     every_node = Pins(must_nodes=np.arange(graph.n_nodes))
-    nogood = kbest_joint(graph, 6, method="nogood", pins=every_node)
+    nogood = kbest_joint(graph, 6, method="nogood", pins=every_node).solutions
     assert [s.objective for s in nogood] == pytest.approx(murty)
     assert murty == pytest.approx([c for c, _ in brute_force(graph)[:6]])
     with pytest.raises(ValueError, match="k must be"):

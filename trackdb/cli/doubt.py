@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -63,7 +64,9 @@ def uncertainty(
             sigma_px=sigma_px,
             sigma_area=sigma_area,
         )
-        echo_json(run_summary(store, run_id))
+        summary = run_summary(store, run_id)
+    echo_json(summary)
+    warn(summary)
 
 
 @click.command()
@@ -109,11 +112,17 @@ def calibrate(
     from trackdb.stages.calibrate import run_calibrate
 
     with open_store(db_url) as store:
-        echo_json(
-            run_calibrate(
-                store, movie_name, gt_dir, method, name=name, png=png, k=k, temperature_prior=temperature_prior or None
-            )
+        result = run_calibrate(
+            store, movie_name, gt_dir, method, name=name, png=png, k=k, temperature_prior=temperature_prior or None
         )
+    echo_json(result)
+    warn(result)
+
+
+def warn(summary: dict[str, Any]) -> None:
+    """A run's shortfalls (fewer alternatives than asked, time-capped solves), on stderr."""
+    for line in summary.get("warnings") or []:
+        click.echo(f"warning: {line}", err=True)
 
 
 COMMANDS = [uncertainty, uncertain, calibrate]

@@ -38,6 +38,7 @@ from trackdb.stages.uncertainty import (
     compute,
     parse_method,
     rebuild_model,
+    shortfalls,
 )
 from trackdb.store import probabilities, runs
 from trackdb.store.core import Movie, Store
@@ -167,6 +168,19 @@ def run_calibrate(
                 f"no candidate cell of movie {movie.name!r} matches {gt_dir} with IoU > "
                 f"{IOU_MATCH} and a known mother: is it the ground truth of another movie?"
             )
+        wrong = wrong_cells(unc.edge_score, unc.appear_score, g.edge_target, option_true, cells)
+        warnings = []
+        if wrong == 0 and temperature_prior is None:
+            raise InputError(
+                f"nothing to calibrate: the most probable option of every one of the {int(cells.sum())} "
+                f"labelled cells is the true one, so the plain NLL fit drives T to 0; keep the prior "
+                f"(--temperature-prior 1) or calibrate on a movie with errors"
+            )
+        if wrong == 0:
+            warnings.append(
+                f"no labelled cell's most probable option is wrong (of {int(cells.sum())}): "
+                "the temperature is set by the prior, not by errors in this movie"
+            )
         temperature = fit_option_temperature(
             unc.edge_score, unc.appear_score, g.edge_target, option_true, cells, prior_sigma=temperature_prior
         )
@@ -198,8 +212,33 @@ def run_calibrate(
             "matched_nodes": int((gt_label > 0).sum()),
             "nodes": int(g.n_nodes),
             "calibration_cells": int(cells.sum()),
+            "wrong_calibration_cells": wrong,
             "png": str(png) if png else None,
             "run_id": run_id,
+            "info": unc.info,
+            "warnings": warnings + shortfalls(model, unc, k),
         }
         probabilities.store_calibration(store, name, m.value, temperature, before.ece, after.ece, run_id)
+        with store.begin() as c:
+            runs.set_summary(c, run_id, result)
     return result
+
+
+def wrong_cells(
+    edge_score: np.ndarray,
+    appear_score: np.ndarray,
+    edge_target: np.ndarray,
+    option_true: np.ndarray,
+    cells: np.ndarray,
+) -> int:
+    """How many of the labelled ``cells`` score a wrong option highest: the errors a
+    temperature can be fitted against (none: only the prior holds T)."""
+    n = len(appear_score)
+    group = np.concatenate([np.asarray(edge_target, np.int64), np.arange(n)])
+    score = np.concatenate([edge_score, appear_score])
+    top = np.full(n, -np.inf)
+    np.maximum.at(top, group, score)
+    true = np.full(n, -np.inf)
+    hit = np.asarray(option_true, bool)
+    np.maximum.at(true, group[hit], score[hit])
+    return int(np.sum(np.asarray(cells, bool) & (true < top)))

@@ -261,8 +261,9 @@ def compute(
 
 
 def _bar(desc: str) -> Callable[[int, int], None]:
-    """A tqdm bar on stderr driven by (done, expected) callbacks; closed when done = expected."""
-    bar = tqdm(desc=desc, unit="step", leave=False)
+    """A tqdm bar on stderr driven by (done, expected) callbacks, closed when done = expected;
+    shown only on a terminal (logs and pipes stay clean)."""
+    bar = tqdm(desc=desc, unit="step", leave=False, disable=None)
 
     def update(done: int, total: int) -> None:
         bar.total = total

@@ -1,0 +1,111 @@
+"""K best of the joint model: the frame-pair scheme against whole-movie no-good re-solves, and
+the report of what was found (exhausted lists, re-solves stopped by their time limit)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.optimize import milp
+
+import solvers.kbest_joint as kbest_module
+from solvers.kbest_joint import fixed_segmentation, kbest_joint, lap_applies
+from solvers.model import objective
+from solvers.types import CandidateGraph, Pins
+
+from .test_murty import random_graph
+
+
+def with_division_pairs(graph: CandidateGraph, rng: np.random.Generator) -> CandidateGraph:
+    """Every two out-links of a node become a division pair with its own cost."""
+    pairs = []
+    for a in np.unique(graph.edge_source).tolist():
+        out = np.flatnonzero(graph.edge_source == a).tolist()
+        pairs += list(itertools.combinations(out, 2))
+    arr = np.array(pairs, np.int64).reshape(-1, 2)
+    return replace(graph, division_pairs=arr, division_pair_cost=rng.normal(0, 1.5, len(arr)))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_frame_pairs_match_nogood_with_every_node_pinned(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = [int(x) for x in rng.integers(2, 4, size=int(rng.integers(2, 5)))]
+    graph = with_division_pairs(random_graph(rng, sizes, density=0.7), rng)
+    assert fixed_segmentation(graph)
+    assert not lap_applies(graph)  # division pairs: Murty on parent maps does not apply
+    k = 12
+    pairs = kbest_joint(graph, k)
+    nogood = kbest_joint(graph, k, method="nogood", pins=Pins(must_nodes=np.arange(graph.n_nodes)))
+    assert pairs.scheme == "pairs"
+    assert pairs.complete
+    assert nogood.complete
+    assert len(pairs.solutions) == len(nogood.solutions)
+    got = [s.objective for s in pairs.solutions]
+    assert got == pytest.approx([s.objective for s in nogood.solutions])
+    assert got == sorted(got)
+    assert len({s.edge_selected.tobytes() for s in pairs.solutions}) == len(got)
+    for s in pairs.solutions:  # each reported objective is that of the reported selection
+        assert s.node_selected.all()
+        assert objective(graph, s.node_selected, s.edge_selected) == pytest.approx(s.objective)
+
+
+def test_fewer_solutions_than_asked_is_exhausted_not_stopped() -> None:
+    rng = np.random.default_rng(2)
+    graph = with_division_pairs(random_graph(rng, [1, 2], density=1.0), rng)
+    # one mother, two daughters: each daughter has her or appears, or she divides
+    got = kbest_joint(graph, 50)
+    assert 1 < len(got.solutions) < 50
+    assert got.exhausted
+    assert got.complete
+    assert got.stopped is None
+    assert got.summary()["found"] == len(got.solutions)
+
+
+@pytest.mark.parametrize("method", ["pairs", "nogood"])
+def test_a_time_capped_resolve_ends_the_list_and_says_why(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-solve that hits its time limit is not a proof: the list stops before it, with the
+    reason, instead of passing its solution off as the next best."""
+    rng = np.random.default_rng(4)
+    graph = with_division_pairs(random_graph(rng, [3, 3, 3], density=0.7), rng)
+    calls = {"n": 0}
+    first_calls = 1 if method == "nogood" else 2  # pairs: each pair's optimum first
+
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        res = milp(*args, **kwargs)
+        if calls["n"] <= first_calls:
+            return res
+        return SimpleNamespace(status=1, x=res.x, fun=res.fun, message="Time limit reached")
+
+    monkeypatch.setattr(kbest_module, "milp", capped)
+    pins = Pins(must_nodes=np.arange(graph.n_nodes)) if method == "nogood" else None
+    got = kbest_joint(graph, 5, method=method, pins=pins, time_limit=7.0)
+    assert len(got.solutions) == 1  # the optimum, proven
+    assert not got.complete
+    assert not got.exhausted
+    assert got.stopped is not None
+    assert "time limit of 7 s" in got.stopped
+
+
+def test_progress_reaches_its_total() -> None:
+    rng = np.random.default_rng(1)
+    graph = with_division_pairs(random_graph(rng, [3, 3, 3], density=0.7), rng)
+    seen: list[tuple[int, int]] = []
+    kbest_joint(graph, 4, progress=lambda done, total: seen.append((done, total)))
+    assert seen
+    assert seen[-1][0] == seen[-1][1]
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_bad_arguments_are_refused() -> None:
+    graph = random_graph(np.random.default_rng(0), [2, 2])
+    with pytest.raises(ValueError, match="k must be"):
+        kbest_joint(graph, 0)
+    with pytest.raises(ValueError, match="time_limit"):
+        kbest_joint(graph, 2, time_limit=-1.0)
+    with pytest.raises(ValueError, match="takes no pins"):
+        kbest_joint(graph, 2, method="pairs", pins=Pins())
