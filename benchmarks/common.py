@@ -73,13 +73,18 @@ def emit(name: str, result: Any, *, save: bool = True, indent: int | None = 1) -
     if not save:
         return
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
-                             timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, timeout=5
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         sha = ""
+    script = Path(sys.argv[0]).resolve()
+    argv = [str(script.relative_to(ROOT)) if script.is_relative_to(ROOT) else sys.argv[0], *sys.argv[1:]]
     record = {
         "benchmark": name,
-        "command": " ".join(["python", *sys.argv]),
+        "command": " ".join(["python", *argv]),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "cpu_count": os.cpu_count(),
         "commit": sha or None,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "loadavg": list(os.getloadavg()),

@@ -21,24 +21,25 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from inference.forest import build_forest_index
+from inference.synthetic import prob_from_labels
 
-from common import DEFAULT_DATA, log  # noqa: E402
-from inference.forest import build_forest_index  # noqa: E402
-from inference.synthetic import prob_from_labels  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import DEFAULT_DATA, emit, log
 
 
-
-def median_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
+def median_time(fn: Callable[[], object], repeats: int) -> float:
     ts = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -65,13 +66,15 @@ def main() -> None:
     gt52 = tifffile.imread(files[52])
     prob = prob_from_labels(gt52, seed=2026 + 52)
     c, _ = build_forest_index(prob)  # warm-up, and the node count
-    res: dict = {
-        "frame": 52, "shape": list(prob.shape), "cells": int(len(np.unique(gt52)) - 1),
-        "levels": int(len(np.unique(np.rint(prob[prob >= 0.5] * 100)))), "nodes": len(c),
+    res: dict[str, Any] = {
+        "frame": 52,
+        "shape": list(prob.shape),
+        "cells": int(len(np.unique(gt52)) - 1),
+        "levels": int(len(np.unique(np.rint(prob[prob >= 0.5] * 100)))),
+        "nodes": len(c),
         "repeats": args.repeats,
     }
-    res["forest_features_s"] = median_time(
-        lambda: build_forest_index(prob, with_masks=False), args.repeats)
+    res["forest_features_s"] = median_time(lambda: build_forest_index(prob, with_masks=False), args.repeats)
     res["forest_with_masks_s"] = median_time(lambda: build_forest_index(prob), args.repeats)
     res["ndimage_label_all_levels_s"] = median_time(lambda: label_all_levels(prob), args.repeats)
     # the machine is shared: ratios to the reference measured in the same run travel better
@@ -89,11 +92,15 @@ def main() -> None:
         g = tifffile.imread(files[f])
         p = prob_from_labels(g, seed=2026 + f)
         n = len(build_forest_index(p, with_masks=False)[0])
-        growth.append({
-            "frame": f, "cells": int(len(np.unique(g)) - 1), "nodes": n,
-            "features_s": median_time(lambda: build_forest_index(p, with_masks=False), 3),
-            "with_masks_s": median_time(lambda: build_forest_index(p), 3),
-        })
+        growth.append(
+            {
+                "frame": f,
+                "cells": int(len(np.unique(g)) - 1),
+                "nodes": n,
+                "features_s": median_time(partial(build_forest_index, p, with_masks=False), 3),
+                "with_masks_s": median_time(partial(build_forest_index, p), 3),
+            }
+        )
         log(growth[-1])
     res["by_cells"] = growth
     size = []
@@ -102,14 +109,17 @@ def main() -> None:
         y0 = max(0, min(cy - side // 2, prob.shape[0] - side))
         x0 = max(0, min(cx - side // 2, prob.shape[1] - side))
         p = np.ascontiguousarray(prob[y0 : y0 + side, x0 : x0 + side])
-        size.append({
-            "crop": list(p.shape), "nodes": len(build_forest_index(p, with_masks=False)[0]),
-            "features_s": median_time(lambda: build_forest_index(p, with_masks=False), 3),
-            "with_masks_s": median_time(lambda: build_forest_index(p), 3),
-        })
+        size.append(
+            {
+                "crop": list(p.shape),
+                "nodes": len(build_forest_index(p, with_masks=False)[0]),
+                "features_s": median_time(partial(build_forest_index, p, with_masks=False), 3),
+                "with_masks_s": median_time(partial(build_forest_index, p), 3),
+            }
+        )
         log(size[-1])
     res["by_size"] = size
-    print(json.dumps(res))
+    emit("forest_speed", res)
 
 
 if __name__ == "__main__":

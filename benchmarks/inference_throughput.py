@@ -20,16 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import ROOT, emit
 
 
 def _dir_bytes(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 
-def one(model: str, n_frames: int, size: int, tta: bool, device: str, threads: int,
-        embedding: bool) -> dict[str, float | int | None]:
+def one(
+    model: str, n_frames: int, size: int, tta: bool, device: str, threads: int, embedding: bool
+) -> dict[str, float | int | None]:
     """One configuration in this process (called in a fresh subprocess by :func:`main`)."""
     import numpy as np
     import torch
@@ -44,20 +46,22 @@ def one(model: str, n_frames: int, size: int, tta: bool, device: str, threads: i
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "bench.zarr"
         # frame 0 warms the process up (allocator, kernels) and is not timed
-        predict_movie(frames[:1], Path(tmp) / "warm.zarr", model, tta=tta, device=device,
-                      embedding=embedding, progress=False)
+        predict_movie(
+            frames[:1], Path(tmp) / "warm.zarr", model, tta=tta, device=device, embedding=embedding, progress=False
+        )
         if device == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        predict_movie(frames[1:], store, model, tta=tta, device=device, embedding=embedding,
-                      progress=False)
+        predict_movie(frames[1:], store, model, tta=tta, device=device, embedding=embedding, progress=False)
         if device == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         zarr_bytes = _dir_bytes(store / "pred")
     out: dict[str, float | int | None] = {
-        "frames": n_frames, "seconds": round(dt, 2), "frames_per_s": round(n_frames / dt, 4),
+        "frames": n_frames,
+        "seconds": round(dt, 2),
+        "frames_per_s": round(n_frames / dt, 4),
         "s_per_frame": round(dt / n_frames, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "zarr_bytes_per_frame": int(zarr_bytes / n_frames),
@@ -67,10 +71,24 @@ def one(model: str, n_frames: int, size: int, tta: bool, device: str, threads: i
     return out
 
 
-def _subprocess(args: argparse.Namespace, tta: bool, device: str, frames: int,
-                embedding: bool = True) -> dict[str, float | int | None]:
-    cmd = [sys.executable, __file__, "--one", "--model", args.model, "--size", str(args.size),
-           "--threads", str(args.threads), "--device", device, "--frames", str(frames)]
+def _subprocess(
+    args: argparse.Namespace, tta: bool, device: str, frames: int, embedding: bool = True
+) -> dict[str, float | int | None]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--one",
+        "--model",
+        args.model,
+        "--size",
+        str(args.size),
+        "--threads",
+        str(args.threads),
+        "--device",
+        device,
+        "--frames",
+        str(frames),
+    ]
     cmd += ["--tta"] if tta else []
     cmd += [] if embedding else ["--no-embedding"]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
@@ -91,8 +109,13 @@ def main() -> None:
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.model, args.frames, args.size, args.tta, args.device,
-                             args.threads, not args.no_embedding)))
+        # one configuration for the parent process: its JSON line, not a recorded result
+        emit(
+            "inference_throughput",
+            one(args.model, args.frames, args.size, args.tta, args.device, args.threads, not args.no_embedding),
+            save=False,
+            indent=None,
+        )
         return
     import torch
 
@@ -100,25 +123,38 @@ def main() -> None:
 
     cfg = read_config(args.model)
     load0 = os.getloadavg()[0]
-    cpu = {"threads": args.threads,
-           "no_tta": _subprocess(args, False, "cpu", args.frames),
-           "tta": _subprocess(args, True, "cpu", args.tta_frames)}
+    cpu = {
+        "threads": args.threads,
+        "no_tta": _subprocess(args, False, "cpu", args.frames),
+        "tta": _subprocess(args, True, "cpu", args.tta_frames),
+    }
     no_emb = _subprocess(args, False, "cpu", 1, embedding=False)
     cuda = None
     if torch.cuda.is_available():
-        cuda = {"device": torch.cuda.get_device_name(0),
-                "no_tta": _subprocess(args, False, "cuda", 10),
-                "tta": _subprocess(args, True, "cuda", 5)}
-    print(json.dumps({
-        "benchmark": "inference_throughput", "image": [args.size, args.size],
-        "model": str(args.model), "width": cfg["width"], "parameters": cfg.get("parameters"),
-        "cpu": cpu, "cuda": cuda,
-        "zarr_bytes_per_frame": {"with_embedding": cpu["no_tta"]["zarr_bytes_per_frame"],
-                                 "without_embedding": no_emb["zarr_bytes_per_frame"]},
-        "goal_cpu_frames_per_s_no_tta": 0.3,
-        "loadavg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)],
-        "cpu_count": os.cpu_count(),
-    }))
+        cuda = {
+            "device": torch.cuda.get_device_name(0),
+            "no_tta": _subprocess(args, False, "cuda", 10),
+            "tta": _subprocess(args, True, "cuda", 5),
+        }
+    emit(
+        "inference_throughput",
+        {
+            "benchmark": "inference_throughput",
+            "image": [args.size, args.size],
+            "model": str(args.model),
+            "width": cfg["width"],
+            "parameters": cfg.get("parameters"),
+            "cpu": cpu,
+            "cuda": cuda,
+            "zarr_bytes_per_frame": {
+                "with_embedding": cpu["no_tta"]["zarr_bytes_per_frame"],
+                "without_embedding": no_emb["zarr_bytes_per_frame"],
+            },
+            "goal_cpu_frames_per_s_no_tta": 0.3,
+            "loadavg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)],
+            "cpu_count": os.cpu_count(),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from solvers.joint import solve_joint, solve_windowed
+from solvers.types import CandidateGraph
 
-from common import finite, log, restore_stdout, stdout_to_stderr  # noqa: E402
-from solvers.joint import solve_joint, solve_windowed  # noqa: E402
-from solvers.types import CandidateGraph  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import emit, log, restore_stdout, stdout_to_stderr
 
 
 def synthetic_graph(n_frames: int, cells: int, seed: int = 0, k: int = 4) -> CandidateGraph:
@@ -128,7 +128,9 @@ def run_isolated(spec: dict) -> dict:
     log("running", spec)
     proc = subprocess.run(
         [sys.executable, __file__, "--one", json.dumps(spec)],
-        capture_output=True, text=True, timeout=spec["time_limit"] * 3 + 900,
+        capture_output=True,
+        text=True,
+        timeout=spec["time_limit"] * 3 + 900,
     )
     if proc.returncode != 0:
         return {**spec, "error": proc.stderr.strip().splitlines()[-1:]}
@@ -148,7 +150,8 @@ def main() -> None:
         saved = stdout_to_stderr()
         one = measure_one(json.loads(args.one))
         restore_stdout(saved)
-        print(json.dumps(finite(one)))
+        # one configuration for the parent process: its JSON line, not a recorded result
+        emit("joint_scaling", one, save=False, indent=None)
         return
     backends = args.backends.split(",")
     base = {"time_limit": args.time_limit, "workers": 1}
@@ -160,13 +163,23 @@ def main() -> None:
     for cells in (100, 300, 1000):
         runs.append(run_isolated({**base, "backend": "highs", "frames": 5, "cells": cells}))
     # windowed
-    runs.append(run_isolated({**base, "backend": "highs", "frames": 20, "cells": 300,
-                              "window": 10, "overlap": 2}))
+    runs.append(run_isolated({**base, "backend": "highs", "frames": 20, "cells": 300, "window": 10, "overlap": 2}))
     if args.full:
-        runs.append(run_isolated({**base, "backend": "highs", "frames": 100, "cells": 1000,
-                                  "window": 10, "overlap": 2, "time_limit": 120.0}))
-    print(json.dumps(finite({"runs": runs, "note": "peak_rss_mb is the whole subprocess (Python + "
-                      "numpy + solver); seconds = model build + solve"})))
+        runs.append(
+            run_isolated(
+                {
+                    **base,
+                    "backend": "highs",
+                    "frames": 100,
+                    "cells": 1000,
+                    "window": 10,
+                    "overlap": 2,
+                    "time_limit": 120.0,
+                }
+            )
+        )
+    note = "peak_rss_mb is the whole subprocess (Python + numpy + solver); seconds = model build + solve"
+    emit("joint_scaling", {"runs": runs, "note": note})
 
 
 if __name__ == "__main__":

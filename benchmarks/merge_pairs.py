@@ -21,20 +21,21 @@ Without ``--zarr`` the shipped model predicts the movie first (a few minutes on 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # read when tqdm is imported
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TQDM_DISABLE", "1")
-from common import DEFAULT_DATA, ROOT, log
-
+from benchmarks.common import DEFAULT_DATA, ROOT, emit, log
 from inference.candidates_from_pred import candidates_from_zarr
 from inference.merges import grow_labels, merge_pairs, touching_pairs, vote_ratio
+from inference.pred_store import child_array, open_pred
 from trackdb.io import ctc
 
 THRESHOLDS = (0.6, 0.7, 0.8, 0.9, None)
@@ -61,28 +62,35 @@ def over_split_cells(gt: np.ndarray, clusters: np.ndarray) -> list[tuple[int, in
     return found
 
 
-def frame_stats(gt: np.ndarray, clusters: np.ndarray, offsets: np.ndarray, gap: float,
-                until_division: dict[int, int]) -> dict:
+def frame_stats(
+    gt: np.ndarray, clusters: np.ndarray, offsets: np.ndarray, gap: float, until_division: dict[int, int]
+) -> dict:
     """Per threshold: offered pairs that are one cell / two cells; over-split cells covered.
 
     ``until_division``: frames from this one to the last frame of each GT track that divides.
     """
     pairs, _ = touching_pairs(grow_labels(clusters, gap))
-    truth = {(int(a), int(b)): majority(gt, clusters == a) == majority(gt, clusters == b) > 0
-             for a, b in pairs}
+    truth = {(int(a), int(b)): majority(gt, clusters == a) == majority(gt, clusters == b) > 0 for a, b in pairs}
     cells = over_split_cells(gt, clusters)
     split = [(a, b) for a, b, _ in cells]
-    out = {"touching_one_cell": sum(truth.values()), "touching_two_cells": len(truth) - sum(truth.values()),
-           "over_split_cells": len(split), "by_threshold": {},
-           "over_split_frames_before_division": [until_division.get(g, -1) for _, _, g in cells]}
+    by_threshold: dict[str, dict[str, int]] = {}
+    out: dict[str, Any] = {
+        "touching_one_cell": sum(truth.values()),
+        "touching_two_cells": len(truth) - sum(truth.values()),
+        "over_split_cells": len(split),
+        "by_threshold": by_threshold,
+        "over_split_frames_before_division": [until_division.get(g, -1) for _, _, g in cells],
+    }
     for th in THRESHOLDS:
-        offered = merge_pairs(clusters, offsets if th is not None else None,
-                              max_vote_ratio=th if th is not None else np.inf, gap=gap)
+        offered = merge_pairs(
+            clusters, offsets if th is not None else None, max_vote_ratio=th if th is not None else np.inf, gap=gap
+        )
         chosen = {(int(a), int(b)) for a, b in offered}
-        out["by_threshold"][str(th)] = {
+        by_threshold[str(th)] = {
             "offered_one_cell": sum(truth.get(p, False) for p in chosen),
             "offered_two_cells": sum(not truth.get(p, False) for p in chosen),
-            "over_split_covered": sum(p in chosen for p in split)}
+            "over_split_covered": sum(p in chosen for p in split),
+        }
     if len(pairs):
         ratio = vote_ratio(clusters, offsets, pairs)
         out["ratio_one_cell"] = [float(r) for r, p in zip(ratio, pairs) if truth[(int(p[0]), int(p[1]))]]
@@ -97,12 +105,16 @@ def frames_before_division(tracks: np.ndarray, t: int) -> dict[int, int]:
 
 
 def summarise(per_frame: list[dict]) -> dict:
-    total: dict = {k: sum(f[k] for f in per_frame)
-                   for k in ("touching_one_cell", "touching_two_cells", "over_split_cells")}
+    total: dict = {
+        k: sum(f[k] for f in per_frame) for k in ("touching_one_cell", "touching_two_cells", "over_split_cells")
+    }
     total["by_threshold"] = {
-        th: {k: sum(f["by_threshold"][th][k] for f in per_frame)
-             for k in ("offered_one_cell", "offered_two_cells", "over_split_covered")}
-        for th in per_frame[0]["by_threshold"]}
+        th: {
+            k: sum(f["by_threshold"][th][k] for f in per_frame)
+            for k in ("offered_one_cell", "offered_two_cells", "over_split_covered")
+        }
+        for th in per_frame[0]["by_threshold"]
+    }
     before = np.array([d for f in per_frame for d in f["over_split_frames_before_division"]], np.int64)
     values, counts = np.unique(before, return_counts=True)
     # -1: the track does not divide within the movie
@@ -136,16 +148,17 @@ def main() -> None:
             import_ctc(store, args.data, "01", "m", no_gt=True)
             zpath = Path(tmp) / "m.zarr"
             run_predict(store, "m", args.model, zarr_path=zpath)
-        import zarr
-
-        offsets = zarr.open_group(str(zpath), mode="r")["pred"]["offsets"]
+        offsets = child_array(open_pred(zpath), "offsets")
         per_frame = []
         for t in range(a, b):
             clusters = candidates_from_zarr(str(zpath), t)[1].astype(np.int64)
-            per_frame.append(frame_stats(gt[t], clusters, np.asarray(offsets[t], np.float32), args.gap,
-                                         frames_before_division(tracks, t)))
+            per_frame.append(
+                frame_stats(
+                    gt[t], clusters, np.asarray(offsets[t], np.float32), args.gap, frames_before_division(tracks, t)
+                )
+            )
             log(f"frame {t}: {per_frame[-1]['by_threshold']['0.8']}")
-    print(json.dumps({"frames": [a, b - 1], "gap": args.gap, **summarise(per_frame)}, indent=1))
+    emit("merge_pairs", {"frames": [a, b - 1], "gap": args.gap, **summarise(per_frame)})
 
 
 if __name__ == "__main__":

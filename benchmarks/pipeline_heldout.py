@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data" / "bacteria-divisualisation"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import DEFAULT_DATA, ROOT, emit
 
 
 def ctc_seg(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -54,9 +54,10 @@ def window_gt(frames: range) -> tuple[np.ndarray, np.ndarray]:
     """GT masks of ``frames`` and the CTC table restricted (and re-timed) to that window."""
     import tifffile
 
-    masks = np.stack([tifffile.imread(DATA / "01_GT" / "TRA" / f"man_track{t:03d}.tif")
-                      for t in frames]).astype(np.uint32)
-    rows = np.loadtxt(DATA / "01_GT" / "TRA" / "man_track.txt", dtype=np.int64, ndmin=2)
+    masks = np.stack(
+        [tifffile.imread(DEFAULT_DATA / "01_GT" / "TRA" / f"man_track{t:03d}.tif") for t in frames]
+    ).astype(np.uint32)
+    rows = np.loadtxt(DEFAULT_DATA / "01_GT" / "TRA" / "man_track.txt", dtype=np.int64, ndmin=2)
     a, b = frames.start, frames.stop - 1
     keep = {int(r[0]): r for r in rows if r[2] >= a and r[1] <= b}
     table = []
@@ -67,8 +68,7 @@ def window_gt(frames: range) -> tuple[np.ndarray, np.ndarray]:
     return masks, np.array(sorted(table), np.int64)
 
 
-def write_ctc(folder: Path, masks: np.ndarray, table: np.ndarray, prefix: str, track_name: str
-              ) -> None:
+def write_ctc(folder: Path, masks: np.ndarray, table: np.ndarray, prefix: str, track_name: str) -> None:
     import tifffile
 
     folder.mkdir(parents=True)
@@ -77,8 +77,7 @@ def write_ctc(folder: Path, masks: np.ndarray, table: np.ndarray, prefix: str, t
     np.savetxt(folder / track_name, table.reshape(-1, 4), fmt="%d")
 
 
-def tracking_metrics(gt: tuple[np.ndarray, np.ndarray], res: tuple[np.ndarray, np.ndarray]
-                     ) -> dict[str, float]:
+def tracking_metrics(gt: tuple[np.ndarray, np.ndarray], res: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
     from traccuracy import run_metrics
     from traccuracy.loaders import load_ctc_data
     from traccuracy.matchers import CTCMatcher
@@ -118,7 +117,7 @@ def main() -> None:
     a, b = (int(x) for x in args.frames.split(":"))
     frames = range(a, b)
     cfg = read_config(args.model)
-    raw = [tifffile.imread(DATA / "01" / f"t{t:03d}.tif") for t in frames]
+    raw = [tifffile.imread(DEFAULT_DATA / "01" / f"t{t:03d}.tif") for t in frames]
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "heldout.zarr"
         t0 = time.perf_counter()
@@ -131,17 +130,24 @@ def main() -> None:
     tra = tracking_metrics(gt, (labels, table))
     n_div = int(len({int(p) for p in table[:, 3] if p > 0}))
     out = {
-        "benchmark": "pipeline_heldout", "frames": [a, b - 1], "model": str(args.model),
-        "model_width": cfg["width"], "trained_steps": cfg.get("trained_steps"), "tta": args.tta,
-        "SEG": round(seg, 4), **tra,
+        "benchmark": "pipeline_heldout",
+        "frames": [a, b - 1],
+        "model": str(args.model),
+        "model_width": cfg["width"],
+        "trained_steps": cfg.get("trained_steps"),
+        "tta": args.tta,
+        "SEG": round(seg, 4),
+        **tra,
         "targets": {"SEG": 0.80, "DET": 0.95, "TRA": 0.93},
         "gt_objects": int(sum(len(np.unique(m)) - 1 for m in gt[0])),
         "pred_objects": int(sum(len(np.unique(m)) - 1 for m in labels)),
-        "pred_divisions": n_div, "gt_divisions": int(len({int(p) for p in gt[1][:, 3] if p > 0})),
+        "pred_divisions": n_div,
+        "gt_divisions": int(len({int(p) for p in gt[1][:, 3] if p > 0})),
         "seconds": {"predict": round(t1 - t0, 1), "cluster_and_link": round(t2 - t1, 1)},
-        "linking": "embedtrack (backward majority vote)", "clustering": "embedtrack",
+        "linking": "embedtrack (backward majority vote)",
+        "clustering": "embedtrack",
     }
-    print(json.dumps(out))
+    emit("pipeline_heldout", out)
     if args.write_model_metrics:
         (Path(args.model) / "heldout_metrics.json").write_text(json.dumps(out, indent=2) + "\n")
 

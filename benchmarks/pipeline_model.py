@@ -9,42 +9,49 @@ TRA ≥ 0.93, and the joint solver's gain over EmbedTrack's linking).
     python benchmarks/pipeline_model.py [--model models/bacteria] [--tta] [--no-merges]
 
 ``--zarr PATH`` keeps the predictions (a later run with the same model and ``--tta`` reuses
-them; only the stages after ``predict`` then run). ``--no-merges`` leaves out the merged candidates of touching clusters (``inference.merges``),
-i.e. the pipeline before they existed.
+them; only the stages after ``predict`` then run). ``--no-merges`` leaves out the merged
+candidates of touching clusters (``inference.merges``), i.e. the pipeline before they existed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TQDM_DISABLE", "1")
-from common import DEFAULT_DATA, ROOT, finite, log
+os.environ.setdefault("TQDM_DISABLE", "1")  # read when tqdm is imported
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trackdb.stages.evaluate import ctc_scores
+from benchmarks.common import DEFAULT_DATA, ROOT, emit, log
 from trackdb.io.import_ctc import import_ctc
-from trackdb.stages.link import run_link
-from trackdb.stages.solve import run_solve
-from trackdb.stages.predictions import (
-    run_candidates_from_predictions,
-    run_embedtrack,
-    run_predict,
-)
 from trackdb.io.render import render_labels
-from trackdb.store.solutions import solution_tracks
+from trackdb.stages.evaluate import ctc_scores
+from trackdb.stages.link import run_link
+from trackdb.stages.predictions import run_candidates_from_predictions, run_embedtrack, run_predict
+from trackdb.stages.solve import run_solve
 from trackdb.store import Store
+from trackdb.store.solutions import solution_tracks
 
-KEYS = ("SEG", "DET", "TRA", "LNK", "fp_nodes", "fn_nodes", "ns_nodes", "fp_edges", "fn_edges", "ws_edges",
-        "division_Division F1")
+KEYS = (
+    "SEG",
+    "DET",
+    "TRA",
+    "LNK",
+    "fp_nodes",
+    "fn_nodes",
+    "ns_nodes",
+    "fp_edges",
+    "fn_edges",
+    "ws_edges",
+    "division_Division F1",
+)
 
 
-def held_out(store: Store, sid: int, gt: Path, frames: slice) -> dict:
+def held_out(store: Store, sid: int, gt: Path, frames: slice) -> dict[str, Any]:
     movie = store.movie("m")
     s = ctc_scores(render_labels(store, movie, sid), solution_tracks(store, sid), gt, frames=frames)
     return {k: (round(s[k], 4) if isinstance(s[k], float) else s[k]) for k in KEYS if k in s}
@@ -57,12 +64,21 @@ def main() -> None:
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--first", type=int, default=40)
     ap.add_argument("--no-merges", action="store_true", help="clusters only, no merged candidates")
-    ap.add_argument("--zarr", type=Path, default=None,
-                    help="predictions store to write or reuse (predict resumes: a finished one is reused)")
+    ap.add_argument(
+        "--zarr",
+        type=Path,
+        default=None,
+        help="predictions store to write or reuse (predict resumes: a finished one is reused)",
+    )
     args = ap.parse_args()
     frames = slice(args.first, None)
-    out: dict = {"model": str(args.model), "tta": args.tta, "merges": not args.no_merges,
-                 "held_out_frames": [args.first, 52], "seconds": {}}
+    out: dict[str, Any] = {
+        "model": str(args.model),
+        "tta": args.tta,
+        "merges": not args.no_merges,
+        "held_out_frames": [args.first, 52],
+        "seconds": {},
+    }
     sec = out["seconds"]
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/m.sqlite", create=True)
@@ -82,9 +98,10 @@ def main() -> None:
         sec["candidates_link_joint"] = round(time.perf_counter() - t, 1)
         out["joint"] = {"status": res.status, **held_out(store, res.solution_id, args.data / "01_GT", frames)}
         log("joint", out["joint"])
-    out["joint_minus_embedtrack"] = {k: round(out["joint"][k] - out["embedtrack"][k], 4)
-                                     for k in ("SEG", "DET", "TRA", "LNK") if k in out["joint"]}
-    print(json.dumps(finite(out), indent=1))
+    out["joint_minus_embedtrack"] = {
+        k: round(out["joint"][k] - out["embedtrack"][k], 4) for k in ("SEG", "DET", "TRA", "LNK") if k in out["joint"]
+    }
+    emit("pipeline_model", out)
 
 
 if __name__ == "__main__":

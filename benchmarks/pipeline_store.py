@@ -14,33 +14,49 @@ Two tasks, both on SQLite in a temporary folder (``--db`` for another URL):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # read when tqdm is imported
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TQDM_DISABLE", "1")
-
-from inference.synthetic import prob_from_labels  # noqa: E402
-from trackdb.io import ctc  # noqa: E402
-from trackdb.stages.evaluate import evaluate_solution  # noqa: E402
-from trackdb.io.import_ctc import import_ctc  # noqa: E402
+from benchmarks.common import DEFAULT_DATA, emit, log
+from inference.synthetic import prob_from_labels
+from trackdb.io import ctc
+from trackdb.io.import_ctc import import_ctc
 from trackdb.stages.candidates import run_candidates
+from trackdb.stages.evaluate import evaluate_solution
 from trackdb.stages.link import run_link
-from trackdb.stages.solve import run_solve  # noqa: E402
-from trackdb.store import Store  # noqa: E402
+from trackdb.stages.solve import run_solve
+from trackdb.store import Store
 
-METRICS = ("TRA", "DET", "LNK", "SEG", "fp_nodes", "fn_nodes", "ns_nodes", "fp_edges", "fn_edges", "ws_edges",
-           "division_Division F1", "division_Division Recall", "division_Division Precision")
+T = TypeVar("T")
+
+METRICS = (
+    "TRA",
+    "DET",
+    "LNK",
+    "SEG",
+    "fp_nodes",
+    "fn_nodes",
+    "ns_nodes",
+    "fp_edges",
+    "fn_edges",
+    "ws_edges",
+    "division_Division F1",
+    "division_Division Recall",
+    "division_Division Precision",
+)
 
 
-def timed(fn, *a, **kw):  # type: ignore[no-untyped-def]
+def timed(fn: Callable[..., T], *a: Any, **kw: Any) -> tuple[T, float]:
     t0 = time.perf_counter()
     out = fn(*a, **kw)
     return out, round(time.perf_counter() - t0, 2)
@@ -57,9 +73,13 @@ def task_masks(store: Store, data: Path) -> dict:
     _, out["link_s"] = timed(run_link, store, "masks", max_distance=100, k=12)
     for method in ("joint", "lap"):
         res, sec = timed(run_solve, store, "masks", method=method)
-        out[method] = {"solve_s": sec, "status": res.status, "tracks": res.n_tracks,
-                       **scores(store, "masks", data / "01_GT", res.solution_id)}
-        print(method, out[method], file=sys.stderr)
+        out[method] = {
+            "solve_s": sec,
+            "status": res.status,
+            "tracks": res.n_tracks,
+            **scores(store, "masks", data / "01_GT", res.solution_id),
+        }
+        log(method, out[method])
     return out
 
 
@@ -80,13 +100,13 @@ def task_prob(store: Store, data: Path, tmp: Path) -> dict:
     st = store_stats(store, "prob")["movies"][0]
     out.update({"candidates": st["nodes"], "candidate_links": st["edges"], "selected": st["selected_cells"]})
     out["joint"] = {"status": res.status, **scores(store, "prob", data / "01_GT", res.solution_id)}
-    print("prob", out, file=sys.stderr)
+    log("prob", out)
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "bacteria-divisualisation")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--tasks", default="masks,prob")
     ap.add_argument("--db", default=None)
     args = ap.parse_args()
@@ -97,7 +117,7 @@ def main() -> None:
             result["masks"] = task_masks(store, args.data)
         if "prob" in args.tasks:
             result["prob"] = task_prob(store, args.data, Path(tmp))
-    print(json.dumps(result, indent=1))
+    emit("pipeline_store", result)
 
 
 if __name__ == "__main__":

@@ -12,25 +12,26 @@ Goals (issue 2): ancestors median ≤ 5 ms on both engines; full export ≤ 60 s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import sqlalchemy as sa
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic_store import build, drop_pg, fresh_url  # noqa: E402
+from trackdb.io.tables import export_tables
+from trackdb.store import Store, queries
 
-from trackdb.store import queries  # noqa: E402
-from trackdb.io.tables import export_tables  # noqa: E402
-from trackdb.store import Store  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import emit, log
+from benchmarks.synthetic_store import build, drop_pg, fresh_url
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--cells", type=int, default=5000)
     ap.add_argument("--depth", type=int, default=100)
@@ -41,13 +42,16 @@ def main() -> None:
     for engine in args.engines.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             url = fresh_url(engine, os.path.join(tmp, "q.sqlite"))
-            print(f"{engine}: building {args.frames}x{args.cells} store", file=sys.stderr)
+            log(f"{engine}: building {args.frames}x{args.cells} store")
             b = build(url, args.frames, args.cells)
             store = Store(url)
             with store.engine.connect() as c:
                 c.exec_driver_sql("ANALYZE")
-                targets = c.execute(sa.text("SELECT id FROM node WHERE t = :t ORDER BY id"),
-                                    {"t": args.depth}).scalars().all()
+                targets = (
+                    c.execute(sa.text("SELECT id FROM node WHERE t = :t ORDER BY id"), {"t": args.depth})
+                    .scalars()
+                    .all()
+                )
             step = max(1, len(targets) // args.repeats)
             picks = targets[::step][: args.repeats]
             sql_ms, api_ms, depths = [], [], []
@@ -71,12 +75,13 @@ def main() -> None:
                 "ancestors_sql_p95_ms": round(sorted(sql_ms)[int(0.95 * len(sql_ms)) - 1], 2),
                 "ancestors_api_median_ms": round(statistics.median(api_ms), 2),
                 "lineage_depth_reached": int(min(depths)),
-                "full_export_parquet_s": round(export_s, 1), "export_mb": sizes,
+                "full_export_parquet_s": round(export_s, 1),
+                "export_mb": sizes,
             }
-            print(engine, out[engine], file=sys.stderr)
+            log(engine, out[engine])
             store.close()
             drop_pg(url)
-    print(json.dumps(out, indent=2))
+    emit("queries", out)
 
 
 if __name__ == "__main__":

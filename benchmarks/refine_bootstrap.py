@@ -35,15 +35,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import uncertainty as U
 
 from inference.edges import link_candidates
 from inference.regions import candidates_from_labels, mask_covariance
@@ -59,6 +56,11 @@ from solvers.motion import (
     growth_spread,
     initial_motion,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import uncertainty as U
+from benchmarks.common import DEFAULT_DATA, emit, log
 
 
 def similarity_start(cells: CellFeatures, start: MotionModel) -> tuple[MotionModel, int]:
@@ -80,8 +82,9 @@ def similarity_start(cells: CellFeatures, start: MotionModel) -> tuple[MotionMod
     return dataclasses.replace(start, shift=shift), switched
 
 
-def low_quantile_sigma(cells: CellFeatures, src: np.ndarray, dst: np.ndarray, sol_edges: np.ndarray,
-                       motion: MotionModel, q: float) -> MotionModel:
+def low_quantile_sigma(
+    cells: CellFeatures, src: np.ndarray, dst: np.ndarray, sol_edges: np.ndarray, motion: MotionModel, q: float
+) -> MotionModel:
     """``motion`` with σ from the ``q``-quantile of the continuation residuals instead of their
     median (Rayleigh: the q-quantile of |r| is σ·√(−2 ln(1 − q))), so that up to 1 − q wrong
     links do not widen it."""
@@ -91,8 +94,11 @@ def low_quantile_sigma(cells: CellFeatures, src: np.ndarray, dst: np.ndarray, so
     if not cont.any():
         return motion
     resid = np.linalg.norm(c[dst[cont]] - (c[src[cont]] + motion.shift[src[cont]]), axis=1)
-    sigma = inlier_sigma(c[dst[cont]] - (c[src[cont]] + motion.shift[src[cont]])) if q == 0 else (
-        float(np.quantile(resid, q)) / np.sqrt(-2.0 * np.log(1.0 - q)))
+    sigma = (
+        inlier_sigma(c[dst[cont]] - (c[src[cont]] + motion.shift[src[cont]]))
+        if q == 0
+        else (float(np.quantile(resid, q)) / np.sqrt(-2.0 * np.log(1.0 - q)))
+    )
     return dataclasses.replace(motion, sigma_motion=max(sigma, 1.0))
 
 
@@ -114,13 +120,26 @@ def inlier_sigma(resid: np.ndarray, iterations: int = 100) -> float:
     return sigma
 
 
-def run_phase(labels: np.ndarray, lineage: dict, step: int, offset: int, start: str,
-              iterations: int, sigma_quantile: float | None = None,
-              settled: float | None = None) -> dict:
+def run_phase(
+    labels: np.ndarray,
+    lineage: dict,
+    step: int,
+    offset: int,
+    start: str,
+    iterations: int,
+    sigma_quantile: float | None = None,
+    settled: float | None = None,
+) -> dict:
     frames = np.arange(offset, labels.shape[0], step)
     cand = candidates_from_labels(labels[frames])
-    cells = CellFeatures(t=cand.t, centroid=cand.centroid, area=cand.area.astype(float),
-                         cov=mask_covariance(cand), bbox=cand.bbox, image_shape=labels.shape[1:])
+    cells = CellFeatures(
+        t=cand.t,
+        centroid=cand.centroid,
+        area=cand.area.astype(float),
+        cov=mask_covariance(cand),
+        bbox=cand.bbox,
+        image_shape=labels.shape[1:],
+    )
     edges = link_candidates(cand, max_distance=100.0 * step, k=12 * step)
     src, dst = np.asarray(edges.source, np.int64), np.asarray(edges.target, np.int64)
     params = CostParams()
@@ -158,50 +177,69 @@ def run_phase(labels: np.ndarray, lineage: dict, step: int, offset: int, start: 
         unsettled = settled is None or changed[-1] < 0 or changed[-1] > settled * sol.edge_selected.sum()
         if sigma_quantile is not None and unsettled:
             motion = low_quantile_sigma(cells, src, dst, sol.edge_selected, motion, sigma_quantile)
-    assert graph is not None and sol is not None and edge_true is not None
+    assert graph is not None
+    assert sol is not None
+    assert edge_true is not None
     ev = U.eval_links(np.flatnonzero(sol.edge_selected), graph.edge_target, node_frame)
     target = node_frame[graph.edge_target[ev]]
-    out = {
-        "map_accuracy_eval": round(float(edge_true[ev].mean()), 4), "evaluation_links": len(ev),
-        "by_target_frame": {int(f): round(float(edge_true[ev][target == f].mean()), 3)
-                            for f in np.unique(target)},
+    out: dict[str, Any] = {
+        "map_accuracy_eval": round(float(edge_true[ev].mean()), 4),
+        "evaluation_links": len(ev),
+        "by_target_frame": {int(f): round(float(edge_true[ev][target == f].mean()), 3) for f in np.unique(target)},
         "frame_pairs_switched_to_similarity": switched,
-        "solves": len(changed), "sigma_motion_px": sigma, "changed_links": changed,
-        "objective": objective, "map_accuracy_eval_per_solve": accuracy,
+        "solves": len(changed),
+        "sigma_motion_px": sigma,
+        "changed_links": changed,
+        "objective": objective,
+        "map_accuracy_eval_per_solve": accuracy,
     }
     spread = growth_spread(t, grow)
     out["growth_spread_px_by_source_frame"] = {
-        int(frames[f]): round(float(spread[t == f][0]), 1) for f in np.unique(t)[:-1]}
-    out["cell_spacing_px"] = round(float(cell_spacing(t, c)), 1)
-    U.log(f"{start} phase {offset}: MAP accuracy {out['map_accuracy_eval']} {out['by_target_frame']}")
+        int(frames[f]): round(float(spread[t == f][0]), 1) for f in np.unique(t)[:-1]
+    }
+    spacing = cell_spacing(t, c)
+    out["cell_spacing_px"] = None if spacing is None else round(spacing, 1)
+    log(f"{start} phase {offset}: MAP accuracy {out['map_accuracy_eval']} {out['by_target_frame']}")
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=U.DEFAULT_DATA)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--step", type=int, default=4)
     ap.add_argument("--iterations", type=int, default=30)
-    ap.add_argument("--sigma-quantile", type=float, default=None,
-                    help="instead: the translation start with σ from this quantile of the residuals "
-                         "(0: from the inliers of a Gaussian + uniform mixture fitted by EM)")
-    ap.add_argument("--settled", type=float, default=None,
-                    help="with --sigma-quantile: back to the median once fewer than this fraction "
-                         "of the selected links changed at the last solve")
-    ap.add_argument("--start", nargs="+", default=["translation", "similarity"],
-                    choices=["translation", "similarity", "zero", "expansion", "legacy"])
+    ap.add_argument(
+        "--sigma-quantile",
+        type=float,
+        default=None,
+        help="instead: the translation start with σ from this quantile of the residuals "
+        "(0: from the inliers of a Gaussian + uniform mixture fitted by EM)",
+    )
+    ap.add_argument(
+        "--settled",
+        type=float,
+        default=None,
+        help="with --sigma-quantile: back to the median once fewer than this fraction "
+        "of the selected links changed at the last solve",
+    )
+    ap.add_argument(
+        "--start",
+        nargs="+",
+        default=["translation", "similarity"],
+        choices=["translation", "similarity", "zero", "expansion", "legacy"],
+    )
     args = ap.parse_args()
     labels, lineage = U.load_gt(args.data / "01_GT")
     result: dict = {"step": args.step, "iterations": args.iterations}
     runs = [(s, s, None) for s in args.start]
     if args.sigma_quantile is not None:
-        runs = [(f"translation_sigma_q{args.sigma_quantile}_settled{args.settled}", "translation",
-                 args.sigma_quantile)]
+        runs = [(f"translation_sigma_q{args.sigma_quantile}_settled{args.settled}", "translation", args.sigma_quantile)]
     for name, start, q in runs:
-        result[name] = {str(o): run_phase(labels, lineage, args.step, o, start, args.iterations, q,
-                                          args.settled)
-                        for o in range(args.step)}
-    print(json.dumps(result))
+        result[name] = {
+            str(o): run_phase(labels, lineage, args.step, o, start, args.iterations, q, args.settled)
+            for o in range(args.step)
+        }
+    emit("refine_bootstrap", result)
 
 
 if __name__ == "__main__":

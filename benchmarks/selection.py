@@ -36,25 +36,23 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from inference.baselines import threshold_components, watershed_segmentation
+from inference.forest import build_forest_index, paint_pixel_node
+from inference.hypotheses import prune_to_hypotheses
+from inference.segmetrics import movie_scores
+from inference.synthetic import prob_from_labels
+from inference.types import Candidates
+from solvers.hemd import HemdFrame, select_hemd
 
-from common import DEFAULT_DATA, log  # noqa: E402
-from inference.baselines import threshold_components, watershed_segmentation  # noqa: E402
-from inference.hypotheses import prune_to_hypotheses  # noqa: E402
-from inference.forest import build_forest_index, paint_pixel_node  # noqa: E402
-from inference.segmetrics import movie_scores  # noqa: E402
-from inference.synthetic import prob_from_labels  # noqa: E402
-from inference.types import Candidates  # noqa: E402
-from solvers.hemd import HemdFrame, select_hemd  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import DEFAULT_DATA, emit, log
 
 
 def render(c: Candidates, sel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -86,9 +84,7 @@ def concat(parts: list[Candidates]) -> Candidates:
         area=np.concatenate([p.area for p in parts]),
         bbox=np.concatenate([p.bbox for p in parts]),
         masks=[m for p in parts for m in p.masks],
-        hier_parent=np.concatenate(
-            [np.where(p.hier_parent >= 0, p.hier_parent + o, -1) for p, o in zip(parts, off)]
-        ),
+        hier_parent=np.concatenate([np.where(p.hier_parent >= 0, p.hier_parent + o, -1) for p, o in zip(parts, off)]),
         threshold=np.concatenate([p.threshold for p in parts]),
         score=np.concatenate([p.score for p in parts]),
         max_prob=np.concatenate([p.max_prob for p in parts]),
@@ -109,16 +105,21 @@ def run_joint(forests: list[Candidates], shape: tuple[int, ...], args: argparse.
     cand = concat(parts)
     edges = link_candidates(cand, max_distance=args.max_distance, k=args.k)
     cov = mask_covariance(cand)
-    cells = CellFeatures(t=cand.t, centroid=cand.centroid, area=cand.area.astype(float), cov=cov,
-                         bbox=cand.bbox, image_shape=shape)
+    cells = CellFeatures(
+        t=cand.t, centroid=cand.centroid, area=cand.area.astype(float), cov=cov, bbox=cand.bbox, image_shape=shape
+    )
     params = CostParams()
     node_cost = forest_node_cost(cand.area, cand.score, cand.hier_parent, params, bonus=args.node_bonus)
     log(f"joint: {len(cand)} nodes, {len(edges.source)} edges")
     t1 = time.perf_counter()
     refined = refine_cost_model(
-        cells, edges.source, edges.target,
+        cells,
+        edges.source,
+        edges.target,
         lambda g: solve_joint(g, time_limit=args.time_limit),
-        n_iter=args.joint_iterations, params=params, node_cost=node_cost,
+        n_iter=args.joint_iterations,
+        params=params,
+        node_cost=node_cost,
         node_hier_parent=cand.hier_parent,
     )
     sol, hist = refined.solution, refined.history
@@ -130,8 +131,11 @@ def run_joint(forests: list[Candidates], shape: tuple[int, ...], args: argparse.
         off += len(p)
     return {
         "pred": pred,
-        "nodes": len(cand), "edges": int(len(edges.source)), "status": sol.status.value,
-        "seconds_build": round(t1 - t0, 2), "seconds_solve": round(t2 - t1, 2),
+        "nodes": len(cand),
+        "edges": int(len(edges.source)),
+        "status": sol.status.value,
+        "seconds_build": round(t1 - t0, 2),
+        "seconds_solve": round(t2 - t1, 2),
         "iterations": len(hist),
     }
 
@@ -147,8 +151,12 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--joint-iterations", type=int, default=2)
     ap.add_argument("--no-joint", action="store_true")
-    ap.add_argument("--node-bonus", type=float, default=5.0,
-                    help="nats subtracted from every joint node cost (a per-detection prior)")
+    ap.add_argument(
+        "--node-bonus",
+        type=float,
+        default=5.0,
+        help="nats subtracted from every joint node cost (a per-detection prior)",
+    )
     ap.add_argument("--sweep-frames", type=int, default=5)
     args = ap.parse_args()
     import tifffile
@@ -157,8 +165,13 @@ def main() -> None:
     files = sorted(glob.glob(str(args.data / "01_GT" / "TRA" / "man_track*.tif")))[a:b]
     gt = np.stack([tifffile.imread(f) for f in files])
     shape = gt.shape[1:]
-    res: dict = {"data": args.data.name, "frames": [a, a + len(gt)], "seed": args.seed,
-                 "gt_cells": int(sum(len(np.unique(g)) - 1 for g in gt)), "seconds": {}}
+    res: dict = {
+        "data": args.data.name,
+        "frames": [a, a + len(gt)],
+        "seed": args.seed,
+        "gt_cells": int(sum(len(np.unique(g)) - 1 for g in gt)),
+        "seconds": {},
+    }
     sec = res["seconds"]
 
     t = time.perf_counter()
@@ -185,8 +198,7 @@ def main() -> None:
     hb, sb = (float(x.split("=")[1]) for x in best.split(","))
     t = time.perf_counter()
     pred = np.stack([watershed_segmentation(p, h=hb, sigma=sb) for p in probs])
-    scores["watershed_best"] = {**movie_scores(gt, pred), "params": best,
-                                "tuned_on_frames": [a + i for i in sub]}
+    scores["watershed_best"] = {**movie_scores(gt, pred), "params": best, "tuned_on_frames": [a + i for i in sub]}
     sec["watershed_best"] = round(time.perf_counter() - t, 2)
     log("baselines", scores)
 
@@ -208,8 +220,7 @@ def main() -> None:
     # H-EMD on the hypotheses-only forest (what a store of pruned candidates gives it)
     t = time.perf_counter()
     hyp = [prune_to_hypotheses(c) for c in forests]
-    hres2 = select_hemd([HemdFrame(c.hier_parent, c.area, c.bbox, paint_pixel_node(c, shape))
-                         for c in hyp])
+    hres2 = select_hemd([HemdFrame(c.hier_parent, c.area, c.bbox, paint_pixel_node(c, shape)) for c in hyp])
     sec["hemd_hypotheses"] = round(time.perf_counter() - t, 2)
     hpred2 = np.stack([render(c, s, shape) for c, s in zip(hyp, hres2.selected)])
     scores["hemd_hypotheses"] = movie_scores(gt, hpred2)
@@ -217,27 +228,25 @@ def main() -> None:
 
     if args.no_joint:
         res["joint"] = "skipped (--no-joint)"
-    elif not (ROOT / "solvers" / "joint.py").exists():
-        res["joint"] = "solvers.joint not available"
     else:
         j = run_joint(forests, shape, args)
         jpred = j.pop("pred")
         scores["joint"] = movie_scores(gt, jpred)
-        scores["joint_grown"] = movie_scores(
-            gt, np.stack([grow(h, p) for h, p in zip(jpred, probs)])
-        )
+        scores["joint_grown"] = movie_scores(gt, np.stack([grow(h, p) for h, p in zip(jpred, probs)]))
         res["joint_info"] = j
         log("joint", scores["joint"], j)
-    res["scores"] = {k: {m: (round(v, 4) if isinstance(v, float) else v) for m, v in s.items()}
-                     for k, s in scores.items()}
+    res["scores"] = {
+        k: {m: (round(v, 4) if isinstance(v, float) else v) for m, v in s.items()} for k, s in scores.items()
+    }
     base_f1 = max(scores["threshold_cc"]["f1"], scores["watershed"]["f1"])
     base_aji = max(scores["threshold_cc"]["aji"], scores["watershed"]["aji"])
     res["beats_both_baselines"] = {
         k: {"f1": scores[k]["f1"] > base_f1, "aji": scores[k]["aji"] > base_aji}
-        for k in ("hemd", "joint", "hemd_grown", "joint_grown", "hemd_hypotheses") if k in scores
+        for k in ("hemd", "joint", "hemd_grown", "joint_grown", "hemd_hypotheses")
+        if k in scores
     }
     res["watershed_sweep"] = {k: {m: round(v, 4) for m, v in s.items()} for k, s in sweep.items()}
-    print(json.dumps(res))
+    emit("selection", res)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,19 +33,27 @@ def mask_pool(n: int = 256, seed: int = 0) -> list[np.ndarray]:
     return pool
 
 
-def frame_candidates(t0: int, n_frames: int, cells: int, pool: list[np.ndarray], rng: np.random.Generator,
-                     dim: int = 64) -> Candidates:
+def frame_candidates(
+    t0: int, n_frames: int, cells: int, pool: list[np.ndarray], rng: np.random.Generator, dim: int = 64
+) -> Candidates:
     n = n_frames * cells
     pick = rng.integers(0, len(pool), n)
     masks = [pool[i] for i in pick.tolist()]
     shapes = np.array([m.shape for m in masks])
     lo = rng.integers(0, 4000, size=(n, 2))
     return Candidates(
-        t=np.repeat(np.arange(t0, t0 + n_frames), cells), label=np.tile(np.arange(1, cells + 1), n_frames),
-        centroid=lo + shapes / 2.0, area=np.array([int(m.sum()) for m in masks]),
-        bbox=np.hstack([lo, lo + shapes]), masks=masks, hier_parent=np.full(n, -1),
-        threshold=np.ones(n), score=rng.random(n), max_prob=np.ones(n),
-        embedding=rng.standard_normal((n, dim)).astype(np.float32))
+        t=np.repeat(np.arange(t0, t0 + n_frames), cells),
+        label=np.tile(np.arange(1, cells + 1), n_frames),
+        centroid=lo + shapes / 2.0,
+        area=np.array([int(m.sum()) for m in masks]),
+        bbox=np.hstack([lo, lo + shapes]),
+        masks=masks,
+        hier_parent=np.full(n, -1),
+        threshold=np.ones(n),
+        score=rng.random(n),
+        max_prob=np.ones(n),
+        embedding=rng.standard_normal((n, dim)).astype(np.float32),
+    )
 
 
 @dataclass
@@ -79,8 +88,14 @@ def drop_pg(url: str) -> None:
         eng.dispose()
 
 
-def build(url: str, frames: int, cells: int, links: int = 3, batch_frames: int = 20,
-          progress=None) -> Built:  # type: ignore[no-untyped-def]
+def build(
+    url: str,
+    frames: int,
+    cells: int,
+    links: int = 3,
+    batch_frames: int = 20,
+    progress: Callable[[int], object] | None = None,
+) -> Built:
     rng = np.random.default_rng(1)
     pool = mask_pool()
     store = Store(url, create=True)
@@ -97,7 +112,7 @@ def build(url: str, frames: int, cells: int, links: int = 3, batch_frames: int =
             with store.engine.begin() as c:
                 ids = ingest.insert_nodes(c, movie_id, run_id, cands, "labels")
             node_s += time.perf_counter() - start
-            node_ids[t0:t0 + nf] = ids.reshape(nf, cells)
+            node_ids[t0 : t0 + nf] = ids.reshape(nf, cells)
             if progress:
                 progress(t0 + nf)
         # edges: cell i at t -> (i, i+1, i+2 ...) at t+1; the first continues the chain
@@ -110,25 +125,45 @@ def build(url: str, frames: int, cells: int, links: int = 3, batch_frames: int =
             dst = ((ts[:, None] + 1) * cells + dst_local[None]).ravel()
             flat_ids = node_ids.ravel()
             all_t = np.repeat(np.arange(frames), cells)
-            e = CandidateEdges(source=src, target=dst, dt=np.ones(len(src), np.int64),
-                               distance=rng.random(len(src)) * 20, iou=rng.random(len(src)))
+            e = CandidateEdges(
+                source=src,
+                target=dst,
+                dt=np.ones(len(src), np.int64),
+                distance=rng.random(len(src)) * 20,
+                iou=rng.random(len(src)),
+            )
             start = time.perf_counter()
             with store.engine.begin() as c:
-                edge_ids.append(ingest.insert_edges(c, movie_id, run_id, flat_ids, all_t, e,
-                                                    cost=rng.standard_normal(len(src))))
+                edge_ids.append(
+                    ingest.insert_edges(c, movie_id, run_id, flat_ids, all_t, e, cost=rng.standard_normal(len(src)))
+                )
             edge_s += time.perf_counter() - start
         eids = np.concatenate(edge_ids)
         chain = eids.reshape(-1, cells, links)[:, :, 0].ravel()
         start = time.perf_counter()
         with store.engine.begin() as c:
-            tracks = np.column_stack([np.arange(1, cells + 1), np.zeros(cells, np.int64),
-                                      np.full(cells, frames - 1), np.zeros(cells, np.int64)])
-            sid = ingest.insert_solution(c, run_id=run_id, movie_id=movie_id, node_ids=node_ids.ravel(),
-                                         node_t=np.repeat(np.arange(frames), cells),
-                                         track_ids=np.tile(np.arange(1, cells + 1), frames),
-                                         edge_ids=chain, edge_source_ids=node_ids[:-1].ravel(),
-                                         edge_target_ids=node_ids[1:].ravel(), tracks=tracks,
-                                         status="optimal", name="map")
+            tracks = np.column_stack(
+                [
+                    np.arange(1, cells + 1),
+                    np.zeros(cells, np.int64),
+                    np.full(cells, frames - 1),
+                    np.zeros(cells, np.int64),
+                ]
+            )
+            sid = ingest.insert_solution(
+                c,
+                run_id=run_id,
+                movie_id=movie_id,
+                node_ids=node_ids.ravel(),
+                node_t=np.repeat(np.arange(frames), cells),
+                track_ids=np.tile(np.arange(1, cells + 1), frames),
+                edge_ids=chain,
+                edge_source_ids=node_ids[:-1].ravel(),
+                edge_target_ids=node_ids[1:].ravel(),
+                tracks=tracks,
+                status="optimal",
+                name="map",
+            )
             store.set_current_solution(c, movie_id, sid)
         sol_s = time.perf_counter() - start
     store.close()

@@ -9,7 +9,6 @@ CTC metrics (traccuracy). Prints ONE JSON object on stdout; progress goes to std
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -17,23 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from inference.edges import link_candidates
+from inference.regions import candidates_from_labels, mask_covariance
+from solvers.costs import CostParams, fold_pairs
+from solvers.features import CellFeatures
+from solvers.joint import solve_joint
+from solvers.refine import refine_cost_model
+from solvers.tracks import tracks_from_solution
+from solvers.types import CandidateGraph, Solution
 
-from common import DEFAULT_DATA, finite, load_gt_masks, log, restore_stdout, stdout_to_stderr  # noqa: E402
-from inference.edges import link_candidates  # noqa: E402
-from inference.regions import candidates_from_labels, mask_covariance  # noqa: E402
-from solvers.costs import CostParams, fold_pairs  # noqa: E402
-from solvers.features import CellFeatures  # noqa: E402
-from solvers.joint import solve_joint  # noqa: E402
-from solvers.refine import refine_cost_model  # noqa: E402
-from solvers.tracks import tracks_from_solution  # noqa: E402
-from solvers.types import CandidateGraph, Solution  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import DEFAULT_DATA, emit, load_gt_masks, log, restore_stdout, stdout_to_stderr
 
 
-
-def render(labels: np.ndarray, node_t: np.ndarray, node_label: np.ndarray,
-           track_id: np.ndarray) -> np.ndarray:
+def render(labels: np.ndarray, node_t: np.ndarray, node_label: np.ndarray, track_id: np.ndarray) -> np.ndarray:
     """Relabel each frame's objects with their track id (0 = not selected)."""
     out = np.zeros(labels.shape, np.uint32)
     for f in range(labels.shape[0]):
@@ -53,26 +50,29 @@ def ctc_scores(pred_masks: np.ndarray, pred_tracks: np.ndarray, gt_dir: Path) ->
     return out
 
 
-def evaluate(name: str, labels: np.ndarray, cand, graph: CandidateGraph, sol: Solution,
-             gt_dir: Path) -> dict:
+def evaluate(name: str, labels: np.ndarray, cand, graph: CandidateGraph, sol: Solution, gt_dir: Path) -> dict:
     t0 = time.perf_counter()
-    tid, tracks = tracks_from_solution(graph.node_t, graph.edge_source, graph.edge_target,
-                                       sol.node_selected, sol.edge_selected)
+    tid, tracks = tracks_from_solution(
+        graph.node_t, graph.edge_source, graph.edge_target, sol.node_selected, sol.edge_selected
+    )
     masks = render(labels, cand.t, cand.label, tid)
     os.environ.setdefault("TQDM_DISABLE", "1")
     scores = ctc_scores(masks, tracks, gt_dir)
     n_out = np.bincount(graph.edge_source[sol.edge_selected], minlength=graph.n_nodes)
-    out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()
-           if isinstance(v, (int, float, str))}
-    out.update({
-        "status": sol.status.value,
-        "objective": sol.objective,
-        "tracks": int(len(tracks)),
-        "divisions": int(np.sum(n_out == 2)),
-        "links": int(sol.edge_selected.sum()),
-        "solve_seconds": round(sol.seconds, 3),
-        "eval_seconds": round(time.perf_counter() - t0, 2),
-    })
+    out = {
+        k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items() if isinstance(v, (int, float, str))
+    }
+    out.update(
+        {
+            "status": sol.status.value,
+            "objective": sol.objective,
+            "tracks": int(len(tracks)),
+            "divisions": int(np.sum(n_out == 2)),
+            "links": int(sol.edge_selected.sum()),
+            "solve_seconds": round(sol.seconds, 3),
+            "eval_seconds": round(time.perf_counter() - t0, 2),
+        }
+    )
     log(name, out)
     return out
 
@@ -102,15 +102,24 @@ def main() -> None:
     sec["edges"] = round(time.perf_counter() - t, 2)
     result.update({"frames": int(labels.shape[0]), "nodes": len(cand), "edges": len(edges.source)})
     log(f"{len(cand)} nodes, {len(edges.source)} edges")
-    cells = CellFeatures(t=cand.t, centroid=cand.centroid, area=cand.area.astype(float),
-                         cov=cov, bbox=cand.bbox, image_shape=labels.shape[1:])
+    cells = CellFeatures(
+        t=cand.t,
+        centroid=cand.centroid,
+        area=cand.area.astype(float),
+        cov=cov,
+        bbox=cand.bbox,
+        image_shape=labels.shape[1:],
+    )
     params = CostParams()
 
     t = time.perf_counter()
     refined = refine_cost_model(
-        cells, edges.source, edges.target,
+        cells,
+        edges.source,
+        edges.target,
         lambda g: solve_joint(g, backend=args.backend, time_limit=120.0),
-        n_iter=args.iterations, params=params,
+        n_iter=args.iterations,
+        params=params,
     )
     graph, sol, hist = refined.graph, refined.solution, refined.history
     sec["costs_and_joint"] = round(time.perf_counter() - t, 2)
@@ -127,21 +136,23 @@ def main() -> None:
         # LAP has no pair variables: the division pair costs are folded into the edges
         lap_sol = solve_lap(fold_pairs(graph))
         sec["lap_on_final_costs"] = round(time.perf_counter() - t, 2)
-        result["lap"] = evaluate("lap (final joint costs, pairs folded)", labels, cand, graph,
-                                 lap_sol, gt_dir)
+        result["lap"] = evaluate("lap (final joint costs, pairs folded)", labels, cand, graph, lap_sol, gt_dir)
         # LAP alone: the same cost iterations with the LAP as the solver (no joint solve at all)
         t = time.perf_counter()
         lap_refined = refine_cost_model(
-            cells, edges.source, edges.target, lambda g: solve_lap(fold_pairs(g)),
-            n_iter=args.iterations, params=params,
+            cells,
+            edges.source,
+            edges.target,
+            lambda g: solve_lap(fold_pairs(g)),
+            n_iter=args.iterations,
+            params=params,
         )
         lgraph, lsol, lhist = lap_refined.graph, lap_refined.solution, lap_refined.history
         sec["costs_and_lap_only"] = round(time.perf_counter() - t, 2)
-        result["lap_only"] = evaluate("lap only (refined with lap)", labels, cand, lgraph, lsol,
-                                      gt_dir)
+        result["lap_only"] = evaluate("lap only (refined with lap)", labels, cand, lgraph, lsol, gt_dir)
         result["lap_only"]["iterations"] = len(lhist)
     restore_stdout(saved)
-    print(json.dumps(finite(result)))
+    emit("track_gt", result)
 
 
 if __name__ == "__main__":

@@ -75,9 +75,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from inference.edges import link_candidates
 from inference.regions import candidates_from_labels, mask_covariance
 from solvers.calibration import (
@@ -106,12 +103,11 @@ from solvers.uncertainty import (
 )
 from trackdb.stages.calibrate import ancestor_at
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bacteria-divisualisation"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import DEFAULT_DATA, emit, log
+
 CALIBRATION_LAST_FRAME = 29  # links into frames 0..29 calibrate, into 30..52 evaluate
-
-
-def log(*a: object) -> None:
-    print(*a, file=sys.stderr, flush=True)
 
 
 def load_gt(gt_dir: Path) -> tuple[np.ndarray, dict[int, tuple[int, int, int]]]:
@@ -124,12 +120,12 @@ def load_gt(gt_dir: Path) -> tuple[np.ndarray, dict[int, tuple[int, int, int]]]:
     return labels, lineage
 
 
-def ground_truth(graph: CandidateGraph, node_label: np.ndarray, node_frame: np.ndarray,
-                 step: int, lineage: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ground_truth(
+    graph: CandidateGraph, node_label: np.ndarray, node_frame: np.ndarray, step: int, lineage: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(edge is true, option is true (edges then appear), cell is labelled) for ``graph``."""
     n = graph.n_nodes
-    want = np.array([ancestor_at(int(node_label[j]), int(node_frame[j]) - step, lineage)
-                     for j in range(n)])
+    want = np.array([ancestor_at(int(node_label[j]), int(node_frame[j]) - step, lineage) for j in range(n)])
     edge_true = node_label[graph.edge_source] == want[graph.edge_target]
     first = graph.node_t == graph.node_t.min()
     has_true_edge = np.bincount(graph.edge_target[edge_true], minlength=n) > 0
@@ -142,14 +138,12 @@ def ece_floor(confidence: np.ndarray, draws: int = 200, seed: int = 0) -> float:
     """Mean ECE of a *perfectly calibrated* predictor with these confidences on this many links
     (outcomes drawn as Bernoulli(confidence)): the finite-sample floor no method can beat."""
     rng = np.random.default_rng(seed)
-    return float(np.mean([
-        reliability_diagram(confidence, rng.random(len(confidence)) < confidence).ece
-        for _ in range(draws)
-    ]))
+    return float(
+        np.mean([reliability_diagram(confidence, rng.random(len(confidence)) < confidence).ece for _ in range(draws)])
+    )
 
 
-def eval_links(map_edges: np.ndarray, edge_target: np.ndarray, node_frame: np.ndarray
-               ) -> np.ndarray:
+def eval_links(map_edges: np.ndarray, edge_target: np.ndarray, node_frame: np.ndarray) -> np.ndarray:
     """MAP links into evaluation frames: the predictions that ECE and sparsification judge."""
     return map_edges[node_frame[edge_target[map_edges]] > CALIBRATION_LAST_FRAME]
 
@@ -175,17 +169,16 @@ class Phase:
         return self.labelled & (~late if calibration else late)
 
 
-def refine_costs(cells: CellFeatures, src: np.ndarray, dst: np.ndarray, params: CostParams,
-                 n_iter: int = 4) -> tuple[CandidateGraph, CostModel, list[dict]]:
+def refine_costs(
+    cells: CellFeatures, src: np.ndarray, dst: np.ndarray, params: CostParams, n_iter: int = 4
+) -> tuple[CandidateGraph, CostModel, list[dict]]:
     """``solvers.costs.refine_cost_model`` with LAP solves (as ``trackdb solve --method lap``):
     the final LAP graph (division pairs folded), the cost model it came from, its history."""
-    refined = refine_cost_model(cells, src, dst, lambda g: solve_lap(fold_pairs(g)), n_iter,
-                                params)
+    refined = refine_cost_model(cells, src, dst, lambda g: solve_lap(fold_pairs(g)), n_iter, params)
     return fold_pairs(refined.graph), refined.model, refined.history
 
 
-def build_phase(labels: np.ndarray, lineage: dict, step: int, offset: int,
-                args: argparse.Namespace) -> Phase:
+def build_phase(labels: np.ndarray, lineage: dict, step: int, offset: int, args: argparse.Namespace) -> Phase:
     """Frames ``offset, offset + step, …`` through candidates, costs, ground truth and MAP."""
     frames = np.arange(offset, labels.shape[0], step)
     t0 = time.perf_counter()
@@ -193,12 +186,17 @@ def build_phase(labels: np.ndarray, lineage: dict, step: int, offset: int,
     cov = mask_covariance(cand)
     k_cand = args.k * step  # candidate mothers per cell (see the module docstring)
     edges = link_candidates(cand, max_distance=args.max_distance * step, k=k_cand)
-    cells = CellFeatures(t=cand.t, centroid=cand.centroid, area=cand.area.astype(float), cov=cov,
-                         bbox=cand.bbox, image_shape=labels.shape[1:])
+    cells = CellFeatures(
+        t=cand.t,
+        centroid=cand.centroid,
+        area=cand.area.astype(float),
+        cov=cov,
+        bbox=cand.bbox,
+        image_shape=labels.shape[1:],
+    )
     t_feat = time.perf_counter() - t0
     t0 = time.perf_counter()
-    graph, cost_model, history = refine_costs(cells, edges.source, edges.target, CostParams(),
-                                              n_iter=args.iterations)
+    graph, cost_model, history = refine_costs(cells, edges.source, edges.target, CostParams(), n_iter=args.iterations)
     iterations = len(history)
     t_costs = time.perf_counter() - t0
     node_frame = frames[cand.t]
@@ -210,13 +208,16 @@ def build_phase(labels: np.ndarray, lineage: dict, step: int, offset: int,
     late = node_frame > CALIBRATION_LAST_FRAME
     cal = np.setdiff1d(np.flatnonzero(best.edge_selected), ev)  # MAP links into frames 0–29
     info = {
-        "offset": offset, "frames": len(frames), "cells": len(cand),
+        "offset": offset,
+        "frames": len(frames),
+        "cells": len(cand),
         "edges": int(graph.n_edges),
         "calibration_cells": int((labelled & ~late).sum()),
         "evaluation_links": len(ev),
         "map_accuracy_eval": round(float(edge_true[ev].mean()), 4),
         # the frames a temperature is fitted on: how many MAP links, how many of them wrong
-        "calibration_links": len(cal), "calibration_links_wrong": int((~edge_true[cal]).sum()),
+        "calibration_links": len(cal),
+        "calibration_links_wrong": int((~edge_true[cal]).sum()),
         "map_accuracy_calibration": round(float(edge_true[cal].mean()), 4) if len(cal) else None,
         "unreachable_eval_cells": int((~labelled & late & (cand.t > 0)).sum()),
         "cost_iterations": iterations,
@@ -224,14 +225,18 @@ def build_phase(labels: np.ndarray, lineage: dict, step: int, offset: int,
         # that changed at each solve (a motion field that never bootstraps keeps σ wide)
         "refine_sigma_motion_px": [round(float(h["sigma_motion"]), 1) for h in history],
         "refine_changed_links": [int(h["changed_links"]) for h in history],
-        "seconds": {"features_edges": round(t_feat, 2), "costs_refine": round(t_costs, 2),
-                    "best_solve": round(t_best, 3)},
+        "seconds": {
+            "features_edges": round(t_feat, 2),
+            "costs_refine": round(t_costs, 2),
+            "best_solve": round(t_best, 3),
+        },
     }
-    log(f"step {step} phase {offset}: {len(cand)} cells, {graph.n_edges} edges, MAP accuracy "
+    log(
+        f"step {step} phase {offset}: {len(cand)} cells, {graph.n_edges} edges, MAP accuracy "
         f"(eval) {info['map_accuracy_eval']:.4f} on {len(ev)} links, "
-        f"{iterations} cost iterations, best {t_best:.2f}s")
-    return Phase(offset, graph, cost_model, node_frame, edge_true, option_true, labelled, ev,
-                 info)
+        f"{iterations} cost iterations, best {t_best:.2f}s"
+    )
+    return Phase(offset, graph, cost_model, node_frame, edge_true, option_true, labelled, ev, info)
 
 
 def top10_timing(phase: Phase) -> dict:
@@ -244,12 +249,14 @@ def top10_timing(phase: Phase) -> dict:
     t0 = time.perf_counter()
     kbest_lap(phase.graph, 10)
     t_top = time.perf_counter() - t0
-    return {"best_solve": round(t_best, 3), "top10_whole_movie": round(t_top, 3),
-            "top10_over_best": round(t_top / t_best, 2)}
+    return {
+        "best_solve": round(t_best, 3),
+        "top10_whole_movie": round(t_top, 3),
+        "top10_over_best": round(t_top / t_best, 2),
+    }
 
 
-def method_runs(phase: Phase, args: argparse.Namespace
-                ) -> dict[Method, Callable[[], Uncertainty]]:
+def method_runs(phase: Phase, args: argparse.Namespace) -> dict[Method, Callable[[], Uncertainty]]:
     """The five methods on ``phase``'s graph; FP's noise distribution Q jitters centres and
     areas and re-costs them through the phase's own cost model."""
     g = phase.graph
@@ -266,8 +273,7 @@ def method_runs(phase: Phase, args: argparse.Namespace
 Scored = tuple[Phase, Uncertainty]  # one method's result on one phase
 
 
-def pooled_options(parts: list[Scored], calibration: bool
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pooled_options(parts: list[Scored], calibration: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(score, group, is_true) of the options of the labelled calibration (or evaluation)
     cells of all phases, for ``fit_temperature``. Group ids are offset by the node counts of
     the phases before, so that no two phases' cells share a softmax."""
@@ -288,8 +294,7 @@ def fit_pooled(parts: list[Scored], calibration: bool, prior: float | None) -> f
     return fit_temperature(*pooled_options(parts, calibration), prior_sigma=prior)
 
 
-def eval_predictions(part: Scored, temperature: float | None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def eval_predictions(part: Scored, temperature: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(confidence, daughter entropy, correct) of a phase's evaluation links at
     ``temperature`` (None: as the method gave them)."""
     phase, unc = part
@@ -299,8 +304,7 @@ def eval_predictions(part: Scored, temperature: float | None
     return unc.edge_p[ev], unc.entropy[phase.graph.edge_target[ev]], phase.edge_true[ev]
 
 
-def pooled_predictions(parts: list[Scored], temperature: float | None
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pooled_predictions(parts: list[Scored], temperature: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``eval_predictions`` of every phase, concatenated: the pooled evaluation links."""
     per_phase = [eval_predictions(p, temperature) for p in parts]
     return tuple(np.concatenate(a) for a in zip(*per_phase))  # type: ignore[return-value]
@@ -308,13 +312,15 @@ def pooled_predictions(parts: list[Scored], temperature: float | None
 
 def sparsification_figures(uncertainty: np.ndarray, ok: np.ndarray) -> dict:
     curve = sparsification_curve(uncertainty, ok)
-    return {"acc_all": round(curve.accuracy_at(0.0), 4),
-            "acc_drop10": round(curve.accuracy_at(0.1), 4),
-            "area": round(curve.area, 4), "oracle_area": round(curve.oracle_area, 4)}
+    return {
+        "acc_all": round(curve.accuracy_at(0.0), 4),
+        "acc_drop10": round(curve.accuracy_at(0.1), 4),
+        "area": round(curve.area, 4),
+        "oracle_area": round(curve.oracle_area, 4),
+    }
 
 
-def calibration_figures(conf: np.ndarray, entropy: np.ndarray, ok: np.ndarray,
-                        png: Path | None, title: str) -> dict:
+def calibration_figures(conf: np.ndarray, entropy: np.ndarray, ok: np.ndarray, png: Path | None, title: str) -> dict:
     """ECE, its finite-sample floor and sparsification (by 1 − p and by entropy) of links."""
     diag = reliability_diagram(conf, ok)
     if png is not None:
@@ -337,22 +343,25 @@ def phase_figures(part: Scored, temperature: float) -> dict:
     """One phase's ECE, its floor and mean confidence, raw and at the pooled temperature: the
     spread between phases, and whether pooling averages out miscalibrations of opposite
     sign (pooled ECE below every phase's ECE) rather than each phase being calibrated."""
-    out: dict = {"offset": part[0].offset, "links": len(part[0].eval_links),
-                 "accuracy": round(float(part[0].edge_true[part[0].eval_links].mean()), 4)}
+    out: dict = {
+        "offset": part[0].offset,
+        "links": len(part[0].eval_links),
+        "accuracy": round(float(part[0].edge_true[part[0].eval_links].mean()), 4),
+    }
     for label, t in (("raw", None), ("ts", temperature)):
         conf, _, ok = eval_predictions(part, t)
-        out[label] = {"ece": round(reliability_diagram(conf, ok).ece, 4),
-                      "ece_if_calibrated": round(ece_floor(conf), 4),
-                      "mean_confidence": round(float(conf.mean()), 4)}
+        out[label] = {
+            "ece": round(reliability_diagram(conf, ok).ece, 4),
+            "ece_if_calibrated": round(ece_floor(conf), 4),
+            "mean_confidence": round(float(conf.mean()), 4),
+        }
     return out
 
 
-def evaluate_method(name: str, parts: list[Scored], png_dir: Path | None, tag: str,
-                    prior: float | None) -> dict:
+def evaluate_method(name: str, parts: list[Scored], png_dir: Path | None, tag: str, prior: float | None) -> dict:
     """Pooled temperature, pooled raw / T-scaled figures and per-phase ECEs of one method."""
     temperature = fit_pooled(parts, calibration=True, prior=prior)
-    out: dict = {"temperature": round(temperature, 4),
-                 "seconds": round(sum(u.seconds for _, u in parts), 3)}
+    out: dict = {"temperature": round(temperature, 4), "seconds": round(sum(u.seconds for _, u in parts), 3)}
     # diagnostics only (never used for the figures): the plain NLL fit, and the temperature the
     # evaluation frames themselves would pick, to tell a calibration/evaluation shift from a
     # curve that no single temperature can fix
@@ -364,8 +373,9 @@ def evaluate_method(name: str, parts: list[Scored], png_dir: Path | None, tag: s
     out["diagnostic_ece_at_eval_temperature"] = pooled_ece(parts, t_eval)
     for label, t in (("raw", None), ("ts", temperature)):
         png = None if png_dir is None else png_dir / f"reliability_{tag}_{name}_{label}.png"
-        out[label] = calibration_figures(*pooled_predictions(parts, t), png,
-                                         f"{tag} {name}{'+TS' if label == 'ts' else ''}")
+        out[label] = calibration_figures(
+            *pooled_predictions(parts, t), png, f"{tag} {name}{'+TS' if label == 'ts' else ''}"
+        )
     out["per_phase"] = [phase_figures(part, temperature) for part in parts]
     return out
 
@@ -378,20 +388,18 @@ def phase_offsets(step: int, phases: str) -> list[int]:
     return list(range(n))
 
 
-def run_step(labels: np.ndarray, lineage: dict, step: int, args: argparse.Namespace,
-             png_dir: Path | None) -> dict:
+def run_step(labels: np.ndarray, lineage: dict, step: int, args: argparse.Namespace, png_dir: Path | None) -> dict:
     """Every phase of ``step`` through the pipeline, then every method pooled over phases."""
-    phases = [build_phase(labels, lineage, step, o, args)
-              for o in phase_offsets(step, args.phases)]
+    phases = [build_phase(labels, lineage, step, o, args) for o in phase_offsets(step, args.phases)]
     timing = top10_timing(phases[0])
-    log(f"step {step} phase 0: best {timing['best_solve']:.2f}s, "
-        f"top-10 {timing['top10_whole_movie']:.2f}s")
+    log(f"step {step} phase 0: best {timing['best_solve']:.2f}s, top-10 {timing['top10_whole_movie']:.2f}s")
     runs = [method_runs(p, args) for p in phases]
     results = {}
     for method in Method:
         parts = [(p, r[method]()) for p, r in zip(phases, runs)]
-        results[method.value] = evaluate_method(method.value, parts, png_dir, f"step{step}",
-                                                args.temperature_prior or None)
+        results[method.value] = evaluate_method(
+            method.value, parts, png_dir, f"step{step}", args.temperature_prior or None
+        )
         log(f"  {method.value}: {json.dumps(results[method.value])}")
     ev_ok = np.concatenate([p.edge_true[p.eval_links] for p in phases])
     return {
@@ -410,14 +418,15 @@ def step_summary(r: dict) -> dict:
     whether T-scaling improves each method, whether dropping 10% raises accuracy."""
     methods = r["methods"]
     best = min(methods.items(), key=lambda kv: kv[1]["ts"]["ece"])
-    m, kind, ece = min(((m, kind, v[kind]["ece"]) for m, v in methods.items()
-                        for kind in ("raw", "ts")), key=lambda x: x[2])
+    m, kind, ece = min(
+        ((m, kind, v[kind]["ece"]) for m, v in methods.items() for kind in ("raw", "ts")), key=lambda x: x[2]
+    )
     return {
         "evaluation_links": r["evaluation_links"],
         "map_accuracy_eval": r["map_accuracy_eval"],
-        "map_accuracy_calibration": round(
-            1.0 - r["calibration_links_wrong"] / max(r["calibration_links"], 1), 4),
-        "best_method_ts": best[0], "best_ece_ts": best[1]["ts"]["ece"],
+        "map_accuracy_calibration": round(1.0 - r["calibration_links_wrong"] / max(r["calibration_links"], 1), 4),
+        "best_method_ts": best[0],
+        "best_ece_ts": best[1]["ts"]["ece"],
         "best_any": f"{m}{'+TS' if kind == 'ts' else ''}",
         "best_any_ece": ece,
         "best_any_ece_if_calibrated": methods[m][kind]["ece_if_calibrated"],
@@ -425,30 +434,40 @@ def step_summary(r: dict) -> dict:
         "ts_improves_ece": {m: v["ts"]["ece"] < v["raw"]["ece"] for m, v in methods.items()},
         "drop10_raises_accuracy_p": {
             m: v["ts"]["sparsification_p"]["acc_drop10"] > v["ts"]["sparsification_p"]["acc_all"]
-            for m, v in methods.items()},
+            for m, v in methods.items()
+        },
         "drop10_raises_accuracy_entropy": {
-            m: v["ts"]["sparsification_entropy"]["acc_drop10"]
-            > v["ts"]["sparsification_entropy"]["acc_all"] for m, v in methods.items()},
+            m: v["ts"]["sparsification_entropy"]["acc_drop10"] > v["ts"]["sparsification_entropy"]["acc_all"]
+            for m, v in methods.items()
+        },
         "top10_over_best": r["seconds_phase0"]["top10_over_best"],
     }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4])
-    ap.add_argument("--phases", default="all",
-                    help="phase offsets per step: 'all' (0..step-1, pooled) or N (the first N; "
-                         "1 = phase 0 only)")
+    ap.add_argument(
+        "--phases",
+        default="all",
+        help="phase offsets per step: 'all' (0..step-1, pooled) or N (the first N; 1 = phase 0 only)",
+    )
     ap.add_argument("--max-distance", type=float, default=100.0)
-    ap.add_argument("--k", type=int, default=12,
-                    help="candidate mothers per cell and per step of subsampling")
-    ap.add_argument("--iterations", type=int, default=30,
-                    help="most LAP solves of the motion refinement (stops when links stop changing)")
+    ap.add_argument("--k", type=int, default=12, help="candidate mothers per cell and per step of subsampling")
+    ap.add_argument(
+        "--iterations",
+        type=int,
+        default=30,
+        help="most LAP solves of the motion refinement (stops when links stop changing)",
+    )
     ap.add_argument("--k-samples", type=int, default=30, help="K of FP, FP+A and AS")
-    ap.add_argument("--temperature-prior", type=float, default=1.0,
-                    help="sigma of the log-normal prior on T of the fit (0: plain NLL)")
+    ap.add_argument(
+        "--temperature-prior",
+        type=float,
+        default=1.0,
+        help="sigma of the log-normal prior on T of the fit (0: plain NLL)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of FP's and FP+A's feature noise")
     ap.add_argument("--sigma-px", type=float, default=2.0)
     ap.add_argument("--sigma-area", type=float, default=0.05)
@@ -463,20 +482,26 @@ def main() -> None:
     log(f"loaded {labels.shape} in {time.perf_counter() - t0:.1f}s")
     result: dict = {
         "data": args.data.name,
-        "params": {"k_samples": args.k_samples, "seed": args.seed, "phases": args.phases,
-                   "temperature_prior": args.temperature_prior, "sigma_px": args.sigma_px,
-                   "sigma_area": args.sigma_area, "candidate_k_per_step": args.k,
-                   "max_refine_iterations": args.iterations,
-                   "max_distance_per_step": args.max_distance,
-                   "calibrate_frames": f"0-{CALIBRATION_LAST_FRAME}",
-                   "evaluate_frames": f"{CALIBRATION_LAST_FRAME + 1}-{labels.shape[0] - 1}"},
+        "params": {
+            "k_samples": args.k_samples,
+            "seed": args.seed,
+            "phases": args.phases,
+            "temperature_prior": args.temperature_prior,
+            "sigma_px": args.sigma_px,
+            "sigma_area": args.sigma_area,
+            "candidate_k_per_step": args.k,
+            "max_refine_iterations": args.iterations,
+            "max_distance_per_step": args.max_distance,
+            "calibrate_frames": f"0-{CALIBRATION_LAST_FRAME}",
+            "evaluate_frames": f"{CALIBRATION_LAST_FRAME + 1}-{labels.shape[0] - 1}",
+        },
         "steps": {},
     }
     for step in args.steps:
         result["steps"][str(step)] = run_step(labels, lineage, step, args, args.png_dir)
     result["summary"] = {step: step_summary(r) for step, r in result["steps"].items()}
     result["seconds_total"] = round(time.perf_counter() - t0, 1)
-    print(json.dumps(result))
+    emit("uncertainty", result)
 
 
 if __name__ == "__main__":
