@@ -24,7 +24,12 @@ def load_candidates(
     frames: tuple[int, int] | None = None,
     node_ids: np.ndarray | None = None,
 ) -> tuple[Candidates, np.ndarray]:
-    """All nodes a run wrote, in id order (= the order they were produced); returns (cands, ids).
+    """All nodes a run wrote, by frame and then id; returns (cands, ids).
+
+    Within a frame ids follow the order the nodes were produced. Ordering by frame first makes
+    the graph the same whatever order a run's frames were written in (parallel frame chunks,
+    a resumed run), so a solve of it is too; for a run written frame after frame it is the id
+    order.
 
     ``frames=(t0, t1)`` keeps frames t0 <= t <= t1 only, ``node_ids`` those ids only (an
     edit's neighbourhood); forest parents outside the selection read as roots."""
@@ -60,7 +65,7 @@ def load_candidates(
             query = query.where(n.t >= int(frames[0]), n.t <= int(frames[1]))
         if node_ids is not None:
             query = query.where(n.id.in_([int(i) for i in np.asarray(node_ids).tolist()]))
-        rows = c.execute(query.order_by(n.id)).all()
+        rows = c.execute(query.order_by(n.t, n.id)).all()
     k = len(rows)
     if k == 0:
         return _empty(ndim), np.zeros(0, np.int64)
@@ -133,15 +138,20 @@ def positions(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return order[pos], ids[order][pos] == wanted
 
 
-def load_edges(store: Store, run_id: int, node_ids: np.ndarray) -> tuple[CandidateEdges, np.ndarray]:
-    """Edges a link run wrote, endpoints as local indices into ``node_ids``; returns (edges, ids)."""
+def load_edges(
+    store: Store, run_id: int, node_ids: np.ndarray, *, frames: tuple[int, int] | None = None
+) -> tuple[CandidateEdges, np.ndarray]:
+    """Edges a link run wrote, endpoints as local indices into ``node_ids``; returns (edges, ids).
+
+    By source frame and then id, for the reason :func:`load_candidates` gives. ``frames=(t0,
+    t1)``: only edges between nodes of those frames (``node_ids`` those of the frames)."""
     e = schema.edge.c
+    query = sa.select(e.id, e.source_id, e.target_id, e.dt, e.distance, e.iou, e.offset_vote, e.embedding_distance)
+    query = query.where(e.run_id == run_id)
+    if frames is not None:
+        query = query.where(e.t >= int(frames[0]), e.t + e.dt <= int(frames[1]))
     with store.engine.connect() as c:
-        rows = c.execute(
-            sa.select(e.id, e.source_id, e.target_id, e.dt, e.distance, e.iou, e.offset_vote, e.embedding_distance)
-            .where(e.run_id == run_id)
-            .order_by(e.id)
-        ).all()
+        rows = c.execute(query.order_by(e.t, e.id)).all()
 
     def local(ids: np.ndarray) -> np.ndarray:
         pos, found = positions(node_ids, ids)

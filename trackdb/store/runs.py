@@ -215,6 +215,67 @@ def _run_of(row: Any) -> Run:
 
 
 # --- recording ---------------------------------------------------------------------------------
+def begin(
+    store: Store,
+    movie_id: int | None,
+    kind: RunKind,
+    params: Params,
+    parent_run_id: int | None = None,
+    resume: bool = False,
+) -> int:
+    """A run row in state 'running', committed on its own; returns its id.
+
+    With ``resume``, an unfinished run (running or failed) of the same kind and parameters is
+    continued instead of a new row (its finished frames are skipped by the ingest layer).
+    Stages whose work spans several processes (the experiment engine's frame chunks) call
+    :func:`begin` and :func:`finish` themselves; a stage in one process uses :func:`record`.
+    """
+    from trackdb.store.core import code_version, now
+
+    payload = params.to_json()
+    r = schema.run.c
+    with store.engine.begin() as c:
+        if resume:
+            for rid, p in c.execute(
+                sa.select(r.id, r.params)
+                .where(r.movie_id == movie_id, r.kind == kind.value, r.status != RunStatus.SUCCEEDED.value)
+                .order_by(r.id.desc())
+            ):
+                if p == payload:
+                    c.execute(
+                        schema.run.update().where(r.id == rid).values(status=RunStatus.RUNNING.value, message=None)
+                    )
+                    return int(rid)
+        return int(
+            c.execute(
+                schema.run.insert()
+                .values(
+                    movie_id=movie_id,
+                    kind=kind.value,
+                    params=payload,
+                    code_version=code_version(),
+                    status=RunStatus.RUNNING.value,
+                    started_at=now(),
+                    parent_run_id=parent_run_id,
+                )
+                .returning(r.id)
+            ).scalar_one()
+        )
+
+
+def finish(store: Store, run_id: int, error: BaseException | str | None = None) -> None:
+    """Mark a run 'succeeded', or 'failed' with the error as its message (committed on its own)."""
+    from trackdb.store.core import now
+
+    if error is None:
+        values: dict[str, Any] = {"status": RunStatus.SUCCEEDED.value}
+    else:
+        message = str(error) or type(error).__name__
+        values = {"status": RunStatus.FAILED.value, "message": message[:2000]}
+    with store.engine.begin() as c:
+        c.execute(schema.run.update().where(schema.run.c.id == run_id).values(**values, finished_at=now()))
+
+
 @contextmanager
 def record(
     store: Store,
@@ -227,55 +288,16 @@ def record(
     """Record a run: 'running' now, 'succeeded' or 'failed' (with the error) at the end.
 
     The run row is committed on its own so that a failure stays visible after the work's own
-    transaction rolled back. With ``resume``, an unfinished run of the same kind and parameters
-    is continued (its finished frames are skipped by the ingest layer).
+    transaction rolled back. With ``resume``, an unfinished run of the same kind and parameters is
+    continued (its finished frames are skipped by the ingest layer).
     """
-    from trackdb.store.core import code_version, now
-
-    payload = params.to_json()
-    r = schema.run.c
-    with store.engine.begin() as c:
-        run_id = None
-        if resume:
-            for rid, p in c.execute(
-                sa.select(r.id, r.params)
-                .where(r.movie_id == movie_id, r.kind == kind.value, r.status != RunStatus.SUCCEEDED.value)
-                .order_by(r.id.desc())
-            ):
-                if p == payload:
-                    run_id = int(rid)
-                    c.execute(
-                        schema.run.update().where(r.id == rid).values(status=RunStatus.RUNNING.value, message=None)
-                    )
-                    break
-        if run_id is None:
-            run_id = int(
-                c.execute(
-                    schema.run.insert()
-                    .values(
-                        movie_id=movie_id,
-                        kind=kind.value,
-                        params=payload,
-                        code_version=code_version(),
-                        status=RunStatus.RUNNING.value,
-                        started_at=now(),
-                        parent_run_id=parent_run_id,
-                    )
-                    .returning(r.id)
-                ).scalar_one()
-            )
+    run_id = begin(store, movie_id, kind, params, parent_run_id, resume)
     try:
         yield run_id
     except BaseException as exc:
-        with store.engine.begin() as c:
-            c.execute(
-                schema.run.update()
-                .where(r.id == run_id)
-                .values(status=RunStatus.FAILED.value, message=str(exc)[:2000] or type(exc).__name__, finished_at=now())
-            )
+        finish(store, run_id, exc)
         raise
-    with store.engine.begin() as c:
-        c.execute(schema.run.update().where(r.id == run_id).values(status=RunStatus.SUCCEEDED.value, finished_at=now()))
+    finish(store, run_id)
 
 
 def record_finished(conn: Connection, movie_id: int, kind: RunKind, params: Params) -> int:
@@ -324,6 +346,16 @@ def runs_of(store: Store, movie_id: int, kind: RunKind, status: RunStatus | None
         q = q.where(r.status == status.value)
     with store.engine.connect() as c:
         return [_run_of(row) for row in c.execute(q.order_by(r.id.desc())).mappings()]
+
+
+def succeeded_with(store: Store, movie_id: int, kind: RunKind, params: Params) -> Run | None:
+    """The newest succeeded run of ``kind`` whose parameters equal ``params`` (a re-run of an
+    experiment skips the stages that have one)."""
+    payload = params.to_json()
+    for run in runs_of(store, movie_id, kind):
+        if run.params.to_json() == payload:
+            return run
+    return None
 
 
 def latest_run(store: Store, movie_id: int, kind: RunKind, status: RunStatus = RunStatus.SUCCEEDED) -> Run | None:
