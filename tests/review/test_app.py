@@ -67,7 +67,7 @@ def test_queue_lists_the_least_probable_first(client: TestClient, reviewed: Stor
     table = uncertain(reviewed, MOVIE, 0.8)
     r = client.get("/", follow_redirects=True)
     assert r.status_code == 200
-    keys = re.findall(r'class="item [^"]*" data-key="([a-z]+:\d+)"', r.text)
+    keys = re.findall(r'class="item [^"]*"\s+data-key="([a-z]+:\d+)"', r.text)
     assert keys == [f"{k}:{n}" for k, n in zip(table["kind"], table["node_id"])]
     first = table.iloc[0]
     assert str(r.url).endswith(f"/movie/{MOVIE}/cell/{first['node_id']}?kind={first['kind']}")
@@ -120,8 +120,8 @@ def test_reject_a_link_forbids_it_and_resolves(client: TestClient, reviewed: Sto
     assert row["run_id"] is not None
     assert f'data-edit="{row["id"]}"' in page.text  # the outcome, with an undo button
     assert f'id="solution">{current(reviewed)}<' in page.text
-    # the reviewed place is marked in the queue
-    assert re.search(rf'data-key="link:{child}" data-reviewed="yes"', page.text)
+    # the child is still doubtful (now as a cell that appears), and marked as edited
+    assert re.findall(rf'data-key="[a-z]+:{child}" data-reviewed="(yes|no)"', page.text) == ["yes"]
 
 
 def test_undo_restores_the_link(client: TestClient, reviewed: Store) -> None:
@@ -164,22 +164,27 @@ def test_relink_to_another_parent(client: TestClient, reviewed: Store) -> None:
     assert (row["kind"], row["payload"]["child_id"], row["payload"]["parent_id"]) == ("relink", child, parent)
 
 
-def test_split_then_merge(client: TestClient, reviewed: Store) -> None:
+def test_split(client: TestClient, reviewed: Store) -> None:
     mother = cell_at(reviewed, 1, 20, 17)  # ellipse centred (20, 17), 8 px half-width along x
     page = follow(client, post(client, reviewed, "split", mother, line="12,17,28,17"))
-    split = edit_rows(reviewed)[-1]
+    [split] = edit_rows(reviewed)
     halves = split["payload"]["cells"]
     assert split["kind"] == "split_cell"
     assert len(halves) == 2
     assert set(halves) <= cells(reviewed)
     assert mother not in cells(reviewed)
     assert f'data-node="{halves[0]}"' in page.text  # the page follows the new cell
-    follow(client, post(client, reviewed, "merge", halves[0], other=halves[1]))
-    merge = edit_rows(reviewed)[-1]
+
+
+def test_merge(client: TestClient, reviewed: Store) -> None:
+    a, b = cell_at(reviewed, 4, 19, 15), cell_at(reviewed, 4, 21, 28)  # the two daughters, a frame on
+    page = follow(client, post(client, reviewed, "merge", a, other=b))
+    [merge] = edit_rows(reviewed)
     assert merge["kind"] == "merge_cells"
     [whole] = merge["payload"]["cells"]
     assert whole in cells(reviewed)
-    assert not set(halves) & cells(reviewed)
+    assert not {a, b} & cells(reviewed)
+    assert f'data-node="{whole}"' in page.text
 
 
 def test_end_track(client: TestClient, reviewed: Store) -> None:

@@ -42,7 +42,7 @@ from trackdb.io.pixels import MoviePixels
 from trackdb.review import actions
 from trackdb.review.crops import CropBox, render_crop
 from trackdb.review.lineage import lineage_svg
-from trackdb.review.queue import KINDS, Doubt, Item, doubt
+from trackdb.review.queue import KINDS, Doubt, Item, doubt, probability_run
 from trackdb.stages.edits import list_edits
 from trackdb.store import review as reads
 from trackdb.store.core import Movie, Store
@@ -65,7 +65,11 @@ class ReviewState:
     margin: int = 2
     pixels: dict[int, MoviePixels] = field(default_factory=dict)
     outcomes: dict[int, actions.Outcome] = field(default_factory=dict)
+    doubt_tables: dict[tuple[int, int, float], Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def doubt(self, movie: Movie, solution_id: int) -> Doubt:
+        return doubt(self.store, movie, solution_id, self.below, self.doubt_tables)
 
     def movie_pixels(self, movie: Movie) -> MoviePixels:
         if movie.id not in self.pixels:
@@ -140,7 +144,7 @@ def _movie_page(request: Request) -> Response:
     state = _state(request)
     movie = _movie(request)
     sid = _solution(movie)
-    queue = doubt(state.store, movie, sid, state.below)
+    queue = state.doubt(movie, sid)
     first = next((i for i in queue.items if not i.reviewed), None)
     if first is not None:
         return RedirectResponse(cell_url(movie, first.node_id, first.kind), status_code=303)
@@ -160,7 +164,7 @@ def _cell_page(request: Request) -> Response:
     if kind is not None and kind not in KINDS:
         raise InputError(f"unknown item kind {kind[:40]!r}; one of {', '.join(KINDS)}")
     cell = _cell(state, movie, node, sid)
-    queue = doubt(state.store, movie, sid, state.below)
+    queue = state.doubt(movie, sid)
     item = queue.find(kind, node) if kind else next((i for i in queue.items if i.node_id == node), None)
     ctx = _context(state, movie, sid, queue, cell, item, request, kind=kind)
     return templates.TemplateResponse(request, "review.html", ctx)
@@ -204,8 +208,8 @@ def _context(
     prev_cells = reads.frame_cells(store, movie, sid, cell.t - 1, box_lo(cell, box), box_hi(cell, box))
     same_cells = reads.frame_cells(store, movie, sid, cell.t, box_lo(cell, box), box_hi(cell, box))
     pos = next((k for k, i in enumerate(queue.items) if item is not None and i.key == item.key), None)
-    unreviewed = [i for i in queue.items if not i.reviewed and (item is None or i.key != item.key)]
-    after = [i for i in unreviewed if pos is None or queue.items.index(i) > pos]
+    unreviewed = [(k, i) for k, i in enumerate(queue.items) if not i.reviewed and (item is None or i.key != item.key)]
+    after = [i for k, i in unreviewed if pos is None or k > pos]
     ctx.update(
         title=_item_title(item, cell),
         mothers=mothers,
@@ -214,8 +218,8 @@ def _context(
         box=box,
         parents=_neighbours(prev_cells, -1) if cell.t > 0 else [],
         partners=_neighbours(same_cells, cell.node_id),
-        lineage=_lineage(state, movie, sid, cell, queue),
-        next_item=next(iter(after or unreviewed), None),
+        lineage=_lineage(state, movie, sid, cell, queue.run_id),
+        next_item=after[0] if after else (unreviewed[0][1] if unreviewed else None),
         prev_item=queue.items[pos - 1] if pos else None,
     )
     return ctx
@@ -229,13 +233,14 @@ def box_hi(cell: reads.Cell, box: CropBox) -> tuple[int, ...]:
     return (*cell.hi[:-2], *box.hi) if len(cell.hi) == 3 else box.hi
 
 
-def _lineage(state: ReviewState, movie: Movie, sid: int, cell: reads.Cell, queue: Doubt) -> str | None:
+def _lineage(state: ReviewState, movie: Movie, sid: int, cell: reads.Cell, run_id: int | None) -> str | None:
     if cell.track_id is None:
         return None
     tracks = reads.family(state.store, sid, cell.track_id)
+    mothers = [int(n) for n in tracks["last_node_id"]] if len(tracks) and run_id is not None else []
     return lineage_svg(
         tracks,
-        division_p=queue.division_p,
+        division_p=reads.division_probabilities(state.store, run_id, sid, mothers) if run_id is not None else {},
         focus=(cell.track_id, cell.t),
         href=lambda n: cell_url(movie, n),
     )
@@ -285,7 +290,7 @@ def _lineage_route(request: Request) -> Response:
     movie = _movie(request)
     sid = _solution(movie)
     cell = _cell(state, movie, _path_int(request, "node"), sid)
-    svg = _lineage(state, movie, sid, cell, doubt(state.store, movie, sid, state.below))
+    svg = _lineage(state, movie, sid, cell, probability_run(state.store, movie)[0])
     if svg is None:
         raise NotFoundError(f"cell {cell.node_id} is not in the current solution (id {sid}) of movie {movie.name!r}")
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})

@@ -9,6 +9,7 @@ says so, until probabilities of the new solution are stored.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -21,6 +22,7 @@ from trackdb.store.core import Movie, Store
 from trackdb.store.runs import RunKind, UncertaintyParams
 
 KINDS = ("link", "division", "cell")
+CACHED_TABLES = 8
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,11 @@ class Item:
 @dataclass(frozen=True)
 class Doubt:
     """What the page knows about doubt: the probability run used and the solution it was
-    computed on (None: no uncertainty run yet), the queue, and every division's probability."""
+    computed on (None: no uncertainty run yet), and the queue."""
 
     run_id: int | None
     run_solution_id: int | None
     items: list[Item]
-    division_p: dict[int, float]
 
     def stale(self, solution_id: int) -> bool:
         return self.run_id is not None and self.run_solution_id != solution_id
@@ -82,19 +83,35 @@ def edited_cells(store: Store, movie: Movie) -> set[int]:
     return out
 
 
-def doubt(store: Store, movie: Movie, solution_id: int, below: float) -> Doubt:
-    """The queue of what is less probable than ``below`` in solution ``solution_id``."""
+def doubt(
+    store: Store,
+    movie: Movie,
+    solution_id: int,
+    below: float,
+    cache: MutableMapping[tuple[int, int, float], pd.DataFrame] | None = None,
+) -> Doubt:
+    """The queue of what is less probable than ``below`` in solution ``solution_id``.
+
+    ``cache`` keeps the doubt table per (run, solution, threshold): it changes only with them
+    (one query of every probability of the run, 0.3 s on the bacteria movie), while which
+    items are edited is read fresh every time."""
     run_id, run_sid = probability_run(store, movie)
     if run_id is None:
-        return Doubt(None, None, [], {})
-    table = probabilities.doubtful(store, run_id, solution_id, 1.0 + 1e-9)
-    division_p = {int(n): float(p) for k, n, p in zip(table["kind"], table["node_id"], table["p"]) if k == "division"}
+        return Doubt(None, None, [])
+    key = (run_id, int(solution_id), float(below))
+    table = cache.get(key) if cache is not None else None
+    if table is None:
+        table = probabilities.doubtful(store, run_id, solution_id, below)
+        if cache is not None:
+            if len(cache) >= CACHED_TABLES:
+                cache.pop(next(iter(cache)))
+            cache[key] = table
     touched = edited_cells(store, movie)
     items = []
-    for r in table[table["p"] < below].to_dict("records"):
+    for r in table.to_dict("records"):
         kind, node = str(r["kind"]), int(r["node_id"])
         daughters = tuple(int(d) for d in r["daughter_ids"].split(",")) if isinstance(r["daughter_ids"], str) else ()
         mother = None if pd.isna(r["mother_id"]) else int(r["mother_id"])
         cells = {node, *daughters} | ({mother} if kind == "link" and mother is not None else set())
         items.append(Item(kind, node, int(r["t"]), mother, daughters, float(r["p"]), bool(cells & touched)))
-    return Doubt(run_id, run_sid, items, division_p)
+    return Doubt(run_id, run_sid, items)

@@ -180,3 +180,23 @@ def track_cell(store: Store, solution_id: int, track_id: int, t: int) -> int | N
     if not rows:
         return None
     return int(min(rows, key=lambda r: (abs(int(r[1]) - int(t)), int(r[1])))[0])
+
+
+def division_probabilities(store: Store, run_id: int, solution_id: int, mothers: list[int]) -> dict[int, float]:
+    """Probability of each mother's division in a solution: the product of its two selected
+    links' probabilities in an uncertainty run (as ``trackdb uncertain`` scores divisions)."""
+    if not mothers:
+        return {}
+    se, ep = schema.solution_edge.c, schema.edge_probability.c
+    query = (
+        sa.select(se.source_id, ep.p)
+        .select_from(
+            schema.solution_edge.join(schema.edge_probability, (ep.edge_id == se.edge_id) & (ep.run_id == run_id))
+        )
+        .where(se.solution_id == solution_id, se.source_id.in_([int(m) for m in mothers]))
+    )
+    links: dict[int, list[float]] = {}
+    with store.engine.connect() as c:
+        for source, p in c.execute(query):
+            links.setdefault(int(source), []).append(float(p))
+    return {m: ps[0] * ps[1] for m, ps in links.items() if len(ps) == 2}
