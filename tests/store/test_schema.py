@@ -38,8 +38,20 @@ def test_init_creates_every_table(db_url: str) -> None:
 
 
 def test_empty_database_is_refused_without_init(db_url: str) -> None:
+    if db_url.startswith("sqlite"):  # a missing file is refused, not created
+        with pytest.raises(ConnectionFailed, match="does not exist.*trackdb init"):
+            Store(db_url)
+        db.make_engine(db_url).dispose()  # an empty file
     with pytest.raises(SchemaError, match="trackdb init"):
         Store(db_url)
+
+
+def test_create_makes_a_schema_but_never_migrates(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    db.upgrade(engine, "0005")
+    with pytest.raises(SchemaError, match="older than this trackdb.*trackdb db upgrade"):
+        Store(db_url, create=True)
+    assert db.current_revision(engine) == "0005"
 
 
 def test_older_revision_is_refused_then_upgraded_with_data(db_url: str) -> None:

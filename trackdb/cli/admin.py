@@ -31,7 +31,7 @@ def db_upgrade(db_url: str | None) -> None:
     """Upgrade an existing database to this trackdb's schema revision."""
     from trackdb.store import db
 
-    engine = db.make_engine(db_url)
+    engine = db.make_engine(db_url, must_exist=True)
     before = db.current_revision(engine)
     db.upgrade(engine)
     click.echo(f"schema revision {before} -> {db.current_revision(engine)}")
@@ -43,7 +43,7 @@ def db_current(db_url: str | None) -> None:
     """Print the database's schema revision and this trackdb's."""
     from trackdb.store import db
 
-    engine = db.make_engine(db_url)
+    engine = db.make_engine(db_url, must_exist=True)
     click.echo(f"database: {db.current_revision(engine)}  trackdb head: {db.head_revision()}")
 
 

@@ -55,11 +55,17 @@ def code_version() -> str:
 
 
 class Store:
-    """A trackdb database: SQLite file or PostgreSQL, at this code's schema revision."""
+    """A trackdb database: SQLite file or PostgreSQL, at this code's schema revision.
+
+    ``create``: a database without a trackdb schema (a new SQLite file, an empty PostgreSQL
+    database or schema) gets one. A database at another revision is refused either way: only
+    ``trackdb init`` and ``trackdb db upgrade`` migrate (:func:`trackdb.store.db.upgrade`).
+    Without ``create`` a missing SQLite file is refused, not created.
+    """
 
     def __init__(self, url: str | None = None, *, create: bool = False) -> None:
-        self.engine: Engine = db.make_engine(url)
-        if create:
+        self.engine: Engine = db.make_engine(url, must_exist=not create)
+        if create and db.current_revision(self.engine) is None:
             db.upgrade(self.engine)
         db.check_schema(self.engine)
 

@@ -44,14 +44,43 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """Create an engine and prove it connects (a bad URL fails here, with one clear line)."""
-    url = resolve_url(url)
+def parse_url(url: str | None) -> sa.engine.URL:
+    """The database URL (explicit, else ``TRACKDB_DB``, else the default), refused with one line
+    unless it names SQLite or PostgreSQL."""
+    text = resolve_url(url)
     try:
-        if url.startswith("sqlite"):
-            path = sa.engine.make_url(url).database
-            if path and path != ":memory:" and not Path(path).parent.exists():
-                raise ConnectionFailed(f"cannot open database {url}: folder {Path(path).parent} does not exist")
+        parsed = sa.engine.make_url(text)
+    except sa.exc.ArgumentError:
+        raise ConnectionFailed(
+            f"database URL {text!r} (--db or TRACKDB_DB) is not a URL: use "
+            "sqlite:///path/to/store.sqlite (four slashes for an absolute path) or postgresql://user@host/dbname"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConnectionFailed(
+            f"--db {_redact(text)}: trackdb stores live in SQLite or PostgreSQL, not {parsed.get_backend_name()!r}"
+        )
+    return parsed
+
+
+def make_engine(url: str | None = None, *, must_exist: bool = False) -> Engine:
+    """Create an engine and prove it connects (a bad URL fails here, with one clear line).
+
+    ``must_exist``: a SQLite file that is not there is refused instead of created (every
+    command but ``trackdb init`` and ``import-ctc``), so a mistyped path leaves nothing behind.
+    """
+    parsed = parse_url(url)
+    url = parsed.render_as_string(hide_password=False)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            path = parsed.database
+            if path and path != ":memory:" and not path.startswith("file:"):
+                if not Path(path).parent.exists():
+                    raise ConnectionFailed(f"cannot open database {url}: folder {Path(path).parent} does not exist")
+                if must_exist and not Path(path).is_file():
+                    raise ConnectionFailed(
+                        f"database file {path} does not exist "
+                        "(check --db / TRACKDB_DB, or create it with `trackdb init`)"
+                    )
             engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         else:
@@ -67,7 +96,10 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 def _redact(url: str) -> str:
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url.split("@")[-1]  # unparseable: at least never print a password
 
 
 def alembic_config() -> Config:

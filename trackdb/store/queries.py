@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from trackdb.errors import NotFoundError, TrackdbError
+from trackdb.errors import NotFoundError
 from trackdb.store import schema
 from trackdb.store.core import Store
 
@@ -193,17 +193,8 @@ def cells(
 
 
 def run_sql(store: Store, sql: str, params: dict[str, object] | None = None) -> pd.DataFrame:
-    """Run a user's SQL and return the rows (read-only intent is the user's; we roll back)."""
-    with store.engine.connect() as c:
-        try:
-            res = c.execute(sa.text(sql), params or {})
-        except sa.exc.SQLAlchemyError as exc:
-            raise TrackdbError(
-                f"query failed: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}"
-            ) from exc
-        if not res.returns_rows:
-            c.rollback()
-            return pd.DataFrame()
-        df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-        c.rollback()
-    return df
+    """Run a user's SQL, read-only on both engines (:mod:`trackdb.store.readonly`): a write,
+    DDL, ATTACH or VACUUM INTO is refused with an :class:`~trackdb.errors.InputError`."""
+    from trackdb.store import readonly
+
+    return readonly.run_sql(store, sql, params)
