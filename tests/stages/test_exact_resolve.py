@@ -76,6 +76,7 @@ def test_fifty_random_edits_match_full_solves(solved: Store) -> None:
     assert cm.costs == "stored"
     graph, node_ids, edge_ids = cm.graph, cm.node_ids, cm.edge_ids
     # the stored model is the solve's own: its solution is optimal for it
+    assert movie.current_solution_id is not None
     stored = selection_of(solved, movie.current_solution_id, node_ids, edge_ids)
     plain = solve_joint(graph, gap=GAP)
     assert objective(graph, stored.node_selected, stored.edge_selected) == pytest.approx(
@@ -83,7 +84,9 @@ def test_fifty_random_edits_match_full_solves(solved: Store) -> None:
     )
     checked = widened = failed = 0
     while checked < 50:
-        sol = selection_of(solved, solved.movie(MOVIE).current_solution_id, node_ids, edge_ids)
+        sid = solved.movie(MOVIE).current_solution_id
+        assert sid is not None
+        sol = selection_of(solved, sid, node_ids, edge_ids)
         try:
             made = random_edit(solved, rng, graph, sol, node_ids, edge_ids)
         except InputError:  # a contradiction with an earlier edit: refused, store unchanged

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from trackdb.cli import admin, curation, doubt, files, network, pipeline, read, review
+from trackdb.cli import admin, curation, doubt, files, network, pipeline, plot, read, review
 from trackdb.errors import TrackdbError
 
 
@@ -40,7 +40,7 @@ def cli() -> None:
     """trackdb: segmentation, tracking and lineage store for time-lapse microscopy."""
 
 
-for _module in (admin, read, files, pipeline, network, doubt, curation, review):
+for _module in (admin, read, files, pipeline, network, doubt, curation, review, plot):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -129,10 +129,13 @@ def contradiction(cons: Iterable[Constraint]) -> tuple[int, int, str] | None:
 
 
 def pins_for(
-    cons: Iterable[Constraint], node_ids: np.ndarray, edge_ids: np.ndarray
+    cons: Iterable[Constraint], node_ids: np.ndarray, edge_ids: np.ndarray, *, partial: bool = False
 ) -> tuple[Pins, list[int], dict[int, list[tuple[str, int]]]]:
     """The graph's pins (local indices), the edits any of whose cells or links the graph lacks
-    (stale: skipped whole), and edit id → [(family, local index)] for the pins that were used."""
+    (stale: skipped whole), and edit id → [(family, local index)] for the pins that were used.
+
+    ``partial``: the graph is a part of the movie (a re-solve's window); constraints on cells
+    and links outside it are left out one by one and nothing is stale."""
     cons = list(cons)
     node_c = [c for c in cons if c.family in NODE_FAMILIES]
     edge_c = [c for c in cons if c.family in EDGE_FAMILIES]
@@ -141,6 +144,11 @@ def pins_for(
     stale = {c.edit_id for c, ok in zip(node_c, nfound) if not ok} | {
         c.edit_id for c, ok in zip(edge_c, efound) if not ok
     }
+    if partial:
+        stale = set()
+        node_c = [c for c, ok in zip(node_c, nfound) if ok]
+        edge_c = [c for c, ok in zip(edge_c, efound) if ok]
+        npos, epos = npos[nfound], epos[efound]
     used: dict[int, list[tuple[str, int]]] = {}
     families: dict[str, set[int]] = {f: set() for f in NODE_FAMILIES + EDGE_FAMILIES}
     for group, pos in ((node_c, npos), (edge_c, epos)):
@@ -163,6 +171,30 @@ def pins_for(
         must_end=arr("must_end"),
     )
     return pins, sorted(stale), used
+
+
+def violated(
+    cons: Iterable[Constraint], node_ids: np.ndarray, edge_ids: np.ndarray, source_ids: np.ndarray
+) -> set[int]:
+    """Edits a stored solution breaks (its cell ids, link ids and the links' sources)."""
+    nodes, links = set(np.asarray(node_ids).tolist()), set(np.asarray(edge_ids).tolist())
+    src, n_out = np.unique(np.asarray(source_ids, np.int64), return_counts=True)
+    out = dict(zip(src.tolist(), n_out.tolist()))
+    bad: set[int] = set()
+    for c in cons:
+        x, k = c.target, out.get(c.target, 0)
+        ok = {
+            "must_node": x in nodes,
+            "forbid_node": x not in nodes,
+            "must_edge": x in links,
+            "forbid_edge": x not in links,
+            "must_divide": x in nodes and k == 2,
+            "forbid_divide": k <= 1,
+            "must_end": x in nodes and k == 0,
+        }[c.family]
+        if not ok:
+            bad.add(c.edit_id)
+    return bad
 
 
 def holds(family: str, i: int, node_sel: np.ndarray, edge_sel: np.ndarray, n_out: np.ndarray) -> bool:

@@ -35,12 +35,14 @@ import numpy as np
 
 from solvers.costs import CostModel, CostParams
 from solvers.joint import BACKENDS, solve_joint
+from solvers.model import objective
+from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Solution, SolveStatus
 from trackdb.errors import ConflictError, InputError, SolveFailed
 from trackdb.stages import cost_model as costs
 from trackdb.stages import pins as pin_rules
-from trackdb.stages.solve import node_costs, write_current_solution
-from trackdb.store import cost_models, runs, solutions
+from trackdb.stages.solve import node_costs
+from trackdb.store import cost_models, ingest, runs, solutions
 from trackdb.store import edits as log
 from trackdb.store.core import Movie, Store
 from trackdb.store.graph import load_candidates, load_edges, positions
@@ -152,6 +154,54 @@ def _binding(frames: np.ndarray, lo: int, hi: int, n_frames: int) -> bool:
     return near_lo or near_hi
 
 
+class _Windows:
+    """Where a re-solve gets the candidate graph of a window: with a stored cost model only the
+    window's frames ± the longest link are read and priced (costs are local: a link's cost reads
+    its two cells, the stored motion of its source and its frame's division rate), so the work
+    grows with the window, not the movie; without one, the whole re-estimated graph."""
+
+    def __init__(self, store: Store, movie: Movie, chain: SolveChain) -> None:
+        assert chain.root is not None
+        self.store, self.movie, self.chain = store, movie, chain
+        self.stored = cost_models.read(store, chain.root.id)
+        self.seam = log.longest_link(store, chain.link_run)
+        self.whole = None if self.stored is not None else load_chain_model(store, movie, chain)
+        self.costs = "stored" if self.stored is not None else "re-estimated"
+
+    def part(self, lo: int, hi: int) -> ChainModel:
+        if self.whole is not None:
+            return self.whole
+        assert self.stored is not None
+        frames = (max(0, lo - self.seam), min(self.movie.n_frames - 1, hi + self.seam))
+        cands, node_ids = load_candidates(self.store, self.chain.candidate_run, self.movie.ndim, frames=frames)
+        edges, edge_ids = load_edges(self.store, self.chain.link_run, node_ids, frames=frames)
+        model = costs.stored_model(self.stored, costs.features(cands, self.movie), node_ids, edges, cands.hier_parent)
+        return ChainModel(model.graph(), model, node_ids, edge_ids, "stored")
+
+
+def _local(cur: solutions.SolutionArrays, part: ChainModel) -> Solution:
+    """The current solution restricted to a window's graph."""
+    return Solution(
+        np.isin(part.node_ids, cur.node_ids), np.isin(part.edge_ids, cur.edge_ids), float("nan"), SolveStatus.OPTIMAL
+    )
+
+
+def _merge(cur: solutions.SolutionArrays, part: ChainModel, new: Solution) -> solutions.SolutionArrays:
+    """The current solution with the window's graph replaced by ``new``."""
+    g = part.graph
+    keep_n = ~np.isin(cur.node_ids, part.node_ids)
+    keep_e = ~np.isin(cur.edge_ids, part.edge_ids)
+    sel_e = new.edge_selected
+    return solutions.SolutionArrays(
+        np.concatenate([cur.node_ids[keep_n], part.node_ids[new.node_selected]]),
+        np.concatenate([cur.node_t[keep_n], g.node_t[new.node_selected]]),
+        np.concatenate([cur.edge_ids[keep_e], part.edge_ids[sel_e]]),
+        np.concatenate([cur.source_ids[keep_e], part.node_ids[g.edge_source[sel_e]]]),
+        np.concatenate([cur.target_ids[keep_e], part.node_ids[g.edge_target[sel_e]]]),
+        cur.objective,
+    )
+
+
 def resolve(
     store: Store,
     movie_name: str | int,
@@ -169,6 +219,17 @@ def resolve(
     movie = store.movie(movie_name)
     with movie_lock(store, movie.id):
         return _resolve_locked(store, store.movie(movie.id), margin, backend, time_limit, gap)
+
+
+def _stale(store: Store, chain: SolveChain, cons: list[pin_rules.Constraint]) -> list[int]:
+    """Edits naming cells or links that are not in the chain's candidate and link runs."""
+    nodes = [c.target for c in cons if c.family in pin_rules.NODE_FAMILIES]
+    links = [c.target for c in cons if c.family in pin_rules.EDGE_FAMILIES]
+    have_n = log.present(store, chain.candidate_run, nodes, "node")
+    have_e = log.present(store, chain.link_run, links, "edge")
+    return sorted(
+        {c.edit_id for c in cons if c.target not in (have_n if c.family in pin_rules.NODE_FAMILIES else have_e)}
+    )
 
 
 def _resolve_locked(
@@ -189,26 +250,20 @@ def _resolve_locked(
     if not pending and not cons:
         return None
     t_build = time.perf_counter()
-    cm = load_chain_model(store, movie, chain)
-    graph, node_ids, edge_ids = cm.graph, cm.node_ids, cm.edge_ids
     assert movie.current_solution_id is not None  # chain.current is a solve of it
     sid = int(movie.current_solution_id)
-    cur = selection_of(store, sid, node_ids, edge_ids)
-    pin, stale, used = pin_rules.pins_for(cons, node_ids, edge_ids)
-    n_out = np.bincount(graph.edge_source[cur.edge_selected], minlength=graph.n_nodes)
-    violated = sorted(
-        eid
-        for eid, fams in used.items()
-        if any(r["id"] == eid and r["run_id"] is not None for r in edits)
-        and not all(pin_rules.holds(f, i, cur.node_selected, cur.edge_selected, n_out) for f, i in fams)
-    )
+    cur0 = solutions.solution_arrays(store, sid)
+    stale = _stale(store, chain, cons)
     stale_set = set(stale)
+    live = [c for c in cons if c.edit_id not in stale_set]
+    applied_before = {r["id"] for r in edits if r["run_id"] is not None}
+    violated = sorted(pin_rules.violated(live, cur0.node_ids, cur0.edge_ids, cur0.source_ids) & applied_before)
     dirty = [r for r in pending if r["id"] not in stale_set] + [r for r in edits if r["id"] in violated]
-    build_seconds = time.perf_counter() - t_build
     if not dirty:
         return None
-    dt = graph.node_t[graph.edge_target] - graph.node_t[graph.edge_source]
-    seam = int(dt.max()) if len(dt) else 1
+    graphs = _Windows(store, movie, chain)
+    seam = graphs.seam
+    build_seconds = time.perf_counter() - t_build
     spans = windows([(r["t_start"], r["t_end"]) for r in dirty], margin, movie.n_frames, seam)
     applied = [r["id"] for r in pending if r["id"] not in stale_set]
     parent = chain.current.id
@@ -236,23 +291,30 @@ def _resolve_locked(
         ),
     )
     with runs.record(store, movie.id, RunKind.SOLVE, params, parent_run_id=parent) as run_id:
-        clash = pin_rules.contradiction(c for c in cons if c.edit_id not in stale_set)
+        clash = pin_rules.contradiction(live)
         if clash:
             raise SolveFailed(
                 f"re-solve of movie {movie.name!r} is infeasible: edits {clash[0]} and {clash[1]}: {clash[2]}; {undo}"
             )
-        sol, solve_seconds, done, widened = cur, 0.0, [], 0
+        cur, delta, solve_seconds, done, widened = cur0, 0.0, 0.0, [], 0
+        status = SolveStatus.OPTIMAL
+        changed: set[int] = set()
         for a, b in spans:
             lo, hi, step = a, b, max(margin, 2)
             while True:
+                t0 = time.perf_counter()
+                part = graphs.part(lo, hi)
+                pin, _, _ = pin_rules.pins_for(live, part.node_ids, part.edge_ids, partial=True)
+                base = _local(cur, part)
+                build_seconds += time.perf_counter() - t0
                 new = solve_joint(
-                    graph,
+                    part.graph,
                     backend=backend,
                     time_limit=time_limit,
                     gap=gap,
                     pins=pin,
                     window=(lo, hi + 1),
-                    warm_start=sol,
+                    warm_start=base,
                 )
                 solve_seconds += new.seconds
                 if new.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
@@ -264,21 +326,32 @@ def _resolve_locked(
                     raise SolveFailed(
                         f"re-solve of movie {movie.name!r} frames {lo}-{hi} ended {new.status.value}{why}"
                     )
-                if not _binding(changed_frames(graph, sol, new), lo, hi, movie.n_frames):
+                frames = changed_frames(part.graph, base, new)
+                if not _binding(frames, lo, hi, movie.n_frames):
                     break
                 lo, hi, step, widened = max(0, lo - step), min(movie.n_frames - 1, hi + step), 2 * step, widened + 1
-            sol = new
+            if new.status is SolveStatus.FEASIBLE:
+                status = SolveStatus.FEASIBLE
+            changed |= {int(f) for f in frames}
+            delta += objective(part.graph, new.node_selected, new.edge_selected) - objective(
+                part.graph, base.node_selected, base.edge_selected
+            )
+            cur = _merge(cur, part, new)
             done.append((lo, hi))
-        new_sid, n_sel, n_links, n_tracks = _write(store, movie, sid, run_id, graph, sol, node_ids, edge_ids, applied)
-        runs_summary = {"windows": done, "widened": widened, "costs": cm.costs}
+        if graphs.whole is not None:
+            sel = _local(cur, graphs.whole)
+            total = objective(graphs.whole.graph, sel.node_selected, sel.edge_selected)
+        else:
+            total = float("nan") if cur0.objective is None else cur0.objective + delta
+        new_sid, n_sel, n_links, n_tracks = _write(store, movie, sid, run_id, cur, status, total, applied)
         with store.begin() as c:
-            runs.set_summary(c, run_id, runs_summary)
+            runs.set_summary(c, run_id, {"windows": done, "widened": widened, "costs": graphs.costs})
     return ResolveResult(
         run_id,
         parent,
         new_sid,
-        sol.status.value,
-        float(sol.objective),
+        status.value,
+        float(total),
         done,
         applied,
         violated,
@@ -286,13 +359,13 @@ def _resolve_locked(
         n_sel,
         n_links,
         n_tracks,
-        int(np.sum(sol.node_selected != cur.node_selected)),
-        int(np.sum(sol.edge_selected != cur.edge_selected)),
+        len(set(cur.node_ids.tolist()) ^ set(cur0.node_ids.tolist())),
+        len(set(cur.edge_ids.tolist()) ^ set(cur0.edge_ids.tolist())),
         build_seconds,
         solve_seconds,
-        cm.costs,
+        graphs.costs,
         widened,
-        [int(f) for f in changed_frames(graph, cur, sol)],
+        sorted(changed),
     )
 
 
@@ -301,14 +374,20 @@ def _write(
     movie: Movie,
     started_from: int,
     run_id: int,
-    graph: CandidateGraph,
-    sol: Solution,
-    node_ids: np.ndarray,
-    edge_ids: np.ndarray,
+    sel: solutions.SolutionArrays,
+    status: SolveStatus,
+    total: float,
     applied: list[int],
 ) -> tuple[int, int, int, int]:
     """Solution, tracks, the current pointer and the applied edits' run id, in one movie write
     transaction that first checks the solution the re-solve started from is still current."""
+    order = np.argsort(sel.node_ids, kind="stable")
+    node_ids, node_t = sel.node_ids[order], sel.node_t[order]
+    src, ok_s = positions(node_ids, sel.source_ids)
+    dst, ok_d = positions(node_ids, sel.target_ids)
+    ok = ok_s & ok_d  # a link is kept only with both its cells (always, by the model's rows)
+    n, e = len(node_ids), int(ok.sum())
+    track_of, tracks = tracks_from_solution(node_t, src[ok], dst[ok], np.ones(n, bool), np.ones(e, bool))
     with movie_transaction(store, movie.id) as (c, current):
         if current != started_from:
             raise ConflictError(
@@ -316,9 +395,24 @@ def _write(
                 "became current meanwhile (a `trackdb solve`?): run `trackdb resolve` again",
                 current_solution_id=current,
             )
-        written = write_current_solution(store, c, movie, run_id, graph, sol, node_ids, edge_ids, "resolve")
+        new_sid = ingest.insert_solution(
+            c,
+            run_id=run_id,
+            movie_id=movie.id,
+            node_ids=node_ids,
+            node_t=node_t,
+            track_ids=track_of,
+            edge_ids=sel.edge_ids[ok],
+            edge_source_ids=sel.source_ids[ok],
+            edge_target_ids=sel.target_ids[ok],
+            tracks=tracks,
+            status=status.value,
+            name="resolve",
+            objective=total,
+        )
+        store.set_current_solution(c, movie.id, new_sid)
         log.mark_applied(c, applied, run_id)
-    return written
+    return new_sid, n, e, len(tracks)
 
 
 def summary_of(r: ResolveResult) -> dict[str, Any]:

@@ -71,6 +71,31 @@ def out_degree(store: Store, link_run_id: int, node_id: int) -> int:
         )
 
 
+def present(store: Store, run_id: int, ids: Sequence[int], what: str) -> set[int]:
+    """Which of ``ids`` are nodes (``what="node"``) or edges of the run."""
+    table = schema.node if what == "node" else schema.edge
+    wanted = sorted({int(i) for i in ids})
+    found: set[int] = set()
+    with store.engine.connect() as c:
+        for start in range(0, len(wanted), 5000):
+            chunk = wanted[start : start + 5000]
+            found |= {
+                int(i)
+                for i in c.execute(
+                    sa.select(table.c.id).where(table.c.run_id == run_id, table.c.id.in_(chunk))
+                ).scalars()
+            }
+    return found
+
+
+def longest_link(store: Store, link_run_id: int) -> int:
+    """The largest frame gap of the link run's candidate links (1 when it has none)."""
+    e = schema.edge.c
+    with store.engine.connect() as c:
+        dt = c.execute(sa.select(sa.func.max(e.dt)).where(e.run_id == link_run_id)).scalar()
+    return 1 if dt is None else int(dt)
+
+
 def edit_row(store: Store, movie_id: int, edit_id: int) -> dict[str, Any] | None:
     ed = schema.edit.c
     with store.engine.connect() as c:

@@ -36,6 +36,37 @@ def selection(store: Store, solution_id: int, conn: Connection | None = None) ->
     return StoredSelection(arr[:, 0].copy(), arr[:, 1].copy(), np.array(links, np.int64))
 
 
+@dataclass(frozen=True)
+class SolutionArrays:
+    """A solution's cells (with their frames) and links (with their endpoints), as ids: all a
+    re-solve needs to rewrite it without reading the candidate graph."""
+
+    node_ids: np.ndarray  # (N,) int64
+    node_t: np.ndarray  # (N,) int64
+    edge_ids: np.ndarray  # (E,) int64
+    source_ids: np.ndarray  # (E,) int64
+    target_ids: np.ndarray  # (E,) int64
+    objective: float | None
+
+
+def solution_arrays(store: Store, solution_id: int) -> SolutionArrays:
+    sn, se, s = schema.solution_node.c, schema.solution_edge.c, schema.solution.c
+    with store.engine.connect() as c:
+        cells = c.execute(sa.select(sn.node_id, sn.t).where(sn.solution_id == solution_id)).all()
+        links = c.execute(sa.select(se.edge_id, se.source_id, se.target_id).where(se.solution_id == solution_id)).all()
+        obj = c.execute(sa.select(s.objective).where(s.id == solution_id)).scalar()
+    a = np.array(cells, np.int64).reshape(-1, 2)
+    b = np.array(links, np.int64).reshape(-1, 3)
+    return SolutionArrays(
+        a[:, 0].copy(),
+        a[:, 1].copy(),
+        b[:, 0].copy(),
+        b[:, 1].copy(),
+        b[:, 2].copy(),
+        None if obj is None else float(obj),
+    )
+
+
 def solution_tracks(store: Store, solution_id: int) -> np.ndarray:
     """CTC table ``(K, 4)``: track id, start, end, parent (0 = none), sorted by track id."""
     tr = schema.track.c
