@@ -38,13 +38,16 @@ def import_ctc_cmd(
 @click.argument("outdir", type=click.Path(path_type=Path))
 @MOVIE_OPTION
 @click.option("--solution", default=None, help="Solution id or name (default: the current one).")
+@click.option(
+    "--overwrite", is_flag=True, help="Export into a folder that is not empty (its mask*.tif and res_track.txt go)."
+)
 @DB_OPTION
-def export_ctc_cmd(outdir: Path, movie_name: str, solution: str | None, db_url: str | None) -> None:
-    """Write a solution as CTC result files (maskTTT.tif + res_track.txt)."""
+def export_ctc_cmd(outdir: Path, movie_name: str, solution: str | None, overwrite: bool, db_url: str | None) -> None:
+    """Write a solution as CTC result files (maskTTT.tif + res_track.txt) into an empty folder."""
     from trackdb.io.export_ctc import export_ctc
 
     with open_store(db_url) as store:
-        out = export_ctc(store, outdir, movie_name, solution)
+        out = export_ctc(store, outdir, movie_name, solution, overwrite=overwrite)
     click.echo(f"wrote {out}")
 
 
