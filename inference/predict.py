@@ -283,7 +283,8 @@ def predict_movie(
     lo, hi = _percentiles(cfg)
     attrs = {
         "model_id": model_id(model_dir),
-        "model_dir": str(model_dir),
+        "model_dir": str(Path(model_dir).resolve()),  # absolute: readers may run from any folder
+        "min_object_size": cfg.get("min_object_size"),
         "axis_order": "tzyx" if ndim == 3 else "tyx",
         "vector_axis_order": "zyx"[3 - ndim :],
         "spacing": list(spacing) if spacing else [1.0] * ndim,

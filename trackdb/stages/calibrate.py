@@ -148,7 +148,7 @@ def run_calibrate(
         k=k,
         temperature_prior=temperature_prior,
         solution_id=sid,
-        png=str(png) if png else None,
+        png=str(Path(png).resolve()) if png else None,
     )
     with runs.record(store, movie.id, RunKind.CALIBRATE, params, parent_run_id=solve_run.id) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)

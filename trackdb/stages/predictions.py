@@ -93,18 +93,42 @@ def _zarr_of(movie: Movie) -> str:
 
 
 def model_min_size(zarr_path: str, default: int = 10) -> int:
-    """The smallest object the model was trained to keep (its config), for the predictions' model."""
+    """The smallest object the predictions' model was trained to keep.
+
+    Read from the Zarr attributes (``min_object_size``, written by ``predict``), else from the
+    config of the model folder they name. Older predictions name it by the path ``predict`` was
+    given, possibly relative to the folder it ran in: that path is resolved against the Zarr
+    group's folder and its parents, and accepted only where the weights have the recorded
+    model id, so the result never depends on the working directory. A named model that cannot
+    be found is refused (the caller may pass the size); ``default`` only when none is named.
+    """
     import zarr
 
-    from inference.model_io import read_config
+    from inference.model_io import model_id, read_config
 
     try:
-        model_dir = zarr.open_group(zarr_path, mode="r")["pred"].attrs.get("model_dir")
-        if not isinstance(model_dir, str) or not model_dir:
-            return default
-        return int(read_config(model_dir).get("min_object_size", default))
-    except (OSError, KeyError, ValueError):
+        attrs = dict(zarr.open_group(zarr_path, mode="r")["pred"].attrs)
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"cannot read the predictions' attributes in {zarr_path}: {exc}") from exc
+    stored = attrs.get("min_object_size")
+    if isinstance(stored, int):
+        return stored
+    named = attrs.get("model_dir")
+    if not isinstance(named, str) or not named:
         return default
+    path = Path(named)
+    tries = [path] if path.is_absolute() else [base / path for base in Path(zarr_path).resolve().parents]
+    for folder in tries:
+        try:
+            if attrs.get("model_id") in (None, model_id(folder)):
+                return int(read_config(folder).get("min_object_size", default))
+        except (OSError, ValueError):
+            continue
+    raise InputError(
+        f"the predictions in {zarr_path} come from model folder {named!r}, which cannot be found "
+        f"{'' if path.is_absolute() else 'from the Zarr group or its parent folders '}with model id "
+        f"{attrs.get('model_id')}: pass --min-size, or run `trackdb predict` again"
+    )
 
 
 def run_candidates_from_predictions(
