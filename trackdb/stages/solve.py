@@ -76,6 +76,31 @@ def _solver(
     return lambda g: solve_joint(g, time_limit=time_limit, gap=gap, pins=pins)
 
 
+def check_solve(method: str, window: int | None, time_limit: float, gap: float, iterations: int) -> Method:
+    """The solve parameters' rules (the CLI's and an experiment manifest's); returns the method."""
+    try:
+        m = Method(method)
+    except ValueError:
+        raise InputError(f"unknown method {method!r}; choose joint, lap or hemd") from None
+    if window is not None and (not _is_int(window) or window < 2):
+        raise InputError(f"--window must be an integer >= 2 (frames), got {window!r}")
+    if not _is_number(time_limit) or not np.isfinite(time_limit) or time_limit <= 0:
+        raise InputError(f"--time-limit must be a finite number of seconds > 0, got {time_limit!r}")
+    if not _is_number(gap) or not 0 <= gap < 1:
+        raise InputError(f"--gap must be a number in [0, 1), got {gap!r}")
+    if not _is_int(iterations) or iterations < 1:
+        raise InputError(f"--iterations must be an integer >= 1, got {iterations!r}")
+    return m
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
 def run_solve(
     store: Store,
     movie_name: str,
@@ -85,22 +110,27 @@ def run_solve(
     time_limit: float = 300.0,
     gap: float = 1e-4,
     iterations: int = 4,
+    link_run_id: int | None = None,
+    resume: bool = False,
 ) -> SolveResult:
-    """Select candidates and links, materialise tracks, write the solution and make it current."""
-    try:
-        m = Method(method)
-    except ValueError:
-        raise InputError(f"unknown method {method!r}; choose joint, lap or hemd") from None
+    """Select candidates and links, materialise tracks, write the solution and make it current.
+
+    ``link_run_id``: the link run to solve (default: the movie's latest). ``resume`` continues
+    an unfinished solve run with the same parameters instead of adding a run row (a re-run of an
+    interrupted experiment)."""
+    m = check_solve(method, window, time_limit, gap, iterations)
     movie = store.movie(movie_name)
-    link = runs.latest_run(store, movie.id, RunKind.LINK)
+    link = runs.latest_run(store, movie.id, RunKind.LINK) if link_run_id is None else runs.get_run(store, link_run_id)
     if link is None:
         raise NotFoundError(f"movie {movie.name!r} has no candidate links: run `trackdb link` first")
+    if link.kind is not RunKind.LINK or link.movie_id != movie.id:
+        raise InputError(f"run {link.id} is not a link run of movie {movie.name!r}")
     cand_run = link.typed(LinkParams).candidate_run_id
     params = SolveParams(
         method=m.value, window=window, time_limit=time_limit, gap=gap, iterations=iterations, link_run_id=link.id
     )
     edits = edit_log.all_edits(store, movie.id)
-    with runs.record(store, movie.id, RunKind.SOLVE, params, parent_run_id=link.id) as run_id:
+    with runs.record(store, movie.id, RunKind.SOLVE, params, parent_run_id=link.id, resume=resume) as run_id:
         built = build_solve(
             store,
             movie,

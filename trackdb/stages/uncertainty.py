@@ -327,12 +327,14 @@ def run_uncertainty(
     temperature: float | None = None,
     sigma_px: float = SIGMA_PX,
     sigma_area: float = SIGMA_AREA,
+    resume: bool = False,
 ) -> int:
     """Probabilities of every candidate link and cell of the current solution's model, stored
     under a run of kind ``uncertainty`` with the method's ranked alternatives (named
     ``<method>-rank<k>``; one equal to the current solution is not stored again); returns the
     run id (see the module docstring). ``sigma_px`` / ``sigma_area``: FP and FP+A's feature
-    noise."""
+    noise. ``resume`` continues an unfinished run with the same parameters instead of adding a
+    run row (a re-run of an interrupted experiment)."""
     m = parse_method(method)
     k = check_k(k)
     sigma_px = check_sigma("sigma-px", sigma_px)
@@ -351,7 +353,7 @@ def run_uncertainty(
         sigma_px=sigma_px if perturbs else None,
         sigma_area=sigma_area if perturbs else None,
     )
-    with runs.record(store, movie.id, RunKind.UNCERTAINTY, params, parent_run_id=solve_run.id) as run_id:
+    with runs.record(store, movie.id, RunKind.UNCERTAINTY, params, parent_run_id=solve_run.id, resume=resume) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)
         unc, alternatives = compute(model, m, k=k, temperature=t, sigma_px=sigma_px, sigma_area=sigma_area)
         kbest = (unc.info or {}).get("kbest")
