@@ -85,6 +85,12 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="The bacteria CTC folder.")
     ap.add_argument("--db", default=None, help="Database URL (default: SQLite in a temporary folder).")
     ap.add_argument("--margin", type=int, default=2)
+    ap.add_argument(
+        "--max-distance", type=float, default=None, help="Link radius (default: 15 synthetic, 100 bacteria)."
+    )
+    ap.add_argument("--k", type=int, default=None, help="Links per cell (default: 4 synthetic, 12 bacteria).")
+    ap.add_argument("--time-limit", type=float, default=1800.0, help="Seconds per solve of the full solve's rounds.")
+    ap.add_argument("--window", type=int, default=None, help="Solve the full movie in windows of this many frames.")
     args = ap.parse_args()
     saved = stdout_to_stderr()
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,13 +99,13 @@ def main() -> None:
         if args.movie == "synthetic":
             write_ctc(generate(SYNTHETIC), Path(tmp) / "syn", raw=False)
             import_ctc(store, Path(tmp) / "syn", "01", MOVIE, masks_only=True)
-            run_link(store, MOVIE, max_distance=25, k=6)
+            run_link(store, MOVIE, max_distance=args.max_distance or 15, k=args.k or 4)
         else:
             import_ctc(store, args.data, "01", MOVIE, masks_only=True)
-            run_link(store, MOVIE, max_distance=100, k=12)
+            run_link(store, MOVIE, max_distance=args.max_distance or 100, k=args.k or 12)
         log("imported and linked", round(time.perf_counter() - t0, 1), "s")
         t0 = time.perf_counter()
-        full = run_solve(store, MOVIE, method="joint")
+        full = run_solve(store, MOVIE, method="joint", time_limit=args.time_limit, window=args.window)
         full_s = time.perf_counter() - t0
         log("full solve", full.status, round(full_s, 1), "s")
         movie = store.movie(MOVIE)
@@ -138,7 +144,7 @@ def main() -> None:
         cons = pin_rules.constraints(edit_log.all_edits(store, movie.id))
         pins, _, _ = pin_rules.pins_for(cons, cm.node_ids, cm.edge_ids)
         t0 = time.perf_counter()
-        whole = solve_joint(cm.graph, pins=pins)
+        whole = solve_joint(cm.graph, pins=pins, time_limit=args.time_limit)
         whole_s = time.perf_counter() - t0
         resolved = resolve_stage.selection_of(store, r.solution_id, cm.node_ids, cm.edge_ids)
         resolved_obj = objective(cm.graph, resolved.node_selected, resolved.edge_selected)
@@ -157,6 +163,8 @@ def main() -> None:
                 "status": full.status,
                 "solver_seconds": round(full.seconds, 2),
                 "rounds": len(full.history),
+                "time_limit": args.time_limit,
+                "window": args.window,
             },
             "edit": {"edit_id": edit_id, "kind": "forbid-edge", "edge_id": target, "frame": mid, "margin": args.margin},
             "resolve": {

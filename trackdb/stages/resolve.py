@@ -38,13 +38,13 @@ from solvers.joint import BACKENDS, solve_joint
 from solvers.model import objective
 from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Solution, SolveStatus
-from trackdb.errors import ConflictError, InputError, SolveFailed
+from trackdb.errors import ConflictError, InputError, SolveFailed, TrackdbError
 from trackdb.stages import cost_model as costs
 from trackdb.stages import pins as pin_rules
 from trackdb.stages.solve import node_costs
 from trackdb.store import cost_models, ingest, runs, solutions
 from trackdb.store import edits as log
-from trackdb.store.core import Movie, Store
+from trackdb.store.core import Connection, Movie, Store
 from trackdb.store.graph import load_candidates, load_edges, positions
 from trackdb.store.locks import movie_lock, movie_transaction
 from trackdb.store.runs import ResolveParams, RunKind, SolveChain, SolveParams
@@ -73,6 +73,8 @@ class ResolveResult:
     costs: str = "stored"  # "stored": the solve's own cost model; "re-estimated": from its solution
     widened: int = 0  # how many times a window was widened because its border was binding
     changed_frames: list[int] = field(default_factory=list)  # frames whose cells or links changed
+    uncertainty_run_id: int | None = None  # probabilities refreshed for the windows (trackdb.stages.refresh)
+    uncertainty_error: str | None = None  # why that refresh failed (the re-solve itself stands)
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ def _binding(frames: np.ndarray, lo: int, hi: int, n_frames: int) -> bool:
     return near_lo or near_hi
 
 
-class _Windows:
+class WindowGraphs:
     """Where a re-solve gets the candidate graph of a window: with a stored cost model only the
     window's frames ± the longest link are read and priced (costs are local: a link's cost reads
     its two cells, the stored motion of its source and its frame's division rate), so the work
@@ -179,14 +181,14 @@ class _Windows:
         return ChainModel(model.graph(), model, node_ids, edge_ids, "stored")
 
 
-def _local(cur: solutions.SolutionArrays, part: ChainModel) -> Solution:
+def local_selection(cur: solutions.SolutionArrays, part: ChainModel) -> Solution:
     """The current solution restricted to a window's graph."""
     return Solution(
         np.isin(part.node_ids, cur.node_ids), np.isin(part.edge_ids, cur.edge_ids), float("nan"), SolveStatus.OPTIMAL
     )
 
 
-def _merge(cur: solutions.SolutionArrays, part: ChainModel, new: Solution) -> solutions.SolutionArrays:
+def merge_window(cur: solutions.SolutionArrays, part: ChainModel, new: Solution) -> solutions.SolutionArrays:
     """The current solution with the window's graph replaced by ``new``."""
     g = part.graph
     keep_n = ~np.isin(cur.node_ids, part.node_ids)
@@ -210,15 +212,20 @@ def resolve(
     backend: str = "highs",
     time_limit: float = 300.0,
     gap: float = 1e-4,
+    refresh: bool = True,
 ) -> ResolveResult | None:
-    """Apply the movie's pending edits by re-solving their windows; None when there is nothing to do."""
+    """Apply the movie's pending edits by re-solving their windows; None when there is nothing to do.
+
+    ``refresh``: when the replaced solution had an uncertainty run, give the new one its
+    probabilities and alternatives, recomputed for the re-solved windows only
+    (:mod:`trackdb.stages.refresh`)."""
     if margin < 0:
         raise InputError(f"--margin must be >= 0, got {margin}")
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     movie = store.movie(movie_name)
     with movie_lock(store, movie.id):
-        return _resolve_locked(store, store.movie(movie.id), margin, backend, time_limit, gap)
+        return _resolve_locked(store, store.movie(movie.id), margin, backend, time_limit, gap, refresh)
 
 
 def _stale(store: Store, chain: SolveChain, cons: list[pin_rules.Constraint]) -> list[int]:
@@ -233,7 +240,7 @@ def _stale(store: Store, chain: SolveChain, cons: list[pin_rules.Constraint]) ->
 
 
 def _resolve_locked(
-    store: Store, movie: Movie, margin: int, backend: str, time_limit: float, gap: float
+    store: Store, movie: Movie, margin: int, backend: str, time_limit: float, gap: float, refresh: bool
 ) -> ResolveResult | None:
     chain = runs.solve_chain(store, movie)
     if chain.current is None or chain.root is None:
@@ -261,7 +268,7 @@ def _resolve_locked(
     dirty = [r for r in pending if r["id"] not in stale_set] + [r for r in edits if r["id"] in violated]
     if not dirty:
         return None
-    graphs = _Windows(store, movie, chain)
+    graphs = WindowGraphs(store, movie, chain)
     seam = graphs.seam
     build_seconds = time.perf_counter() - t_build
     spans = windows([(r["t_start"], r["t_end"]) for r in dirty], margin, movie.n_frames, seam)
@@ -299,13 +306,14 @@ def _resolve_locked(
         cur, delta, solve_seconds, done, widened = cur0, 0.0, 0.0, [], 0
         status = SolveStatus.OPTIMAL
         changed: set[int] = set()
+        parts: list[tuple[int, int, ChainModel]] = []
         for a, b in spans:
             lo, hi, step = a, b, max(margin, 2)
             while True:
                 t0 = time.perf_counter()
                 part = graphs.part(lo, hi)
                 pin, _, _ = pin_rules.pins_for(live, part.node_ids, part.edge_ids, partial=True)
-                base = _local(cur, part)
+                base = local_selection(cur, part)
                 build_seconds += time.perf_counter() - t0
                 new = solve_joint(
                     part.graph,
@@ -336,16 +344,25 @@ def _resolve_locked(
             delta += objective(part.graph, new.node_selected, new.edge_selected) - objective(
                 part.graph, base.node_selected, base.edge_selected
             )
-            cur = _merge(cur, part, new)
+            cur = merge_window(cur, part, new)
             done.append((lo, hi))
+            parts.append((lo, hi, part))
         if graphs.whole is not None:
-            sel = _local(cur, graphs.whole)
+            sel = local_selection(cur, graphs.whole)
             total = objective(graphs.whole.graph, sel.node_selected, sel.edge_selected)
         else:
             total = float("nan") if cur0.objective is None else cur0.objective + delta
         new_sid, n_sel, n_links, n_tracks = _write(store, movie, sid, run_id, cur, status, total, applied)
         with store.begin() as c:
             runs.set_summary(c, run_id, {"windows": done, "widened": widened, "costs": graphs.costs})
+    unc_run, unc_error = None, None
+    if refresh:
+        from trackdb.stages.refresh import refresh_uncertainty
+
+        try:
+            unc_run = refresh_uncertainty(store, movie, sid, new_sid, run_id, root_params.method, parts, live)
+        except (TrackdbError, ValueError) as exc:  # recorded on the failed run; the re-solve stands
+            unc_error = str(exc)
     return ResolveResult(
         run_id,
         parent,
@@ -366,6 +383,8 @@ def _resolve_locked(
         graphs.costs,
         widened,
         sorted(changed),
+        unc_run,
+        unc_error,
     )
 
 
@@ -381,13 +400,8 @@ def _write(
 ) -> tuple[int, int, int, int]:
     """Solution, tracks, the current pointer and the applied edits' run id, in one movie write
     transaction that first checks the solution the re-solve started from is still current."""
-    order = np.argsort(sel.node_ids, kind="stable")
-    node_ids, node_t = sel.node_ids[order], sel.node_t[order]
-    src, ok_s = positions(node_ids, sel.source_ids)
-    dst, ok_d = positions(node_ids, sel.target_ids)
-    ok = ok_s & ok_d  # a link is kept only with both its cells (always, by the model's rows)
-    n, e = len(node_ids), int(ok.sum())
-    track_of, tracks = tracks_from_solution(node_t, src[ok], dst[ok], np.ones(n, bool), np.ones(e, bool))
+    rows = solution_rows(sel)
+    n, e = len(rows.node_ids), len(rows.edge_ids)
     with movie_transaction(store, movie.id) as (c, current):
         if current != started_from:
             raise ConflictError(
@@ -395,24 +409,52 @@ def _write(
                 "became current meanwhile (a `trackdb solve`?): run `trackdb resolve` again",
                 current_solution_id=current,
             )
-        new_sid = ingest.insert_solution(
-            c,
-            run_id=run_id,
-            movie_id=movie.id,
-            node_ids=node_ids,
-            node_t=node_t,
-            track_ids=track_of,
-            edge_ids=sel.edge_ids[ok],
-            edge_source_ids=sel.source_ids[ok],
-            edge_target_ids=sel.target_ids[ok],
-            tracks=tracks,
-            status=status.value,
-            name="resolve",
-            objective=total,
-        )
+        new_sid = insert_rows(c, run_id, movie.id, rows, status=status.value, name="resolve", objective=total)
         store.set_current_solution(c, movie.id, new_sid)
         log.mark_applied(c, applied, run_id)
-    return new_sid, n, e, len(tracks)
+    return new_sid, n, e, len(rows.tracks)
+
+
+@dataclass(frozen=True)
+class SolutionRows:
+    """A selection as the rows ``ingest.insert_solution`` writes: cells sorted by id with their
+    frames and CTC track ids, links whose two cells are selected, and the track table."""
+
+    node_ids: np.ndarray
+    node_t: np.ndarray
+    track_ids: np.ndarray
+    edge_ids: np.ndarray
+    source_ids: np.ndarray
+    target_ids: np.ndarray
+    tracks: np.ndarray
+
+
+def solution_rows(sel: solutions.SolutionArrays) -> SolutionRows:
+    order = np.argsort(sel.node_ids, kind="stable")
+    node_ids, node_t = sel.node_ids[order], sel.node_t[order]
+    src, ok_s = positions(node_ids, sel.source_ids)
+    dst, ok_d = positions(node_ids, sel.target_ids)
+    ok = ok_s & ok_d  # a link is kept only with both its cells (always, by the model's rows)
+    n, e = len(node_ids), int(ok.sum())
+    track_of, tracks = tracks_from_solution(node_t, src[ok], dst[ok], np.ones(n, bool), np.ones(e, bool))
+    return SolutionRows(node_ids, node_t, track_of, sel.edge_ids[ok], sel.source_ids[ok], sel.target_ids[ok], tracks)
+
+
+def insert_rows(conn: Connection, run_id: int, movie_id: int, rows: SolutionRows, **kw: Any) -> int:
+    """Write a selection (``kw``: status, name, rank, objective, weight of ``insert_solution``)."""
+    return ingest.insert_solution(
+        conn,
+        run_id=run_id,
+        movie_id=movie_id,
+        node_ids=rows.node_ids,
+        node_t=rows.node_t,
+        track_ids=rows.track_ids,
+        edge_ids=rows.edge_ids,
+        edge_source_ids=rows.source_ids,
+        edge_target_ids=rows.target_ids,
+        tracks=rows.tracks,
+        **kw,
+    )
 
 
 def summary_of(r: ResolveResult) -> dict[str, Any]:
@@ -435,6 +477,8 @@ def summary_of(r: ResolveResult) -> dict[str, Any]:
         "links_changed": r.links_changed,
         "changed_frames": r.changed_frames,
         "costs": r.costs,
+        "uncertainty_run_id": r.uncertainty_run_id,
+        **({"uncertainty_error": r.uncertainty_error} if r.uncertainty_error else {}),
         "build_seconds": round(r.build_seconds, 2),
         "solve_seconds": round(r.solve_seconds, 2),
     }

@@ -130,3 +130,28 @@ def doubtful(store: Store, run_id: int, solution_id: int, below: float) -> pd.Da
         res = c.execute(sa.text(UNCERTAIN_SQL), params)
         df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
     return df.astype({"t": "int64", "node_id": "int64", "mother_id": "Int64"})
+
+
+def copy_probabilities(
+    conn: Connection, from_run: int, to_run: int, edge_ids: np.ndarray, node_ids: np.ndarray
+) -> None:
+    """Copy an uncertainty run's link and cell probabilities to another run, except those of
+    ``edge_ids`` / ``node_ids`` (a re-solve's refreshed window writes them anew)."""
+    for table, key, skip in (
+        (schema.edge_probability, "edge_id", edge_ids),
+        (schema.node_probability, "node_id", node_ids),
+    ):
+        cols = [c.name for c in table.columns if c.name != "run_id"]
+        conn.execute(
+            table.insert().from_select(
+                ["run_id", *cols],
+                sa.select(sa.literal(int(to_run)).label("run_id"), *[table.c[c] for c in cols]).where(
+                    table.c.run_id == int(from_run)
+                ),
+            )
+        )
+        ids = np.unique(np.asarray(skip, np.int64)).tolist()
+        for start in range(0, len(ids), 5000):
+            conn.execute(
+                table.delete().where(table.c.run_id == int(to_run), table.c[key].in_(ids[start : start + 5000]))
+            )
