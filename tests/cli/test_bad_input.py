@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from trackdb.io.export_ctc import export_ctc
 from trackdb.io.import_ctc import import_ctc
 from trackdb.store import Store
 
-from ..helpers import snapshot
+from ..helpers import snapshot, trackdb
 
 
 @pytest.fixture
@@ -81,6 +82,26 @@ def raw_shape_differs(root: Path) -> None:
     tifffile.imwrite(root / "01" / "t001.tif", np.zeros((8, 8), np.uint8))
 
 
+def negative_frame(root: Path) -> None:
+    txt = (_tra(root) / "man_track.txt").read_text().replace("1 0 2 0", "1 -1 0 0")
+    (_tra(root) / "man_track.txt").write_text(txt)
+
+
+def non_integer_frame(root: Path) -> None:
+    txt = (_tra(root) / "man_track.txt").read_text().replace("5 2 9 0", "5 2.5 9 0")
+    (_tra(root) / "man_track.txt").write_text(txt)
+
+
+def huge_label(root: Path) -> None:
+    """Track 5 relabelled 4,000,000,000 everywhere (masks and lineage): a 30 GiB bincount."""
+    for f in sorted(_tra(root).glob("man_track*.tif")):
+        img = tifffile.imread(f).astype(np.uint32)
+        img[img == 5] = 4_000_000_000
+        tifffile.imwrite(f, img)
+    txt = (_tra(root) / "man_track.txt").read_text().replace("5 2 9 0", "4000000000 2 9 0")
+    (_tra(root) / "man_track.txt").write_text(txt)
+
+
 CASES = {
     "corrupt TIFF": (corrupt_tiff, "man_track004.tif"),
     "frame of another shape": (wrong_shape, "man_track003.tif"),
@@ -93,6 +114,9 @@ CASES = {
     "empty folder": (empty_folder, "holds no man_track"),
     "garbage lineage": (garbage_lineage, "man_track.txt:1"),
     "raw frame shape": (raw_shape_differs, "t001.tif"),
+    "negative frame": (negative_frame, "track 1 starts at frame -1: frames count from 0"),
+    "non-integer frame": (non_integer_frame, "man_track.txt:5: expected 'label start end parent' integers"),
+    "label beyond the frame": (huge_label, "label 4000000000 exceeds the 5120 pixels"),
 }
 
 
@@ -133,3 +157,130 @@ def test_unknown_movie_and_solution(loaded: Store, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="no solution 'alt'"):
         export_ctc(loaded, tmp_path / "o", "synth", "alt")
     assert snapshot(loaded) == before
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_ctc_input_is_one_line_from_the_cli(
+    loaded: Store, db_url: str, synthetic_ctc: Path, tmp_path: Path, case: str
+) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(synthetic_ctc, bad)
+    damage, expected = CASES[case]
+    damage(bad)
+    before = snapshot(loaded)
+    r = trackdb("import-ctc", str(bad), "--movie", "broken", db=db_url)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert expected in lines[0]
+    assert snapshot(loaded) == before
+
+
+# (command, expected one-line error): every value the option's rule refuses, named
+BAD_VALUES = [
+    (
+        ("solve", "--movie", "synth", "--time-limit", "-1"),
+        "Invalid value for '--time-limit': -1.0 is not in the range x>0",
+    ),
+    (("solve", "--movie", "synth", "--time-limit", "nan"), "Invalid value for '--time-limit': 'nan' is not a finite"),
+    (("solve", "--movie", "synth", "--gap", "-1"), "Invalid value for '--gap': -1.0 is not in the range 0<=x<1"),
+    (("solve", "--movie", "synth", "--window", "0"), "Invalid value for '--window': 0 is not in the range x>=2"),
+    (
+        ("solve", "--movie", "synth", "--iterations", "0"),
+        "Invalid value for '--iterations': 0 is not in the range x>=1",
+    ),
+    (("solve", "--movie", "synth", "--iterations", "1.5"), "Invalid value for '--iterations': '1.5'"),
+    (("link", "--movie", "synth", "--k", "0"), "Invalid value for '--k': 0 is not in the range x>=1"),
+    (("link", "--movie", "synth", "--dt", "0"), "Invalid value for '--dt': 0 is not in the range x>=1"),
+    (("link", "--movie", "synth", "--max-distance", "-5"), "Invalid value for '--max-distance': -5.0"),
+    (("resolve", "--movie", "synth", "--time-limit", "-1"), "Invalid value for '--time-limit': -1.0"),
+    (("resolve", "--movie", "synth", "--gap", "-1"), "Invalid value for '--gap': -1.0"),
+    (("resolve", "--movie", "synth", "--margin", "-1"), "Invalid value for '--margin': -1 is not in the range x>=0"),
+    (("uncertainty", "--movie", "synth", "--method", "sm", "--k", "0"), "Invalid value for '--k': 0"),
+    (("uncertainty", "--movie", "synth", "--method", "sm", "--temperature", "0"), "Invalid value for '--temperature'"),
+    (("uncertain", "--movie", "synth", "--below", "2"), "Invalid value for '--below': 2.0 is not in the range 0<=x<=1"),
+    (("candidates", "--movie", "synth", "--labels", "x", "--tau", "0"), "Invalid value for '--tau': 0.0"),
+    (("candidates", "--movie", "synth", "--labels", "x", "--min-area", "0"), "Invalid value for '--min-area': 0"),
+    (("train", "data", "--frames", "-1:3", "--out", "m"), "--frames -1:3: need 0 <= A < B"),
+    (("train", "data", "--frames", "0.5:3", "--out", "m"), "--frames must look like A:B"),
+    (("train", "data", "--frames", "0:3", "--out", "m", "--steps", "0"), "Invalid value for '--steps': 0"),
+    (("predict", "--movie", "synth", "--model", "m", "--tile", "0"), "Invalid value for '--tile': 0"),
+    (("candidates-from-predictions", "--movie", "synth", "--min-size", "0"), "Invalid value for '--min-size': 0"),
+]
+
+
+@pytest.mark.parametrize("args", [a for a, _ in BAD_VALUES], ids=lambda a: " ".join(a[::2][:1] + a[-2:]))
+def test_bad_values_are_one_line_naming_the_value(loaded: Store, db_url: str, args: tuple[str, ...]) -> None:
+    expected = dict(BAD_VALUES)[args]
+    before = snapshot(loaded)
+    r = trackdb(*args, db=None if args[0] == "train" else db_url)  # train needs no store
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in lines[0]
+    assert snapshot(loaded) == before
+
+
+@pytest.mark.parametrize("url", ["notaurl", "sqlite:/bad", "mysql://u@host/db"])
+def test_malformed_database_urls(loaded: Store, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    before = snapshot(loaded)
+    for args in (("movies",), ("init",), ("import-ctc", "x", "--movie", "m")):
+        r = trackdb(*args, db=url)
+        assert r.returncode == 2
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1, r.stderr
+        assert url.split("@")[-1] in lines[0]
+    assert list(cwd.iterdir()) == []  # no database file was made from a bad URL
+    assert snapshot(loaded) == before
+
+
+def test_stage_functions_validate_their_values_too(loaded: Store) -> None:
+    """What the CLI's option types refuse, the stages refuse when called from Python."""
+    from trackdb.stages.link import run_link
+    from trackdb.stages.solve import run_solve
+    from trackdb.stages.uncertainty import run_uncertainty
+
+    before = snapshot(loaded)
+    for call, match in (
+        (lambda: run_solve(loaded, "synth", time_limit=-1), "--time-limit"),
+        (lambda: run_solve(loaded, "synth", gap=-1), "--gap"),
+        (lambda: run_solve(loaded, "synth", window=0), "--window"),
+        (lambda: run_solve(loaded, "synth", iterations=0), "--iterations"),
+        (lambda: run_link(loaded, "synth", k=0), "--k"),
+        (lambda: run_link(loaded, "synth", max_distance=float("nan")), "--max-distance"),
+        (lambda: run_uncertainty(loaded, "synth", "sm", k=0), "--k"),
+    ):
+        with pytest.raises(InputError, match=match):
+            call()
+    assert snapshot(loaded) == before
+
+
+def test_edits_print_run_ids_as_integers(db_url: str, synthetic_ctc: Path) -> None:
+    """An applied edit's run id is an integer, a pending edit's is blank (not 6.0 / NaN)."""
+    for args in (
+        ("import-ctc", str(synthetic_ctc), "--movie", "m", "--masks-only"),
+        ("link", "--movie", "m", "--max-distance", "30", "--k", "5"),
+        ("solve", "--movie", "m", "--method", "lap"),
+    ):
+        assert trackdb(*args, db=db_url).returncode == 0, args
+    r = trackdb("query", "SELECT MIN(edge_id) AS e FROM solution_edge", "--format", "csv", db=db_url)
+    link = r.stdout.strip().splitlines()[-1]
+    assert trackdb("edit", "--movie", "m", "forbid-edge", link, db=db_url).returncode == 0
+    resolved = trackdb("resolve", "--movie", "m", db=db_url)
+    assert resolved.returncode == 0, resolved.stderr
+    run_id = json.loads(resolved.stdout)["run_id"]
+    r = trackdb("query", "SELECT MIN(node_id) AS n FROM solution_node", "--format", "csv", db=db_url)
+    node = r.stdout.strip().splitlines()[-1]
+    assert trackdb("edit", "--movie", "m", "pin-node", node, db=db_url).returncode == 0  # pending
+    table = trackdb("edits", "--movie", "m", db=db_url).stdout
+    assert ".0" not in table
+    assert "NaN" not in table
+    assert "<NA>" not in table
+    csv_lines = trackdb("edits", "--movie", "m", "--format", "csv", db=db_url).stdout.strip().splitlines()
+    header = csv_lines[0].split(",")
+    runs_col = [line.split(",")[header.index("run_id")] for line in csv_lines[1:]]
+    assert runs_col == [str(run_id), ""]

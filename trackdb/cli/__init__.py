@@ -27,11 +27,16 @@ class UserError(click.ClickException):
 
 
 class TrackdbGroup(click.Group):
+    """Turns a user's mistake into one line: a :class:`TrackdbError` from a stage, or an option
+    value that its click type refuses (the message names the option and the value)."""
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except TrackdbError as exc:
             raise UserError(str(exc)) from exc
+        except click.BadParameter as exc:
+            raise UserError(exc.format_message()) from exc
 
 
 @click.group(cls=TrackdbGroup)

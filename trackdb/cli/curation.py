@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from trackdb.cli.options import DB_OPTION, FORMAT_OPTION, MOVIE_OPTION, echo_json, open_store, print_table
+from trackdb.cli.options import (
+    DB_OPTION,
+    FORMAT_OPTION,
+    MOVIE_OPTION,
+    POSITIVE,
+    FiniteFloatRange,
+    echo_json,
+    open_store,
+    print_table,
+)
 from trackdb.errors import InputError
 
 AUTHOR_OPTION = click.option("--author", default=None, help="Who made the edit (default: the OS user).")
@@ -195,7 +204,7 @@ def edits(movie_name: str, fmt: str, db_url: str | None) -> None:
 @MOVIE_OPTION
 @click.option(
     "--margin",
-    type=int,
+    type=click.IntRange(min=0),
     default=2,
     show_default=True,
     help="Frames re-solved on each side of the frames the edits touch.",
@@ -203,8 +212,10 @@ def edits(movie_name: str, fmt: str, db_url: str | None) -> None:
 @click.option(
     "--backend", type=click.Choice(["highs", "ortools-highs", "scip", "cpsat"]), default="highs", show_default=True
 )
-@click.option("--time-limit", type=float, default=300.0, show_default=True, help="Seconds per window.")
-@click.option("--gap", type=float, default=1e-4, show_default=True, help="Relative MIP gap.")
+@click.option("--time-limit", type=POSITIVE, default=300.0, show_default=True, help="Seconds per window.")
+@click.option(
+    "--gap", type=FiniteFloatRange(0, 1, max_open=True), default=1e-4, show_default=True, help="Relative MIP gap."
+)
 @DB_OPTION
 def resolve(movie_name: str, margin: int, backend: str, time_limit: float, gap: float, db_url: str | None) -> None:
     """Apply pending edits: re-solve only the frames they touch (± margin), everything else fixed

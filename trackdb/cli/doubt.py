@@ -7,7 +7,17 @@ from typing import Any
 
 import click
 
-from trackdb.cli.options import DB_OPTION, FORMAT_OPTION, MOVIE_OPTION, echo_json, open_store, print_table
+from trackdb.cli.options import (
+    DB_OPTION,
+    FORMAT_OPTION,
+    FRACTION,
+    MOVIE_OPTION,
+    POSITIVE,
+    FiniteFloatRange,
+    echo_json,
+    open_store,
+    print_table,
+)
 
 METHODS = click.Choice(["sm", "fp", "fpa", "as", "mm"])
 
@@ -21,19 +31,21 @@ METHODS = click.Choice(["sm", "fp", "fpa", "as", "mm"])
     help="sm: parental softmax; fp: perturbed costs; fpa: perturbed assignments; "
     "as: K best solutions; mm: max-marginal softmax.",
 )
-@click.option("--k", type=int, default=10, show_default=True, help="Samples / alternatives (fp, fpa, as).")
+@click.option(
+    "--k", type=click.IntRange(min=1), default=10, show_default=True, help="Samples / alternatives (fp, fpa, as)."
+)
 @click.option("--calibration", default=None, help="Use the temperature stored by `trackdb calibrate --name`.")
-@click.option("--temperature", type=float, default=None, help="Explicit temperature (default 1).")
+@click.option("--temperature", type=POSITIVE, default=None, help="Explicit temperature (default 1).")
 @click.option(
     "--sigma-px",
-    type=float,
+    type=FiniteFloatRange(min=0),
     default=2.0,
     show_default=True,
     help="fp/fpa: std of the jitter of cell centres, pixels per axis.",
 )
 @click.option(
     "--sigma-area",
-    type=float,
+    type=FiniteFloatRange(min=0),
     default=0.05,
     show_default=True,
     help="fp/fpa: std of the log-normal jitter of cell areas.",
@@ -71,7 +83,7 @@ def uncertainty(
 
 @click.command()
 @MOVIE_OPTION
-@click.option("--below", type=float, default=0.8, show_default=True, help="List what is less probable than this.")
+@click.option("--below", type=FRACTION, default=0.8, show_default=True, help="List what is less probable than this.")
 @FORMAT_OPTION
 @DB_OPTION
 def uncertain(movie_name: str, below: float, fmt: str, db_url: str | None) -> None:
@@ -88,10 +100,12 @@ def uncertain(movie_name: str, below: float, fmt: str, db_url: str | None) -> No
 @click.option("--method", type=METHODS, required=True)
 @click.option("--name", default="default", show_default=True, help="Name to store the calibration under.")
 @click.option("--png", type=click.Path(path_type=Path), default=None, help="Write the reliability diagram here.")
-@click.option("--k", type=int, default=10, show_default=True, help="Samples / alternatives (fp, fpa, as).")
+@click.option(
+    "--k", type=click.IntRange(min=1), default=10, show_default=True, help="Samples / alternatives (fp, fpa, as)."
+)
 @click.option(
     "--temperature-prior",
-    type=float,
+    type=FiniteFloatRange(min=0),
     default=1.0,
     show_default=True,
     help="Std of the log-normal prior on T (keeps T near 1 unless the ground truth's errors "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from trackdb.cli.options import DB_OPTION, MOVIE_OPTION, echo_json, open_store
+from trackdb.cli.options import DB_OPTION, MOVIE_OPTION, POSITIVE, FiniteFloatRange, echo_json, open_store
 from trackdb.errors import InputError
 
 
@@ -27,21 +27,23 @@ def parse_frames(spec: str) -> range:
 @click.option("--seq", default="01", show_default=True)
 @click.option("--frames", "frames_spec", required=True, help="Training frames A:B (B excluded).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Model folder.")
-@click.option("--steps", type=int, default=2000, show_default=True)
-@click.option("--width", type=float, default=0.5, show_default=True, help="Channel width factor of the ERFNet.")
-@click.option("--crop", type=int, default=128, show_default=True)
-@click.option("--batch", type=int, default=4, show_default=True)
-@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--width", type=POSITIVE, default=0.5, show_default=True, help="Channel width factor of the ERFNet.")
+@click.option("--crop", type=click.IntRange(min=8), default=128, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--lr", type=POSITIVE, default=5e-4, show_default=True)
 @click.option(
     "--val-pairs",
-    type=int,
+    type=click.IntRange(min=0),
     default=3,
     show_default=True,
     help="Last frame pairs of the range held out for validation IoU.",
 )
-@click.option("--val-every", type=int, default=100, show_default=True, help="Steps between validations.")
-@click.option("--time-limit", type=float, default=None, help="Stop after this many seconds (resumable).")
-@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+@click.option(
+    "--val-every", type=click.IntRange(min=1), default=100, show_default=True, help="Steps between validations."
+)
+@click.option("--time-limit", type=POSITIVE, default=None, help="Stop after this many seconds (resumable).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
 @click.option(
@@ -109,9 +111,9 @@ def train(
     help="Zarr group for pred/* (default: the movie's, else <db folder>/<movie>.zarr).",
 )
 @click.option("--tta", is_flag=True, help="8-fold test-time augmentation.")
-@click.option("--tile", type=int, default=1024, show_default=True)
-@click.option("--overlap", type=int, default=128, show_default=True)
-@click.option("--batch", type=int, default=4, show_default=True)
+@click.option("--tile", type=click.IntRange(min=16), default=1024, show_default=True)
+@click.option("--overlap", type=click.IntRange(min=0), default=128, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--device", default=None)
 @DB_OPTION
 def predict(
@@ -146,8 +148,10 @@ def predict(
 
 @click.command("candidates-from-predictions")
 @MOVIE_OPTION
-@click.option("--min-size", type=int, default=None, help="Smallest cell in pixels (default: the model's).")
-@click.option("--fg-thresh", type=float, default=0.5, show_default=True)
+@click.option(
+    "--min-size", type=click.IntRange(min=1), default=None, help="Smallest cell in pixels (default: the model's)."
+)
+@click.option("--fg-thresh", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.5, show_default=True)
 @click.option(
     "--merges/--no-merges",
     default=True,

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import click
 import pandas as pd
 
 from trackdb.store import Store
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float range that also refuses NaN and infinity (NaN compares as inside any range)."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return rv
+
+
+POSITIVE = FiniteFloatRange(min=0, min_open=True)  # seconds, pixels, rates, temperatures
+FRACTION = FiniteFloatRange(0, 1)
 
 DB_OPTION = click.option(
     "--db",
@@ -31,8 +48,12 @@ def print_table(df: pd.DataFrame, fmt: str) -> None:
     elif fmt == "json":
         click.echo(df.to_json(orient="records"))
     else:
+        shown = df.copy()
+        for col in shown.columns:  # nullable integers (ids not set yet) print as blanks, not <NA>
+            if isinstance(shown[col].dtype, pd.Int64Dtype):
+                shown[col] = shown[col].astype(object).where(shown[col].notna(), "")
         with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
-            click.echo(df.to_string(index=False) if not df.empty else "(no rows)")
+            click.echo(shown.to_string(index=False, na_rep="") if not df.empty else "(no rows)")
 
 
 def echo_json(obj: Any) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from trackdb.cli.options import DB_OPTION, MOVIE_OPTION, echo_json, open_store
+from trackdb.cli.options import DB_OPTION, MOVIE_OPTION, POSITIVE, FiniteFloatRange, echo_json, open_store
 
 
 @click.command()
@@ -23,8 +23,14 @@ from trackdb.cli.options import DB_OPTION, MOVIE_OPTION, echo_json, open_store
     default=None,
     help="Label images (TIFF stack, folder or Zarr): each object becomes one candidate.",
 )
-@click.option("--tau", type=float, default=0.5, show_default=True, help="Lowest threshold of the forest.")
-@click.option("--min-area", type=int, default=10, show_default=True)
+@click.option(
+    "--tau",
+    type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="Lowest threshold of the forest.",
+)
+@click.option("--min-area", type=click.IntRange(min=1), default=10, show_default=True)
 @DB_OPTION
 def candidates(
     movie_name: str, prob: Path | None, labels: Path | None, tau: float, min_area: int, db_url: str | None
@@ -39,9 +45,13 @@ def candidates(
 
 @click.command()
 @MOVIE_OPTION
-@click.option("--max-distance", type=float, default=60.0, show_default=True, help="Search radius (px).")
-@click.option("--k", type=int, default=10, show_default=True, help="Nearest candidates per frame step.")
-@click.option("--dt", type=int, default=1, show_default=True, help="Longest gap (frames) a link may close.")
+@click.option("--max-distance", type=POSITIVE, default=60.0, show_default=True, help="Search radius (px).")
+@click.option(
+    "--k", type=click.IntRange(min=1), default=10, show_default=True, help="Nearest candidates per frame step."
+)
+@click.option(
+    "--dt", type=click.IntRange(min=1), default=1, show_default=True, help="Longest gap (frames) a link may close."
+)
 @DB_OPTION
 def link(movie_name: str, max_distance: float, k: int, dt: int, db_url: str | None) -> None:
     """Candidate links between candidates of nearby frames."""
@@ -61,10 +71,14 @@ def link(movie_name: str, max_distance: float, k: int, dt: int, db_url: str | No
     show_default=True,
     help="embedtrack: the network's own clustering + linking (needs `trackdb predict`).",
 )
-@click.option("--window", type=int, default=None, help="Solve in windows of this many frames.")
-@click.option("--time-limit", type=float, default=300.0, show_default=True, help="Seconds per solve.")
-@click.option("--gap", type=float, default=1e-4, show_default=True, help="Relative MIP gap.")
-@click.option("--iterations", type=int, default=4, show_default=True, help="Solve / re-estimate motion rounds.")
+@click.option("--window", type=click.IntRange(min=2), default=None, help="Solve in windows of this many frames.")
+@click.option("--time-limit", type=POSITIVE, default=300.0, show_default=True, help="Seconds per solve.")
+@click.option(
+    "--gap", type=FiniteFloatRange(0, 1, max_open=True), default=1e-4, show_default=True, help="Relative MIP gap."
+)
+@click.option(
+    "--iterations", type=click.IntRange(min=1), default=4, show_default=True, help="Solve / re-estimate motion rounds."
+)
 @DB_OPTION
 def solve(
     movie_name: str, method: str, window: int | None, time_limit: float, gap: float, iterations: int, db_url: str | None

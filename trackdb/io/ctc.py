@@ -76,7 +76,27 @@ def read_stack(files: list[Path], *, labels: bool) -> np.ndarray:
         stack[i] = img
     if labels and stack.min() < 0:
         raise InputError(f"{files[0].parent}: label masks contain negative values")
+    if labels:
+        check_label_range(stack, files)
     return stack
+
+
+def check_label_range(stack: np.ndarray, where: list[Path] | Path) -> None:
+    """Refuse a label no frame could hold (more labels than a frame has pixels) before anything
+    sized by the largest label is allocated: CTC labels number objects, and a stray value
+    like 4,000,000,000 would otherwise ask for a 30 GiB table."""
+    if stack.size == 0:
+        return
+    limit = int(np.prod(stack.shape[1:]))
+    top = stack.reshape(len(stack), -1).max(axis=1)
+    bad = np.flatnonzero(top > limit)
+    if len(bad):
+        t = int(bad[0])
+        name = where[t] if isinstance(where, list) else f"{where} frame {t}"
+        raise InputError(
+            f"{name}: label {int(top[t])} exceeds the {limit} pixels a frame of shape "
+            f"{stack.shape[1:]} holds; labels number objects (renumber them from 1)"
+        )
 
 
 def read_man_track(path: Path) -> np.ndarray:
@@ -97,6 +117,13 @@ def read_man_track(path: Path) -> np.ndarray:
         raise InputError(f"{path}: track labels must be positive")
     if len(np.unique(tracks[:, 0])) != len(tracks):
         raise InputError(f"{path}: a track label is listed twice")
+    negative = tracks[:, 1:] < 0
+    if negative.any():
+        row, col = (int(i) for i in np.argwhere(negative)[0])
+        what = ("starts at frame", "ends at frame", "names parent")[col]
+        raise InputError(
+            f"{path}: track {tracks[row, 0]} {what} {tracks[row, col + 1]}: frames count from 0 and parent 0 means none"
+        )
     bad = tracks[:, 1] > tracks[:, 2]
     if bad.any():
         raise InputError(f"{path}: track {tracks[bad][0, 0]} ends before it starts")

@@ -32,6 +32,10 @@ def read_movie_array(path: Path, *, labels: bool) -> np.ndarray:
         data = ctc.read_tiff(path)
     if labels and not np.issubdtype(data.dtype, np.integer):
         raise InputError(f"{path}: label images must be integers, got {data.dtype}")
+    if labels and data.ndim >= 3:
+        if data.min(initial=0) < 0:
+            raise InputError(f"{path}: label images contain negative values")
+        ctc.check_label_range(data, path)
     return data
 
 
