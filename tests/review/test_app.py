@@ -102,6 +102,17 @@ def test_lineage_svg_draws_the_family(client: TestClient, reviewed: Store) -> No
     assert 'class="focus-cell"' in r.text
 
 
+def test_lineage_figure_for_download(client: TestClient, reviewed: Store) -> None:
+    mother = cell_at(reviewed, 2, 20, 19)
+    png = client.get(f"/movie/{MOVIE}/lineage-figure/{mother}.png")
+    assert png.status_code == 200
+    assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(f"/movie/{MOVIE}/lineage-figure/{mother}.svg").text.lstrip().startswith("<?xml")
+    bad = client.get(f"/movie/{MOVIE}/lineage-figure/{mother}.gif")
+    assert bad.status_code == 400
+    assert "png or svg" in bad.text
+
+
 def test_reject_a_link_forbids_it_and_resolves(client: TestClient, reviewed: Store) -> None:
     table = uncertain(reviewed, MOVIE, 0.8)
     link = table[table["kind"] == "link"].iloc[0]
@@ -295,3 +306,45 @@ def test_review_command_refuses_a_taken_port(reviewed: Store) -> None:
         r = trackdb("review", "--movie", MOVIE, "--port", str(port), db=url)
     assert r.returncode == 2
     assert f"cannot serve on 127.0.0.1:{port}" in r.stderr
+
+
+def test_review_command_serves_the_page_and_records_the_os_user(reviewed: Store) -> None:
+    import getpass
+    import subprocess
+    import sys
+    import time
+
+    import httpx2 as httpx
+
+    from trackdb.review.server import free_port
+
+    url = reviewed.engine.url.render_as_string(hide_password=False)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trackdb", "review", "--movie", MOVIE, "--port", str(port), "--db", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                page = httpx.get(base + "/", follow_redirects=True, timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("trackdb review did not answer")
+        assert page.status_code == 200
+        assert f'id="solution">{current(reviewed)}<' in page.text
+        node = cell_at(reviewed, 5, 50, 50)
+        data = {"action": "end-track", "node": str(node), "kind": "cell", "based_on": str(current(reviewed))}
+        assert httpx.post(base + f"/movie/{MOVIE}/edit", data=data, timeout=120).status_code == 303
+        [row] = edit_rows(reviewed)
+        assert row["author"] == getpass.getuser()
+        assert row["run_id"] is not None
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert f"reviewing movie '{MOVIE}' at http://127.0.0.1:{port}/" in out

@@ -43,9 +43,23 @@ def _check_port(host: str, port: int) -> None:
 @click.option("--author", default=None, help="Name recorded on every edit (default: the OS user).")
 @click.option("--below", type=float, default=0.8, show_default=True, help="List what is less probable than this.")
 @click.option("--margin", type=int, default=2, show_default=True, help="Frames re-solved around each edit.")
+@click.option(
+    "--refresh/--no-refresh",
+    default=False,
+    show_default=True,
+    help="Refresh the re-solved frames' probabilities and alternatives at every edit (slower clicks; "
+    "without it the queue keeps the stored probabilities and offers to recompute them).",
+)
 @DB_OPTION
 def review(
-    movie_name: str, port: int, host: str, author: str | None, below: float, margin: int, db_url: str | None
+    movie_name: str,
+    port: int,
+    host: str,
+    author: str | None,
+    below: float,
+    margin: int,
+    refresh: bool,
+    db_url: str | None,
 ) -> None:
     """Serve the review page of a movie: doubtful links, divisions and cells first, their pixels
     and lineage, and buttons (and keys) that edit and re-solve."""
@@ -55,7 +69,9 @@ def review(
 
     store = open_store(db_url)
     hosts = [] if host in ("127.0.0.1", "localhost", "::1") else [host]
-    app = create_app(store, movie_name, author=author or os_user(), below=below, margin=margin, hosts=hosts)
+    app = create_app(
+        store, movie_name, author=author or os_user(), below=below, margin=margin, refresh=refresh, hosts=hosts
+    )
     _check_port(host, port)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"reviewing movie {movie_name!r} at http://{shown}:{port}/ as {author or os_user()} (Ctrl-C stops)")

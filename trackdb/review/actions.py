@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from trackdb.errors import InputError, NotFoundError, SolveFailed
+from trackdb.errors import ConflictError, InputError, NotFoundError, SolveFailed
 from trackdb.review.queue import KINDS
 from trackdb.stages import edits
 from trackdb.stages.resolve import ResolveResult, resolve
@@ -145,17 +145,28 @@ def make_edit(store: Store, movie_name: str, req: Request, author: str) -> int:
     return edits.remove(store, m, req.other, author=author, based_on=on)
 
 
-def apply(store: Store, movie_name: str, req: Request, author: str, *, margin: int = 2) -> Outcome:
-    """Make the edit and re-solve. When the re-solve cannot honour it (infeasible with the fixed
-    frames around it), the edit is withdrawn by a ``remove`` and the error says so."""
+def apply(
+    store: Store, movie_name: str, req: Request, author: str, *, margin: int = 2, refresh: bool = False
+) -> Outcome:
+    """Make the edit and re-solve (``refresh``: also recompute the re-solved windows'
+    probabilities and alternatives, which takes most of a re-solve's time on a large movie). When
+    the re-solve cannot honour the edit (infeasible with the fixed frames around it), the edit is
+    withdrawn by a ``remove`` and the error says so."""
     t0 = time.perf_counter()
     movie = store.movie(movie_name)
+    if movie.current_solution_id != req.based_on:  # the edit functions check it again when they write
+        raise ConflictError(
+            f"the page showed solution {req.based_on} of movie {movie.name!r}, but solution "
+            f"{movie.current_solution_id} is current now (another edit re-solved it): reload the page, "
+            "check the place again and repeat the edit",
+            current_solution_id=movie.current_solution_id,
+        )
     for node in (req.node, req.other if req.verb in (Verb.RELINK, Verb.MERGE) else None):
         if node is not None and reads.cell(store, movie, node, None) is None:
             raise NotFoundError(f"no cell {node} in movie {movie.name!r}")
     edit_id = make_edit(store, movie_name, req, author)
     try:
-        result = resolve(store, movie_name, margin=margin)
+        result = resolve(store, movie_name, margin=margin, refresh=refresh)
     except SolveFailed as exc:
         undo = edits.remove(store, movie_name, edit_id, author=author)
         raise SolveFailed(f"{exc} — the page withdrew edit {edit_id} (edit {undo} removes it)") from exc

@@ -6,7 +6,8 @@ Routes (``M`` a movie name or id, ``N`` a candidate cell id):
 * ``GET /`` → the movie given to ``trackdb review``; ``GET /movie/M`` → its first unreviewed item
 * ``GET /movie/M/cell/N?kind=link|division|cell`` the review of one place
 * ``GET /movie/M/crop/N/T.png`` frame T around cell N, outlines and ids drawn (current solution)
-* ``GET /movie/M/lineage/N.svg`` the lineage tree of cell N
+* ``GET /movie/M/lineage/N.svg`` the lineage tree of cell N (two generations up, all the way down)
+* ``GET /movie/M/lineage-figure/N.png|svg`` the whole family as ``trackdb plot lineage`` draws it
 * ``POST /movie/M/edit`` one action of :mod:`trackdb.review.actions` (form fields ``action``,
   ``node``, ``kind``, ``based_on``, ``other``, ``line``), then 303 to the page to show next
 * ``POST /movie/M/probabilities`` compute the current solution's probabilities (``sm``)
@@ -49,6 +50,7 @@ from trackdb.store.core import Movie, Store
 
 HERE = Path(__file__).parent
 QUEUE_SHOWN = 200
+NEIGHBOURS = 8
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
@@ -63,6 +65,7 @@ class ReviewState:
     author: str
     below: float = 0.8
     margin: int = 2
+    refresh: bool = False
     pixels: dict[int, MoviePixels] = field(default_factory=dict)
     outcomes: dict[int, actions.Outcome] = field(default_factory=dict)
     doubt_tables: dict[tuple[int, int, float], Any] = field(default_factory=dict)
@@ -128,8 +131,10 @@ def _item_title(item: Item | None, cell: reads.Cell) -> str:
     return f"cell {item.node_id} at frame {item.t}"
 
 
-def _neighbours(cells: list[reads.CellMask], exclude: int) -> list[int]:
-    return [c.node_id for c in cells if c.node_id != exclude]
+def _neighbours(cells: list[reads.CellMask], exclude: int, centre: tuple[float, ...], n: int = NEIGHBOURS) -> list[int]:
+    """The ``n`` cells nearest ``centre`` (the choices offered for relink and merge)."""
+    near = sorted((sum((a - b) ** 2 for a, b in zip(c.centroid, centre)), c.node_id) for c in cells)
+    return [node for _, node in near if node != exclude][:n]
 
 
 async def index(request: Request) -> Response:
@@ -203,6 +208,10 @@ def _context(
     if cell is None:
         return ctx
     mothers, daughters = reads.solution_links(store, sid, cell.node_id)
+    if item is None:  # not (or no longer) doubtful: act on what the solution has here
+        wanted = ctx["kind"]
+        holds = {"link": bool(mothers), "division": len(daughters) == 2, "cell": True}
+        ctx["kind"] = wanted if holds.get(wanted, False) else "cell"
     box = CropBox.around(cell.centroid, cell.lo, cell.hi, movie.shape)
     frames = [t for t in (cell.t - 1, cell.t, cell.t + 1) if 0 <= t < movie.n_frames]
     prev_cells = reads.frame_cells(store, movie, sid, cell.t - 1, box_lo(cell, box), box_hi(cell, box))
@@ -216,8 +225,8 @@ def _context(
         daughters=daughters,
         frames=frames,
         box=box,
-        parents=_neighbours(prev_cells, -1) if cell.t > 0 else [],
-        partners=_neighbours(same_cells, cell.node_id),
+        parents=_neighbours(prev_cells, -1, cell.centroid) if cell.t > 0 else [],
+        partners=_neighbours(same_cells, cell.node_id, cell.centroid),
         lineage=_lineage(state, movie, sid, cell, queue.run_id),
         next_item=after[0] if after else (unreviewed[0][1] if unreviewed else None),
         prev_item=queue.items[pos - 1] if pos else None,
@@ -296,6 +305,26 @@ def _lineage_route(request: Request) -> Response:
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
 
+async def lineage_figure(request: Request) -> Response:
+    return await run_in_threadpool(_lineage_figure, request)
+
+
+def _lineage_figure(request: Request) -> Response:
+    """The whole family as ``trackdb plot lineage`` draws it (PNG or SVG), for download."""
+    from trackdb.io.lineage_plot import lineage_figure as figure
+
+    state = _state(request)
+    movie = _movie(request)
+    sid = _solution(movie)
+    cell = _cell(state, movie, _path_int(request, "node"), sid)
+    if cell.track_id is None:
+        raise NotFoundError(f"cell {cell.node_id} is not in the current solution (id {sid}) of movie {movie.name!r}")
+    fmt = request.path_params["fmt"]
+    data = figure(state.store, movie.name, cell.track_id, solution=sid, fmt=fmt)
+    media = "image/png" if fmt == "png" else "image/svg+xml"
+    return Response(data, media_type=media, headers={"Cache-Control": "no-store"})
+
+
 def _same_origin(request: Request) -> None:
     """Refuse posts from other sites' pages (a browser sends their Origin)."""
     origin = request.headers.get("origin")
@@ -315,7 +344,7 @@ def _edit(request: Request, fields: dict[str, str]) -> Response:
     movie = _movie(request)
     req = actions.Request.from_form(fields)
     with state.lock:
-        outcome = actions.apply(state.store, movie.name, req, state.author, margin=state.margin)
+        outcome = actions.apply(state.store, movie.name, req, state.author, margin=state.margin, refresh=state.refresh)
     state.outcomes[outcome.edit_id] = outcome
     kind = req.kind if outcome.follow == req.node and req.verb is not actions.Verb.UNDO else None
     return RedirectResponse(cell_url(movie, outcome.follow, kind, done=outcome.edit_id), status_code=303)
@@ -365,10 +394,13 @@ def create_app(
     author: str,
     below: float = 0.8,
     margin: int = 2,
+    refresh: bool = False,
     hosts: list[str] | None = None,
 ) -> Starlette:
     """The review app of ``movie`` (checked now: an unknown movie fails before serving).
 
+    ``refresh``: every re-solve also refreshes the probabilities of the windows it re-solved
+    (else the queue keeps the latest stored probabilities, says so, and offers to recompute);
     ``hosts``: Host header values accepted besides the loopback names (the address bound when it
     is not a loopback one)."""
     if not 0.0 <= float(below) <= 1.0:
@@ -383,6 +415,7 @@ def create_app(
         Route("/movie/{movie}/cell/{node}", cell_page),
         Route("/movie/{movie}/crop/{node}/{t}.png", crop),
         Route("/movie/{movie}/lineage/{node}.svg", lineage),
+        Route("/movie/{movie}/lineage-figure/{node}.{fmt:str}", lineage_figure),
         Route("/movie/{movie}/edit", edit, methods=["POST"]),
         Route("/movie/{movie}/probabilities", probabilities, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
@@ -392,5 +425,5 @@ def create_app(
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS + list(hosts or []))],
         exception_handlers={TrackdbError: on_trackdb_error, HTTPException: on_http_error},
     )
-    app.state.review = ReviewState(store, found.name, author, float(below), int(margin))
+    app.state.review = ReviewState(store, found.name, author, float(below), int(margin), bool(refresh))
     return app

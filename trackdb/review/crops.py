@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from trackdb.store.review import CellMask
 
-DISPLAY_PX = 320  # the crop's longer side on screen, roughly
+DISPLAY_PX = 360  # the most a crop's side takes on screen (integer enlargement, so up to 2x less)
 ROLE_COLOURS: dict[str, tuple[int, int, int]] = {
     "focus": (255, 221, 0),
     "mother": (255, 80, 200),
@@ -46,7 +46,7 @@ class CropBox:
         x0 = int(round(centroid[-1] - side / 2))
         y0 = min(max(0, y0), shape[-2] - side)
         x0 = min(max(0, x0), shape[-1] - side)
-        return cls((y0, x0), (y0 + side, x0 + side), max(1, int(round(DISPLAY_PX / side))))
+        return cls((y0, x0), (y0 + side, x0 + side), max(1, DISPLAY_PX // side))
 
 
 def _normalise(img: np.ndarray) -> np.ndarray:

@@ -137,17 +137,18 @@ def candidate_edge_id(store: Store, link_run_id: int, source_id: int, target_id:
     return None if eid is None else int(eid)
 
 
-# The family of a track: climb to its root, then every descendant, each track with its first and
-# last cell (the cell a page about that track opens, the mother of a division).
+# The family of a track: climb at most :up generations, then every descendant of the track
+# reached, each track with its first and last cell (the cell a page about that track opens, the
+# mother of a division).
 FAMILY_SQL = """
-WITH RECURSIVE up(track_id, parent_track_id) AS (
-    SELECT track_id, parent_track_id FROM track WHERE solution_id = :sid AND track_id = :track_id
+WITH RECURSIVE up(track_id, parent_track_id, generation) AS (
+    SELECT track_id, parent_track_id, 0 FROM track WHERE solution_id = :sid AND track_id = :track_id
     UNION ALL
-    SELECT t.track_id, t.parent_track_id FROM track t JOIN up ON t.track_id = up.parent_track_id
-    WHERE t.solution_id = :sid
+    SELECT t.track_id, t.parent_track_id, up.generation + 1 FROM track t JOIN up ON t.track_id = up.parent_track_id
+    WHERE t.solution_id = :sid AND up.generation < :up
 ),
 down(track_id) AS (
-    SELECT track_id FROM up WHERE parent_track_id IS NULL
+    SELECT track_id FROM up WHERE generation = (SELECT MAX(generation) FROM up)
     UNION ALL
     SELECT t.track_id FROM track t JOIN down ON t.parent_track_id = down.track_id WHERE t.solution_id = :sid
 )
@@ -161,11 +162,13 @@ ORDER BY t.start_t, t.track_id
 """
 
 
-def family(store: Store, solution_id: int, track_id: int) -> pd.DataFrame:
-    """Every track of the lineage ``track_id`` belongs to: track_id, start_t, end_t,
+def family(store: Store, solution_id: int, track_id: int, up: int = 2) -> pd.DataFrame:
+    """The tracks of ``track_id``'s lineage from its ancestor ``up`` generations back (fewer when
+    the lineage starts later) down to every descendant: track_id, start_t, end_t,
     parent_track_id, first_node_id, last_node_id (empty when the track is not in the solution)."""
+    params = {"sid": int(solution_id), "track_id": int(track_id), "up": int(up)}
     with store.engine.connect() as c:
-        res = c.execute(sa.text(FAMILY_SQL), {"sid": int(solution_id), "track_id": int(track_id)})
+        res = c.execute(sa.text(FAMILY_SQL), params)
         df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
     return df.astype({"parent_track_id": "Int64"}) if len(df) else df
 
