@@ -32,7 +32,7 @@ def selection(store: Store, solution_id: int, conn: Connection | None = None) ->
     with store.connection(conn) as c:
         cells = c.execute(sa.select(sn.node_id, sn.track_id).where(sn.solution_id == solution_id)).all()
         links = c.execute(sa.select(se.edge_id).where(se.solution_id == solution_id)).scalars().all()
-    arr = np.array(cells, np.int64).reshape(-1, 2)
+    arr = np.array(list(zip(*cells)) or [[], []], np.int64).T.reshape(-1, 2)
     return StoredSelection(arr[:, 0].copy(), arr[:, 1].copy(), np.array(links, np.int64))
 
 
@@ -55,8 +55,9 @@ def solution_arrays(store: Store, solution_id: int) -> SolutionArrays:
         cells = c.execute(sa.select(sn.node_id, sn.t).where(sn.solution_id == solution_id)).all()
         links = c.execute(sa.select(se.edge_id, se.source_id, se.target_id).where(se.solution_id == solution_id)).all()
         obj = c.execute(sa.select(s.objective).where(s.id == solution_id)).scalar()
-    a = np.array(cells, np.int64).reshape(-1, 2)
-    b = np.array(links, np.int64).reshape(-1, 3)
+    # column by column: numpy reading Row objects one by one goes through their key lookups
+    a = np.array(list(zip(*cells)) or [[], []], np.int64).T.reshape(-1, 2)
+    b = np.array(list(zip(*links)) or [[], [], []], np.int64).T.reshape(-1, 3)
     return SolutionArrays(
         a[:, 0].copy(),
         a[:, 1].copy(),
