@@ -6,8 +6,9 @@ movie (:meth:`trackdb.store.core.Store.set_current_solution`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -27,12 +28,20 @@ class StoredSelection:
     edge_ids: np.ndarray  # (E,) int64
 
 
+def _columns(rows: Sequence[Any], width: int) -> np.ndarray:
+    """(n, width) int64 array of result rows, built column by column (numpy reading SQLAlchemy
+    rows one by one goes through their key lookups: seconds for a 100k-cell solution)."""
+    if not rows:
+        return np.zeros((0, width), np.int64)
+    return np.stack([np.asarray(col, np.int64) for col in zip(*rows)], axis=1)
+
+
 def selection(store: Store, solution_id: int, conn: Connection | None = None) -> StoredSelection:
     sn, se = schema.solution_node.c, schema.solution_edge.c
     with store.connection(conn) as c:
         cells = c.execute(sa.select(sn.node_id, sn.track_id).where(sn.solution_id == solution_id)).all()
         links = c.execute(sa.select(se.edge_id).where(se.solution_id == solution_id)).scalars().all()
-    arr = np.array(list(zip(*cells)) or [[], []], np.int64).T.reshape(-1, 2)
+    arr = _columns(cells, 2)
     return StoredSelection(arr[:, 0].copy(), arr[:, 1].copy(), np.array(links, np.int64))
 
 
@@ -55,9 +64,7 @@ def solution_arrays(store: Store, solution_id: int) -> SolutionArrays:
         cells = c.execute(sa.select(sn.node_id, sn.t).where(sn.solution_id == solution_id)).all()
         links = c.execute(sa.select(se.edge_id, se.source_id, se.target_id).where(se.solution_id == solution_id)).all()
         obj = c.execute(sa.select(s.objective).where(s.id == solution_id)).scalar()
-    # column by column: numpy reading Row objects one by one goes through their key lookups
-    a = np.array(list(zip(*cells)) or [[], []], np.int64).T.reshape(-1, 2)
-    b = np.array(list(zip(*links)) or [[], [], []], np.int64).T.reshape(-1, 3)
+    a, b = _columns(cells, 2), _columns(links, 3)
     return SolutionArrays(
         a[:, 0].copy(),
         a[:, 1].copy(),
