@@ -34,6 +34,8 @@ COMMANDS = {
     "edit",
     "edits",
     "resolve",
+    "review",
+    "plot",
 }
 
 
