@@ -14,6 +14,7 @@ leaves the store exactly as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -141,9 +142,11 @@ def stored_model(store: Store, movie: Movie, solution_id: int, solve_run: Run) -
     if p.method not in RESOLVABLE or cost_models.read(store, chain.root.id) is None:
         return None
     cm = load_chain_model(store, movie, chain)
-    pins, _, _ = pin_rules.pins_for(
+    edit_pins, _, _ = pin_rules.pins_for(
         pin_rules.constraints(edit_log.all_edits(store, movie.id)), cm.node_ids, cm.edge_ids
     )
+    # no edits: the model exactly as the solve left it
+    pins = edit_pins if any(len(getattr(edit_pins, f.name)) for f in dataclasses.fields(edit_pins)) else None
     graph = pinned_costs(cm.graph, pins)
     m = SolveMethod(p.method)
     if m is not SolveMethod.JOINT:  # the LAP solves with daughter-pair costs folded into edges
@@ -242,6 +245,18 @@ def compute(
                 sigma_px=sigma_px,
                 sigma_area=sigma_area,
             )
+            if model.pins is not None and perturbs:  # the features sampler, with the pins folded in
+                unc = replace(
+                    unc,
+                    info={
+                        **(unc.info or {}),
+                        "perturbation": {
+                            "kind": "features",
+                            "sigma_px": float(sigma_px),
+                            "sigma_area": float(sigma_area),
+                        },
+                    },
+                )
         if ranked and method is Method.FP:  # the K best of FP's averaged costs
             kbest = _kbest(unc.cost_graph or g, k, model.time_limit, progress)
         if kbest is not None:
