@@ -57,9 +57,7 @@ def main() -> None:
     ap.add_argument("--db", default=None, help="Database URL (default: SQLite in a temporary folder).")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--screenshots", type=Path, default=None)
-    ap.add_argument(
-        "--refresh", action="store_true", help="Re-solves refresh probabilities (review --refresh)."
-    )
+    ap.add_argument("--refresh", action="store_true", help="Re-solves refresh probabilities (review --refresh).")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
