@@ -147,3 +147,40 @@ def test_calibration_with_nothing_to_fit(store: Store, synthetic_ctc: Path) -> N
         assert c.execute(sa.text("SELECT COUNT(*) FROM calibration")).scalar() == 1
     assert snapshot(store) != before  # only the failed run row
     assert runs_of(store)[-1][:2] == ("calibrate", "failed")
+
+
+def test_a_time_capped_solve_says_so(
+    db_url: str, store: Store, synthetic_ctc: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A solve that stops at its time limit with a feasible solution is kept (it is usable) and
+    reported: a warning on stderr, in the JSON output and in the run's summary."""
+    from dataclasses import replace
+
+    import trackdb.stages.solve as solve_stage
+    from solvers.types import SolveStatus
+
+    import_ctc(store, synthetic_ctc, "01", "det", masks_only=True)
+    run_link(store, "det", max_distance=30, k=5, dt=1)
+    real = solve_stage.build_solve
+
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        built = real(*args, **kwargs)
+        return replace(built, solution=replace(built.solution, status=SolveStatus.FEASIBLE, gap=0.02))
+
+    monkeypatch.setattr(solve_stage, "build_solve", capped)
+    r = trackdb("solve", "--movie", "det", "--time-limit", "5", db=db_url)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["status"] == "feasible"
+    expected = (
+        "the solve stopped at its time limit (5 s per solve) before proving optimality, gap 0.02: "
+        "the solution is feasible, not necessarily optimal (raise --time-limit)"
+    )
+    assert out["warnings"] == [expected]
+    assert r.stderr.strip().splitlines()[-1] == f"warning: {expected}"
+    with store.engine.connect() as c:
+        stored = c.execute(sa.text("SELECT summary FROM run WHERE id = :r"), {"r": out["run_id"]}).scalar()
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    assert stored is not None
+    assert stored["warnings"] == [expected]
+    assert stored["status"] == "feasible"

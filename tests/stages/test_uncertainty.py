@@ -317,7 +317,7 @@ def test_bad_input_is_refused_and_store_unchanged(
         cli, ["uncertainty", "--movie", "det", "--method", "sm", "--k", "0", "--db", db_url]
     )
     assert r.exit_code == 2
-    assert r.stderr.startswith("error: --k must be")
+    assert r.stderr.startswith("error: Invalid value for '--k': 0 is not in the range x>=1")
     assert len(r.stderr.splitlines()) == 1
     assert snapshot(store) == before
 

@@ -107,8 +107,11 @@ def solve(
             "links": r.n_links,
             "tracks": r.n_tracks,
             "solve_seconds": round(r.seconds, 2),
+            "warnings": r.warnings,
         }
     )
+    for line in r.warnings:
+        click.echo(f"warning: {line}", err=True)
 
 
 COMMANDS = [candidates, link, solve]

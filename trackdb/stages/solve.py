@@ -51,6 +51,18 @@ class SolveResult:
     history: list[dict[str, Any]]
     applied_edits: list[int] = field(default_factory=list)  # pending edits this solve honoured
     stale_edits: list[int] = field(default_factory=list)  # edits whose cells/links its graph lacks
+    warnings: list[str] = field(default_factory=list)  # what it delivered short of an optimum
+
+
+def solve_warnings(sol: Solution, time_limit: float) -> list[str]:
+    """A solve that stopped at its time limit before proving optimality says so."""
+    if sol.status is not SolveStatus.FEASIBLE:
+        return []
+    gap = f", gap {sol.gap:.2g}" if np.isfinite(sol.gap) else ""
+    return [
+        f"the solve stopped at its time limit ({time_limit:g} s per solve) before proving optimality{gap}: "
+        "the solution is feasible, not necessarily optimal (raise --time-limit)"
+    ]
 
 
 def node_costs(cands: Candidates, params: CostParams) -> np.ndarray | None:
@@ -158,6 +170,13 @@ def run_solve(
             if built.cost_model is not None:
                 cost_model.save(c, run_id, built.node_ids, built.cost_model)
             edit_log.mark_applied(c, applied, run_id)
+            warnings = solve_warnings(sol, time_limit)
+            gap_value = float(sol.gap) if np.isfinite(sol.gap) else None
+            runs.set_summary(
+                c,
+                run_id,
+                {"status": sol.status.value, "objective": sol.objective, "gap": gap_value, "warnings": warnings},
+            )
     return SolveResult(
         run_id,
         result[0],
@@ -170,6 +189,7 @@ def run_solve(
         history,
         applied,
         sorted(stale),
+        warnings,
     )
 
 
