@@ -128,6 +128,8 @@ def main() -> None:
     if args.compare_nogood > 0 and all_ok:
         result["nogood"] = nogood_kbest(url, args.compare_nogood)
     emit("doubt_workflow" if args.engine == "sqlite" else "doubt_workflow_pg", result)
+    if args.engine == "postgresql":  # the database was this run's own
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", url.rsplit("/", 1)[1]], check=False)
 
 
 def nogood_kbest(url: str, time_limit: float) -> dict[str, Any]:
