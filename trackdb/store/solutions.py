@@ -84,7 +84,7 @@ def solution_tracks(store: Store, solution_id: int) -> np.ndarray:
             .where(tr.solution_id == solution_id)
             .order_by(tr.track_id)
         ).all()
-    return np.array(rows, dtype=np.int64).reshape(-1, 4)
+    return _columns(rows, 4)
 
 
 def rank0_solution_of_run(store: Store, run_id: int) -> int:
