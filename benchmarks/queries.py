@@ -2,7 +2,7 @@
 
 Builds the synthetic store of ``synthetic_store.py`` (200 frames × 5,000 cells, 3 links per
 cell), then times (a) the recursive-CTE ancestors query of cells at lineage depth 100 — the SQL
-alone and through ``trackdb.queries.ancestors`` (two lookups + DataFrame) — and (b) a full
+alone and through ``trackdb.store.queries.ancestors`` (two lookups + DataFrame) — and (b) a full
 lineage export (nodes, edges, tracks of the MAP solution) to Parquet. Prints one JSON object.
 Goals (issue 2): ancestors median ≤ 5 ms on both engines; full export ≤ 60 s.
 

@@ -1,6 +1,6 @@
 """How the motion refinement bootstraps on subsampled bacteria movies (issue 5's coarse rates).
 
-``solvers.costs.refine_cost_model`` starts from a link-free motion guess (``initial_motion``) and
+``solvers.refine.refine_cost_model`` starts from a link-free motion guess (``initial_motion``) and
 re-estimates a smooth motion field from each LAP solution. This script measures, per phase
 offset, the MAP accuracy on the evaluation links (target frames 30–52) per target frame and per
 solve, the LAP objective, the motion σ and the changed links per solve, for these starts:
@@ -11,8 +11,8 @@ solve, the LAP objective, the motion σ and the changed links per solve, for the
   (``solvers.motion.colony_expansion``), corrected by the mode within half a spacing;
 * ``legacy``: the product's start before ``colony_expansion``: the unrestricted mode of all
   candidate displacements per frame pair (``frame_translation``). At every 4th frame the true
-  displacements spread over more than the cell spacing and that mode is a spurious peak, so
-  the first solve is right for 0.23–0.26 of the links and phase 1 never recovers (0.49);
+  displacements spread over more than the cell spacing and that mode is a spurious peak
+  (its figures: ``benchmarks/README.md``);
 * ``similarity``: the translation *or* a similarity about the colony centre (scale from the
   spread of the centroids), whichever puts the shifted cells nearer the next frame's;
 * ``expansion``: the colony centre's move and growth about it in every pair (no mode);
@@ -21,8 +21,8 @@ solve, the LAP objective, the motion σ and the changed links per solve, for the
 Each phase also reports, per source frame, how far uniform growth moves the median cell relative
 to the colony centre (``growth_spread_px_by_source_frame``) beside the median nearest-neighbour
 distance (``cell_spacing_px``): where the first exceeds the second, the product starts from the
-expansion. Ground truth, candidates and links are those of ``benchmarks/uncertainty.py``. Prints one JSON
-object; progress on stderr.
+expansion. Ground truth, candidates and links are those of ``benchmarks/uncertainty.py``.
+Prints one JSON object; progress on stderr.
 
     OMP_NUM_THREADS=1 python benchmarks/refine_bootstrap.py [--step 4] [--iterations 30]
         [--start translation legacy ...]

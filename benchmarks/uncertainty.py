@@ -33,17 +33,15 @@ Tracking at coarse rates (the model, not the metric): cells move ~39 px per 4 fr
 23 px between neighbours, and 2/3 of the cells of an interval are new daughters, so
 
 * the candidate mothers of a cell are its ``--k`` × step nearest (12, 24, 48): with 12 at every
-  step, the true mother was not a candidate for 202 of 1,040 cells at every 4th frame (for 0 at
-  every 2nd with 24, 6 at every 4th with 48);
+  step the true mother was no candidate for 202 of 1,040 cells at every 4th frame;
 * the motion field is re-estimated until the selected links stop changing (at most
   ``--iterations`` 30 LAP solves, as ``trackdb solve --iterations``): 4 solves stopped the
-  bootstrap of the flow half-way (MAP accuracy on the evaluation links 0.843 → 0.976 at every
-  2nd frame, 0.293 → 0.806 at every 4th; with the flow estimated from the true links instead,
-  0.963 / 0.823 at k = 12 / 30: the refinement now reaches what this cost model can do);
+  bootstrap of the flow half-way;
 * the refinement starts from the colony's uniform growth where growth moves cells apart by
-  more than their spacing (``solvers.costs.initial_motion``): the translation mode alone was
-  a spurious peak there and left phase 1 at MAP accuracy 0.49 (now 0.85;
-  ``benchmarks/refine_bootstrap.py``).
+  more than their spacing (``solvers.motion.initial_motion``): the translation mode alone is a
+  spurious peak there (``benchmarks/refine_bootstrap.py``).
+
+The figures behind these choices are in ``benchmarks/README.md``.
 
 Each step also reports the MAP accuracy of the calibration frames' links and how many of them
 are wrong: at every 4th frame the early, sparse colony is tracked far better than frames 30–52,

@@ -16,18 +16,12 @@ root is one lookup. Features are per-node reductions over own pixels (``reduceat
 tree level by level; nodes are renumbered in depth-first preorder so that every subtree is a
 contiguous index range, which makes a node's mask one comparison on a crop of ``pixel_node``.
 
-Measured (``benchmarks/forest_speed.py``, 1 thread, synthetic map of bacteria GT frame 52: 358
-cells, 51 levels, 19,256 nodes; the 2-core machine was shared, load average ~6.6, so the same-run
-reference is quoted with each figure): features without masks 0.40 s, with every bbox mask
-0.70 s; ``ndimage.label`` of the 51 levels alone (no features, no hierarchy) 0.81 s;
-``skimage.morphology.max_tree`` 5.3 s. Ratios to ``ndimage.label`` (0.50 and 0.87) scaled to the
-issue's 0.54 s reference give ~0.27 s for features and ~0.47 s with masks. Time grows with the
-number of nodes (~cells x levels): 0.06 s at 4 cells, 0.18 s at 63, 0.28 s at 164. The level
-loop (one csgraph call per level) is about half of the feature time; a compiled union-find
-would remove most of it but would add a dependency this room does not have.
-On a quiet machine (load ~0.9), after cutting masks without per-node tuple building and using a
-single-node tree's crop as its mask: features 0.13 s, with masks 0.25 s, ``ndimage.label`` of the
-51 levels 0.32 s in the same run.
+Speed (``benchmarks/forest_speed.py``, its figures in ``benchmarks/README.md``): on a 1305×1009
+frame (19,256 nodes) the features take less time than ``ndimage.label`` over its levels alone
+(no features, no hierarchy), every bbox mask as well about as long; time grows with the
+number of nodes (~cells × levels). The level loop (one csgraph call per level) is about half of
+the feature time; a compiled union-find would remove most of it but would add a dependency this
+room does not have.
 """
 
 from __future__ import annotations

@@ -30,17 +30,17 @@ Deviations from the paper, and why:
 - EMD matching is a pure assignment and is solved exactly with ``linear_sum_assignment`` per
   connected component instead of a generic ILP; H-EMD components with a single instance take
   their best pair (exact), the others are MIPs through OR-Tools ``pywraplp``. CBC is the
-  default: HiGHS and SCIP took the same time on 6 bacteria frames (48 MIPs: CBC 2.48 s, HiGHS
-  2.42 s, SCIP 2.42 s, whole selection), and pywraplp's HiGHS prints a banner on stdout that
-  ``SuppressOutput`` does not silence, which would corrupt the benchmarks' JSON.
+  default: HiGHS and SCIP took the same time (within 3% on 6 bacteria frames, 48 MIPs), and
+  pywraplp's HiGHS prints a banner on stdout that ``SuppressOutput`` does not silence, which
+  would corrupt the benchmarks' JSON.
 - Path rows of Eq. (13) are restricted to the nodes that occur in some pair; rows that are
   subsets of another row are implied by it and dropped (same feasible set).
 - "Trees of F_t^w" in the left-right rule are the trees of the *remaining* forest (a removed
   path can split an original tree in two; flows in different pieces cannot conflict).
 
-Speed (``benchmarks/selection.py``, 1 thread, shared 2-core machine): the 53-frame bacteria
-movie (191k forest nodes, 3,519 cells) takes 10-13 s, 6 iterations, 245 MIPs (the paper
-reports 1-2 hours per test set for its implementation).
+Speed: the 53-frame bacteria movie (191k forest nodes) is selected in seconds on one thread,
+where the paper reports 1-2 hours per test set for its implementation (``benchmarks/selection.py``,
+figures in ``benchmarks/README.md``).
 
 Overlaps: the intersection of instance r (frame w) with every node of frame w±1 comes from
 one lookup of r's pixels in the neighbour's ``pixel_node`` image followed by summing counts up

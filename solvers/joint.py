@@ -1,11 +1,10 @@
 """Joint selection + assignment: solve the integer program of :mod:`solvers.model`.
 
-Backends (chosen by measurement, ``benchmarks/joint_scaling.py``; 3 frames × 600 cells with
-3-level forests = 3,147 candidates, 1 worker, two runs on the shared 2-core machine: HiGHS via
-scipy 3.0 / 4.3 s, OR-Tools HiGHS 7.2 / 14.4 s, SCIP 23.5 / 14.6 s, all optimal; CP-SAT 1.1%
-from its bound at 60 s / optimal at 58 s): the LP relaxation of tracking programs is nearly
-tight, so LP-based branch-and-bound wins. CBC is not offered:
-OR-Tools 9.15's model_builder does not ship it.
+Backends (chosen by measurement, ``benchmarks/joint_scaling.py``, figures in
+``benchmarks/README.md``: on 3 frames × 600 cells with 3-level forests HiGHS via scipy was
+2–8× faster than OR-Tools HiGHS and SCIP and 10× or more faster than CP-SAT): the LP
+relaxation of tracking programs is nearly tight, so LP-based branch-and-bound wins. CBC is not
+offered: OR-Tools 9.15's model_builder does not ship it.
 
 * ``"highs"`` (default): HiGHS through ``scipy.optimize.milp``; the matrix goes in as is
   (single-threaded; ``workers``, ``seed`` and warm starts are ignored by this backend).
