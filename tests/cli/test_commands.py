@@ -17,6 +17,7 @@ COMMANDS = {
     "stats",
     "lineage",
     "query",
+    "runs",
     "import-ctc",
     "export-ctc",
     "evaluate",

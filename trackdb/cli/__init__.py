@@ -9,6 +9,7 @@ is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import click
@@ -50,8 +51,32 @@ for _module in (admin, read, files, pipeline, network, doubt, curation, review, 
         cli.add_command(_command)
 
 
+class Terminated(SystemExit):
+    """Raised in the main thread when the process is asked to stop (SIGTERM, SIGHUP): the
+    running stage's transaction rolls back and its run is marked failed with the signal as the
+    reason, as for any error. (SIGKILL cannot be caught: ``trackdb runs`` finds those runs.)"""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signame = signal.Signals(signum).name
+
+    def __str__(self) -> str:
+        return f"terminated by {self.signame}"
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+def install_signal_handlers() -> None:
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _terminate)
+
+
 def main() -> None:
+    install_signal_handlers()
     cli.main(prog_name="trackdb")
 
 
-__all__ = ["cli", "main", "UserError"]
+__all__ = ["cli", "main", "install_signal_handlers", "Terminated", "UserError"]

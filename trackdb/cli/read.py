@@ -55,4 +55,42 @@ def query(sql: str, fmt: str, db_url: str | None) -> None:
         print_table(queries.run_sql(store, sql), fmt)
 
 
-COMMANDS = [movies, stats, lineage, query]
+@click.command("runs")
+@click.option("--movie", "movie_name", default=None, help="Only this movie's runs.")
+@FORMAT_OPTION
+@DB_OPTION
+def runs_cmd(movie_name: str | None, fmt: str, db_url: str | None) -> None:
+    """Every stage run: kind, status, when, where (host, pid) and a failed run's reason. A run
+    whose process on this host is gone is marked failed first, so `running` means running."""
+    import pandas as pd
+
+    from trackdb.store import runs
+
+    with open_store(db_url) as store:
+        movie_id = store.movie(movie_name).id if movie_name else None
+        rows = runs.listing(store, movie_id)
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "id",
+            "movie_id",
+            "kind",
+            "status",
+            "started_at",
+            "finished_at",
+            "host",
+            "pid",
+            "parent_run_id",
+            "message",
+        ],
+    )
+    for col in ("movie_id", "pid", "parent_run_id"):
+        df[col] = df[col].astype("Int64")
+    for col in ("started_at", "finished_at"):
+        df[col] = df[col].map(lambda v: None if v is None else str(v)[:19])
+    if fmt == "table":  # one line per run
+        df["message"] = df["message"].map(lambda m: None if m is None else (m if len(m) <= 80 else m[:77] + "..."))
+    print_table(df, fmt)
+
+
+COMMANDS = [movies, stats, lineage, query, runs_cmd]

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from trackdb.errors import InputError, NotFoundError
-from trackdb.store import schema
+from trackdb.store import processes, schema
 
 if TYPE_CHECKING:
     from trackdb.store.core import Movie, Store
@@ -188,6 +188,8 @@ class Run:
     message: str | None
     summary: dict[str, Any] | None
     parent_run_id: int | None
+    pid: int | None = None  # the process that began it (None: written before revision 0008)
+    host: str | None = None
 
     def typed(self, cls: type[P]) -> P:
         """The parameters as ``cls``; a run of another kind is a caller's bug."""
@@ -211,6 +213,8 @@ def _run_of(row: Any) -> Run:
         row["message"],
         row["summary"],
         row["parent_run_id"],
+        row.get("pid"),
+        row.get("host"),
     )
 
 
@@ -226,7 +230,9 @@ def begin(
     """A run row in state 'running', committed on its own; returns its id.
 
     With ``resume``, an unfinished run (running or failed) of the same kind and parameters is
-    continued instead of a new row (its finished frames are skipped by the ingest layer).
+    continued instead of a new row (its finished frames are skipped by the ingest layer); runs
+    whose process is gone are marked failed first (:func:`reap`), and a resumed run belongs to
+    this process unless its own process still runs (another process of a multi-process stage).
     Stages whose work spans several processes (the experiment engine's frame chunks) call
     :func:`begin` and :func:`finish` themselves; a stage in one process uses :func:`record`.
     """
@@ -234,16 +240,23 @@ def begin(
 
     payload = params.to_json()
     r = schema.run.c
+    me = processes.this_process()
+    mine = {"pid": me.pid, "host": me.host, "process_started": me.started}
+    if resume:
+        reap(store, movie_id)
     with store.engine.begin() as c:
         if resume:
-            for rid, p in c.execute(
-                sa.select(r.id, r.params)
+            for rid, p, status in c.execute(
+                sa.select(r.id, r.params, r.status)
                 .where(r.movie_id == movie_id, r.kind == kind.value, r.status != RunStatus.SUCCEEDED.value)
                 .order_by(r.id.desc())
             ):
                 if p == payload:
+                    owner = mine if status != RunStatus.RUNNING.value else {}  # alive: reap left it running
                     c.execute(
-                        schema.run.update().where(r.id == rid).values(status=RunStatus.RUNNING.value, message=None)
+                        schema.run.update()
+                        .where(r.id == rid)
+                        .values(status=RunStatus.RUNNING.value, message=None, **owner)
                     )
                     return int(rid)
         return int(
@@ -257,10 +270,41 @@ def begin(
                     status=RunStatus.RUNNING.value,
                     started_at=now(),
                     parent_run_id=parent_run_id,
+                    **mine,
                 )
                 .returning(r.id)
             ).scalar_one()
         )
+
+
+def reap(store: Store, movie_id: int | None = None) -> list[int]:
+    """Mark every ``running`` run (of the movie, or all) whose process on this host is gone as
+    ``failed`` with the reason; returns their ids. Runs of other hosts and runs without a
+    recorded process are left as they are: nothing can be checked about them from here."""
+    from trackdb.store.core import now
+
+    r = schema.run.c
+    q = sa.select(r.id, r.pid, r.host, r.process_started).where(
+        r.status == RunStatus.RUNNING.value, r.pid.is_not(None), r.host == processes.hostname()
+    )
+    if movie_id is not None:
+        q = q.where(r.movie_id == movie_id)
+    with store.engine.connect() as c:
+        candidates = c.execute(q).all()
+    reaped = []
+    for rid, pid, host, started in candidates:
+        reason = processes.gone_reason(int(pid), host, started)
+        if reason is None:
+            continue
+        with store.engine.begin() as c:  # only if it is still running: its finish may have raced us
+            done = c.execute(
+                schema.run.update()
+                .where(r.id == rid, r.status == RunStatus.RUNNING.value, r.pid == pid)
+                .values(status=RunStatus.FAILED.value, message=reason, finished_at=now())
+            ).rowcount
+        if done:
+            reaped.append(int(rid))
+    return reaped
 
 
 def finish(store: Store, run_id: int, error: BaseException | str | None = None) -> None:
@@ -336,6 +380,20 @@ def get_run(store: Store, run_id: int, conn: Connection | None = None) -> Run:
     if row is None:
         raise NotFoundError(f"no run {run_id} in this database")
     return _run_of(row)
+
+
+def listing(store: Store, movie_id: int | None = None) -> list[dict[str, Any]]:
+    """Every run (of the movie, or all), oldest first, after :func:`reap`: what ``trackdb runs``
+    shows, so that ``running`` means running."""
+    reap(store, movie_id)
+    r = schema.run.c
+    q = sa.select(
+        r.id, r.movie_id, r.kind, r.status, r.started_at, r.finished_at, r.host, r.pid, r.parent_run_id, r.message
+    ).order_by(r.id)
+    if movie_id is not None:
+        q = q.where(r.movie_id == movie_id)
+    with store.engine.connect() as c:
+        return [dict(row) for row in c.execute(q).mappings()]
 
 
 def runs_of(store: Store, movie_id: int, kind: RunKind, status: RunStatus | None = RunStatus.SUCCEEDED) -> list[Run]:

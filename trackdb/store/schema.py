@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.types import UserDefinedType
 
 # BIGINT ids on PostgreSQL; on SQLite an INTEGER primary key is the 64-bit rowid itself, which
 # spares a separate unique index on every bulk insert.
@@ -82,6 +83,10 @@ run = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("parent_run_id", Integer, ForeignKey("run.id")),
+    # the process that began the run (revision 0008), so a dead one is told from a running one
+    Column("pid", Integer),
+    Column("host", String(255)),
+    Column("process_started", Float),  # its start time (epoch seconds): a reused pid is another process
 )
 
 node = Table(
@@ -260,6 +265,28 @@ cost_model = Table(
     Column("params", JSON, nullable=False),  # the solve's CostParams
     Column("arrays", LargeBinary, nullable=False),  # numpy.savez: node_ids, shift, division_rate, node_cost
 )
+
+
+class Untyped(UserDefinedType):
+    """A column without type affinity on SQLite (declared BLOB): values keep their storage class,
+    so numbers compare as numbers and text as text. Text elsewhere (see ``movie_condition``)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "BLOB"
+
+
+movie_condition = Table(
+    "movie_condition",  # revision 0007: an experiment manifest's conditions, one row per movie and key
+    metadata,
+    Column("movie_id", Integer, ForeignKey("movie.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(100), primary_key=True),
+    Column("value", Text().with_variant(Untyped(), "sqlite"), nullable=False),  # as written
+    Column("value_num", Float),  # the number of a numeric condition, else NULL
+    Index("ix_movie_condition_key", "key", "movie_id"),
+)
+
 
 id_block = Table(
     "id_block",
