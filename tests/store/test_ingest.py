@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
+import threading
+
 import numpy as np
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -255,3 +260,165 @@ def test_large_batch_refreshes_planner_statistics(store: Store) -> None:
     assert len(ids) == n
     with store.engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(schema.edge)).scalar_one() == n
+
+
+# what a refused bulk write raises: the drivers' own errors (bulk paths use the DBAPI connection)
+INTEGRITY_ERRORS = (sa.exc.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+def _count(store: Store, table: sa.Table) -> int:
+    with store.engine.connect() as c:
+        return int(c.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def _chain_edges(cands: Candidates) -> CandidateEdges:
+    """Each candidate to the same label one frame later."""
+    src = np.flatnonzero(cands.t < cands.t.max())
+    dst = src + int(np.sum(cands.t == cands.t.min()))
+    n = len(src)
+    return CandidateEdges(source=src, target=dst, dt=np.ones(n, np.int64), distance=np.ones(n), iou=np.ones(n))
+
+
+def test_parallel_writers_write_each_frame_once(store: Store) -> None:
+    """Four writers at once, each of its own frames plus its neighbour's first one (a retried task
+    beside the original): every frame is stored once, overlapping writers agree on its ids, and
+    the links of a frame written by two writers at once are stored once."""
+    mid, rid = _movie(store)
+    per_frame = 50
+    every = make_candidates(range(9), per_frame=per_frame)
+    parts = [np.flatnonzero((every.t >= 2 * i) & (every.t <= 2 * i + 2)) for i in range(4)]
+    barrier = threading.Barrier(4)
+    node_ids: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def writer(i: int) -> None:
+        try:
+            cands = _subset_candidates(every, parts[i])
+            barrier.wait()
+            with store.engine.begin() as c:
+                node_ids[i] = ingest.insert_nodes(c, mid, rid, cands, "forest")
+            barrier.wait()
+            with store.engine.begin() as c:
+                ingest.insert_edges(c, mid, rid, node_ids[i], cands.t, _chain_edges(cands))
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    assert _count(store, schema.node) == len(every)
+    for i in range(3):  # frame 2i+2 was written by writers i and i+1
+        assert np.array_equal(node_ids[i][-per_frame:], node_ids[i + 1][:per_frame])
+    everything = np.concatenate([node_ids[i] for i in range(4)])
+    assert len(np.unique(everything)) == len(every)
+    with store.engine.connect() as c:
+        links = c.execute(sa.select(schema.edge.c.source_id, schema.edge.c.target_id)).all()
+    assert len(links) == len(set(links)) == 8 * per_frame  # frames 0-7 each link once to the next
+
+
+def _subset_candidates(cands: Candidates, idx: np.ndarray) -> Candidates:
+    parent = np.asarray(cands.hier_parent)[idx]
+    local = np.full(len(cands), -1)
+    local[idx] = np.arange(len(idx))
+    assert cands.embedding is not None
+    assert cands.prev_centroid is not None
+    return Candidates(
+        t=cands.t[idx],
+        label=cands.label[idx],
+        centroid=cands.centroid[idx],
+        area=cands.area[idx],
+        bbox=cands.bbox[idx],
+        masks=[cands.masks[i] for i in idx.tolist()],
+        hier_parent=np.where(parent >= 0, local[np.maximum(parent, 0)], -1),
+        threshold=cands.threshold[idx],
+        score=cands.score[idx],
+        max_prob=cands.max_prob[idx],
+        embedding=cands.embedding[idx],
+        prev_centroid=cands.prev_centroid[idx],
+    )
+
+
+def test_failed_batches_write_nothing(store: Store) -> None:
+    """A batch that repeats a (run, t, label) key in its last row, or names a run that does not
+    exist, leaves no row behind; the ids reserved for it are never handed out again."""
+    mid, rid = _movie(store)
+    cands = make_candidates(range(2))
+    bad_label = cands.label.copy()
+    bad_label[-1] = bad_label[-2]
+    repeated = dataclasses.replace(cands, label=bad_label)
+    with pytest.raises(INTEGRITY_ERRORS), store.engine.begin() as c:
+        ingest.insert_nodes(c, mid, rid, repeated, "forest")
+    with pytest.raises(INTEGRITY_ERRORS, match="(?i)foreign key"), store.engine.begin() as c:
+        ingest.insert_nodes(c, mid, rid + 99, cands, "forest")
+    assert _count(store, schema.node) == 0
+    with store.engine.begin() as c:
+        ids = ingest.insert_nodes(c, mid, rid, cands, "forest")
+    assert _count(store, schema.node) == len(cands)
+    with store.engine.connect() as c:
+        assert c.execute(sa.text("SELECT next_id FROM id_block WHERE name = 'node'")).scalar_one() == ids.max() + 1
+
+
+def test_transaction_that_created_the_run_is_one_batch(store: Store) -> None:
+    """Nodes, links and a solution written in the transaction that created their movie and run (as
+    an import does) see those rows, and all of it goes when that transaction fails."""
+    cands = make_candidates(range(3))
+    with pytest.raises(RuntimeError, match="crash"), store.engine.begin() as c:
+        mid = store.add_movie(c, "imported", (64, 64), 3)
+        rid = runs.record_finished(c, mid, RunKind.CANDIDATES, CandidatesParams(source="test", kind="labels"))
+        ids = ingest.insert_nodes(c, mid, rid, cands, "labels")
+        edges = _chain_edges(cands)
+        edge_ids = ingest.insert_edges(c, mid, rid, ids, cands.t, edges)
+        ingest.insert_solution(
+            c,
+            run_id=rid,
+            movie_id=mid,
+            node_ids=ids,
+            node_t=cands.t,
+            track_ids=cands.label,
+            edge_ids=edge_ids,
+            edge_source_ids=ids[edges.source],
+            edge_target_ids=ids[edges.target],
+            tracks=np.array([[label, 0, 2, 0] for label in range(1, 5)]),
+            status="optimal",
+        )
+        assert c.execute(sa.select(sa.func.count()).select_from(schema.solution_node)).scalar_one() == len(cands)
+        raise RuntimeError("crash after the writes")
+    for table in (schema.movie, schema.run, schema.node, schema.edge, schema.solution, schema.track):
+        assert _count(store, table) == 0
+
+
+def test_postgres_refuses_values_its_columns_cannot_hold(store: Store) -> None:
+    """PostgreSQL: fractional or NaN values for integer columns are refused, never truncated."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores what it is given (type affinity)")
+    mid, rid = _movie(store)
+    edges = CandidateEdges(
+        source=np.array([0]), target=np.array([1]), dt=np.array([1.5]), distance=np.ones(1), iou=np.ones(1)
+    )
+    with pytest.raises(TypeError, match="dt"), store.engine.begin() as c:
+        ingest.insert_edges(c, mid, rid, np.array([10, 11]), np.array([0, 1]), edges)
+    edges = dataclasses.replace(edges, dt=np.array([np.nan]))
+    with pytest.raises(TypeError, match="dt"), store.engine.begin() as c:
+        ingest.insert_edges(c, mid, rid, np.array([10, 11]), np.array([0, 1]), edges)
+    assert _count(store, schema.edge) == 0
+
+
+def test_postgres_foreign_key_triggers_back_on_after_a_batch(store: Store) -> None:
+    """The constant-foreign-key shortcut switches the per-row triggers off for its COPY only."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    mid, rid = _movie(store)
+    with store.engine.begin() as c:
+        ingest.insert_nodes(c, mid, rid, make_candidates(range(1)), "forest")
+        assert c.exec_driver_sql("SHOW session_replication_role").scalar_one() == "origin"
+        with pytest.raises(sa.exc.IntegrityError):  # the triggers check this plain insert again
+            with c.begin_nested():
+                c.execute(
+                    schema.edge.insert().values(
+                        id=1, movie_id=mid + 99, run_id=rid, source_id=1, target_id=2, t=0, dt=1
+                    )
+                )

@@ -1,10 +1,12 @@
 """Bulk ingest of candidate nodes, edges and solutions: the write path every stage uses.
 
-Rows are built column-wise from numpy arrays and written with ``executemany`` on SQLite (in
-chunks, under the driver's parameter limits) or binary ``COPY`` on PostgreSQL. Callers hand in a
-``Connection`` inside a transaction, so one batch is one transaction and a failure leaves
-nothing behind. Re-running a stage is idempotent at frame granularity: frames that a run already
-wrote are skipped, never duplicated (the ``(run_id, t, label)`` key would refuse them anyway).
+Rows are built column-wise from numpy arrays and written with ``executemany`` on SQLite or binary
+``COPY`` from Arrow on PostgreSQL (``trackdb.store.bulk``). Callers hand in a ``Connection``
+inside a transaction, so one batch is one transaction and a failure leaves no row behind (ids
+reserved for it stay unused). Re-running a stage is idempotent at frame granularity: frames that
+a run already wrote are skipped, never duplicated, also when two writers of the same frames run
+at once (a retried task beside the original): the batch first holds its frames
+(:func:`lock_frames`), then checks which are done.
 """
 
 from __future__ import annotations
@@ -17,21 +19,51 @@ from sqlalchemy.engine import Connection
 
 from inference.types import CandidateEdges, Candidates
 from trackdb.store import schema
-from trackdb.store.bulk import PG_ANALYZE_MIN_ROWS, _nullable, bulk_insert, bulk_insert_columns  # noqa: F401 (re-exported)
+from trackdb.store.arrow_ingest import PG_ANALYZE_MIN_ROWS  # noqa: F401 (re-exported)
+from trackdb.store.bulk import _nullable, bulk_insert, bulk_insert_columns  # noqa: F401 (re-exported)
 from trackdb.store.codecs import encode_masks
+
+_ALLOCATE = sa.text("UPDATE id_block SET next_id = next_id + :n WHERE name = :k RETURNING next_id")
 
 
 def allocate_ids(conn: Connection, kind: str, n: int) -> int:
     """Reserve ``n`` consecutive ids for ``kind`` ('node' or 'edge'); returns the first.
 
     A single UPDATE … RETURNING is atomic on both engines, so parallel writers get disjoint
-    blocks without coordinating.
+    blocks without coordinating. On PostgreSQL it commits at once on a connection of its own:
+    in the batch's transaction the ``id_block`` row would stay locked until that batch commits,
+    and parallel writers queued behind it (4 writers spent most of their time waiting on it).
+    The ids of a batch that then fails stay unused. On SQLite the batch already holds the
+    database's only write lock, so the update runs in it.
     """
-    row = conn.execute(
-        sa.text("UPDATE id_block SET next_id = next_id + :n WHERE name = :k RETURNING next_id"),
-        {"n": int(n), "k": kind},
-    ).one()
-    return int(row[0]) - int(n)
+    params = {"n": int(n), "k": kind}
+    if conn.dialect.name != "postgresql":
+        return int(conn.execute(_ALLOCATE, params).one()[0]) - int(n)
+    with conn.engine.connect() as own:
+        first = int(own.execute(_ALLOCATE, params).one()[0]) - int(n)
+        own.commit()
+    return first
+
+
+def lock_frames(conn: Connection, table: sa.Table, run_id: int, frames: np.ndarray) -> None:
+    """Hold ``run_id``'s ``frames`` of ``table`` until the caller's transaction ends, so that a
+    check of which frames are done and the write that follows are atomic.
+
+    PostgreSQL: a transaction-scoped advisory lock per frame, keyed by schema, table, run and
+    frame, taken in ascending order (two writers of overlapping frames never deadlock); writers
+    of other frames do not wait. SQLite: the database's write lock (a write that changes
+    nothing), which every writer takes anyway.
+    """
+    if conn.dialect.name != "postgresql":
+        conn.exec_driver_sql("UPDATE id_block SET next_id = next_id WHERE 0")
+        return
+    conn.execute(
+        sa.text(
+            "SELECT count(pg_advisory_xact_lock(hashtext(current_schema() || :key), f)) "
+            "FROM (SELECT DISTINCT unnest(CAST(:frames AS int[])) AS f ORDER BY f) AS frames"
+        ),
+        {"key": f":trackdb-frames:{table.name}:{int(run_id)}", "frames": np.unique(frames).tolist()},
+    )
 
 
 def _col(a: np.ndarray | None, n: int) -> list:
@@ -104,6 +136,7 @@ def insert_nodes(
     if n == 0:
         return np.zeros(0, np.int64)
     t = np.asarray(cands.t, np.int64)
+    lock_frames(conn, schema.node, run_id, t)
     done = frames_done(conn, schema.node, run_id)
     new = ~np.isin(t, np.fromiter(done, np.int64, len(done))) if done else np.ones(n, bool)
     ids = np.full(n, -1, np.int64)
@@ -210,6 +243,7 @@ def insert_edges(
     if e == 0:
         return np.zeros(0, np.int64)
     src_t = np.asarray(node_t, np.int64)[edges.source]
+    lock_frames(conn, schema.edge, run_id, src_t)
     done = frames_done(conn, schema.edge, run_id)
     new = ~np.isin(src_t, np.fromiter(done, np.int64, len(done))) if done else np.ones(e, bool)
     ids = np.full(e, -1, np.int64)

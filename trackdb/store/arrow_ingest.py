@@ -1,0 +1,190 @@
+"""PostgreSQL bulk load: a column batch as an Arrow table of the table's exact types, sent as a
+binary ``COPY`` in the caller's transaction.
+
+pgpq encodes the Arrow buffers into COPY's binary format (in Rust) and psycopg streams it on the
+caller's own connection, so a batch stays atomic with everything else that transaction writes and
+sees what it wrote before: the movie and run an import creates, the nodes its links and solution
+then reference. ADBC's PostgreSQL driver does the same COPY from Arrow, but only on a connection
+of its own, whose batch could neither see nor roll back with the caller's transaction; it was no
+faster either (README, "Store").
+
+Binary COPY converts nothing: every field must be its column's exact type (an int64 sent to an
+``integer`` column is refused, one sent to ``double precision`` reads as a tiny float). Columns
+are therefore cast to the Arrow type of their SQL type with pyarrow's safe casts, which refuse
+fractional and NaN values for integer columns; integers out of the column's range raise
+``OverflowError`` (never a silent wrap-around).
+
+Batch vocabulary (shared with the SQLite writer, ``trackdb.store.bulk``): a mapping column ->
+``None`` (all NULL: the column is left out), a scalar (the same value in every row), a 1-D numpy
+array, ``(array, missing)`` (NULL where ``missing``), a list of ``bytes``/``str``/``None`` (or
+numbers), or a 2-D ``uint8`` array (a fixed-width blob per row, e.g. embeddings).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pgpq
+import psycopg
+import pyarrow as pa
+import sqlalchemy as sa
+
+# subclass before base class: BigInteger is an Integer
+_ARROW_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], pa.DataType], ...] = (
+    (sa.BigInteger, pa.int64()),
+    (sa.Integer, pa.int32()),
+    (sa.Float, pa.float64()),
+    (sa.LargeBinary, pa.binary()),
+    (sa.String, pa.string()),
+    (sa.Text, pa.string()),
+)
+_NUMPY_INTS: dict[pa.DataType, np.dtype[Any]] = {pa.int64(): np.dtype(np.int64), pa.int32(): np.dtype(np.int32)}
+
+# Rows per Arrow record batch encoded and sent at a time: the server inserts one chunk while
+# the client encodes the next, and the client never holds a whole batch's payload at once.
+COPY_CHUNK_ROWS = 25_000
+# Batches of at least this many rows may refresh the planner's statistics (``_analyze``).
+PG_ANALYZE_MIN_ROWS = 10_000
+
+
+def arrow_type(column: sa.Column[Any]) -> pa.DataType:
+    """The Arrow type whose COPY encoding is ``column``'s PostgreSQL type."""
+    for sa_type, pa_type in _ARROW_TYPES:
+        if isinstance(column.type, sa_type):
+            return pa_type
+    raise TypeError(f"no Arrow type for {column}")
+
+
+def _check_range(values: np.ndarray, typ: pa.DataType, name: str) -> np.ndarray:
+    info = np.iinfo(_NUMPY_INTS[typ])
+    if values.size and (values.min() < info.min or values.max() > info.max):
+        raise OverflowError(f"column {name}: value out of range for {typ}")
+    return values.astype(_NUMPY_INTS[typ], copy=False)
+
+
+def _numbers(values: object, typ: pa.DataType, name: str, missing: np.ndarray | None = None) -> pa.Array:
+    a = np.asarray(values)
+    if missing is not None:
+        a = np.where(missing, np.zeros((), a.dtype), a)  # the value under a NULL is never checked
+    if pa.types.is_integer(typ) and a.dtype.kind in "iub":
+        return pa.array(_check_range(a, typ, name), mask=missing)
+    if pa.types.is_integer(typ) and a.dtype.kind == "f":
+        return pa.array(a, mask=missing).cast(typ)  # safe cast: fractional or NaN values raise
+    if pa.types.is_floating(typ) and a.dtype.kind in "iubf":
+        return pa.array(a.astype(np.float64, copy=False), mask=missing)
+    raise TypeError(f"column {name}: cannot write {a.dtype} values to a {typ} column")
+
+
+def arrow_column(value: object, typ: pa.DataType, n: int, name: str) -> pa.Array:
+    """One column of a batch (see the module docstring) as ``n`` values of Arrow type ``typ``."""
+    try:
+        if isinstance(value, tuple):
+            values, missing = value
+            return _numbers(values, typ, name, np.asarray(missing, bool))
+        if isinstance(value, np.ndarray) and value.ndim == 2:  # a fixed-width blob per row, no copy
+            if typ != pa.binary():
+                raise TypeError(f"column {name}: a 2-D array is a blob per row, the column is {typ}")
+            raw = np.ascontiguousarray(value, np.uint8)
+            return pa.FixedSizeBinaryArray.from_buffers(pa.binary(raw.shape[1]), n, [None, pa.py_buffer(raw)])
+        if isinstance(value, np.ndarray):
+            return _numbers(value, typ, name)
+        if isinstance(value, list):
+            return pa.array(value, type=typ)
+        scalar = value.item() if isinstance(value, np.generic) else value
+        if pa.types.is_integer(typ) and isinstance(scalar, int):
+            _check_range(np.array([scalar]), typ, name)
+        return pa.repeat(pa.scalar(scalar, type=typ), n)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise TypeError(f"column {name}: {exc}") from exc
+
+
+def arrow_table(table: sa.Table, cols: dict[str, object], n: int) -> pa.Table:
+    """``n`` rows given column-wise as an Arrow table of ``table``'s exact types; all-NULL columns
+    (``None``) are left out, so the table's NULL default fills them without a value per row."""
+    names = [name for name, v in cols.items() if v is not None]
+    arrays = [arrow_column(cols[name], arrow_type(table.c[name]), n, name) for name in names]
+    for name, array in zip(names, arrays):
+        if len(array) != n:
+            raise ValueError(f"column {name}: {len(array)} values for {n} rows")
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _check_constant_fks(cur: psycopg.Cursor[Any], table: sa.Table, cols: dict[str, object]) -> bool:
+    """Check a batch's foreign keys once instead of once per row, where that is equivalent.
+
+    PostgreSQL checks each foreign key with a trigger per inserted row (``SELECT … FOR KEY
+    SHARE`` on the parent): more than half the time of a COPY into ``node`` or ``edge``. When
+    every foreign key column of the batch holds one constant (movie, run, solution id) the same
+    check, with the same lock, done once is equivalent; the per-row triggers are then skipped
+    for this COPY only (``SET LOCAL session_replication_role = replica``, reset right after).
+    This is done only where the table has no triggers besides the foreign-key ones and the
+    role may set that parameter (superuser or ``GRANT SET ON PARAMETER``); otherwise the
+    triggers run as usual. Returns whether the triggers were switched off.
+    """
+    fks = list(table.foreign_keys)
+    if not fks or any(isinstance(cols.get(fk.parent.name), (np.ndarray, list, tuple, type(None))) for fk in fks):
+        return False
+    cur.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal", (table.name,))
+    row = cur.fetchone()
+    if row is None or row[0]:
+        return False
+    cur.execute("SAVEPOINT trackdb_fk")
+    try:
+        cur.execute("SET LOCAL session_replication_role = replica")
+    except psycopg.errors.InsufficientPrivilege:
+        cur.execute("ROLLBACK TO SAVEPOINT trackdb_fk")
+        return False
+    finally:
+        cur.execute("RELEASE SAVEPOINT trackdb_fk")
+    for fk in fks:
+        value = int(cols[fk.parent.name])  # type: ignore[call-overload]  # a constant (checked above)
+        ref = fk.column
+        cur.execute(f"SELECT 1 FROM ONLY {ref.table.name} WHERE {ref.name} = %s FOR KEY SHARE", (value,))
+        if cur.fetchone() is None:
+            raise psycopg.errors.ForeignKeyViolation(
+                f'insert into "{table.name}" violates foreign key constraint: '
+                f'{fk.parent.name}={value} is not present in table "{ref.table.name}"'
+            )
+    return True
+
+
+def _analyze(cur: psycopg.Cursor[Any], table: sa.Table, rows: int) -> None:
+    """Refresh planner statistics after a bulk load, in the load's own transaction.
+
+    Right after a large COPY the planner has no statistics for the new rows and picked nested
+    loops that took 15+ minutes on a 1M-node export. ANALYZE samples a fixed number of rows
+    (0.1–0.4 s on ``node``), so it runs after a batch of ≥ ``PG_ANALYZE_MIN_ROWS`` rows when the
+    table has no statistics yet or has at least doubled since they were taken (relation size
+    against ``pg_class.relpages``): a store growing batch by batch is analysed O(log n) times
+    and its statistics always describe at least half of it. ``SKIP_LOCKED``: a concurrent
+    writer that is analysing the same table already holds its lock, so this one does not wait.
+    """
+    if rows < PG_ANALYZE_MIN_ROWS:
+        return
+    cur.execute(
+        "SELECT relpages, pg_relation_size(oid) / current_setting('block_size')::int "
+        "FROM pg_class WHERE oid = to_regclass(%s)",
+        (table.name,),
+    )
+    row = cur.fetchone()
+    if row is None or (row[0] > 0 and row[1] < 2 * row[0]):
+        return
+    cur.execute(f"ANALYZE (SKIP_LOCKED) {table.name}")
+
+
+def copy_columns(raw: psycopg.Connection[Any], table: sa.Table, cols: dict[str, object], n: int) -> None:
+    """Write ``n`` rows given column-wise into ``table`` with binary COPY on ``raw`` (the
+    caller's psycopg connection, inside its transaction)."""
+    batch = arrow_table(table, cols, n)
+    encoder = pgpq.ArrowToPostgresBinaryEncoder(batch.schema)
+    with raw.cursor() as cur:
+        checked = _check_constant_fks(cur, table, cols)
+        with cur.copy(f"COPY {table.name} ({', '.join(batch.column_names)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(encoder.write_header())
+            for chunk in batch.to_batches(max_chunksize=COPY_CHUNK_ROWS):
+                copy.write(encoder.write_batch(chunk))
+            copy.write(encoder.finish())
+        if checked:
+            cur.execute("SET LOCAL session_replication_role = origin")
+        _analyze(cur, table, n)
