@@ -44,7 +44,7 @@ import sqlalchemy as sa
 
 from inference.types import CandidateEdges, Candidates
 from trackdb.store import schema
-from trackdb.store.bulk import PG_ANALYZE_MIN_ROWS
+from trackdb.store.arrow_ingest import PG_ANALYZE_MIN_ROWS
 from trackdb.store.codecs import encode_masks
 from trackdb.store.db import SQLITE_BUSY_TIMEOUT_MS, resolve_url
 

@@ -143,7 +143,14 @@ class CurrentWriter:
         self.ingest = ingest
         self.store = Store(url)
         self.profile: dict[str, float] = {}
-        for name in ("frames_done", "allocate_ids", "encode_masks", "bulk_insert_columns", "node_ids_of_run"):
+        for name in (
+            "lock_frames",
+            "frames_done",
+            "allocate_ids",
+            "encode_masks",
+            "bulk_insert_columns",
+            "node_ids_of_run",
+        ):
             setattr(ingest, name, self._timed(name, getattr(ingest, name)))
 
     def _timed(self, name: str, fn: Any) -> Any:
