@@ -35,6 +35,9 @@ class CellFeatures:
     cov: np.ndarray  # (N, D, D) covariance of the pixel coordinates (second central moments)
     bbox: np.ndarray  # (N, 2D) mins then exclusive maxes
     image_shape: tuple[int, ...]  # (Z,) Y, X
+    # physical size of a pixel along each axis ((z,) y, x); None = 1 on every axis. The arrays
+    # above stay in pixels: costs that need distances scale by it.
+    spacing: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         n, d = np.shape(self.centroid)
@@ -42,6 +45,29 @@ class CellFeatures:
             raise ValueError("cov must be (N, D, D) and bbox (N, 2D)")
         if len(self.image_shape) != d:
             raise ValueError("image_shape must have one entry per spatial axis")
+        if self.spacing is not None:
+            sp = tuple(float(s) for s in self.spacing)
+            if len(sp) != d or not all(np.isfinite(s) and s > 0 for s in sp):
+                raise ValueError(f"spacing must be {d} positive numbers, got {self.spacing}")
+            object.__setattr__(self, "spacing", sp)
+
+    @property
+    def scale(self) -> np.ndarray:
+        """(D,) physical size of a pixel per axis (ones when no spacing is given)."""
+        d = len(self.image_shape)
+        return np.ones(d) if self.spacing is None else np.asarray(self.spacing, float)
+
+    def subset(self, keep: np.ndarray) -> CellFeatures:
+        """The same features for the candidates ``keep`` selects (a boolean mask or indices)."""
+        return CellFeatures(
+            t=self.t[keep],
+            centroid=self.centroid[keep],
+            area=self.area[keep],
+            cov=self.cov[keep],
+            bbox=self.bbox[keep],
+            image_shape=self.image_shape,
+            spacing=self.spacing,
+        )
 
 
 def long_axis(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

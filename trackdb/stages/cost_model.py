@@ -60,6 +60,7 @@ def features(cands: Candidates, movie: Movie) -> CellFeatures:
         cov=mask_covariance(cands),
         bbox=cands.bbox,
         image_shape=movie.shape,
+        spacing=movie.spacing,
     )
 
 

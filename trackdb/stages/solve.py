@@ -14,10 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from inference.regions import mask_covariance
 from inference.types import Candidates
 from solvers.costs import CostModel, CostParams
-from solvers.features import CellFeatures
 from solvers.node_costs import forest_node_cost
 from solvers.refine import refine_cost_model
 from solvers.tracks import tracks_from_solution
@@ -229,14 +227,7 @@ def build_solve(
     """
     cands, node_ids = load_candidates(store, cand_run, movie.ndim, with_masks=True)
     edges, edge_ids = load_edges(store, link_run_id, node_ids)
-    cells = CellFeatures(
-        t=cands.t,
-        centroid=cands.centroid,
-        area=cands.area.astype(float),
-        cov=mask_covariance(cands),
-        bbox=cands.bbox,
-        image_shape=movie.shape,
-    )
+    cells = cost_model.features(cands, movie)
     cost_params = CostParams()
     node_cost = node_costs(cands, cost_params)
     keep = np.ones(len(cands), bool)
@@ -258,14 +249,7 @@ def build_solve(
                 f"--method {m.value} cannot honour: solve with --method joint"
             )
     solver = _solver(Method.LAP if m is Method.HEMD else m, window, time_limit, gap, pins)
-    sub_cells = CellFeatures(
-        t=cells.t[keep],
-        centroid=cells.centroid[keep],
-        area=cells.area[keep],
-        cov=cells.cov[keep],
-        bbox=cells.bbox[keep],
-        image_shape=cells.image_shape,
-    )
+    sub_cells = cells.subset(keep)
     refined = refine_cost_model(
         sub_cells,
         sub_nodes[edges.source[sub_edges]],
