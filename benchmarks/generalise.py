@@ -124,6 +124,7 @@ def prepare(name: str, quick: bool, work: Path) -> tuple[Path, dict[str, Any]]:
             "n_cells": int(sum(len(np.unique(f)) - 1 for f in masks)),
             "n_tracks": int(len(tracks)),
             "n_divisions": division_count(tracks),
+            "division_rate": division_rate_check(tracks, len(masks)),
         }
         return ds, info
     movie = generate(case(name, quick))

@@ -70,6 +70,7 @@ def main() -> None:
             "solve_seconds": td.get("solve_seconds"),
             "link_solve_seconds": td.get("link_solve_seconds"),
             "solve_reported": td.get("solve_reported"),
+            "cli_help_seconds": td.get("cli_help_seconds"),
             **{k: td.get(k) for k in KEYS},
             "error": td.get("error"),
             "note": "wall times of the CLI subprocesses (each includes ~1 s of interpreter start and imports)",
