@@ -73,6 +73,20 @@ def test_a_killed_run_is_marked_failed_by_the_next_listing(store: Store, db_url:
     assert status_of(store, run_id) == ("failed", row["message"])
 
 
+def test_the_table_lists_runs_with_and_without_messages(store: Store, db_url: str, tmp_path: Path) -> None:
+    """A failed run's message beside runs that have none (a crash once: NaN has no len())."""
+    with runs.record(store, None, RunKind.IMPORT, ImportParams(dataset="a", seq="01")):
+        pass
+    proc, run_id = start_worker(db_url, tmp_path)
+    proc.kill()
+    proc.wait()
+    r = trackdb("runs", db=db_url)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any("succeeded" in line for line in lines)
+    assert any(line.split()[0] == str(run_id) and "abandoned: process" in line for line in lines)
+
+
 def test_sigterm_marks_the_run_failed_itself(store: Store, db_url: str, tmp_path: Path) -> None:
     proc, run_id = start_worker(db_url, tmp_path)
     proc.send_signal(signal.SIGTERM)

@@ -87,9 +87,9 @@ def runs_cmd(movie_name: str | None, fmt: str, db_url: str | None) -> None:
     for col in ("movie_id", "pid", "parent_run_id"):
         df[col] = df[col].astype("Int64")
     for col in ("started_at", "finished_at"):
-        df[col] = df[col].map(lambda v: None if v is None else str(v)[:19])
+        df[col] = df[col].map(lambda v: None if v is None or pd.isna(v) else str(v)[:19])
     if fmt == "table":  # one line per run
-        df["message"] = df["message"].map(lambda m: None if m is None else (m if len(m) <= 80 else m[:77] + "..."))
+        df["message"] = df["message"].map(lambda m: m[:77] + "..." if isinstance(m, str) and len(m) > 80 else m)
     print_table(df, fmt)
 
 
