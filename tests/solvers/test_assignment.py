@@ -1,0 +1,191 @@
+"""The fixed-segmentation assignment: same optimum as the joint program on random movies with
+divisions (listed pairs and any-two-links), gaps, border-free ends and pins; when it refuses;
+edge cases (no nodes, one frame, no links, empty frames)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from solvers.assignment import not_fixed_reason, solve_fixed
+from solvers.joint import solve_joint
+from solvers.model import build_program, completion, is_feasible, objective
+from solvers.types import CandidateGraph, Pins, SolveStatus
+
+
+def random_movie(seed: int, *, pairs: bool, n_frames: int = 6, max_cells: int = 9, dt_max: int = 2) -> CandidateGraph:
+    """Cells on a line per frame (some frames empty), links to the next ``dt_max`` frames among
+    neighbours, noisy costs, cheap ends for some cells, divisions that sometimes pay."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, max_cells + 1, n_frames)
+    counts[rng.random(n_frames) < 0.15] = 0  # empty frames
+    t = np.repeat(np.arange(n_frames), counts)
+    x = rng.random(len(t)) * 10
+    src, dst, cost = [], [], []
+    for i in range(len(t)):
+        for j in np.flatnonzero((t > t[i]) & (t <= t[i] + dt_max)):
+            if abs(x[i] - x[j]) < 3.0:
+                src.append(i)
+                dst.append(j)
+                cost.append(abs(x[i] - x[j]) * 3 + rng.normal(0, 1) + 2.0 * (t[j] - t[i] - 1))
+    n = len(t)
+    src_a = np.asarray(src, np.int64)
+    appear = np.where(rng.random(n) < 0.2, 0.0, rng.uniform(2, 8, n))
+    disappear = np.where(rng.random(n) < 0.2, 0.0, rng.uniform(2, 8, n))
+    division = rng.uniform(-3, 3, n)
+    node = -(appear + disappear) - rng.uniform(0, 3, n)
+    pair_list = pair_cost = None
+    if pairs:
+        pl = []
+        for m in np.unique(src_a):
+            out = np.flatnonzero(src_a == m)
+            for a in range(len(out)):
+                for b in range(a + 1, len(out)):
+                    if rng.random() < 0.7:
+                        pl.append((out[a], out[b]))
+        pair_list = np.asarray(pl, np.int64).reshape(-1, 2)
+        pair_cost = rng.uniform(-6, 2, len(pair_list))
+    return CandidateGraph(
+        node_t=t,
+        node_cost=node,
+        node_hier_parent=np.full(n, -1),
+        edge_source=src_a,
+        edge_target=np.asarray(dst, np.int64),
+        edge_cost=np.asarray(cost, np.float64),
+        appear_cost=appear,
+        disappear_cost=disappear,
+        division_cost=division,
+        division_pairs=pair_list,
+        division_pair_cost=pair_cost,
+    )
+
+
+def random_pins(g: CandidateGraph, seed: int) -> Pins:
+    rng = np.random.default_rng(seed + 1000)
+    nodes = rng.permutation(g.n_nodes)
+    k = g.n_nodes // 6
+    return Pins(
+        must_nodes=nodes[:k],
+        forbid_nodes=nodes[k : 2 * k],
+        forbid_edges=rng.choice(g.n_edges, g.n_edges // 5, replace=False) if g.n_edges else np.zeros(0, np.int64),
+    )
+
+
+def assert_same_optimum(g: CandidateGraph, pins: Pins | None = None) -> None:
+    assert not_fixed_reason(g, pins) is None
+    fast = solve_fixed(g, pins)
+    ref = solve_joint(g, pins=pins, gap=0.0)
+    assert ref.status is SolveStatus.OPTIMAL
+    assert fast.status is SolveStatus.OPTIMAL
+    assert fast.objective == pytest.approx(ref.objective, abs=1e-6)
+    assert fast.objective == pytest.approx(objective(g, fast.node_selected, fast.edge_selected))
+    assert fast.bound == pytest.approx(fast.objective, abs=1e-6)
+    assert is_feasible(build_program(g, pins), completion(g, fast.node_selected, fast.edge_selected))
+    assert fast.info["solver"] == "assignment"
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("pairs", [False, True])
+def test_same_objective_as_the_joint_program(seed: int, pairs: bool) -> None:
+    assert_same_optimum(random_movie(seed, pairs=pairs))
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("pairs", [False, True])
+def test_same_objective_with_pins(seed: int, pairs: bool) -> None:
+    g = random_movie(seed, pairs=pairs)
+    assert_same_optimum(g, random_pins(g, seed))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_dense_movie_with_long_gaps(seed: int) -> None:
+    g = random_movie(100 + seed, pairs=True, n_frames=8, max_cells=14, dt_max=3)
+    assert g.n_edges > 50
+    assert_same_optimum(g)
+
+
+def test_costed_colony_matches_the_joint_program() -> None:
+    from solvers.costs import tracking_costs
+    from solvers.motion import initial_motion
+    from tests.solvers.test_costs import colony
+
+    cells, src, dst, _ = colony(n_frames=6)
+    g = tracking_costs(cells, src, dst, initial_motion(cells, src, dst))
+    assert g.division_pairs is not None
+    assert len(g.division_pairs)
+    fast = solve_fixed(g)
+    ref = solve_joint(g, gap=0.0)
+    assert fast.objective == pytest.approx(ref.objective, abs=1e-6)
+    assert fast.info["divisions_kept"] > 0
+
+
+def test_a_division_is_chosen() -> None:
+    # 0 (t0) -> 1, 2 (t1): two cheap links, a cheap division; appearing/ending costs 5
+    g = CandidateGraph(
+        node_t=np.array([0, 1, 1]),
+        node_cost=np.full(3, -20.0),
+        node_hier_parent=np.full(3, -1),
+        edge_source=np.array([0, 0]),
+        edge_target=np.array([1, 2]),
+        edge_cost=np.array([1.0, 1.0]),
+        appear_cost=np.full(3, 5.0),
+        disappear_cost=np.full(3, 5.0),
+        division_cost=np.zeros(3),
+    )
+    sol = solve_fixed(g)
+    assert sol.edge_selected.tolist() == [True, True]
+    assert sol.objective == pytest.approx(-60 + 2 + 5 + 10)
+    assert sol.info["components_with_divisions"] == 1
+
+
+def test_edge_cases() -> None:
+    def g(t: list[int], src: list[int], dst: list[int]) -> CandidateGraph:
+        n = len(t)
+        return CandidateGraph(
+            node_t=np.asarray(t, np.int64),
+            node_cost=np.full(n, -30.0),
+            node_hier_parent=np.full(n, -1),
+            edge_source=np.asarray(src, np.int64),
+            edge_target=np.asarray(dst, np.int64),
+            edge_cost=np.ones(len(src)),
+            appear_cost=np.full(n, 5.0),
+            disappear_cost=np.full(n, 5.0),
+            division_cost=np.zeros(n),
+        )
+
+    empty = solve_fixed(g([], [], []))
+    assert empty.status is SolveStatus.OPTIMAL
+    assert empty.objective == 0.0
+    assert empty.node_selected.shape == (0,)
+    assert empty.edge_selected.shape == (0,)
+    one_frame = solve_fixed(g([0, 0, 0], [], []))
+    assert one_frame.node_selected.all()
+    assert one_frame.objective == pytest.approx(3 * (-30 + 10))
+    gap = solve_fixed(g([0, 3], [0], [1]))  # frames 1 and 2 empty, one Δt = 3 link
+    assert gap.edge_selected.tolist() == [True]
+    assert gap.objective == pytest.approx(-60 + 1 + 10)
+
+
+def test_refusals() -> None:
+    g = random_movie(3, pairs=True)
+    assert g.n_edges
+    forest = replace(g, node_hier_parent=np.r_[-1, np.zeros(g.n_nodes - 1, np.int64)])
+    assert "compete" in str(not_fixed_reason(forest))
+    costly = replace(g, node_cost=np.full(g.n_nodes, 100.0))
+    assert "left out" in str(not_fixed_reason(costly))
+    # a costly cell that is forbidden anyway does not matter
+    one_costly = g.node_cost.copy()
+    one_costly[0] = 100.0
+    g1 = replace(g, node_cost=one_costly)
+    assert not_fixed_reason(g1) is not None
+    assert not_fixed_reason(g1, Pins(forbid_nodes=np.array([0]))) is None
+    assert "pinned" in str(not_fixed_reason(g, Pins(must_edges=np.array([0]))))
+    assert "pinned" in str(not_fixed_reason(g, Pins(must_divide=np.array([0]))))
+    with pytest.raises(ValueError, match="joint solver"):
+        solve_fixed(forest)
+    with pytest.raises(ValueError, match="outside"):
+        solve_fixed(g, Pins(forbid_nodes=np.array([g.n_nodes])))
+    with pytest.raises(ValueError, match="require and forbid"):
+        solve_fixed(g, Pins(must_nodes=np.array([0]), forbid_nodes=np.array([0])))
