@@ -39,6 +39,7 @@ divisions, gaps and pins). Pins: must-nodes (every node is selected anyway), for
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -157,6 +158,24 @@ def solve_fixed(
             **mip,
         },
     )
+
+
+def solve_fixed_or_joint(
+    graph: CandidateGraph,
+    pins: Pins | None = None,
+    *,
+    time_limit: float = 300.0,
+    gap: float = 1e-4,
+) -> Solution:
+    """:func:`solve_fixed` where it applies, else the joint program (:func:`solvers.joint.solve_joint`);
+    ``info["solver"]`` says which ran and ``info["joint_reason"]`` why the joint program did."""
+    reason = not_fixed_reason(graph, pins)
+    if reason is None:
+        return solve_fixed(graph, pins, time_limit=time_limit, gap=gap)
+    from solvers.joint import solve_joint
+
+    sol = solve_joint(graph, time_limit=time_limit, gap=gap, pins=pins)
+    return replace(sol, info={**sol.info, "solver": "joint", "joint_reason": reason})
 
 
 def division_options(graph: CandidateGraph, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -107,6 +107,7 @@ def solve(
             "links": r.n_links,
             "tracks": r.n_tracks,
             "solve_seconds": round(r.seconds, 2),
+            **r.solver,
             "warnings": r.warnings,
         }
     )

@@ -50,6 +50,7 @@ class SolveResult:
     applied_edits: list[int] = field(default_factory=list)  # pending edits this solve honoured
     stale_edits: list[int] = field(default_factory=list)  # edits whose cells/links its graph lacks
     warnings: list[str] = field(default_factory=list)  # what it delivered short of an optimum
+    solver: dict[str, str] = field(default_factory=dict)  # which solver ran (solver_used)
 
 
 def solve_warnings(sol: Solution, time_limit: float) -> list[str]:
@@ -79,11 +80,26 @@ def _solver(
         from solvers.lap import solve_lap
 
         return lambda g: solve_lap(fold_pairs(g), pins)  # daughter-pair costs folded into the edges
-    from solvers.joint import solve_joint, solve_windowed
-
     if window:
+        from solvers.joint import solve_windowed
+
         return lambda g: solve_windowed(g, window=window, time_limit=time_limit, gap=gap, pins=pins)
-    return lambda g: solve_joint(g, time_limit=time_limit, gap=gap, pins=pins)
+    from solvers.assignment import solve_fixed_or_joint
+
+    # a fixed segmentation is an assignment with divisions: solved exactly without the MIP
+    return lambda g: solve_fixed_or_joint(g, pins, time_limit=time_limit, gap=gap)
+
+
+def solver_used(sol: Solution) -> dict[str, str]:
+    """Which solver produced ``sol`` (and why the joint program, where the assignment was not
+    exact), for the run summary and the command's output."""
+    from solvers.joint import BACKENDS
+
+    name = sol.info.get("solver") or ("joint" if sol.backend in BACKENDS else sol.backend or "unknown")
+    out = {"solver": "joint windowed" if "windows" in sol.info else str(name)}
+    if "joint_reason" in sol.info:
+        out["joint_reason"] = str(sol.info["joint_reason"])
+    return out
 
 
 def check_solve(method: str, window: int | None, time_limit: float, gap: float, iterations: int) -> Method:
@@ -173,7 +189,13 @@ def run_solve(
             runs.set_summary(
                 c,
                 run_id,
-                {"status": sol.status.value, "objective": sol.objective, "gap": gap_value, "warnings": warnings},
+                {
+                    "status": sol.status.value,
+                    "objective": sol.objective,
+                    "gap": gap_value,
+                    "warnings": warnings,
+                    **solver_used(sol),
+                },
             )
     return SolveResult(
         run_id,
@@ -188,6 +210,7 @@ def run_solve(
         applied,
         sorted(stale),
         warnings,
+        solver_used(sol),
     )
 
 
