@@ -37,6 +37,7 @@ COMMANDS = {
     "resolve",
     "review",
     "plot",
+    "experiment",
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from trackdb.cli import admin, curation, doubt, files, network, pipeline, plot, read, review
+from trackdb.cli import admin, curation, doubt, experiment, files, network, pipeline, plot, read, review
 from trackdb.errors import TrackdbError
 
 
@@ -46,7 +46,7 @@ def cli() -> None:
     """trackdb: segmentation, tracking and lineage store for time-lapse microscopy."""
 
 
-for _module in (admin, read, files, pipeline, network, doubt, curation, review, plot):
+for _module in (admin, read, files, pipeline, network, doubt, curation, review, plot, experiment):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
