@@ -198,3 +198,233 @@ def run_sql(store: Store, sql: str, params: dict[str, object] | None = None) -> 
     from trackdb.store import readonly
 
     return readonly.run_sql(store, sql, params)
+
+
+# --- plate-wide queries (docs/plate_queries.md) --------------------------------------------------
+# One text per question for both engines, run with bind parameters here and with the literals
+# inlined in the docs (tests/store/test_plate_queries.py checks that the docs show this text and
+# that no plan reads a table whole). Every movie is read at its current solution; a condition is
+# a ``movie_condition`` row (text in ``value``, numbers also in ``value_num``). The experiment's
+# movies come through ix_movie_experiment_id (revision 0009), each movie's runs through
+# ix_run_movie_id, a solution's rows through their (solution_id, ...) keys, probabilities through
+# (run_id, edge_id) or edge_id, nodes by id.
+
+# The experiment's movies with their solution and their latest succeeded uncertainty run. An
+# uncertainty run describes the solution that was current when it ran: after a re-solve, run
+# ``trackdb uncertainty`` again before reading probabilities here.
+_PLATE_CTE = """plate AS (
+    SELECT m.id AS movie_id, m.name AS movie, m.current_solution_id AS solution_id,
+           m.n_frames, m.size_y, m.size_x, m.time_interval,
+           (SELECT MAX(r.id) FROM run r WHERE r.movie_id = m.id AND r.kind = 'uncertainty'
+                AND r.status = 'succeeded') AS prob_run
+    FROM experiment e JOIN movie m ON m.experiment_id = e.id
+    WHERE e.name = :experiment AND m.current_solution_id IS NOT NULL
+)"""
+
+PLATE_UNCERTAIN_DIVISIONS_SQL = f"""
+WITH {_PLATE_CTE},
+division AS (
+    SELECT p.movie_id, se.source_id AS mother_id, MIN(ep.p) * MAX(ep.p) AS p_division
+    FROM plate p
+    JOIN solution_edge se ON se.solution_id = p.solution_id
+    LEFT JOIN edge_probability ep ON ep.run_id = p.prob_run AND ep.edge_id = se.edge_id
+    GROUP BY p.movie_id, se.source_id
+    HAVING COUNT(*) = 2
+)
+SELECT w.value AS well, p.movie, COUNT(d.mother_id) AS divisions,
+       COUNT(d.p_division) AS scored,
+       COALESCE(SUM(CASE WHEN d.p_division < :below THEN 1 ELSE 0 END), 0) AS uncertain,
+       MIN(d.p_division) AS p_min
+FROM plate p
+JOIN movie_condition w ON w.movie_id = p.movie_id AND w.key = :well_key
+LEFT JOIN division d ON d.movie_id = p.movie_id
+GROUP BY w.value, p.movie
+ORDER BY well, p.movie
+"""
+
+# A division is a track with two daughter tracks (one daughter is a gap in CTC's terms); a
+# whole cell cycle is a track born at a division that divides again.
+PLATE_DIVISION_RATE_SQL = f"""
+WITH {_PLATE_CTE},
+fate AS (
+    SELECT p.movie_id, t.parent_track_id, t.end_t - t.start_t + 1 AS frames,
+           (SELECT COUNT(*) FROM track c WHERE c.solution_id = t.solution_id
+                AND c.parent_track_id = t.track_id) AS children
+    FROM plate p JOIN track t ON t.solution_id = p.solution_id
+),
+per_movie AS (
+    SELECT p.movie_id, p.time_interval,
+           (SELECT COUNT(*) FROM solution_node sn WHERE sn.solution_id = p.solution_id) AS cell_frames,
+           COALESCE(f.divisions, 0) AS divisions, COALESCE(f.cycles, 0) AS cycles, f.cycle_frames
+    FROM plate p LEFT JOIN (
+        SELECT movie_id, SUM(CASE WHEN children = 2 THEN 1 ELSE 0 END) AS divisions,
+               SUM(CASE WHEN children = 2 AND parent_track_id IS NOT NULL THEN 1 ELSE 0 END) AS cycles,
+               SUM(CASE WHEN children = 2 AND parent_track_id IS NOT NULL THEN frames END) AS cycle_frames
+        FROM fate GROUP BY movie_id
+    ) f ON f.movie_id = p.movie_id
+)
+SELECT c.value AS condition, MAX(c.value_num) AS condition_num, COUNT(*) AS movies, SUM(pm.divisions) AS divisions,
+       SUM(pm.cell_frames) AS cell_frames,
+       CAST(SUM(pm.divisions) AS FLOAT) / CAST(NULLIF(SUM(pm.cell_frames), 0) AS FLOAT) AS division_rate,
+       SUM(pm.cycles) AS cycles,
+       CAST(SUM(pm.cycle_frames) AS FLOAT) / CAST(NULLIF(SUM(pm.cycles), 0) AS FLOAT) AS cycle_frames,
+       SUM(pm.cycle_frames * pm.time_interval) / CAST(NULLIF(SUM(pm.cycles), 0) AS FLOAT) AS cycle_time
+FROM per_movie pm
+JOIN movie_condition c ON c.movie_id = pm.movie_id AND c.key = :key
+GROUP BY c.value
+ORDER BY condition_num, condition
+"""
+
+# The whole family tree of a cell, in whichever movie it is: its movie's current solution, its
+# track, up to the root track, then every track below it, by generation.
+PLATE_LINEAGE_SQL = """
+WITH RECURSIVE cell AS (
+    SELECT m.name AS movie, sn.solution_id, sn.track_id
+    FROM node n
+    JOIN movie m ON m.id = n.movie_id
+    JOIN solution_node sn ON sn.solution_id = m.current_solution_id AND sn.node_id = n.id
+    WHERE n.id = :node_id
+),
+up(solution_id, track_id, parent_track_id) AS (
+    SELECT t.solution_id, t.track_id, t.parent_track_id
+    FROM cell JOIN track t ON t.solution_id = cell.solution_id AND t.track_id = cell.track_id
+    UNION ALL
+    SELECT t.solution_id, t.track_id, t.parent_track_id
+    FROM up JOIN track t ON t.solution_id = up.solution_id AND t.track_id = up.parent_track_id
+),
+down(solution_id, track_id, generation) AS (
+    SELECT solution_id, track_id, 0 FROM up WHERE parent_track_id IS NULL
+    UNION ALL
+    SELECT t.solution_id, t.track_id, down.generation + 1
+    FROM down JOIN track t ON t.solution_id = down.solution_id AND t.parent_track_id = down.track_id
+)
+SELECT cell.movie, down.generation, t.track_id, t.parent_track_id, t.start_t, t.end_t,
+       CASE WHEN t.track_id = cell.track_id THEN 1 ELSE 0 END AS has_cell
+FROM down
+JOIN track t ON t.solution_id = down.solution_id AND t.track_id = down.track_id
+CROSS JOIN cell
+ORDER BY down.generation, t.track_id
+"""
+
+# Frames without a cell have no row.
+PLATE_CELLS_PER_FRAME_SQL = """
+SELECT w.value AS well, sn.t, COUNT(*) AS cells
+FROM experiment e
+JOIN movie m ON m.experiment_id = e.id
+JOIN movie_condition w ON w.movie_id = m.id AND w.key = :well_key
+JOIN solution_node sn ON sn.solution_id = m.current_solution_id
+WHERE e.name = :experiment
+GROUP BY w.value, sn.t
+ORDER BY well, sn.t
+"""
+
+# A track ends early when it stops before the movie's last frame without dividing (no daughter
+# track): an exit when its last cell's box lies within :margin pixels of the image's edge (in
+# y and x; a deep 3D stack's cells can also leave along z), a death otherwise.
+PLATE_EARLY_ENDS_SQL = f"""
+WITH {_PLATE_CTE},
+ended AS (
+    SELECT p.movie_id,
+           CASE WHEN n.bbox_y0 <= :margin OR n.bbox_x0 <= :margin
+                  OR n.bbox_y1 >= p.size_y - :margin OR n.bbox_x1 >= p.size_x - :margin
+                THEN 1 ELSE 0 END AS at_border
+    FROM plate p
+    JOIN track t ON t.solution_id = p.solution_id
+    JOIN solution_node sn ON sn.solution_id = t.solution_id AND sn.track_id = t.track_id
+        AND sn.t = t.end_t
+    JOIN node n ON n.id = sn.node_id
+    WHERE t.end_t < p.n_frames - 1
+      AND NOT EXISTS (SELECT 1 FROM track c WHERE c.solution_id = t.solution_id
+                      AND c.parent_track_id = t.track_id)
+),
+per_movie AS (
+    SELECT p.movie_id,
+           (SELECT COUNT(*) FROM track t WHERE t.solution_id = p.solution_id) AS tracks,
+           COALESCE(d.deaths, 0) AS deaths, COALESCE(d.exits, 0) AS exits
+    FROM plate p LEFT JOIN (
+        SELECT movie_id, SUM(1 - at_border) AS deaths, SUM(at_border) AS exits
+        FROM ended GROUP BY movie_id
+    ) d ON d.movie_id = p.movie_id
+)
+SELECT c.value AS condition, MAX(c.value_num) AS condition_num, COUNT(*) AS movies, SUM(pm.tracks) AS tracks,
+       SUM(pm.deaths) AS deaths, SUM(pm.exits) AS exits,
+       CAST(SUM(pm.deaths) AS FLOAT) / CAST(NULLIF(SUM(pm.tracks), 0) AS FLOAT) AS death_fraction
+FROM per_movie pm
+JOIN movie_condition c ON c.movie_id = pm.movie_id AND c.key = :key
+GROUP BY c.value
+ORDER BY condition_num, condition
+"""
+
+PLATE_SQL = {
+    "uncertain_divisions": PLATE_UNCERTAIN_DIVISIONS_SQL,
+    "division_rate": PLATE_DIVISION_RATE_SQL,
+    "lineage": PLATE_LINEAGE_SQL,
+    "cells_per_frame": PLATE_CELLS_PER_FRAME_SQL,
+    "early_ends": PLATE_EARLY_ENDS_SQL,
+}
+
+
+def inline(sql: str, params: dict[str, object]) -> str:
+    """The SQL with its ``:name`` parameters written as literals: the text `trackdb query` runs
+    (numbers as they are, text quoted with its quotes doubled)."""
+
+    def literal(value: object) -> str:
+        if isinstance(value, bool) or value is None:
+            raise TypeError(f"no literal for {value!r}")
+        if isinstance(value, int | float):
+            return repr(value)
+        return "'" + str(value).replace("'", "''") + "'"
+
+    for name in sorted(params, key=len, reverse=True):  # :key before :k
+        sql = sql.replace(f":{name}", literal(params[name]))
+    return sql
+
+
+def experiment_movies(store: Store, experiment: str) -> list[str]:
+    """Names of an experiment's movies, in the order they were added; an unknown experiment is
+    a :class:`~trackdb.errors.NotFoundError`."""
+    e, m = schema.experiment.c, schema.movie.c
+    with store.engine.connect() as c:
+        eid = c.execute(sa.select(e.id).where(e.name == experiment)).scalar()
+        if eid is None:
+            raise NotFoundError(f"no experiment {experiment!r} in this database")
+        return [str(n) for n in c.execute(sa.select(m.name).where(m.experiment_id == eid).order_by(m.id)).scalars()]
+
+
+def _plate_df(store: Store, name: str, experiment: str, **params: object) -> pd.DataFrame:
+    experiment_movies(store, experiment)  # one clear line for an unknown experiment
+    return _df(store, PLATE_SQL[name], {"experiment": experiment, **params})
+
+
+def plate_uncertain_divisions(
+    store: Store, experiment: str, below: float = 0.8, well_key: str = "well"
+) -> pd.DataFrame:
+    """Per well: divisions of the current solution, how many have probabilities (``scored``),
+    how many fall below ``below`` and the lowest (a division's p: the product of its two links')."""
+    return _plate_df(store, "uncertain_divisions", experiment, below=float(below), well_key=well_key)
+
+
+def plate_division_rate(store: Store, experiment: str, key: str = "drug") -> pd.DataFrame:
+    """Per value of condition ``key``: divisions per cell and frame, and the mean length of a
+    whole cell cycle (birth at a division to the next division) in frames and in time units."""
+    return _plate_df(store, "division_rate", experiment, key=key)
+
+
+def plate_lineage(store: Store, node_id: int) -> pd.DataFrame:
+    """The family tree (tracks by generation) of the cell ``node_id`` in its movie's current
+    solution; ``has_cell`` marks the cell's own track."""
+    df = _df(store, PLATE_SQL["lineage"], {"node_id": int(node_id)})
+    if df.empty:
+        raise NotFoundError(f"no node {node_id} in the current solution of any movie")
+    return df
+
+
+def plate_cells_per_frame(store: Store, experiment: str, well_key: str = "well") -> pd.DataFrame:
+    """Cells of the current solution in each frame of each well."""
+    return _plate_df(store, "cells_per_frame", experiment, well_key=well_key)
+
+
+def plate_early_ends(store: Store, experiment: str, key: str = "drug", margin: int = 2) -> pd.DataFrame:
+    """Per value of condition ``key``: tracks, and those that end before the last frame without
+    dividing, as deaths (inside the field) and exits (within ``margin`` pixels of its edge)."""
+    return _plate_df(store, "early_ends", experiment, key=key, margin=int(margin))

@@ -67,6 +67,7 @@ movie = Table(
     Column("zarr_uri", Text),
     Column("current_solution_id", BigInteger),  # pointer; see trackdb.solutions
     Column("meta", JSON),
+    Index("ix_movie_experiment_id", "experiment_id"),  # an experiment's movies (revision 0009)
 )
 
 run = Table(
