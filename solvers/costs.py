@@ -20,17 +20,36 @@ Gaussian NLL and :math:`g = \log(A_j/A_i)` the log growth:
   a_i\rVert}{L_i/2};\sigma_\perp) + N_1(\log\tfrac{A_j}{A_k};\sigma_r)`:
   two daughters that together resemble the mother: same total area (after growth), centred
   where the mother was going, split along its long axis, each about half its length;
-* appear / disappear: constants (default 10 nats, about a 4σ motion residual), 0 in the first
-  / last frame and for cells whose box touches the image border (they may enter or leave);
-* node: a constant (default −(appear + disappear) − 5, i.e. every detection of a label image is
-  used) unless the caller gives per-node costs (e.g. from candidate scores).
+* end / start: a cell at t ends with :math:`P^{end}_i = p^{out}_i + (1-p^{out}_i)\,q_d` and its
+  track starts with :math:`P^{start}_i = p^{in}_i + (1-p^{in}_i)\,q_a`, where
+  :math:`p^{out}, p^{in}` are the chances that it leaves across the image edge before the next
+  frame / came in since the last (:func:`solvers.motion.crossing_probability`: its far side's
+  distance to the edge, physical, against the motion model's shift and σ_m; 0 along an axis
+  the cells span) and :math:`q_d, q_a` the interior end / start rates (deaths, cells leaving
+  the layer, births from nothing), estimated from each solution
+  (:func:`solvers.motion.selected_rates`) and clipped to [e^{−10}, 0.5]. Disappear costs
+  :math:`-\log P^{end}_i`; appear costs :math:`-\log\rho_i - \log P^{start}_i`, with
+  :math:`\rho_i` the density of cells around i (:func:`solvers.motion.cell_density`): a new
+  cell's position is a density like a continuation's Gaussian, so the two compare in any unit
+  of length. Every continuation and division pays :math:`-\log(1-P^{end}_i)`. 0 only in the
+  movie's first / last frame: a cell at the edge that is plainly visible in both frames is
+  linked, a sliver on its way out ends;
+* the growth term of a continuation one of whose cells the image edge cuts is broadened by the
+  spread of the visible areas of cut cells (:func:`solvers.motion.cut_growth_sigma`, per cut
+  cell), since what is visible follows the edge;
+* node: a constant (default −(max appear + max disappear) − 5, i.e. every detection of a label
+  image is used) unless the caller gives per-node costs (e.g. from candidate scores).
+
+Positions, covariances and distances are physical, in units of the movie's finest pixel
+(:func:`solvers.features.motion_space`: z of an anisotropic stack weighs its spacing; axes the
+cells span are dropped, and D counts the others).
 
 The motion and growth terms use :func:`robust_nll`, a Gaussian with a 5 % component four times
 broader, so one large residual costs a bounded-slope amount instead of a quadratic one.
-:math:`p_t` (the division rate of frame t, :func:`solvers.motion.division_rate`) comes from the
-counts, :math:`(N_{t+1}-N_t)/N_t` clipped to [0.01, 0.5], so it needs no links: of all candidates
-at first, of the selected ones after each solve (a forest has more candidates than cells). All σ,
-μ come from :class:`solvers.motion.MotionModel`: initial values
+:math:`p_t` (the division rate) is estimated from the selected divisions themselves
+(:func:`solvers.motion.selected_rates`), never from cell-count growth, which cells leaving,
+entering and dying move as much as divisions do; before the first solve it is the geometric
+centre of its bounds. All σ, μ and rates come from :class:`solvers.motion.MotionModel`: initial values
 (:func:`solvers.motion.initial_motion`), then re-estimated from the selected links
 (:func:`solvers.motion.estimate_motion`) by the loop of :mod:`solvers.refine`. The few fixed
 parameters are in :class:`CostParams`; :class:`CostModel` keeps everything the costs read, so
@@ -45,8 +64,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solvers.features import CellFeatures, daughter_offsets
-from solvers.motion import DIV_RATE_BOUNDS, MotionModel, division_rate
+from solvers.features import CellFeatures, daughter_offsets, motion_space
+from solvers.motion import (
+    DIV_RATE_BOUNDS,
+    END_RATE_MAX,
+    MotionModel,
+    cell_density,
+    crossing_probability,
+    cut_growth_sigma,
+    initial_division_rate,
+    touches_edge,
+)
 from solvers.types import CandidateGraph
 
 LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
@@ -57,11 +85,13 @@ Overlap = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 class CostParams:
     """The fixed parameters (everything else is estimated from the data)."""
 
-    appear: float = 10.0  # nats; an interior cell appearing from nothing
-    disappear: float = 10.0  # nats; an interior cell vanishing
+    # nats; −log of the floor of the interior start / end rates q_a, q_d (their value before the
+    # first estimate): an interior end never costs more than 10 nats, a start never more than
+    # 10 plus the position term −log ρ
+    appear: float = 10.0
+    disappear: float = 10.0
     node: float | None = None  # None: −(appear + disappear) − 5, select every detection
     gap: float = 5.0  # nats per skipped frame of a gap-closing link
-    border: int = 2  # px; boxes this close to the image edge may enter/leave for free
     pairs_per_node: int = 6  # division pairs kept per mother (cheapest first)
     div_rate_bounds: tuple[float, float] = DIV_RATE_BOUNDS
     # nats per unit of (1 − IoU after motion compensation); used only when the caller passes
@@ -117,22 +147,29 @@ def tracking_costs(
     dst = np.asarray(edge_target, np.int64)
     t = np.asarray(cells.t, np.int64)
     n = len(t)
-    c = np.asarray(cells.centroid, np.float64)
+    geom = motion_space(cells)
+    c = geom.centroid
     area = np.asarray(cells.area, np.float64)
-    dim = c.shape[1]
+    dim = geom.dim
     p_div = (
-        division_rate(t, params.div_rate_bounds)
+        np.full(n, initial_division_rate(params.div_rate_bounds))
         if motion.division_rate is None
         else np.asarray(motion.division_rate, np.float64)
     )
+    p_start, p_end = end_probabilities(cells, motion, params)
     dt = (t[dst] - t[src]).astype(np.float64)
     pred = c[src] + dt[:, None] * motion.shift[src]
     r2 = np.sum((c[dst] - pred) ** 2, axis=1)
     g = np.log(area[dst] / area[src])
+    cut = touches_edge(cells)
+    # each cell the edge cuts adds its visible area's own spread to the log ratio's
+    n_cut = cut[src].astype(np.float64) + cut[dst]
+    sig_g = np.sqrt(motion.growth_sigma**2 + n_cut * cut_growth_sigma(cells, cut) ** 2)
     edge_cost = (
         -np.log1p(-p_div[src])
+        - np.log1p(-p_end[src])
         + robust_nll(r2, motion.sigma_motion * np.sqrt(dt), dim)
-        + robust_nll((g - dt * motion.growth_mean) ** 2, motion.growth_sigma * np.sqrt(dt), 1)
+        + robust_nll((g - dt * motion.growth_mean) ** 2, sig_g * np.sqrt(dt), 1)
         + params.gap * (dt - 1.0)
     )
     edge_iou = None
@@ -140,14 +177,26 @@ def tracking_costs(
         edge_iou = np.asarray(overlap(src, dst, dt[:, None] * motion.shift[src]), np.float64)
         edge_cost = edge_cost + params.iou_weight * (1.0 - edge_iou)
     pairs, pair_total = division_pairs(
-        cells, src, dst, motion, p_div, params.pairs_per_node, edge_iou=edge_iou, iou_weight=params.iou_weight
+        cells,
+        src,
+        dst,
+        motion,
+        p_div,
+        params.pairs_per_node,
+        edge_iou=edge_iou,
+        iou_weight=params.iou_weight,
+        p_end=p_end,
     )
     pair_cost = pair_total - edge_cost[pairs[:, 0]] - edge_cost[pairs[:, 1]]
-    free_in, free_out = _free_ends(cells, params.border)
-    appear = np.where(free_in, 0.0, params.appear)
-    disappear = np.where(free_out, 0.0, params.disappear)
+    roots = None if node_hier_parent is None else np.asarray(node_hier_parent) < 0
+    density = cell_density(t, c, dim, roots)
+    appear = -np.log(density) - np.log(p_start)
+    disappear = -np.log(p_end)
+    if n:  # the movie's first / last frame: every cell there starts / ends for free
+        appear[t == t.min()] = 0.0
+        disappear[t == t.max()] = 0.0
     if node_cost is None:
-        base = params.node if params.node is not None else -(params.appear + params.disappear) - 5
+        base = params.node if params.node is not None else -(appear.max(initial=0.0) + disappear.max(initial=0.0)) - 5
         node_cost = np.full(n, base)
     return CandidateGraph(
         node_t=t,
@@ -173,16 +222,21 @@ def division_pairs(
     keep: int,
     edge_iou: np.ndarray | None = None,
     iou_weight: float = 0.0,
+    p_end: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidate daughter pairs (edge index pairs) and their division cost D (docstring).
 
     All pairs of one-frame out-edges of each mother are scored at once (grouped by out-degree,
-    vectorised); the ``keep`` cheapest per mother are returned.
+    vectorised); the ``keep`` cheapest per mother are returned. ``p_end``
+    (:func:`end_probabilities`; default 0): a dividing mother is one that did not end.
     """
     t = np.asarray(cells.t, np.int64)
-    c = np.asarray(cells.centroid, np.float64)
+    if p_end is None:
+        p_end = np.zeros(len(t))
+    geom = motion_space(cells)
+    c = geom.centroid
     area = np.asarray(cells.area, np.float64)
-    dim = c.shape[1]
+    dim = geom.dim
     one = np.flatnonzero(t[dst] - t[src] == 1)
     one = one[np.argsort(src[one], kind="stable")]
     _mothers, start, deg = np.unique(src[one], return_index=True, return_counts=True)
@@ -200,9 +254,10 @@ def division_pairs(
     aj, ak = area[j], area[k]
     union = (aj[:, None] * c[j] + ak[:, None] * c[k]) / (aj + ak)[:, None]
     pred = c[i] + motion.shift[i]
-    sep, perp = daughter_offsets(np.asarray(cells.cov, np.float64)[i], c[j], c[k])
+    sep, perp = daughter_offsets(geom.cov[i], c[j], c[k])
     total = (
         -np.log(p_div[i])
+        - np.log1p(-p_end[i])
         + robust_nll(np.sum((union - pred) ** 2, axis=1), motion.sigma_motion, dim)
         + robust_nll((np.log((aj + ak) / area[i]) - motion.growth_mean) ** 2, motion.growth_sigma, 1)
         + gaussian_nll((sep - motion.sep_mean) ** 2, motion.sep_sigma, 1)
@@ -252,16 +307,25 @@ def fold_pairs(graph: CandidateGraph) -> CandidateGraph:
     )
 
 
-def _free_ends(cells: CellFeatures, border: int) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray(cells.t)
-    dim = len(cells.image_shape)
-    bbox = np.asarray(cells.bbox)
-    at_border = np.any(bbox[:, :dim] <= border, axis=1) | np.any(
-        bbox[:, dim:] >= np.asarray(cells.image_shape) - border, axis=1
-    )
-    if len(t) == 0:
-        return at_border, at_border
-    return at_border | (t == t.min()), at_border | (t == t.max())
+def end_probabilities(
+    cells: CellFeatures, motion: MotionModel, params: CostParams = DEFAULT_COST_PARAMS
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P_start, P_end) per cell: the chance that its track starts here (it came in across the
+    image edge, :func:`solvers.motion.crossing_probability`, or began inside at the rate q_a)
+    and ends here (it leaves, or ends inside at the rate q_d): P = p + (1 − p) q.
+
+    q_a, q_d are the motion model's estimated interior rates, clipped to
+    [e^{−appear}, END_RATE_MAX] (e^{−appear}: their value before the first estimate), so an end
+    never costs more than ``params.disappear`` nats and neither is ever certain or impossible.
+    """
+    lo_a, lo_d = np.exp(-params.appear), np.exp(-params.disappear)
+    q_a = lo_a if motion.appear_rate is None else float(np.clip(motion.appear_rate, lo_a, END_RATE_MAX))
+    q_d = lo_d if motion.disappear_rate is None else float(np.clip(motion.disappear_rate, lo_d, END_RATE_MAX))
+    p_in, p_out = crossing_probability(cells, motion.shift, motion.sigma_motion)
+    # 1 − P computed as (1 − p)(1 − q) and kept ≥ 1e-9 so that −log(1 − P) stays finite
+    p_start = np.minimum(p_in + (1.0 - p_in) * q_a, 1.0 - 1e-9)
+    p_end = np.minimum(p_out + (1.0 - p_out) * q_d, 1.0 - 1e-9)
+    return p_start, p_end
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,15 @@ units of half the mother's length :math:`h_i = \max(L_i/2, 1)`:
 
 The division cost (:mod:`solvers.costs`) scores these two numbers and the motion estimate
 (:mod:`solvers.motion`) measures their spread over the selected divisions; both read them here.
+
+**Physical geometry** (:func:`motion_space`). Positions and boxes are stored in pixels; the costs
+and the motion model read them in physical units, measured in the finest pixel of the movie
+(``spacing / min(spacing)``): a z step of 3 µm over a 0.5 µm xy pixel counts as 6. The unit is
+the finest pixel, not the micrometre, so that a movie given in µm and the same movie given in
+pixels (isotropic spacing) are costed identically (the Gaussian NLLs hold a ``log σ`` term that
+depends on the unit). An axis that the cells *span* (:func:`spanned_axes`: a shallow stack's z)
+is no degree of freedom: its coordinate is set to 0, so it adds nothing to a residual, to a
+division's geometry or to the dimension of the motion model, and no cell crosses it.
 """
 
 from __future__ import annotations
@@ -86,3 +95,55 @@ def daughter_offsets(mother_cov: np.ndarray, first: np.ndarray, second: np.ndarr
     along = np.einsum("pd,pd->p", s, axis)
     perp = np.linalg.norm(s - along[:, None] * axis, axis=1) / half
     return sep, perp
+
+
+def spanned_axes(cells: CellFeatures) -> np.ndarray:
+    """(D,) bool: the axes that the cells span, along which no cell can move or leave.
+
+    An axis is spanned when the typical cell (the median) covers it from one edge of the image
+    to the other, or when the image along it is no longer (physically) than the typical cell is
+    wide in its other axes (a 5-slice stack of nuclei: every nucleus touches the first and last
+    slice, and its z centre is the stack's). Never every axis.
+    """
+    shape = np.asarray(cells.image_shape, np.int64)
+    d = len(shape)
+    out = np.zeros(d, bool)
+    bbox = np.asarray(cells.bbox, np.int64)
+    if len(bbox) == 0 or d < 2:
+        return out
+    scale = cells.scale
+    extent = (bbox[:, d:] - bbox[:, :d]) * scale  # (N, D) physical
+    for a in range(d):
+        covers = float(np.median((bbox[:, a] <= 0) & (bbox[:, d + a] >= shape[a]))) >= 0.5
+        others = np.delete(extent, a, axis=1).max(axis=1)
+        thin = shape[a] * scale[a] <= float(np.median(others))
+        out[a] = covers or thin
+    if out.all():  # cells larger than the image on every axis: nothing is known, keep them all
+        out[:] = False
+    return out
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Centroids, covariances and boxes in the motion model's units (module docstring)."""
+
+    centroid: np.ndarray  # (N, D), spanned axes 0
+    cov: np.ndarray  # (N, D, D), spanned rows/columns 0
+    unit: np.ndarray  # (D,) size of a pixel per axis in the finest pixel (spacing / min)
+    active: np.ndarray  # (D,) bool: the axes cells move along (not spanned)
+
+    @property
+    def dim(self) -> int:
+        """Degrees of freedom of a position (the active axes)."""
+        return int(self.active.sum())
+
+
+def motion_space(cells: CellFeatures) -> Geometry:
+    """The cells' geometry in the units the costs and the motion model use (docstring)."""
+    scale = cells.scale
+    unit = scale / scale.min()
+    active = ~spanned_axes(cells)
+    w = unit * active
+    c = np.asarray(cells.centroid, np.float64) * w
+    cov = np.asarray(cells.cov, np.float64) * w[None, :, None] * w[None, None, :]
+    return Geometry(centroid=c, cov=cov, unit=unit, active=active)

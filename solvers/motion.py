@@ -29,17 +29,25 @@ total areas; the shape scales loose (σ_g = 0.1, μ_s = 1, σ_s = σ_⊥ = σ_r 
 log area ratios of the selected one-frame continuations, and sep, ⊥ the daughter offsets of the
 selected divisions (:func:`solvers.features.daughter_offsets`), all robust statistics:
 
-* σ_m = median ‖r‖ / √(2 ln 2) (Rayleigh: the median of ‖r‖ for a 2-D Gaussian of per-axis σ),
+* σ_m = median ‖r‖ / √(2 ln 2) (Rayleigh: the median of ‖r‖ for a 2-D Gaussian of per-axis σ;
+  :func:`chi_median` in D dimensions),
 * μ_g = median g, σ_g = 1.4826 MAD(g) (at least 0.02),
 * μ_s = median sep, σ_s = 1.4826 MAD(sep) (at least 0.05),
 * σ_⊥ = median ⊥ / 0.6745, σ_r = median |log(A_j/A_k)| / 0.6745 (half-normal medians, at least
   0.05),
-* p_t = (N_{t+1} − N_t) / N_t over the selected nodes (:func:`division_rate`), clipped to
-  :data:`DIV_RATE_BOUNDS`,
+* p_t = the selected divisions over the selected cells that could divide (not in the last
+  frame), clipped to :data:`DIV_RATE_BOUNDS`; the interior start / end rates q_a, q_d from the
+  selected cells without a predecessor / successor, each one's chance of having crossed the
+  image edge instead taken out by EM (:func:`selected_rates`, :func:`interior_rate`). Not
+  from the cell counts: cells leaving, entering and dying move them as much as divisions do,
 
 each falling back to the previous value when too few links support it. So the costs
 re-calibrate themselves on every iteration (:mod:`solvers.refine`) instead of being tuned by
 hand.
+
+Positions are those of :func:`solvers.features.motion_space` (physical, in the finest pixel;
+spanned axes dropped), and the Rayleigh median becomes the χ median of the D moving axes
+(:func:`chi_median`: 3-D residuals have a larger median norm than 2-D ones of the same σ).
 """
 
 from __future__ import annotations
@@ -49,12 +57,30 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
+from scipy.special import ndtr
+from scipy.stats import chi2
 
-from solvers.features import CellFeatures, daughter_offsets
+from solvers.features import CellFeatures, daughter_offsets, motion_space
 from solvers.types import Solution
 
 RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))  # median of |r| for a unit 2-D Gaussian
 DIV_RATE_BOUNDS = (0.01, 0.5)  # per-frame division rate p_t is clipped to this range
+END_RATE_MAX = 0.5  # an interior start or end rate above this is not a tracking problem
+OUTLIER, WIDE = 0.05, 4.0  # the robust motion model: a 5 % component 4 times broader (costs.robust_nll)
+
+
+def chi_median(dim: int) -> float:
+    """Median of |r| for a unit ``dim``-dimensional Gaussian (2-D: the Rayleigh median 1.18)."""
+    return float(np.sqrt(chi2.ppf(0.5, max(dim, 1))))
+
+
+def initial_division_rate(bounds: tuple[float, float]) -> float:
+    """Division rate before any link: the geometric centre of ``bounds`` (0.07 by default).
+
+    Not the growth of the cell count, which entering, leaving and dying cells move as much as
+    divisions do; the selected divisions re-estimate it from the first solve on.
+    """
+    return float(np.sqrt(bounds[0] * bounds[1]))
 
 
 @dataclass(frozen=True)
@@ -69,8 +95,12 @@ class MotionModel:
     perp_sigma: float  # std of daughter offset across the mother's long axis / (L/2)
     ratio_sigma: float  # std of log(area daughter 1 / area daughter 2)
     sep_mean: float = 1.0  # mean daughter separation / (L/2) (1 = halves of a rod)
-    # per-node division rate of its frame; None: the costs count all candidates (division_rate)
+    # per-node division rate; None: initial_division_rate of the cost parameters' bounds
     division_rate: np.ndarray | None = None
+    # per-cell, per-frame rate of starting / ending away from the image edge (births from
+    # nothing, deaths, cells leaving the focal plane or layer); None: the cost parameters' floor
+    appear_rate: float | None = None
+    disappear_rate: float | None = None
 
 
 def link_displacements(
@@ -259,24 +289,153 @@ def growth_spread(node_t: np.ndarray, expansion: np.ndarray) -> np.ndarray:
     return out
 
 
-def division_rate(node_t: np.ndarray, bounds: tuple[float, float], counted: np.ndarray | None = None) -> np.ndarray:
-    """Per-node division rate of its frame, (N_{t+1} − N_t)/N_t clipped to ``bounds``.
+def cut_growth_sigma(cells: CellFeatures, cut: np.ndarray) -> float:
+    """Spread of the log visible area of a cell that the image edge cuts: what is visible
+    follows the edge, not growth, so a continuation's log area ratio gains this much spread per
+    cut cell (costs). 1.4826 MAD of the log areas of all cut cells: a statistic of the
+    candidates, not of a selection, which would keep only the links it already liked."""
+    la = np.log(np.asarray(cells.area, np.float64)[np.asarray(cut, bool)])
+    return robust_sigma(la, 0.02, 1.0)
 
-    N_t counts the nodes of frame t, or only the ``counted`` ones (the selected nodes of the
-    previous solve: in a candidate forest, candidates are not cells).
+
+def touches_edge(cells: CellFeatures) -> np.ndarray:
+    """(N,) bool: the cell's box reaches the image edge on an axis cells move along (the edge
+    cuts it, so its visible area and centre follow the edge as well as the cell)."""
+    g = motion_space(cells)
+    d = len(cells.image_shape)
+    bbox = np.asarray(cells.bbox, np.int64)
+    shape = np.asarray(cells.image_shape, np.int64)
+    cut = (bbox[:, :d] <= 0) | (bbox[:, d:] >= shape)
+    out: np.ndarray = np.any(cut & g.active, axis=1)
+    return out
+
+
+def cell_density(node_t: np.ndarray, centroid: np.ndarray, dim: int, counted: np.ndarray | None = None) -> np.ndarray:
+    """(N,) cells per unit volume around each cell, from its frame's median nearest-neighbour
+    distance r: a Poisson scatter has P(nn > r) = exp(−ρ V_D r^D), so ρ = ln 2 / (V_D r^D)
+    (V_D the unit ball's volume, D = ``dim``, the axes cells move along).
+
+    The density of new cells at x is ρ(x) times the chance that a cell there is new, so it is
+    what an appearance's position costs against a continuation's Gaussian density (both per
+    unit volume: the costs do not depend on the unit of length). ``counted``: the candidates
+    that are cells (a forest's roots; nested candidates are not neighbours).
     """
-    node_t = np.asarray(node_t, np.int64)
-    if len(node_t) == 0:
-        return np.zeros(0)
-    t0 = int(node_t.min())
-    w = None if counted is None else np.asarray(counted, np.float64)
-    counts = np.bincount(node_t - t0, weights=w, minlength=int(node_t.max()) - t0 + 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = (counts[1:] - counts[:-1]) / counts[:-1]
-    r = np.clip(np.nan_to_num(r, nan=bounds[0], posinf=bounds[1], neginf=bounds[0]), *bounds)
-    r[-1] = bounds[0]
-    rate: np.ndarray = r[node_t - t0]
-    return rate
+    from scipy.special import gamma
+
+    t = np.asarray(node_t, np.int64)
+    n = len(t)
+    keep = np.ones(n, bool) if counted is None else np.asarray(counted, bool)
+    dim = max(dim, 1)
+    r_med = np.full(n, np.nan)
+    for f in np.unique(t):
+        here = np.flatnonzero(t == f)
+        pts = centroid[here[keep[here]]]
+        if len(pts) >= 2:
+            d = np.asarray(cKDTree(pts).query(pts, k=2)[0])[:, 1]
+            r_med[here] = max(float(np.median(d)), 1.0)
+    if np.all(np.isnan(r_med)):
+        r_med[:] = 1.0
+    r_med = np.where(np.isnan(r_med), np.nanmedian(r_med), r_med)
+    ball = np.pi ** (dim / 2.0) / gamma(dim / 2.0 + 1.0)
+    out: np.ndarray = np.log(2.0) / (ball * r_med**dim)
+    return out
+
+
+def _tail(z: np.ndarray, sigma: float) -> np.ndarray:
+    """P(displacement along one axis > z) under the robust motion model (costs.robust_nll)."""
+    p: np.ndarray = (1.0 - OUTLIER) * ndtr(-z / sigma) + OUTLIER * ndtr(-z / (WIDE * sigma))
+    return p
+
+
+def crossing_probability(cells: CellFeatures, shift: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(p_enter, p_exit) per cell: the chance that it came in across the image edge since the
+    previous frame, and that it leaves the image before the next.
+
+    A cell is in view while any part of it is, so it leaves when its far side (the side of its
+    box away from the edge, at distance ``inner`` from the edge, physical) crosses the edge: the
+    displacement toward that edge, N(v_out, σ²) under the motion model (``shift`` v, ``sigma``
+    σ, with the 5 % broad tail of the link costs), exceeds ``inner``. A cell cut by the edge
+    (a sliver) is likely to go, one that touches it with its whole body is not. It entered when
+    the same held for the motion from the previous frame (v the same shift). Summed over the
+    2 sides of every axis cells move along (spanned axes are never crossed).
+    """
+    g = motion_space(cells)
+    d = len(cells.image_shape)
+    bbox = np.asarray(cells.bbox, np.float64)
+    n = len(bbox)
+    v = np.asarray(shift, np.float64).reshape(n, d)
+    shape = np.asarray(cells.image_shape, np.float64)
+    stay_in = np.ones(n)
+    stay_out = np.ones(n)
+    for a in np.flatnonzero(g.active):
+        lo = bbox[:, d + a] * g.unit[a]  # far side from the low edge
+        hi = (shape[a] - bbox[:, a]) * g.unit[a]  # far side from the high edge
+        stay_out *= (1.0 - _tail(lo + v[:, a], sigma)) * (1.0 - _tail(hi - v[:, a], sigma))
+        stay_in *= (1.0 - _tail(lo - v[:, a], sigma)) * (1.0 - _tail(hi + v[:, a], sigma))
+    return 1.0 - stay_in, 1.0 - stay_out
+
+
+def interior_rate(ended: np.ndarray, p_cross: np.ndarray, floor: float, n_iter: int = 50) -> float:
+    """Maximum-likelihood rate q of ending (or starting) away from the edge, given which cells
+    ended and each one's chance of having crossed the edge instead.
+
+    A cell ends with probability p + (1 − p) q (it crossed, or it did not and ended anyway);
+    EM over "crossed or not": an ended cell did not cross with responsibility
+    r = (1 − p) q / (p + (1 − p) q), and q = Σ r / (#not ended + Σ r). Clipped to
+    [floor, END_RATE_MAX].
+    """
+    e = np.asarray(ended, bool)
+    p = np.clip(np.asarray(p_cross, np.float64), 0.0, 1.0)
+    if len(e) == 0:
+        return floor
+    q = max(float(e.mean()), floor)
+    stay = float((~e).sum())
+    pe = p[e]
+    for _ in range(n_iter):
+        r = (1.0 - pe) * q / np.maximum(pe + (1.0 - pe) * q, 1e-300)
+        q_new = float(r.sum()) / max(stay + float(r.sum()), 1e-12)
+        if abs(q_new - q) <= 1e-6 * q:
+            q = q_new
+            break
+        q = q_new
+    return float(np.clip(q, floor, END_RATE_MAX))
+
+
+def selected_rates(
+    cells: CellFeatures,
+    edge_source: np.ndarray,
+    edge_target: np.ndarray,
+    solution: Solution,
+    p_enter: np.ndarray,
+    p_exit: np.ndarray,
+    bounds: tuple[float, float],
+    floor: float = 1e-12,
+) -> tuple[float, float, float]:
+    """(division, appear, disappear) rates per cell and frame from a solution's selection.
+
+    Division: the selected cells (not in the last frame) with two selected successors over all
+    of them, clipped to ``bounds``: read from the divisions themselves, so cells that leave, die
+    or enter do not move it. Appear / disappear: :func:`interior_rate` over the selected cells
+    without a predecessor (not in the first frame) / successor (not in the last), each one's
+    chance of an edge crossing taken out.
+    """
+    t = np.asarray(cells.t, np.int64)
+    src = np.asarray(edge_source, np.int64)
+    dst = np.asarray(edge_target, np.int64)
+    nsel = np.asarray(solution.node_selected, bool)
+    esel = np.asarray(solution.edge_selected, bool)
+    n = len(t)
+    if n == 0 or not nsel.any():
+        return initial_division_rate(bounds), floor, floor
+    n_out = np.bincount(src[esel], minlength=n)
+    n_in = np.bincount(dst[esel], minlength=n)
+    first, last = int(t[nsel].min()), int(t[nsel].max())
+    can_go = nsel & (t < last)
+    can_come = nsel & (t > first)
+    div = float(np.clip((n_out[can_go] >= 2).sum() / max(int(can_go.sum()), 1), *bounds))
+    app = interior_rate(n_in[can_come] == 0, p_enter[can_come], floor)
+    dis = interior_rate(n_out[can_go] == 0, p_exit[can_go], floor)
+    return div, app, dis
 
 
 def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np.ndarray) -> MotionModel:
@@ -294,7 +453,8 @@ def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np
     σ_g = 0.1, μ_s = 1, σ_s = σ_⊥ = 0.3, σ_r = 0.3 (loose: refined from the selected divisions).
     """
     t = np.asarray(cells.t, np.int64)
-    c = np.asarray(cells.centroid, np.float64)
+    geom = motion_space(cells)
+    c = geom.centroid
     src, dst = np.asarray(edge_source, np.int64), np.asarray(edge_target, np.int64)
     shift = frame_translation(t, c, src, dst)
     gap = cell_spacing(t, c)
@@ -316,7 +476,7 @@ def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np
         d, _ = cKDTree(c[b]).query(c[a] + shift[a], k=1)
         nn.append(d)
         logs.append(np.log(cells.area[b].sum() / cells.area[a].sum()))
-    sig = float(np.median(np.concatenate(nn))) / RAYLEIGH_MEDIAN if nn else 5.0
+    sig = float(np.median(np.concatenate(nn))) / chi_median(geom.dim) if nn else 5.0
     growth = float(np.median(logs)) if logs else 0.0
     return MotionModel(
         shift=shift,
@@ -343,7 +503,8 @@ def estimate_motion(
     src = np.asarray(edge_source, np.int64)
     dst = np.asarray(edge_target, np.int64)
     t = np.asarray(cells.t, np.int64)
-    c = np.asarray(cells.centroid, np.float64)
+    geom = motion_space(cells)
+    c = geom.centroid
     area = np.asarray(cells.area, np.float64)
     esel = np.asarray(solution.edge_selected, bool)
     u, has = link_displacements(t, c, area, src, dst, esel)
@@ -351,10 +512,15 @@ def estimate_motion(
     n_out = np.bincount(src[esel], minlength=len(t))
     cont = esel & (n_out[src] == 1) & (t[dst] - t[src] == 1)
     resid = c[dst[cont]] - (c[src[cont]] + shift[src[cont]])
-    sig_m = float(np.median(np.linalg.norm(resid, axis=1))) / RAYLEIGH_MEDIAN if cont.any() else previous.sigma_motion
-    g = np.log(area[dst[cont]] / area[src[cont]])
-    growth = float(np.median(g)) if cont.sum() >= 5 else previous.growth_mean
+    sig_m = (
+        float(np.median(np.linalg.norm(resid, axis=1))) / chi_median(geom.dim) if cont.any() else previous.sigma_motion
+    )
+    cut = touches_edge(cells)
+    inner = cont & ~cut[src] & ~cut[dst]
+    g = np.log(area[dst[inner]] / area[src[inner]])
+    growth = float(np.median(g)) if inner.sum() >= 5 else previous.growth_mean
     sig_g = robust_sigma(g, 0.02, previous.growth_sigma)
+
     # division geometry from the selected divisions
     div_e = np.flatnonzero(esel & (n_out[src] == 2))
     div_e = div_e[np.argsort(src[div_e], kind="stable")]
@@ -367,20 +533,25 @@ def estimate_motion(
     )
     if len(ea) >= 5:
         i, j, k = src[ea], dst[ea], dst[eb]
-        sep, perp = daughter_offsets(np.asarray(cells.cov, np.float64)[i], c[j], c[k])
+        sep, perp = daughter_offsets(geom.cov[i], c[j], c[k])
         sep_mean = float(np.median(sep))
         sep_sig = robust_sigma(sep, 0.05, previous.sep_sigma)
         perp_sig = max(float(np.median(perp)) / 0.6745, 0.05)  # half-normal: median = 0.6745 σ
         ratio = np.log(area[j] / area[k])
         ratio_sig = max(float(np.median(np.abs(ratio))) / 0.6745, 0.05)
+    sigma = max(sig_m, 1.0)
+    p_enter, p_exit = crossing_probability(cells, shift, sigma)
+    p_div, app, dis = selected_rates(cells, src, dst, solution, p_enter, p_exit, bounds)
     return MotionModel(
         shift=shift,
-        sigma_motion=max(sig_m, 1.0),
+        sigma_motion=sigma,
         growth_mean=growth,
         growth_sigma=sig_g,
         sep_sigma=sep_sig,
         perp_sigma=perp_sig,
         ratio_sigma=ratio_sig,
         sep_mean=sep_mean,
-        division_rate=division_rate(t, bounds, counted=solution.node_selected),
+        division_rate=np.full(len(t), p_div),
+        appear_rate=app,
+        disappear_rate=dis,
     )

@@ -1,10 +1,10 @@
 r"""The solve / re-estimate loop: costs whose scales are learnt from the solver's own answer.
 
 The costs (:mod:`solvers.costs`) are negative log-likelihoods whose parameters θ (motion field,
-noise scales, division geometry and rate: :class:`solvers.motion.MotionModel`) are not known
-before the links are. :func:`refine_cost_model` alternates the two maximisations of a hard EM
-(classification EM: the "E step" picks the single best assignment instead of averaging over
-them)::
+noise scales, division geometry, and the division, interior appear and disappear rates:
+:class:`solvers.motion.MotionModel`) are not known before the links are.
+:func:`refine_cost_model` alternates the two maximisations of a hard EM (classification EM: the
+"E step" picks the single best assignment instead of averaging over them)::
 
     θ₀ = initial_motion(candidates)                         (needs no links)
     Sₖ = argmin_S  cost(S; θₖ)                              (the caller's solver)
@@ -86,6 +86,9 @@ def refine_cost_model(
                 "sep_sigma": motion.sep_sigma,
                 "perp_sigma": motion.perp_sigma,
                 "ratio_sigma": motion.ratio_sigma,
+                "division_rate": float("nan") if motion.division_rate is None else float(np.mean(motion.division_rate)),
+                "appear_rate": float("nan") if motion.appear_rate is None else motion.appear_rate,
+                "disappear_rate": float("nan") if motion.disappear_rate is None else motion.disappear_rate,
                 "changed_links": changed,
                 "status": new.status.value,
                 "seconds": new.seconds,
