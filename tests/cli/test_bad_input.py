@@ -284,3 +284,130 @@ def test_edits_print_run_ids_as_integers(db_url: str, synthetic_ctc: Path) -> No
     header = csv_lines[0].split(",")
     runs_col = [line.split(",")[header.index("run_id")] for line in csv_lines[1:]]
     assert runs_col == [str(run_id), ""]
+
+
+# --- issue 11: spacing, annotation flaws, no pair within the radius ------------------------------
+BAD_SPACING = [
+    ("0,1", "every value must be a finite number > 0"),
+    ("-1,1", "every value must be a finite number > 0"),
+    ("nan,1", "every value must be a finite number > 0"),
+    ("1,inf", "every value must be a finite number > 0"),
+    ("1", "has 1 value(s); give 3 (z,y,x) or 2 (y,x)"),
+    ("1,2,3,4", "has 4 value(s)"),
+    ("a,b", "is not a comma-separated list of numbers"),
+    ("1,1,1", "--spacing has 3 value(s) but the frames are 2D (shape (64, 80)): give 2 (y,x)"),
+]
+
+
+@pytest.mark.parametrize("spacing", [s for s, _ in BAD_SPACING])
+def test_bad_spacing_is_one_line_and_store_unchanged(
+    loaded: Store, db_url: str, synthetic_ctc: Path, spacing: str
+) -> None:
+    before = snapshot(loaded)
+    r = trackdb("import-ctc", str(synthetic_ctc), "--movie", "s", "--masks-only", "--spacing", spacing, db=db_url)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ")
+    assert dict(BAD_SPACING)[spacing] in lines[0]
+    assert snapshot(loaded) == before
+
+
+def test_2d_spacing_on_a_3d_movie_is_refused(loaded: Store, db_url: str, tmp_path: Path) -> None:
+    from synthetic.cases import case
+    from synthetic.ctc_io import write_ctc
+    from synthetic.movies import generate
+
+    ds = write_ctc(generate(case("stack_shallow", quick=True)), tmp_path / "stack", raw=False)
+    before = snapshot(loaded)
+    r = trackdb("import-ctc", str(ds), "--movie", "s", "--masks-only", "--spacing", "0.5,0.5", db=db_url)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "--spacing has 2 value(s) but the frames are 3D (shape (5, 128, 128)): give 3 (z,y,x)" in lines[0]
+    assert snapshot(loaded) == before
+    with pytest.raises(InputError, match="give 3"):
+        import_ctc(loaded, ds, "01", "s", masks_only=True, spacing=(0.5, 0.5))
+    for bad in ((0.0, 1.0, 1.0), (3.0, -0.5, 0.5), (float("nan"), 1.0, 1.0), (True, 1.0, 1.0)):
+        with pytest.raises(InputError, match="finite numbers > 0"):
+            import_ctc(loaded, ds, "01", "s", masks_only=True, spacing=bad)
+    assert snapshot(loaded) == before
+    r = trackdb("import-ctc", str(ds), "--movie", "s", "--masks-only", "--spacing", "3,0.5,0.5", db=db_url)
+    assert r.returncode == 0, r.stderr
+    assert loaded.movie("s").spacing == (3.0, 0.5, 0.5)
+
+
+def flawed(root: Path) -> None:
+    """A stray fragment of track 5 in frame 3 and a 1-pixel object (its own track 6) in frame 4."""
+    f = _tra(root) / "man_track003.tif"
+    img = tifffile.imread(f)
+    img[2:4, 2:4] = 5  # far from track 5's body at (50, 54)
+    tifffile.imwrite(f, img)
+    f = _tra(root) / "man_track004.tif"
+    img = tifffile.imread(f)
+    img[60, 75] = 6
+    tifffile.imwrite(f, img)
+    with (_tra(root) / "man_track.txt").open("a") as fh:
+        fh.write("6 4 4 0\n")
+
+
+def test_fragments_and_one_pixel_objects_warn_and_are_counted(
+    loaded: Store, db_url: str, synthetic_ctc: Path, tmp_path: Path
+) -> None:
+    from trackdb.store import runs
+
+    bad = tmp_path / "flawed"
+    shutil.copytree(synthetic_ctc, bad)
+    flawed(bad)
+    for name, extra in (("flaws", ("--masks-only",)), ("flaws_gt", ())):
+        r = trackdb("import-ctc", str(bad), "--movie", name, *extra, db=db_url)
+        assert r.returncode == 0, r.stderr
+        warnings = r.stderr.strip().splitlines()
+        assert len(warnings) == 2, r.stderr
+        assert "1 object(s) in more than one piece (stray fragments; first: label 5 in frame 3)" in warnings[0]
+        assert "1 1-pixel object(s) (first: label 6 in frame 4)" in warnings[1]
+        assert all(w.startswith("warning: ") for w in warnings)
+        run = runs.latest_run(loaded, loaded.movie(name).id, runs.RunKind.IMPORT)
+        assert run is not None
+        assert run.summary is not None
+        assert run.summary["fragmented_objects"] == 1
+        assert run.summary["one_pixel_objects"] == 1
+        assert len(run.summary["warnings"]) == 2
+    # kept going: every object is a node, and the default link runs on them
+    assert trackdb("link", "--movie", "flaws", db=db_url).returncode == 0
+    clean = runs.latest_run(loaded, loaded.movie("synth").id, runs.RunKind.IMPORT)
+    assert clean is not None
+    assert clean.summary is not None
+    assert clean.summary["fragmented_objects"] == 0
+
+
+def test_no_pair_within_the_radius_is_one_line_and_store_unchanged(
+    loaded: Store, db_url: str, synthetic_ctc: Path, tmp_path: Path
+) -> None:
+    assert trackdb("import-ctc", str(synthetic_ctc), "--movie", "m", "--masks-only", db=db_url).returncode == 0
+    one = tmp_path / "one"
+    shutil.copytree(synthetic_ctc, one)
+    for f in sorted(_tra(one).glob("man_track*.tif"))[1:]:
+        f.unlink()
+    for f in sorted((one / "01").glob("t*.tif"))[1:]:
+        f.unlink()
+    (_tra(one) / "man_track.txt").write_text("1 0 0 0\n")
+    assert trackdb("import-ctc", str(one), "--movie", "single", "--masks-only", db=db_url).returncode == 0
+    before = snapshot(loaded)
+    for args, expected in (
+        (("--movie", "m", "--max-distance", "0.5"), "movie 'm': no candidate pairs within 0.5 physical units"),
+        (("--movie", "m", "--max-distance", "0.5", "--k", "3", "--dt", "2"), "in the next 2 frame(s)"),
+        (("--movie", "single"), "no candidate pairs: 1 frame(s) hold cells and none has cells in the next 1"),
+    ):
+        r = trackdb("link", *args, db=db_url)
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1, r.stderr
+        assert lines[0].startswith("error: ")
+        assert expected in lines[0], lines[0]
+        assert snapshot(loaded) == before
+    from trackdb.stages.link import run_link
+
+    with pytest.raises(InputError, match="no candidate pairs within 0.5"):
+        run_link(loaded, "m", max_distance=0.5)
+    assert snapshot(loaded) == before

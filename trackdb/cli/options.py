@@ -24,6 +24,27 @@ class FiniteFloatRange(click.FloatRange):
         return rv
 
 
+class Spacing(click.ParamType):
+    """``z,y,x`` or ``y,x``: the physical size of a pixel per axis, each a finite number > 0
+    (whether the count fits the movie's frames is checked once they are read)."""
+
+    name = "spacing"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        parts = [p.strip() for p in str(value).split(",")]
+        try:
+            values = tuple(float(p) for p in parts)
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of numbers (z,y,x or y,x)", param, ctx)
+        if len(values) not in (2, 3):
+            self.fail(f"{value!r} has {len(values)} value(s); give 3 (z,y,x) or 2 (y,x)", param, ctx)
+        if not all(math.isfinite(v) and v > 0 for v in values):
+            self.fail(f"{value!r}: every value must be a finite number > 0", param, ctx)
+        return values
+
+
 POSITIVE = FiniteFloatRange(min=0, min_open=True)  # seconds, pixels, rates, temperatures
 FRACTION = FiniteFloatRange(0, 1)
 

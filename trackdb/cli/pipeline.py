@@ -45,21 +45,35 @@ def candidates(
 
 @click.command()
 @MOVIE_OPTION
-@click.option("--max-distance", type=POSITIVE, default=60.0, show_default=True, help="Search radius (px).")
 @click.option(
-    "--k", type=click.IntRange(min=1), default=10, show_default=True, help="Nearest candidates per frame step."
+    "--max-distance",
+    type=POSITIVE,
+    default=None,
+    help="Search radius in physical units (the movie's spacing; pixels where none was imported). "
+    "Default: chosen from the cells (size, neighbour distance, motion).",
+)
+@click.option(
+    "--k",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Nearest candidates per frame step. Default: chosen from the cells.",
 )
 @click.option(
     "--dt", type=click.IntRange(min=1), default=1, show_default=True, help="Longest gap (frames) a link may close."
 )
 @DB_OPTION
-def link(movie_name: str, max_distance: float, k: int, dt: int, db_url: str | None) -> None:
-    """Candidate links between candidates of nearby frames."""
+def link(movie_name: str, max_distance: float | None, k: int | None, dt: int, db_url: str | None) -> None:
+    """Candidate links between candidates of nearby frames (distances in physical units)."""
     from trackdb.stages.link import run_link
+    from trackdb.store import runs
+    from trackdb.store.runs import LinkParams
 
     with open_store(db_url) as store:
         run_id = run_link(store, movie_name, max_distance=max_distance, k=k, dt=dt)
-    click.echo(f"link run {run_id} done")
+        p = runs.get_run(store, run_id).typed(LinkParams)
+    if p.chosen:
+        click.echo(f"link: chosen from the cells: {p.chosen['reason']}")
+    click.echo(f"link run {run_id} done (radius {p.max_distance:.4g}, k {p.k}, dt {p.dt})")
 
 
 @click.command()

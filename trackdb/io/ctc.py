@@ -8,6 +8,7 @@ Every check here names the file or frame at fault, because users fix data by han
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,66 @@ def check_label_range(stack: np.ndarray, where: list[Path] | Path) -> None:
             f"{name}: label {int(top[t])} exceeds the {limit} pixels a frame of shape "
             f"{stack.shape[1:]} holds; labels number objects (renumber them from 1)"
         )
+
+
+@dataclass(frozen=True)
+class LabelFlaws:
+    """Objects real annotations hold that are not cells as drawn: a label in more than one
+    connected piece (a stray fragment apart from its body) and 1-pixel objects. Kept as they
+    are (they are the annotation), counted and warned about."""
+
+    fragmented: int
+    one_pixel: int
+    first_fragmented: tuple[int, int] | None  # (frame, label)
+    first_one_pixel: tuple[int, int] | None
+
+    def warnings(self, where: object) -> list[str]:
+        out = []
+        if self.fragmented:
+            t, lab = self.first_fragmented or (0, 0)
+            out.append(
+                f"{where}: {self.fragmented} object(s) in more than one piece (stray fragments; first: label {lab} "
+                f"in frame {t}); kept as annotated, their centre is that of all their pixels"
+            )
+        if self.one_pixel:
+            t, lab = self.first_one_pixel or (0, 0)
+            out.append(
+                f"{where}: {self.one_pixel} 1-pixel object(s) (first: label {lab} in frame {t}); kept as annotated"
+            )
+        return out
+
+    def to_json(self) -> dict[str, int]:
+        return {"fragmented_objects": self.fragmented, "one_pixel_objects": self.one_pixel}
+
+
+def label_flaws(stack: np.ndarray) -> LabelFlaws:
+    """Count fragmented and 1-pixel objects of a (T, [Z,] Y, X) label stack, one pass a frame
+    (pixels of one label touching on a face, edge or corner are one piece)."""
+    from skimage.measure import label as components
+
+    fragmented = one_pixel = 0
+    first_frag: tuple[int, int] | None = None
+    first_pix: tuple[int, int] | None = None
+    for t, frame in enumerate(stack):
+        if not frame.any():
+            continue
+        flat = frame.ravel()
+        counts = np.bincount(flat)
+        single = np.flatnonzero(counts[1:] == 1) + 1
+        if len(single):
+            one_pixel += len(single)
+            first_pix = first_pix or (t, int(single[0]))
+        comp = components(frame, background=0, connectivity=frame.ndim).ravel()
+        if int(comp.max()) == int(np.count_nonzero(counts[1:])):  # one piece per label: the usual case
+            continue
+        fg = flat != 0
+        pairs = np.unique(np.stack([flat[fg].astype(np.int64), comp[fg].astype(np.int64)]), axis=1)
+        labs, pieces = np.unique(pairs[0], return_counts=True)
+        split = labs[pieces > 1]
+        if len(split):
+            fragmented += len(split)
+            first_frag = first_frag or (t, int(split[0]))
+    return LabelFlaws(fragmented, one_pixel, first_frag, first_pix)
 
 
 def read_man_track(path: Path) -> np.ndarray:

@@ -55,7 +55,7 @@ _NODE_DOC = {
 _EDGE_DOC = {
     "edge_id": ("trackdb edge id", None),
     "dt": ("frames between source and target", "frame"),
-    "distance": ("centroid distance, pixels", "pixel"),
+    "distance": ("centroid distance in physical units (the movie's spacing; pixels for links made without it)", None),
     "iou": ("mask overlap (intersection over union)", None),
     "cost": ("linking cost used by the solver", None),
     "selected": ("edge belongs to the exported solution", None),

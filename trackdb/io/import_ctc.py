@@ -29,6 +29,30 @@ class ImportResult:
     n_nodes: int
     n_edges: int
     solution_id: int | None
+    spacing: tuple[float, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def check_spacing(spacing: tuple[float, ...] | None, shape: tuple[int, ...]) -> tuple[float, ...]:
+    """The physical size of a pixel per axis ([z,] y, x) for frames of ``shape``; ones if None.
+
+    Refused: a value that is not a finite number > 0, and a count other than the frames' axes
+    (a 2D spacing on a 3D movie would silently count z slices as pixels)."""
+    ndim = len(shape)
+    if spacing is None:
+        return (1.0,) * ndim
+    values = tuple(spacing)
+    for v in values:
+        number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        if not number or not np.isfinite(v) or v <= 0:
+            raise InputError(f"--spacing values must be finite numbers > 0, got {','.join(map(str, values))}")
+    if len(values) != ndim:
+        axes = "z,y,x" if ndim == 3 else "y,x"
+        raise InputError(
+            f"--spacing has {len(values)} value(s) but the frames are {ndim}D (shape {tuple(shape)}): "
+            f"give {ndim} ({axes})"
+        )
+    return tuple(float(v) for v in values)
 
 
 def lineage_links(t: np.ndarray, label: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +83,14 @@ def import_ctc(
     masks_only: bool = False,
     no_gt: bool = False,
     experiment: str | None = None,
+    spacing: tuple[float, ...] | None = None,
 ) -> ImportResult:
-    """Import ``DATASET/SEQ`` (raw, optional) and ``DATASET/SEQ_GT/TRA`` (masks + lineage)."""
+    """Import ``DATASET/SEQ`` (raw, optional) and ``DATASET/SEQ_GT/TRA`` (masks + lineage).
+
+    ``spacing``: the physical size of a pixel per axis ([z,] y, x), stored on the movie (links
+    and costs measure distances with it). Masks with stray fragments or 1-pixel objects are
+    imported as annotated; they are counted in the import run's summary and in ``warnings``.
+    """
     dataset = Path(dataset)
     if not dataset.is_dir():
         raise InputError(f"dataset folder {dataset} does not exist")
@@ -78,6 +108,9 @@ def import_ctc(
             if len(raw_files) != n_frames:
                 raise InputError(f"{raw_dir} has {len(raw_files)} frames but {gt_dir} has {n_frames}")
             ctc.check_frame_shapes(raw_files, shape)
+    sp = check_spacing(spacing, tuple(int(s) for s in shape))
+    flaws = ctc.label_flaws(masks) if masks is not None else None
+    warnings = tuple(flaws.warnings(gt_dir)) if flaws is not None else ()
 
     with store.begin() as conn:
         movie_id = store.add_movie(
@@ -87,6 +120,7 @@ def import_ctc(
             n_frames,
             uri=str(raw_dir.resolve()) if raw_files else None,
             experiment=experiment,
+            spacing=sp,
         )
         run_id = runs.record_finished(
             conn,
@@ -94,15 +128,19 @@ def import_ctc(
             RunKind.IMPORT,
             ImportParams(dataset=str(dataset.resolve()), seq=seq, masks_only=masks_only, no_gt=no_gt),
         )
+        summary: dict[str, object] = {"spacing": list(sp)}
+        if flaws is not None:
+            summary.update(flaws.to_json(), warnings=list(warnings))
+        runs.set_summary(conn, run_id, summary)
         if masks is None:
-            return ImportResult(movie_id, run_id, n_frames, 0, 0, None)
+            return ImportResult(movie_id, run_id, n_frames, 0, 0, None, sp, warnings)
         if masks_only:
             cands = candidates_from_labels(masks)
             ingest.insert_nodes(conn, movie_id, run_id, cands, "labels")
-            return ImportResult(movie_id, run_id, n_frames, len(cands), 0, None)
+            return ImportResult(movie_id, run_id, n_frames, len(cands), 0, None, sp, warnings)
         assert tracks is not None
-        n_nodes, n_edges, sid = write_lineage(store, conn, movie_id, run_id, masks, tracks, "gt", "gt")
-    return ImportResult(movie_id, run_id, n_frames, n_nodes, n_edges, sid)
+        n_nodes, n_edges, sid = write_lineage(store, conn, movie_id, run_id, masks, tracks, "gt", "gt", spacing=sp)
+    return ImportResult(movie_id, run_id, n_frames, n_nodes, n_edges, sid, sp, warnings)
 
 
 def write_lineage(
@@ -114,16 +152,18 @@ def write_lineage(
     tracks: np.ndarray,
     source: str,
     name: str,
+    spacing: tuple[float, ...] | None = None,
 ) -> tuple[int, int, int]:
     """Store CTC-style label images + lineage table as nodes, links and a current solution.
 
     Used for imported ground truth and for results that arrive as a CTC lineage (EmbedTrack
-    linking); node labels are the track ids. Returns (nodes, links, solution id).
+    linking); node labels are the track ids; link distances in physical units (``spacing``,
+    pixels if None). Returns (nodes, links, solution id).
     """
     cands = candidates_from_labels(masks)
     node_ids = ingest.insert_nodes(conn, movie_id, run_id, cands, source)
     src, dst = lineage_links(cands.t, cands.label, tracks)
-    cen = np.asarray(cands.centroid)
+    cen = np.asarray(cands.centroid) * np.asarray(spacing or (1.0,) * cands.ndim)
     edges = CandidateEdges(
         source=src,
         target=dst,

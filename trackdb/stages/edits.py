@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from inference.edges import link_candidates, mask_iou
+from inference.edges import mask_iou
 from inference.regions import candidates_from_components
 from inference.types import Candidates
 from trackdb.errors import ConflictError, InputError, NotFoundError
 from trackdb.stages import pins as pin_rules
+from trackdb.stages.link import link_cells
 from trackdb.store import edits as log
 from trackdb.store import runs
 from trackdb.store.core import Connection, Movie, Store
@@ -435,7 +436,7 @@ def _write_cells(store: Store, conn: Connection, movie: Movie, chain: SolveChain
     new_ids = log.insert_cells(conn, movie.id, chain.candidate_run, cells, emb_dim)
     both = _concat(near, cells)
     all_ids = np.concatenate([near_ids, new_ids])
-    edges = link_candidates(both, max_distance=link.max_distance, k=link.k, dt_max=link.dt)
+    edges = link_cells(both, link, movie.spacing)  # the link run's rule, in its units
     is_new = np.zeros(len(all_ids), bool)
     is_new[len(near_ids) :] = True
     keep = is_new[edges.source] | is_new[edges.target]

@@ -1,5 +1,10 @@
 """The link stage: candidate links from every candidate to its k nearest candidates of the
-next ``dt`` frames within a radius.
+next ``dt`` frames within a radius, in physical units (the movie's spacing, so an anisotropic z
+counts as far as it is).
+
+Without a radius or k the stage chooses them from the cells themselves (:func:`choose_link`):
+cell size, nearest-neighbour distance and a first motion estimate, so one default fits bacteria,
+nuclei, dense tissue and 3D stacks alike instead of a pixel count tuned to one movie.
 
 The links of a source frame depend only on that frame and the ``dt`` frames after it, so a run
 can be written in frame chunks (:func:`link_frames`, the experiment engine's tasks) and gives
@@ -8,33 +13,205 @@ the same links as one pass over the movie.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from inference.edges import link_candidates
-from inference.types import CandidateEdges
+from inference.types import CandidateEdges, Candidates
 from trackdb.errors import InputError
 from trackdb.store import ingest, runs
 from trackdb.store.core import Movie, Store
 from trackdb.store.graph import load_candidates
 from trackdb.store.runs import LinkParams, RunKind
 
+# The default radius covers RADIUS_MOTIONS times the 95% quantile of the first motion estimate
+# (fast cells' true continuations, which the nearest-neighbour estimate understates where cells
+# move more than half their spacing), and at least RADIUS_DIAMETERS cell diameters (slow cells).
+RADIUS_MOTIONS = 3.0
+RADIUS_DIAMETERS = 2.0
+# k: the next-frame cells within K_MOTIONS motion scales of a cell (99% quantile over cells),
+# plus one for a division's second daughter, within [K_MIN, K_MAX]. Dense tissue has many cells
+# in the radius but few where a cell can plausibly have gone, so the candidate count stays low.
+K_MOTIONS = 2.0
+K_QUANTILE = 0.99
+MOTION_QUANTILE = 0.95
+K_MIN, K_MAX = 3, 20
 
-def check_link(max_distance: float, k: int, dt: int) -> None:
-    """The link parameters' rules (the CLI's and an experiment manifest's)."""
-    number = isinstance(max_distance, (int, float, np.integer, np.floating)) and not isinstance(max_distance, bool)
-    if not number or not math.isfinite(max_distance) or max_distance <= 0:
-        raise InputError(f"--max-distance must be a finite number of pixels > 0, got {max_distance!r}")
+
+@dataclass(frozen=True)
+class LinkChoice:
+    """A radius and k chosen from the cells, and the statistics they came from (physical units)."""
+
+    max_distance: float
+    k: int
+    diameter: float  # median equivalent diameter (disc or ball of the cell's area or volume)
+    neighbour: float | None  # median distance to the nearest other cell of the same frame
+    motion: float  # 95% quantile of the distance to the nearest cell of the next frame
+    cells: int
+
+    def reason(self) -> str:
+        """One line: what was chosen and why."""
+        nn = "n/a" if self.neighbour is None else f"{self.neighbour:.3g}"
+        size = RADIUS_DIAMETERS * self.diameter
+        return (
+            f"radius {self.max_distance:.3g} = max({RADIUS_MOTIONS:g} x motion {self.motion:.3g}, "
+            f"{RADIUS_DIAMETERS:g} x diameter {self.diameter:.3g}) "
+            f"[{'motion' if self.max_distance > size else 'size'}], "
+            f"k {self.k} = next-frame cells within {K_MOTIONS:g} x motion (99%) + 1; "
+            f"nearest neighbour {nn}, {self.cells} cells, physical units"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "diameter": round(self.diameter, 6),
+            "neighbour": None if self.neighbour is None else round(self.neighbour, 6),
+            "motion": round(self.motion, 6),
+            "cells": self.cells,
+        }
+
+
+def physical(centroid: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+    """Pixel centroids (N, D) in physical units."""
+    return np.asarray(centroid, np.float64) * np.asarray(spacing, np.float64)
+
+
+def equivalent_diameter(size: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+    """Diameter of the disc (2D) or ball (3D) with each object's area or volume (physical)."""
+    vol = np.asarray(size, np.float64) * float(np.prod(spacing))
+    if len(spacing) == 3:
+        return np.asarray(np.cbrt(6.0 * vol / np.pi))
+    return np.asarray(np.sqrt(4.0 * vol / np.pi))
+
+
+def _next_frames(t: np.ndarray, dt: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(cells of frame f, cells of the nearest later frame within ``dt`` that holds any)."""
+    order = np.argsort(t, kind="stable")
+    frames, starts = np.unique(t[order], return_index=True)
+    groups = np.split(order, starts[1:])
+    pairs = []
+    for i in range(len(frames) - 1):
+        if frames[i + 1] - frames[i] <= dt:
+            pairs.append((groups[i], groups[i + 1]))
+    return pairs
+
+
+def choose_link(
+    t: np.ndarray, centroid: np.ndarray, size: np.ndarray, spacing: tuple[float, ...], dt: int = 1
+) -> LinkChoice:
+    """Radius and k from the cells: size, spacing, nearest-neighbour distance, first motion.
+
+    The first motion estimate is the distance from each cell to the nearest cell of the next
+    frame (no link needed); its 95% quantile ignores cells that enter or leave. The radius is
+    :data:`RADIUS_MOTIONS` times that, at least :data:`RADIUS_DIAMETERS` median diameters; k
+    counts the next-frame cells where a cell may plausibly have gone (see the module constants).
+    Raises :class:`InputError` where no frame has a later frame with cells within ``dt``.
+    """
+    t = np.asarray(t, np.int64)
+    p = physical(centroid, spacing)
+    pairs = _next_frames(t, dt)
+    if not pairs:
+        frames = len(np.unique(t))
+        raise InputError(
+            f"no candidate pairs: {frames} frame(s) hold cells and none has cells in the next {dt} frame(s)"
+        )
+    nearest = np.concatenate([np.asarray(cKDTree(p[b]).query(p[a], k=1)[0]) for a, b in pairs])
+    motion = float(np.quantile(nearest, MOTION_QUANTILE))
+    diameter = float(np.median(equivalent_diameter(size, spacing)))
+    radius = max(RADIUS_MOTIONS * motion, RADIUS_DIAMETERS * diameter)
+    if not math.isfinite(radius) or radius <= 0:  # every cell 0-sized and still: nothing to scale by
+        radius = float(max(spacing))
+    reach = max(K_MOTIONS * motion, float(min(spacing)))
+    counts = np.concatenate(
+        [np.asarray(cKDTree(p[b]).query_ball_point(p[a], reach, return_length=True)) for a, b in pairs]
+    )
+    k = int(np.clip(math.ceil(float(np.quantile(counts, K_QUANTILE))) + 1, K_MIN, K_MAX))
+    same = [np.asarray(cKDTree(p[i]).query(p[i], k=2)[0])[:, 1] for i in np.split(*_by_frame(t)) if len(i) >= 2]
+    neighbour = float(np.median(np.concatenate(same))) if same else None
+    return LinkChoice(radius, k, diameter, neighbour, motion, len(t))
+
+
+def _by_frame(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(t, kind="stable")
+    return order, np.unique(t[order], return_index=True)[1][1:]
+
+
+def check_link(max_distance: float | None, k: int | None, dt: int) -> None:
+    """The link parameters' rules (the CLI's and an experiment manifest's); None = choose."""
+    if max_distance is not None:
+        number = isinstance(max_distance, (int, float, np.integer, np.floating)) and not isinstance(max_distance, bool)
+        if not number or not math.isfinite(max_distance) or max_distance <= 0:
+            raise InputError(f"--max-distance must be a finite number > 0 (physical units), got {max_distance!r}")
     for name, v in (("k", k), ("dt", dt)):
+        if name == "k" and v is None:
+            continue
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
             raise InputError(f"--{name} must be an integer >= 1, got {v!r}")
 
 
-def link_params(store: Store, movie: Movie, *, max_distance: float, k: int, dt: int) -> LinkParams:
-    """What a link run of ``movie`` records: its candidate set and the checked parameters."""
+def link_params(
+    store: Store, movie: Movie, *, max_distance: float | None = None, k: int | None = None, dt: int = 1
+) -> LinkParams:
+    """What a link run of ``movie`` records: its candidate set and the checked parameters.
+
+    A radius or k not given is chosen from the candidates (:func:`choose_link`; the statistics
+    go into ``chosen``). Raises :class:`InputError` before anything is written where no
+    candidate pair lies within the radius, so a refused link leaves the store unchanged.
+    """
     check_link(max_distance, k, dt)
-    return LinkParams(candidate_run_id=runs.candidate_run(store, movie), max_distance=max_distance, k=k, dt=dt)
+    cand_run = runs.candidate_run(store, movie)
+    cands, _ = load_candidates(store, cand_run, movie.ndim, with_masks=False)
+    if len(cands) == 0:
+        raise InputError(f"movie {movie.name!r}: the candidate run {cand_run} holds no cells")
+    chosen = None
+    if max_distance is None or k is None:
+        choice = choose_link(cands.t, cands.centroid, cands.area, movie.spacing, dt)
+        chosen = {**choice.to_json(), "reason": choice.reason()}
+        max_distance = choice.max_distance if max_distance is None else float(max_distance)
+        k = choice.k if k is None else int(k)
+    params = LinkParams(
+        candidate_run_id=cand_run,
+        max_distance=float(max_distance),
+        k=int(k),
+        dt=dt,
+        units="physical",
+        chosen=chosen,
+    )
+    if not any_pair_within(cands.t, physical(cands.centroid, movie.spacing), params.max_distance, dt):
+        raise no_links(movie, params)
+    return params
+
+
+def any_pair_within(t: np.ndarray, points: np.ndarray, radius: float, dt: int) -> bool:
+    """Whether some cell has a cell of the next ``dt`` frames within ``radius``."""
+    order, cuts = _by_frame(np.asarray(t, np.int64))
+    frames = {int(t[g[0]]): g for g in np.split(order, cuts) if len(g)}
+    for f, a in frames.items():
+        for d in range(1, dt + 1):
+            b = frames.get(f + d)
+            if b is not None and np.isfinite(cKDTree(points[b]).query(points[a], distance_upper_bound=radius)[0]).any():
+                return True
+    return False
+
+
+def scale_for(params: LinkParams, spacing: tuple[float, ...]) -> tuple[float, ...]:
+    """Per-axis factor from pixels to the units of ``params`` (old runs linked in pixels)."""
+    return tuple(spacing) if params.units == "physical" else (1.0,) * len(spacing)
+
+
+def link_cells(cands: Candidates, params: LinkParams, spacing: tuple[float, ...]) -> CandidateEdges:
+    """The link stage's rule on ``cands`` (pixel coordinates): distances in the run's units."""
+    sp = np.asarray(scale_for(params, spacing), np.float64)
+    scaled = dataclasses.replace(
+        cands,
+        centroid=np.asarray(cands.centroid, np.float64) * sp,
+        prev_centroid=None if cands.prev_centroid is None else np.asarray(cands.prev_centroid, np.float64) * sp,
+    )
+    return link_candidates(scaled, max_distance=params.max_distance, k=params.k, dt_max=params.dt)
 
 
 def link_frames(store: Store, movie: Movie, run_id: int, params: LinkParams, frames: range | None = None) -> int:
@@ -48,7 +225,7 @@ def link_frames(store: Store, movie: Movie, run_id: int, params: LinkParams, fra
         return 0
     last = min(frames[-1] + params.dt, movie.n_frames - 1)
     cands, ids = load_candidates(store, params.candidate_run_id, movie.ndim, with_masks=True, frames=(frames[0], last))
-    edges = link_candidates(cands, max_distance=params.max_distance, k=params.k, dt_max=params.dt)
+    edges = link_cells(cands, params, movie.spacing)
     keep = np.flatnonzero(cands.t[edges.source] <= frames[-1]) if len(edges.source) else np.zeros(0, np.int64)
     edges = _subset(edges, keep)
     if len(edges.source):
@@ -73,14 +250,37 @@ def _subset(edges: CandidateEdges, keep: np.ndarray) -> CandidateEdges:
 
 
 def no_links(movie: Movie, params: LinkParams) -> InputError:
-    return InputError(f"movie {movie.name!r}: no candidate pairs within {params.max_distance} px; raise --max-distance")
+    unit = "physical units" if params.units == "physical" else "px"
+    return InputError(
+        f"movie {movie.name!r}: no candidate pairs within {params.max_distance:.6g} {unit} "
+        f"(spacing {','.join(f'{s:g}' for s in movie.spacing)}) in the next {params.dt} frame(s); "
+        "raise --max-distance or --dt"
+    )
 
 
-def run_link(store: Store, movie_name: str, *, max_distance: float = 60.0, k: int = 10, dt: int = 1) -> int:
-    """Candidate links from every node to its k nearest candidates in the next ``dt`` frames."""
+def run_link(
+    store: Store, movie_name: str, *, max_distance: float | None = None, k: int | None = None, dt: int = 1
+) -> int:
+    """Candidate links from every node to its k nearest candidates in the next ``dt`` frames.
+
+    ``max_distance`` is in physical units (the movie's spacing); it and ``k`` are chosen from
+    the cells when not given (:func:`choose_link`, recorded in the run's params and summary).
+    """
     movie = store.movie(movie_name)
     params = link_params(store, movie, max_distance=max_distance, k=k, dt=dt)
     with runs.record(store, movie.id, RunKind.LINK, params, parent_run_id=params.candidate_run_id) as run_id:
-        if link_frames(store, movie, run_id, params) == 0:
+        n = link_frames(store, movie, run_id, params)
+        if n == 0:
             raise no_links(movie, params)
+        with store.begin() as c:
+            runs.set_summary(c, run_id, link_summary(params, n))
     return run_id
+
+
+def link_summary(params: LinkParams, n_links: int) -> dict[str, Any]:
+    """The run summary: the links written and where the radius and k came from."""
+    out: dict[str, Any] = {"links": n_links, "max_distance": params.max_distance, "k": params.k, "dt": params.dt}
+    out["chosen"] = "from the cells" if params.chosen else "given"
+    if params.chosen:
+        out["reason"] = params.chosen.get("reason")
+    return out

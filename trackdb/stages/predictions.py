@@ -180,5 +180,7 @@ def run_embedtrack(store: Store, movie_name: str, *, min_object_size: int | None
     with runs.record(store, movie.id, RunKind.SOLVE, params) as run_id:
         labels, tracks = embedtrack_solve(zarr_path, min_object_size=min_object_size, fg_thresh=fg_thresh)
         with store.begin() as c:
-            _, _, sid = write_lineage(store, c, movie.id, run_id, np.asarray(labels), tracks, "cluster", "embedtrack")
+            _, _, sid = write_lineage(
+                store, c, movie.id, run_id, np.asarray(labels), tracks, "cluster", "embedtrack", spacing=movie.spacing
+            )
     return sid

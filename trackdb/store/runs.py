@@ -107,10 +107,16 @@ class CandidatesParams(Params):
 
 @dataclass(frozen=True)
 class LinkParams(Params):
+    """A link run: radius ``max_distance`` in ``units`` ("physical": the movie's spacing;
+    None: pixels, the runs written before spacing was honoured, whose rows carry no unit) and
+    ``k``, either given or chosen from the cells (``chosen``: the statistics and the reason)."""
+
     candidate_run_id: int
     max_distance: float
     k: int
     dt: int = 1
+    units: str | None = None
+    chosen: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

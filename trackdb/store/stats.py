@@ -22,6 +22,7 @@ def movies_table(store: Store) -> pd.DataFrame:
             "name": m.name,
             "frames": m.n_frames,
             "shape": "x".join(map(str, m.shape)),
+            "spacing": ",".join(f"{s:g}" for s in m.spacing),
             "current_solution": m.current_solution_id,
         }
         for m in store.movies()
@@ -38,6 +39,7 @@ def store_stats(store: Store, movie_name: str | None = None) -> dict[str, Any]:
                 "movie": m.name,
                 "frames": m.n_frames,
                 "shape": list(m.shape),
+                "spacing": list(m.spacing),
                 "nodes": _count(c, schema.node, schema.node.c.movie_id == m.id),
                 "edges": _count(c, schema.edge, schema.edge.c.movie_id == m.id),
                 "solutions": _count(c, schema.solution, schema.solution.c.movie_id == m.id),
