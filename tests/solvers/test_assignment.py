@@ -106,6 +106,15 @@ def test_dense_movie_with_long_gaps(seed: int) -> None:
     assert_same_optimum(g)
 
 
+def test_components_the_lp_leaves_fractional_go_to_the_mip() -> None:
+    mip_used = 0
+    for seed in range(40):
+        g = random_movie(200 + seed, pairs=True, n_frames=5, max_cells=12)
+        assert_same_optimum(g)
+        mip_used += solve_fixed(g).info.get("packing_mip_options", 0) > 0
+    assert mip_used >= 3
+
+
 def test_costed_colony_matches_the_joint_program() -> None:
     from solvers.costs import tracking_costs
     from solvers.motion import initial_motion
