@@ -74,3 +74,20 @@ def test_empty_movie_and_bad_input() -> None:
         candidates_from_labels(np.zeros((5, 5), np.uint8))
     with pytest.raises(ValueError):
         candidates_from_labels(np.zeros((1, 5, 5), np.float32))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_covariance_of_many_shapes_equals_the_per_mask_moments(ndim: int) -> None:
+    rng = np.random.default_rng(ndim)
+    lab = np.zeros((2,) + (24,) * ndim, np.uint16)
+    for k in range(1, 40):  # random boxes, some overlapping (later labels win), some one pixel
+        lo = rng.integers(0, 20, ndim)
+        hi = lo + rng.integers(1, 5, ndim)
+        lab[(int(rng.integers(0, 2)),) + tuple(slice(a, b) for a, b in zip(lo, hi))] = k
+    c = candidates_from_labels(lab)
+    cov = mask_covariance(c)
+    assert len({m.shape for m in c.masks}) > 5
+    for i, m in enumerate(c.masks):
+        x = np.argwhere(m).astype(float)
+        want = np.cov(x.T, bias=True).reshape(ndim, ndim) if len(x) >= 2 else np.zeros((ndim, ndim))
+        assert np.allclose(cov[i], want, atol=1e-9)
