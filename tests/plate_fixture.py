@@ -9,11 +9,14 @@ drawing's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import sqlalchemy as sa
 import tifffile
 
@@ -23,12 +26,13 @@ from trackdb.stages.solve import run_solve
 from trackdb.stages.uncertainty import run_uncertainty
 from trackdb.store import Store, schema, solutions
 
-from .conftest import ellipse
+from .conftest import PG_URL, _pg_engine, _pg_state, ellipse
 
 Cell = Callable[[int], tuple[float, float, float, float]]  # t -> (cy, cx, ry, rx)
 SHAPE = (64, 96)
 N_FRAMES = 12
 EXPERIMENT = "plate-1"
+TIME_INTERVAL = {"A01": 0.5, "A02": 0.5, "B01": 0.25}  # hours per frame
 
 
 @dataclass(frozen=True)
@@ -156,3 +160,33 @@ def _relabel(got: np.ndarray, movie: PlateMovie) -> list[tuple[int, int, int]]:
 def rows(store: Store, sql: str, **params: object) -> list[tuple]:
     with store.engine.connect() as c:
         return [tuple(r) for r in c.execute(sa.text(sql), params)]
+
+
+@contextmanager
+def plate_store(engine: str, root: Path) -> Iterator[Store]:
+    """The built plate in a new store on ``engine`` (sqlite or postgresql: a schema of its own,
+    dropped after; skipped when the server is unreachable), with each movie's time interval."""
+    schema_name = None
+    if engine == "sqlite":
+        url = f"sqlite:///{root / 'plate.sqlite'}"
+    else:
+        eng = _pg_engine()
+        if eng is None:
+            pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {_pg_state['error']}")
+        schema_name = f"t_{uuid.uuid4().hex[:12]}"
+        with eng.begin() as c:
+            c.exec_driver_sql(f"CREATE SCHEMA {schema_name}")
+        url = f"{PG_URL}?options=-csearch_path%3D{schema_name}"
+    store = Store(url, create=True)
+    try:
+        build_plate(store, root)
+        m = schema.movie.c
+        with store.begin() as c:
+            for name, dt in TIME_INTERVAL.items():
+                c.execute(schema.movie.update().where(m.name == name).values(time_interval=dt))
+        yield store
+    finally:
+        store.close()
+        if schema_name is not None:
+            with _pg_engine().begin() as c:  # type: ignore[union-attr]
+                c.exec_driver_sql(f"DROP SCHEMA {schema_name} CASCADE")

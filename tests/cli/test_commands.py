@@ -22,6 +22,7 @@ COMMANDS = {
     "export-ctc",
     "evaluate",
     "export-geff",
+    "export-parquet",
     "export-tracks",
     "candidates",
     "link",

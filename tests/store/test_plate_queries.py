@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +18,7 @@ from trackdb.errors import NotFoundError
 from trackdb.stages.uncertainty import uncertain
 from trackdb.store import Store, db, queries, schema
 
-from ..conftest import PG_URL, _pg_engine, _pg_state
-from ..plate_fixture import A01, A02, B01, EXPERIMENT, build_plate, rows
+from ..plate_fixture import A01, A02, B01, EXPERIMENT, TIME_INTERVAL, plate_store, rows
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plate_queries.md"
 DOC_PARAMS: dict[str, object] = {
@@ -31,7 +29,6 @@ DOC_PARAMS: dict[str, object] = {
     "margin": 2,
     "node_id": 3162,
 }
-TIME_INTERVAL = {"A01": 0.5, "A02": 0.5, "B01": 0.25}  # hours per frame
 # tables whose rows grow with the movies: never read whole
 BIG = ("movie", "node", "edge", "solution_node", "solution_edge", "track", "edge_probability", "node_probability")
 
@@ -44,29 +41,8 @@ def doc_queries() -> dict[str, str]:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def plate(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """The three-movie plate, built once per engine for this module."""
-    root = tmp_path_factory.mktemp("plate")
-    schema_name = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{root / 'plate.sqlite'}"
-    else:
-        eng = _pg_engine()
-        if eng is None:
-            pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {_pg_state['error']}")
-        schema_name = f"t_{uuid.uuid4().hex[:12]}"
-        with eng.begin() as c:
-            c.exec_driver_sql(f"CREATE SCHEMA {schema_name}")
-        url = f"{PG_URL}?options=-csearch_path%3D{schema_name}"
-    store = Store(url, create=True)
-    build_plate(store, root)
-    m = schema.movie.c
-    with store.begin() as c:
-        for name, dt in TIME_INTERVAL.items():
-            c.execute(schema.movie.update().where(m.name == name).values(time_interval=dt))
-    yield store
-    store.close()
-    if schema_name is not None:
-        with _pg_engine().begin() as c:  # type: ignore[union-attr]
-            c.exec_driver_sql(f"DROP SCHEMA {schema_name} CASCADE")
+    with plate_store(request.param, tmp_path_factory.mktemp("plate")) as store:
+        yield store
 
 
 def run_doc(store: Store, name: str, **replace: str) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from trackdb.errors import NotFoundError
 from trackdb.store import schema
 from trackdb.store.core import Store
+from trackdb.store.frames import bulk_reader, read_frame, sorted_by
 
 _CELL_COLUMNS = "n.id AS node_id, n.t, n.label, n.z, n.y, n.x, n.area, sn.track_id"
 
@@ -428,3 +429,41 @@ def plate_early_ends(store: Store, experiment: str, key: str = "drug", margin: i
     """Per value of condition ``key``: tracks, and those that end before the last frame without
     dividing, as deaths (inside the field) and exits (within ``margin`` pixels of its edge)."""
     return _plate_df(store, "early_ends", experiment, key=key, margin=int(margin))
+
+
+# --- tables for exports of a whole experiment (trackdb.io.parquet) -------------------------------
+def movie_conditions(store: Store, movie_ids: list[int]) -> pd.DataFrame:
+    """``movie_id, key, value, value_num`` of the movies' conditions (``value`` as text)."""
+    mc = schema.movie_condition.c
+    with store.engine.connect() as c:
+        got = c.execute(
+            sa.select(mc.movie_id, mc.key, mc.value, mc.value_num)
+            .where(mc.movie_id.in_([int(i) for i in movie_ids]))
+            .order_by(mc.movie_id, mc.key)
+        ).all()
+    return pd.DataFrame(
+        [(int(m), str(k), None if v is None else str(v), n) for m, k, v, n in got],
+        columns=["movie_id", "key", "value", "value_num"],
+    )
+
+
+def run_probabilities(store: Store, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every probability an uncertainty run stored: of each candidate link (``edge_id,
+    source_id, node_id`` = its target, ``t`` = the target's frame, ``p, method``) and of each
+    candidate cell (``node_id, t, p, entropy, method``). Read in bulk like the graph exports."""
+    ep, e, npr, n = schema.edge_probability.c, schema.edge.c, schema.node_probability.c, schema.node.c
+    links = (
+        sa.select(ep.edge_id, e.source_id, e.target_id.label("node_id"), (e.t + e.dt).label("t"), ep.p, ep.method)
+        .select_from(schema.edge_probability.join(schema.edge, e.id == ep.edge_id))
+        .where(ep.run_id == int(run_id))
+    )
+    cells = (
+        sa.select(npr.node_id, n.t, npr.p, npr.entropy, npr.method)
+        .select_from(schema.node_probability.join(schema.node, n.id == npr.node_id))
+        .where(npr.run_id == int(run_id))
+    )
+    not_null = {"edge_id": False, "source_id": False, "node_id": False, "t": False, "p": False}
+    with bulk_reader(store) as conn:
+        link_df = read_frame(conn, links, not_null)
+        cell_df = read_frame(conn, cells, not_null)
+    return sorted_by(link_df, "edge_id"), sorted_by(cell_df, "node_id")
