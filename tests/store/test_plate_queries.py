@@ -284,3 +284,21 @@ def test_revision_0009_upgrades_and_downgrades_with_data(db_url: str) -> None:
     with engine.connect() as c:
         assert c.exec_driver_sql("SELECT name, experiment_id FROM movie").all() == [("m", 1)]
     engine.dispose()
+
+
+def test_probabilities_come_from_a_run_of_the_current_solution(plate: Store) -> None:
+    """A newer uncertainty run of another solution of B01 is not read: its divisions stay scored
+    by the run of the current solution (as `trackdb uncertain` picks it)."""
+    movie = plate.movie("B01")
+    with plate.begin() as c:
+        fake = c.execute(
+            schema.run.insert()
+            .values(movie_id=movie.id, kind="uncertainty", status="succeeded", params={"solution_id": 10**6})
+            .returning(schema.run.c.id)
+        ).scalar_one()
+    try:
+        got = queries.plate_uncertain_divisions(plate, EXPERIMENT)
+        assert [int(v) for v in got["scored"]] == [1, 0, 2]
+    finally:
+        with plate.begin() as c:
+            c.execute(schema.run.delete().where(schema.run.c.id == fake))

@@ -210,14 +210,16 @@ def run_sql(store: Store, sql: str, params: dict[str, object] | None = None) -> 
 # ix_run_movie_id, a solution's rows through their (solution_id, ...) keys, probabilities through
 # (run_id, edge_id) or edge_id, nodes by id.
 
-# The experiment's movies with their solution and their latest succeeded uncertainty run. An
-# uncertainty run describes the solution that was current when it ran: after a re-solve, run
-# ``trackdb uncertainty`` again before reading probabilities here.
+# The experiment's movies with their solution and the latest succeeded uncertainty run of that
+# solution (its ``params.solution_id``; ``->>`` reads JSON on PostgreSQL and SQLite >= 3.38), as
+# ``trackdb uncertain`` picks it: after a re-solve without a new uncertainty run (or refresh),
+# the movie's divisions count as not scored rather than scored by another solution's run.
 _PLATE_CTE = """plate AS (
     SELECT m.id AS movie_id, m.name AS movie, m.current_solution_id AS solution_id,
            m.n_frames, m.size_y, m.size_x, m.time_interval,
            (SELECT MAX(r.id) FROM run r WHERE r.movie_id = m.id AND r.kind = 'uncertainty'
-                AND r.status = 'succeeded') AS prob_run
+                AND r.status = 'succeeded'
+                AND CAST(r.params ->> 'solution_id' AS INTEGER) = m.current_solution_id) AS prob_run
     FROM experiment e JOIN movie m ON m.experiment_id = e.id
     WHERE e.name = :experiment AND m.current_solution_id IS NOT NULL
 )"""
