@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 
 from trackdb.store import Store
+
+if TYPE_CHECKING:  # pandas is imported where a table is printed: 0.3-0.8 s off every other command
+    import pandas as pd
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -64,6 +66,8 @@ def open_store(db_url: str | None, create: bool = False) -> Store:
 
 
 def print_table(df: pd.DataFrame, fmt: str) -> None:
+    import pandas as pd
+
     if fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
     elif fmt == "json":

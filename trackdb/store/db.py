@@ -9,18 +9,19 @@ upgrade``, newer ones ask for a newer trackdb.
 from __future__ import annotations
 
 import os
+import re
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 import migrations
 from trackdb.errors import ConnectionFailed, SchemaError
+
+if TYPE_CHECKING:  # alembic is imported where the schema changes or is refused (0.2-0.5 s a start)
+    from alembic.config import Config
 
 DEFAULT_URL = "sqlite:///trackdb.sqlite"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -103,24 +104,58 @@ def _redact(url: str) -> str:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
     return cfg
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
 
 
+_REVISION = re.compile(r"""^(down_)?revision\s*(?::[^=]*)?=\s*(None|["']([^"']+)["'])""", re.M)
+
+
+@cache
+def _linear_head() -> str | None:
+    """The head of ``migrations/versions`` read from the files' ``revision`` / ``down_revision``
+    lines without importing Alembic; None unless they form one chain (then Alembic decides)."""
+    revs: dict[str, str | None] = {}
+    for path in (Path(migrations.__file__).parent / "versions").glob("*.py"):
+        found = {m.group(1) or "": m.group(3) for m in _REVISION.finditer(path.read_text())}
+        if "" in found:
+            if found[""] is None or "down_" not in found:
+                return None
+            revs[found[""]] = found["down_"]
+    heads = set(revs) - {d for d in revs.values() if d is not None}
+    roots = [r for r, d in revs.items() if d is None]
+    if len(heads) != 1 or len(roots) != 1 or len(set(revs.values())) != len(revs):
+        return None
+    return heads.pop()
+
+
 def current_revision(engine: Engine) -> str | None:
+    """The database's Alembic revision (None: no trackdb schema), read with one SELECT."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:
+        raise SchemaError(f"database has {len(rows)} schema revisions ({', '.join(rows)}): not a trackdb database")
+    return str(rows[0]) if rows else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or upgrade the schema through Alembic (the only way the schema changes)."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     current = current_revision(engine)
     known = {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
     if current is not None and current not in known:
@@ -136,7 +171,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def check_schema(engine: Engine) -> None:
     """Refuse a database that is not at this code's head revision."""
+    from_files = _linear_head()
     current = current_revision(engine)
+    if from_files is not None and current == from_files:
+        return
+    from alembic.script import ScriptDirectory
+
     head = head_revision()
     if current == head:
         return
