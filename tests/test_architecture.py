@@ -19,13 +19,14 @@ FORBIDDEN = {
     "solvers": ("trackdb", "inference", "synthetic"),
     "inference": ("trackdb", "synthetic"),
     "synthetic": ("trackdb", "solvers", "inference"),
-    "trackdb/store": ("trackdb.io", "trackdb.stages", "trackdb.review", "trackdb.cli"),
-    "trackdb/io": ("trackdb.stages", "trackdb.review", "trackdb.cli"),
-    "trackdb/stages": ("trackdb.review", "trackdb.cli"),
+    "trackdb/store": ("trackdb.io", "trackdb.stages", "trackdb.experiment", "trackdb.review", "trackdb.cli"),
+    "trackdb/io": ("trackdb.stages", "trackdb.experiment", "trackdb.review", "trackdb.cli"),
+    "trackdb/stages": ("trackdb.experiment", "trackdb.review", "trackdb.cli"),
+    "trackdb/experiment": ("trackdb.review", "trackdb.cli"),  # the plate engine: Dask tasks over stages
     "trackdb/review": ("trackdb.cli",),  # the review page: a layer above stages, like cli
 }
 # only the store speaks SQL
-NO_SQL = ("trackdb/io", "trackdb/stages", "trackdb/review", "trackdb/cli")
+NO_SQL = ("trackdb/io", "trackdb/stages", "trackdb/experiment", "trackdb/review", "trackdb/cli")
 SQL_MODULES = ("sqlalchemy", "alembic", "psycopg", "trackdb.store.schema")
 
 
