@@ -133,3 +133,11 @@ def test_bad_manifest_leaves_postgresql_unwritten(plate: Path, tmp_path: Path, p
     assert "duplicate movie name" in r.stderr
     with sa.create_engine(pg_url).connect() as c:
         assert sa.inspect(c).get_table_names() == []
+
+
+def test_status_of_an_unknown_experiment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    Store(url, create=True).close()
+    r = trackdb("experiment", "status", "nope", db=url)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: no experiment 'nope' in this database (run `trackdb experiment run PLATE.toml`)"
