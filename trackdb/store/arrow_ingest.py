@@ -30,6 +30,8 @@ import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
 
+from trackdb.store.bulk import PG_ANALYZE_MIN_ROWS
+
 # subclass before base class: BigInteger is an Integer
 _ARROW_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], pa.DataType], ...] = (
     (sa.BigInteger, pa.int64()),
@@ -44,8 +46,9 @@ _NUMPY_INTS: dict[pa.DataType, np.dtype[Any]] = {pa.int64(): np.dtype(np.int64),
 # Rows per Arrow record batch encoded and sent at a time: the server inserts one chunk while
 # the client encodes the next, and the client never holds a whole batch's payload at once.
 COPY_CHUNK_ROWS = 25_000
-# Batches of at least this many rows may refresh the planner's statistics (``_analyze``).
-PG_ANALYZE_MIN_ROWS = 10_000
+# Batches of at least PG_ANALYZE_MIN_ROWS rows may refresh the planner's statistics
+# (``_analyze``); the constant lives in trackdb.store.bulk, which imports this module only where
+# PostgreSQL is written.
 
 
 def arrow_type(column: sa.Column[Any]) -> pa.DataType:

@@ -22,9 +22,10 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from trackdb.store.arrow_ingest import copy_columns
-
 SQLITE_CHUNK_ROWS = 20_000
+# PostgreSQL batches this large refresh the planner's statistics (trackdb.store.arrow_ingest,
+# imported where PostgreSQL is written: pyarrow, pgpq and psycopg cost 0.1-0.3 s of every start)
+PG_ANALYZE_MIN_ROWS = 10_000
 
 
 def driver_connection(conn: Connection) -> Any:
@@ -39,6 +40,8 @@ def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
     """Insert plain tuples fast: ``executemany`` on SQLite, binary ``COPY`` on PostgreSQL."""
     raw = driver_connection(conn)
     if conn.dialect.name == "postgresql":
+        from trackdb.store.arrow_ingest import copy_columns
+
         values = list(zip(*rows))
         if not values:
             return 0
@@ -92,6 +95,8 @@ def bulk_insert_columns(conn: Connection, table: sa.Table, cols: dict[str, objec
         return 0
     raw = driver_connection(conn)
     if conn.dialect.name == "postgresql":
+        from trackdb.store.arrow_ingest import copy_columns
+
         copy_columns(raw, table, cols, n)
         return n
     names: list[str] = []

@@ -19,8 +19,12 @@ from sqlalchemy.engine import Connection
 
 from inference.types import CandidateEdges, Candidates
 from trackdb.store import schema
-from trackdb.store.arrow_ingest import PG_ANALYZE_MIN_ROWS  # noqa: F401 (re-exported)
-from trackdb.store.bulk import _nullable, bulk_insert, bulk_insert_columns  # noqa: F401 (re-exported)
+from trackdb.store.bulk import (  # noqa: F401 (re-exported)
+    PG_ANALYZE_MIN_ROWS,
+    _nullable,
+    bulk_insert,
+    bulk_insert_columns,
+)
 from trackdb.store.codecs import encode_masks
 
 _ALLOCATE = sa.text("UPDATE id_block SET next_id = next_id + :n WHERE name = :k RETURNING next_id")
