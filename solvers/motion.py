@@ -52,7 +52,6 @@ spanned axes dropped), and the Rayleigh median becomes the χ median of the D mo
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,10 +160,7 @@ def smooth_shift(
         w = np.exp(-0.5 * (dist / h) ** 2)
         w[own] = 0.0
         un = u[nb_idx]  # (H, kk, D)
-        others = np.where(own[..., None], np.nan, un)
-        with warnings.catch_warnings():  # rows with no other neighbour give NaN: handled below
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(others, axis=1)
+        med = _median_without(un, own)
         med = np.where(np.isnan(med), un[:, 0], med)
         far = np.linalg.norm(un - med[:, None, :], axis=2) > 3.0 * max(sigma, 1.0)
         w[far] = 0.0
@@ -177,6 +173,19 @@ def smooth_shift(
         )
         v[here] = v_here
     return v
+
+
+def _median_without(values: np.ndarray, drop: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(values, axis=1)`` with ``values[drop]`` left out (NaN where a row keeps
+    nothing): one sort, where nanmedian's masked-array path cost 0.3 s per solve on 27k cells."""
+    x = np.sort(np.where(drop[..., None], np.inf, values), axis=1)  # dropped entries sort last
+    m = (~drop).sum(axis=1)  # (H,) kept per row
+    lo = np.maximum((m - 1) // 2, 0)[:, None, None]
+    hi = np.maximum(m // 2, 0)[:, None, None]
+    lo_v = np.take_along_axis(x, np.broadcast_to(lo, (x.shape[0], 1, x.shape[2])), axis=1)[:, 0]
+    hi_v = np.take_along_axis(x, np.broadcast_to(hi, (x.shape[0], 1, x.shape[2])), axis=1)[:, 0]
+    med: np.ndarray = np.where((m > 0)[:, None], (lo_v + hi_v) / 2.0, np.nan)
+    return med
 
 
 def robust_sigma(x: np.ndarray, floor: float, default: float) -> float:
