@@ -115,10 +115,14 @@ def mask_iou(
     lo = np.maximum(lo_a, bbox[b, :ndim])
     hi = np.minimum(hi_a, bbox[b, ndim:])
     hit = np.flatnonzero(np.all(hi > lo, axis=1))
-    for e in hit:
-        i, j = a[e], b[e]
-        sa = tuple(slice(lo[e, d] - lo_a[e, d], hi[e, d] - lo_a[e, d]) for d in range(ndim))
-        sb = tuple(slice(lo[e, d] - bbox[j, d], hi[e, d] - bbox[j, d]) for d in range(ndim))
-        inter = float(np.count_nonzero(masks[i][sa] & masks[j][sb]))
-        iou[e] = inter / (area[i] + area[j] - inter)
+    # the overlap's corners in each mask's own coordinates, as Python ints (numpy scalars in
+    # slices cost a fifth of the loop on the track_speed movie)
+    ra0, ra1 = (lo[hit] - lo_a[hit]).tolist(), (hi[hit] - lo_a[hit]).tolist()
+    rb0, rb1 = (lo[hit] - bbox[b[hit], :ndim]).tolist(), (hi[hit] - bbox[b[hit], :ndim]).tolist()
+    inter = np.zeros(len(hit))
+    for n, (i, j) in enumerate(zip(a[hit].tolist(), b[hit].tolist())):
+        sa = tuple(map(slice, ra0[n], ra1[n]))
+        sb = tuple(map(slice, rb0[n], rb1[n]))
+        inter[n] = np.count_nonzero(masks[i][sa] & masks[j][sb])
+    iou[hit] = inter / (area[a[hit]] + area[b[hit]] - inter)
     return iou
