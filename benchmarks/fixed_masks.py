@@ -19,6 +19,7 @@ Shared by ``generalise.py`` and ``track_speed.py`` (not a pytest module, not the
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -219,8 +220,12 @@ class TrackdbCLI:
         if pythonpath:
             self.env["PYTHONPATH"] = pythonpath
         self.cwd = db_path.parent  # not the repository: its trackdb/ would shadow PYTHONPATH
+        self.last_cpu = 0.0
 
     def run(self, *args: str, timeout: float = 3600) -> tuple[int, str, str, float]:
+        """(exit code, stdout, stderr, wall seconds); the command's CPU seconds (user + system,
+        load-independent where the wall is not) go to ``last_cpu``."""
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         p = subprocess.run(
             [sys.executable, "-c", _CLI, *args],
@@ -230,7 +235,10 @@ class TrackdbCLI:
             text=True,
             timeout=timeout,
         )
-        return p.returncode, p.stdout, p.stderr, time.perf_counter() - t0
+        wall = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.last_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        return p.returncode, p.stdout, p.stderr, wall
 
     def has_option(self, command: str, option: str) -> bool:
         rc, out, _, _ = self.run(command, "--help")
@@ -294,6 +302,7 @@ def run_trackdb(
         rc, so, se, sec = cli.run(*args)
         out["commands"].append("trackdb " + " ".join(args))
         out[f"{name}_seconds"] = round(sec, 3)
+        out[f"{name}_cpu_seconds"] = round(cli.last_cpu, 3)
         if rc != 0:
             out["error"] = f"{name}: exit {rc}: " + (se.strip().splitlines() or ["(no message)"])[-1]
             log(f"  trackdb {name} failed: {out['error']}")
@@ -301,6 +310,7 @@ def run_trackdb(
 
     ok, _ = step("init", "init")
     out["cli_help_seconds"] = round(cli.run("--help")[3], 3)  # the interpreter + CLI start every command pays
+    out["cli_help_cpu_seconds"] = round(cli.last_cpu, 3)
     imp = ["import-ctc", str(dataset), "--seq", "01", "--movie", "m", "--masks-only"]
     out["spacing_supported"] = cli.has_option("import-ctc", "--spacing")
     if spacing is not None and out["spacing_supported"]:
@@ -314,6 +324,7 @@ def run_trackdb(
         out["solve_reported"] = {k: summary.get(k) for k in ("status", "cells", "links", "tracks", "solve_seconds")}
     if ok:
         out["link_solve_seconds"] = round(out["link_seconds"] + out["solve_seconds"], 3)
+        out["link_solve_cpu_seconds"] = round(out["link_cpu_seconds"] + out["solve_cpu_seconds"], 3)
         ok = step("export", "export-ctc", str(work / "trackdb"), "--movie", "m")[0]
     if ok and evaluate:
         ok2, so = step("evaluate", "evaluate", "--movie", "m", "--gt", str(dataset / "01_GT"))
@@ -366,9 +377,9 @@ def run_laptrack(
     from laptrack import LapTrack
 
     masks = read_frames(gt_tra, "man_track")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     objs = object_table(masks, spacing)
-    features_seconds = time.perf_counter() - t0
+    features_seconds, features_cpu = time.perf_counter() - t0, time.process_time() - c0
     diameter = equivalent_diameter(objs["size"], spacing)
     radius = radius_factor * diameter
     params: dict[str, Any] = {
@@ -382,9 +393,9 @@ def run_laptrack(
     n_frames = len(masks)
     first = np.searchsorted(node_t, np.arange(n_frames + 1))
     coords = [cen[first[t] : first[t + 1]] for t in range(n_frames)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tree = LapTrack(**params).predict(coords)
-    track_seconds = time.perf_counter() - t0
+    track_seconds, track_cpu = time.perf_counter() - t0, time.process_time() - c0
     e = np.array([(first[a[0]] + a[1], first[b[0]] + b[1]) for a, b in tree.edges()], np.int64).reshape(-1, 2)
     fwd = node_t[e[:, 0]] < node_t[e[:, 1]]
     src, dst = np.where(fwd, e[:, 0], e[:, 1]), np.where(fwd, e[:, 1], e[:, 0])
@@ -396,6 +407,8 @@ def run_laptrack(
         "params": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in params.items()},
         "features_seconds": round(features_seconds, 3),
         "track_seconds": round(track_seconds, 3),
+        "features_cpu_seconds": round(features_cpu, 3),
+        "track_cpu_seconds": round(track_cpu, 3),
         "n_links": len(src),
     }
 

@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = ap.parse_args()
     t0 = time.perf_counter()
+    load_before = os.getloadavg()
     work = scratch_dir("track-speed-")
     movie = generate(case("speed", args.quick))
     ds = write_ctc(movie, work / "data", raw=False)
@@ -69,20 +70,31 @@ def main() -> None:
             "link_seconds": td.get("link_seconds"),
             "solve_seconds": td.get("solve_seconds"),
             "link_solve_seconds": td.get("link_solve_seconds"),
+            "link_cpu_seconds": td.get("link_cpu_seconds"),
+            "solve_cpu_seconds": td.get("solve_cpu_seconds"),
+            "link_solve_cpu_seconds": td.get("link_solve_cpu_seconds"),
             "solve_reported": td.get("solve_reported"),
             "cli_help_seconds": td.get("cli_help_seconds"),
+            "cli_help_cpu_seconds": td.get("cli_help_cpu_seconds"),
             **{k: td.get(k) for k in KEYS},
             "error": td.get("error"),
-            "note": "wall times of the CLI subprocesses (each includes ~1 s of interpreter start and imports)",
+            "note": "wall and CPU (user + system) times of the CLI subprocesses; each includes the "
+            "interpreter start and imports (cli_help_*: `trackdb --help`, a lower bound of it)",
         },
         "laptrack": {
             "track_seconds": lt["track_seconds"],
             "features_seconds": lt["features_seconds"],
+            "track_cpu_seconds": lt.get("track_cpu_seconds"),
+            "features_cpu_seconds": lt.get("features_cpu_seconds"),
+            "note": "in the benchmark's process (no interpreter start); features: centroids and sizes "
+            "of the masks by bincount, the input laptrack needs",
             "radius": lt["radius"],
             "rule": f"{LAPTRACK_RADIUS} x median equivalent diameter; splitting 2x; gap closing 2 frames",
             **{k: lt.get(k) for k in KEYS},
         },
         "total_seconds": round(time.perf_counter() - t0, 1),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
     }
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
