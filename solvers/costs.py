@@ -15,11 +15,15 @@ Gaussian NLL and :math:`g = \log(A_j/A_i)` the log growth:
   :math:`s = c_k-c_j`, :math:`L_i = \sqrt{12\lambda_1}` the mother's length (rod of uniform
   density, λ₁ the largest eigenvalue of its pixel covariance) and :math:`a_i` its long axis
   (:mod:`solvers.features`):
-  :math:`D_{ijk} = -\log p_t + N_D(m-\hat c_i;\sigma_m) + N_1(\log\tfrac{A_j+A_k}{A_i}-\mu_g;
-  \sigma_g) + N_1(\tfrac{\lVert s\rVert}{L_i/2}-\mu_s;\sigma_s) + N_1(\tfrac{\lVert s-(s\cdot a_i)
+  :math:`D_{ijk} = D\log h_i - \log p_t + N_D(m-\hat c_i;\sigma_m) + N_1(\log\tfrac{A_j+A_k}{A_i}
+  -\mu_u;\sigma_u) + N_1(\tfrac{\lVert s\rVert}{L_i/2}-\mu_s;\sigma_s) + N_1(\tfrac{\lVert s-(s\cdot a_i)
   a_i\rVert}{L_i/2};\sigma_\perp) + N_1(\log\tfrac{A_j}{A_k};\sigma_r)`:
   two daughters that together resemble the mother: same total area (after growth), centred
-  where the mother was going, split along its long axis, each about half its length;
+  where the mother was going, split along its long axis, each about half its length. The
+  offsets are lengths over :math:`h_i = L_i/2`, so as a density of the daughters' positions in
+  the continuations' units they carry the Jacobian :math:`h_i^{-D}` (the :math:`D\log h_i`
+  term; without it a division was ~5 nats too cheap against two continuations, and dense tissue
+  got false divisions: a neighbour taken as a daughter, its own predecessor ended);
 * end / start: a cell at t ends with :math:`P^{end}_i = p^{out}_i + (1-p^{out}_i)\,q_d` and its
   track starts with :math:`P^{start}_i = p^{in}_i + (1-p^{in}_i)\,q_a`, where
   :math:`p^{out}, p^{in}` are the chances that it leaves across the image edge before the next
@@ -64,7 +68,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solvers.features import CellFeatures, daughter_offsets, motion_space
+from solvers.features import CellFeatures, daughter_offsets, long_axis, motion_space
 from solvers.motion import (
     DIV_RATE_BOUNDS,
     END_RATE_MAX,
@@ -255,11 +259,16 @@ def division_pairs(
     union = (aj[:, None] * c[j] + ak[:, None] * c[k]) / (aj + ak)[:, None]
     pred = c[i] + motion.shift[i]
     sep, perp = daughter_offsets(geom.cov[i], c[j], c[k])
+    # sep and ⊥ are lengths over the half-length h: as densities of the daughters' offset in
+    # the units of the continuations' Gaussians they carry the Jacobian h^-D (D log h nats)
+    half = np.maximum(long_axis(geom.cov[i])[0] / 2.0, 1.0)
+    union_mean = motion.growth_mean if motion.union_mean is None else motion.union_mean
     total = (
-        -np.log(p_div[i])
+        dim * np.log(half)
+        - np.log(p_div[i])
         - np.log1p(-p_end[i])
         + robust_nll(np.sum((union - pred) ** 2, axis=1), motion.sigma_motion, dim)
-        + robust_nll((np.log((aj + ak) / area[i]) - motion.growth_mean) ** 2, motion.growth_sigma, 1)
+        + robust_nll((np.log((aj + ak) / area[i]) - union_mean) ** 2, motion.union_sigma, 1)
         + gaussian_nll((sep - motion.sep_mean) ** 2, motion.sep_sigma, 1)
         + gaussian_nll(perp**2, motion.perp_sigma, 1)
         + gaussian_nll(np.log(aj / ak) ** 2, motion.ratio_sigma, 1)

@@ -34,7 +34,8 @@ selected divisions (:func:`solvers.features.daughter_offsets`), all robust stati
 * μ_g = median g, σ_g = 1.4826 MAD(g) (at least 0.02),
 * μ_s = median sep, σ_s = 1.4826 MAD(sep) (at least 0.05),
 * σ_⊥ = median ⊥ / 0.6745, σ_r = median |log(A_j/A_k)| / 0.6745 (half-normal medians, at least
-  0.05),
+  0.05), μ_u = median u, σ_u = 1.4826 MAD(u) of the divisions' u = log((A_j + A_k)/A_i) (loose,
+  0.1 about μ_g, until 5 divisions are selected),
 * p_t = the selected divisions over the selected cells that could divide (not in the last
   frame), clipped to :data:`DIV_RATE_BOUNDS`; the interior start / end rates q_a, q_d from the
   selected cells without a predecessor / successor, each one's chance of having crossed the
@@ -56,7 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
-from scipy.special import chdtri, ndtr
+from scipy.special import betaincinv, chdtri, ndtr
 
 from solvers.features import CellFeatures, daughter_offsets, motion_space
 from solvers.types import Solution
@@ -100,6 +101,11 @@ class MotionModel:
     # nothing, deaths, cells leaving the focal plane or layer); None: the cost parameters' floor
     appear_rate: float | None = None
     disappear_rate: float | None = None
+    # log((A_j + A_k) / A_i) of a division: its own mean (None: growth_mean) and spread, loose
+    # until the selected divisions give them (a cell's area at the frame it splits need not
+    # follow a continuation's growth)
+    union_mean: float | None = None
+    union_sigma: float = 0.1
 
 
 def link_displacements(
@@ -391,7 +397,9 @@ def interior_rate(ended: np.ndarray, p_cross: np.ndarray, floor: float, n_iter: 
     A cell ends with probability p + (1 − p) q (it crossed, or it did not and ended anyway);
     EM over "crossed or not": an ended cell did not cross with responsibility
     r = (1 − p) q / (p + (1 − p) q), and q = Σ r / (#not ended + Σ r). Clipped to
-    [floor, END_RATE_MAX].
+    [floor, END_RATE_MAX]; returned as the lower 97.5 % confidence bound of q (Clopper–Pearson
+    with k = Σ r ends in #not ended + k cells), so a rate is believed only as far as the
+    number of ends supports it.
     """
     e = np.asarray(ended, bool)
     p = np.clip(np.asarray(p_cross, np.float64), 0.0, 1.0)
@@ -400,14 +408,21 @@ def interior_rate(ended: np.ndarray, p_cross: np.ndarray, floor: float, n_iter: 
     q = max(float(e.mean()), floor)
     stay = float((~e).sum())
     pe = p[e]
+    k = 0.0
     for _ in range(n_iter):
         r = (1.0 - pe) * q / np.maximum(pe + (1.0 - pe) * q, 1e-300)
-        q_new = float(r.sum()) / max(stay + float(r.sum()), 1e-12)
+        k = float(r.sum())
+        q_new = k / max(stay + k, 1e-12)
         if abs(q_new - q) <= 1e-6 * q:
             q = q_new
             break
         q = q_new
-    return float(np.clip(q, floor, END_RATE_MAX))
+    if k <= 0.0:
+        return floor
+    # the smallest rate the data support (one-sided 97.5 % Clopper–Pearson bound of k interior
+    # ends in stay + k cells): one or two ends in a small movie do not make ends cheap
+    lower = float(betaincinv(k, stay + 1.0, 0.025))
+    return float(np.clip(lower, floor, END_RATE_MAX))
 
 
 def selected_rates(
@@ -540,6 +555,7 @@ def estimate_motion(
         previous.perp_sigma,
         previous.ratio_sigma,
     )
+    union_mean, union_sig = previous.union_mean, previous.union_sigma
     if len(ea) >= 5:
         i, j, k = src[ea], dst[ea], dst[eb]
         sep, perp = daughter_offsets(geom.cov[i], c[j], c[k])
@@ -548,9 +564,19 @@ def estimate_motion(
         perp_sig = max(float(np.median(perp)) / 0.6745, 0.05)  # half-normal: median = 0.6745 σ
         ratio = np.log(area[j] / area[k])
         ratio_sig = max(float(np.median(np.abs(ratio))) / 0.6745, 0.05)
+        union = np.log((area[j] + area[k]) / area[i])
+        union_mean = float(np.median(union))
+        union_sig = robust_sigma(union, 0.02, previous.union_sigma)
     sigma = max(sig_m, 1.0)
     p_enter, p_exit = crossing_probability(cells, shift, sigma)
     p_div, app, dis = selected_rates(cells, src, dst, solution, p_enter, p_exit, bounds)
+    if previous.appear_rate is not None and previous.disappear_rate is not None:
+        # the interior start / end rates are read once, from the solve priced with them at their
+        # floor (ends at their most expensive): every start or end it selects is forced by the
+        # data. Re-read from a solve priced with the cheaper ends they imply, they would feed on
+        # their own errors (more false ends, a higher rate, cheaper ends: 0.05 → 0.1 → 0.2 over
+        # three rounds of a 10-frame movie whose true rate is 0.05)
+        app, dis = previous.appear_rate, previous.disappear_rate
     return MotionModel(
         shift=shift,
         sigma_motion=sigma,
@@ -563,4 +589,6 @@ def estimate_motion(
         division_rate=np.full(len(t), p_div),
         appear_rate=app,
         disappear_rate=dis,
+        union_mean=union_mean,
+        union_sigma=union_sig,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pytest
+from scipy.special import betaincinv
 
 from inference.edges import link_candidates
 from inference.regions import candidates_from_labels, mask_covariance
@@ -136,12 +137,17 @@ def test_rates_come_from_the_selection_not_from_the_counts() -> None:
     zeros = np.zeros(30)
     div, app, dis = selected_rates(cells, np.array(src), np.array(dst), sol, zeros, zeros, (0.01, 0.5))
     assert div == pytest.approx(2 / 20)  # 2 divisions among the 20 cells that could divide
-    assert dis == pytest.approx(4 / 20)  # cells 6..9 end inside (deaths)
-    assert app == pytest.approx(2 / 20)  # cells 18, 19 start inside
+    # interior rates: the lower 97.5 % bound of k ends among the cells at risk (4 of 20, 2 of 20)
+    assert dis == pytest.approx(betaincinv(4, 17, 0.025))
+    assert 0.05 < dis < 4 / 20
+    assert app == pytest.approx(betaincinv(2, 19, 0.025))
     # ends explained by the edge are not interior ends
     ended = np.array([True] * 4 + [False] * 16)
     assert interior_rate(ended, np.r_[np.ones(4), np.zeros(16)], 1e-9) == pytest.approx(1e-9)
-    assert interior_rate(ended, np.zeros(20), 1e-9) == pytest.approx(4 / 20)
+    assert interior_rate(ended, np.zeros(20), 1e-9) == pytest.approx(betaincinv(4, 17, 0.025))
+    # one end in a small movie does not make ends cheap; 400 of 4000 give about 0.1
+    assert interior_rate(np.r_[True, np.zeros(19, bool)], np.zeros(20), 1e-9) < 0.002
+    assert 0.09 < interior_rate(np.arange(4000) < 400, np.zeros(4000), 1e-9) < 0.1
 
 
 # --- synthetic movies with known lineages, from their ground-truth masks ----------------------
@@ -198,8 +204,9 @@ def test_a_shallow_stack_links_its_cells() -> None:
 
 def test_a_deep_anisotropic_stack_is_tracked_in_physical_units() -> None:
     chosen, truth, _ = track_case("stack_deep")
+    # before issue 11: 11 % of the links (free ends on every z-touching cell)
     assert len(chosen & truth) / len(truth) >= 0.97
-    assert len(chosen & truth) / len(chosen) >= 0.98
+    assert len(chosen & truth) / len(chosen) >= 0.97
 
 
 def test_dying_and_leaving_cells_are_not_divisions() -> None:
