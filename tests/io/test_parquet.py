@@ -18,6 +18,7 @@ from trackdb.cli import cli
 from trackdb.errors import InputError, NotFoundError
 from trackdb.io.parquet import SCHEMAS, TABLES, export_parquet
 from trackdb.store import Store, solutions
+from trackdb.store.core import Movie
 
 from ..helpers import snapshot
 from ..plate_fixture import EXPERIMENT, MOVIES, TIME_INTERVAL, plate_store, rows
@@ -220,3 +221,47 @@ def test_geff_per_movie_of_the_experiment(plate: Store, tmp_path: Path) -> None:
     code, _, err = trackdb("export-geff", str(out), "--experiment", EXPERIMENT, "--candidates", "--db", url(plate))
     assert code == 2
     assert "current solution" in err
+
+
+def test_a_failed_export_leaves_the_folder_as_it_was(
+    plate: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trackdb.io.parquet as parquet
+
+    out = tmp_path / "out"
+    export_parquet(plate, out, movie="A01")
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    real = parquet._write_movie
+
+    def fail_on_b01(store: Store, movie: Movie, staging: Path) -> tuple[int, int | None, dict[str, int]]:
+        if movie.name == "B01":
+            raise OSError("disk full")
+        return real(store, movie, staging)
+
+    monkeypatch.setattr(parquet, "_write_movie", fail_on_b01)
+    with pytest.raises(OSError, match="disk full"):
+        export_parquet(plate, out, experiment=EXPERIMENT, overwrite=True)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+
+
+def test_a_3d_movie_fills_the_z_columns(tmp_path: Path, db_url: str) -> None:
+    from synthetic.ctc_io import write_ctc
+    from synthetic.movies import MovieSpec, generate
+    from synthetic.simulate import Dynamics
+    from trackdb.io.import_ctc import import_ctc
+
+    movie = generate(MovieSpec(Dynamics(n_frames=4, n_cells=3, diameter=8.0, seed=3), (10, 40, 40)))
+    store = Store(db_url, create=True)
+    try:
+        import_ctc(store, write_ctc(movie, tmp_path / "stack", raw=False), "01", "S01", experiment="stacks")
+        res = export_parquet(store, tmp_path / "out", experiment="stacks")
+        nodes = pd.read_parquet(tmp_path / "out" / "nodes")
+        assert res.rows["nodes"] == len(nodes) == int((movie.tracks[:, 2] - movie.tracks[:, 1] + 1).sum())
+        assert nodes["z"].notna().all()
+        assert (nodes["bbox_z1"] > nodes["bbox_z0"]).all()
+        assert nodes["probability"].isna().all()  # no uncertainty run: null, same schema
+        assert res.rows["probabilities"] == 0
+        movies = pd.read_parquet(tmp_path / "out" / "movies.parquet")
+        assert movies[["ndim", "size_z"]].values.tolist() == [[3, 10]]
+    finally:
+        store.close()
