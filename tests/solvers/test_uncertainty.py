@@ -202,7 +202,7 @@ def test_max_marginals_match_brute_force(seed: int) -> None:
     assert np.allclose(unc.edge_score[best.edge_selected], 0.0, atol=1e-8)
 
 
-def test_graph_with_division_pairs_is_folded() -> None:
+def test_graph_with_division_pairs() -> None:
     from dataclasses import replace
 
     graph = small_graph(2, sizes=(2, 3))
@@ -310,3 +310,113 @@ def test_ranked_solutions_of_every_method() -> None:
             objective(graph, r.solution.node_selected, r.solution.edge_selected)
         )
     assert len(ranked_solutions(graph, fpa, 1)) == 1
+
+
+def test_assignment_sampling_scores_unsampled_options_by_their_cost_gap() -> None:
+    """With K = 1 (the MAP alone) every other option is in no proposal: it gets the weight of its
+    best completion, so AS is the max-marginal softmax, not 1 − floor for every MAP link."""
+    from solvers.uncertainty import max_marginal_probabilities
+
+    for seed in range(4):
+        graph = small_graph(seed, sizes=(3, 4, 4))
+        unc = assignment_sampling(graph, k=1, floor=0.0)
+        mm = max_marginal_probabilities(graph)
+        assert unc.edge_p == pytest.approx(mm.edge_p, abs=1e-9)
+        assert unc.appear_p == pytest.approx(mm.appear_p, abs=1e-9)
+        assert np.any((unc.edge_p > 0.05) & (unc.edge_p < 0.95))  # not all sure
+
+
+def paired_graph(seed: int) -> CandidateGraph:
+    """Two frames, every source may divide into some of its daughter pairs only (joint model)."""
+    rng = np.random.default_rng(seed)
+    graph = small_graph(seed, sizes=(3, 4))
+    pairs, price = [], []
+    for m in range(3):
+        out = np.flatnonzero(graph.edge_source == m)
+        for a, b in itertools.combinations(out.tolist(), 2):
+            if rng.random() < 0.6:
+                pairs.append((a, b))
+                price.append(rng.uniform(-2.0, 1.0))
+    assert pairs
+    return replace(
+        graph, division_pairs=np.array(pairs, np.int64).reshape(-1, 2), division_pair_cost=np.array(price, np.float64)
+    )
+
+
+def joint_posterior(graph: CandidateGraph) -> tuple[np.ndarray, np.ndarray]:
+    """P(edge), P(appear) under p(A) ∝ exp(−joint objective(A)), every feasible A enumerated
+    (a mother divides only into a listed daughter pair)."""
+    listed = {tuple(sorted(p)) for p in graph.division_pairs.tolist()}  # type: ignore[union-attr]
+    everyone = np.ones(graph.n_nodes, bool)
+    targets = np.flatnonzero(graph.node_t == 1)
+    options = [[APPEAR, *np.flatnonzero(graph.edge_target == b).tolist()] for b in targets]
+    sols, costs = [], []
+    for combo in itertools.product(*options):
+        chosen = [e for e in combo if e >= 0]
+        by_mother: dict[int, list[int]] = {}
+        for e in chosen:
+            by_mother.setdefault(int(graph.edge_source[e]), []).append(e)
+        if any(len(v) > 2 or (len(v) == 2 and tuple(sorted(v)) not in listed) for v in by_mother.values()):
+            continue
+        sel = np.zeros(graph.n_edges, bool)
+        sel[chosen] = True
+        sols.append(sel)
+        costs.append(objective(graph, everyone, sel))
+    w = np.exp(-(np.array(costs) - min(costs)))
+    w /= w.sum()
+    edge_p = sum(wk * s for wk, s in zip(w, sols))
+    appear_p = np.zeros(graph.n_nodes)
+    appear_p[graph.node_t == 0] = 1.0
+    appear_p[targets] = 1.0 - np.bincount(graph.edge_target, weights=edge_p, minlength=graph.n_nodes)[targets]
+    return np.asarray(edge_p, np.float64), appear_p
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_assignment_sampling_weighs_proposals_by_the_joint_model(seed: int) -> None:
+    """On a joint model (division pairs) AS proposes with the folded LAP but weighs by the joint
+    cost and drops divisions into unlisted pairs: with every solution it is the joint posterior,
+    not the folded one; the MAP given as ``solution`` is one of the proposals."""
+    graph = paired_graph(seed)
+    edge_p, appear_p = joint_posterior(graph)
+    unc = assignment_sampling(graph, k=10_000, floor=0.0)
+    assert unc.edge_p == pytest.approx(edge_p, abs=1e-9)
+    assert unc.appear_p == pytest.approx(appear_p, abs=1e-9)
+    assert unc.info is not None
+    assert unc.info["model"] == "joint"
+    folded = assignment_sampling(fold_pairs(graph), k=10_000, floor=0.0)
+    assert unc.info["infeasible_proposals"] > 0 or folded.edge_p == pytest.approx(edge_p, abs=1e-9)
+    # few proposals: the joint MAP's links are still the most probable option of their cells
+    from solvers.joint import solve_joint
+
+    best = solve_joint(graph, gap=0.0)
+    few = assignment_sampling(graph, k=2, floor=0.0, solution=best)
+    n_in = np.bincount(graph.edge_target, weights=few.edge_p, minlength=graph.n_nodes)
+    assert np.allclose(n_in + few.appear_p, 1.0)
+    for e in np.flatnonzero(best.edge_selected):
+        rivals = few.edge_p[graph.edge_target == graph.edge_target[e]]
+        assert few.edge_p[e] >= rivals.max() - 1e-12
+        assert few.edge_p[e] >= few.appear_p[graph.edge_target[e]]
+
+
+def test_well_separated_links_are_sure() -> None:
+    """Every alternative 12 nats dearer: every MAP link above 0.999, whatever K (a well-tracked
+    movie is not under-confident)."""
+    n_a = 5
+    node_t = np.repeat([0, 1], n_a)
+    src = np.repeat(np.arange(n_a), n_a)
+    dst = n_a + np.tile(np.arange(n_a), n_a)
+    cost = np.where(src + n_a == dst, 0.0, 12.0)
+    graph = CandidateGraph(
+        node_t=node_t,
+        node_cost=np.zeros(2 * n_a),
+        node_hier_parent=np.full(2 * n_a, -1),
+        edge_source=src,
+        edge_target=dst,
+        edge_cost=cost,
+        appear_cost=np.full(2 * n_a, 6.0),
+        disappear_cost=np.full(2 * n_a, 6.0),
+        division_cost=np.full(2 * n_a, 6.0),
+    )
+    for k in (1, 3, 10, 50):
+        unc = assignment_sampling(graph, k=k)
+        assert np.all(unc.edge_p[cost == 0] > 0.999)

@@ -244,6 +244,7 @@ def compute(
                 features=model.cost_model,
                 sigma_px=sigma_px,
                 sigma_area=sigma_area,
+                solution=model.rebuilt if method is Method.AS else None,
             )
             if model.pins is not None and perturbs:  # the features sampler, with the pins folded in
                 unc = replace(
