@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from trackdb.cli import cli
 from trackdb.errors import InputError, NotFoundError
 from trackdb.io.parquet import SCHEMAS, TABLES, export_parquet
-from trackdb.store import Store, solutions
+from trackdb.store import Store, frames, schema, solutions
 from trackdb.store.core import Movie
 
 from ..helpers import snapshot
@@ -265,3 +265,31 @@ def test_a_3d_movie_fills_the_z_columns(tmp_path: Path, db_url: str) -> None:
         assert movies[["ndim", "size_z"]].values.tolist() == [[3, 10]]
     finally:
         store.close()
+
+
+def test_a_newer_uncertainty_run_of_another_solution_is_not_exported(plate: Store, tmp_path: Path) -> None:
+    """The probabilities describe the exported solution (as `trackdb uncertain` and the plate
+    queries pick them), not whatever uncertainty run is newest."""
+    movie = plate.movie("B01")
+    before = frames.graph_frames(plate, "B01")
+    assert before.edge_probability_run is not None
+    with plate.begin() as c:
+        params = c.execute(
+            sa.select(schema.run.c.params).where(schema.run.c.id == before.edge_probability_run)
+        ).scalar_one()
+        fake = c.execute(
+            schema.run.insert()
+            .values(movie_id=movie.id, kind="uncertainty", status="succeeded", params={**params, "solution_id": 10**6})
+            .returning(schema.run.c.id)
+        ).scalar_one()
+    try:
+        after = frames.graph_frames(plate, "B01")
+        assert after.edge_probability_run == after.node_probability_run == before.edge_probability_run != fake
+        assert np.allclose(after.edges["probability"], before.edges["probability"])
+        res = export_parquet(plate, tmp_path / "out", movie="B01")
+        assert res.movies == ["B01"]
+        probs = pd.read_parquet(tmp_path / "out" / "probabilities")
+        assert set(probs["run_id"]) == {before.edge_probability_run}
+    finally:
+        with plate.begin() as c:
+            c.execute(schema.run.delete().where(schema.run.c.id == fake))

@@ -10,7 +10,7 @@ spacing, time interval, solution, probability run and its conditions, one column
 
 Each movie is exported at its current solution, as ``trackdb export-tracks --format parquet``
 exports it (:func:`trackdb.store.frames.graph_frames`: the selected cells and links with the
-latest uncertainty run's probabilities, and the tracks), plus ``lineage_id`` on the cells and
+probabilities of the newest uncertainty run of that solution, and the tracks), plus ``lineage_id`` on the cells and
 ``probabilities``: every candidate link and cell of that run (``kind`` ``link`` or ``cell``).
 Every file of a table has the same schema (the columns of :data:`SCHEMAS`; 3D columns and
 probabilities are null where a movie has none), so the datasets read without schema merging.

@@ -234,8 +234,13 @@ def graph_frames(
     """
     movie = store.movie(movie_name)
     sid = _resolve_solution(store, movie, solution, candidates)
-    prob_run = runs.latest_run(store, movie.id, runs.RunKind.UNCERTAINTY)
-    nrun = erun = None if prob_run is None else prob_run.id
+    # the probabilities that describe this solution (a newer run of another solution does not);
+    # the whole candidate graph without a solution takes the newest run
+    if sid is None:
+        latest = runs.latest_run(store, movie.id, runs.RunKind.UNCERTAINTY)
+        nrun = erun = None if latest is None else latest.id
+    else:
+        nrun = erun = runs.uncertainty_run_of(store, movie, sid)
     with bulk_reader(store) as conn:
         nodes = read_frame(conn, *_node_query(movie, sid, candidates, nrun, include_blobs))
         edges = read_frame(conn, *_edge_query(movie, sid, candidates, erun))

@@ -505,12 +505,20 @@ def current_solve(store: Store, movie: Movie) -> tuple[int, Run]:
     return sid, run
 
 
+def uncertainty_run_of(store: Store, movie: Movie, solution_id: int) -> int | None:
+    """The newest succeeded uncertainty run that describes solution ``solution_id`` (None: none)."""
+    for run in runs_of(store, movie.id, RunKind.UNCERTAINTY):
+        if run.typed(UncertaintyParams).solution_id == solution_id:
+            return run.id
+    return None
+
+
 def latest_uncertainty_run(store: Store, movie: Movie) -> int:
     """The newest succeeded uncertainty run of the movie's *current* solution."""
     sid = store.solution_id(movie)
-    for run in runs_of(store, movie.id, RunKind.UNCERTAINTY):
-        if run.typed(UncertaintyParams).solution_id == sid:
-            return run.id
+    run_id = uncertainty_run_of(store, movie, sid)
+    if run_id is not None:
+        return run_id
     raise NotFoundError(
         f"no uncertainty run for the current solution (id {sid}) of movie "
         f"{movie.name!r}: run `trackdb uncertainty --movie {movie.name} --method sm` first"
