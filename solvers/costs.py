@@ -41,8 +41,10 @@ Gaussian NLL and :math:`g = \log(A_j/A_i)` the log growth:
 * the growth term of a continuation one of whose cells the image edge cuts is broadened by the
   spread of the visible areas of cut cells (:func:`solvers.motion.cut_growth_sigma`, per cut
   cell), since what is visible follows the edge;
-* node: a constant (default −(max appear + max disappear) − 5, i.e. every detection of a label
-  image is used) unless the caller gives per-node costs (e.g. from candidate scores).
+* node: default −(−log ρ_i + appear + disappear) − 5 (the most node i can pay to start and end,
+  plus 5: every detection of a label image is used; it reads only i's frame, so a re-solve
+  window prices nodes as the whole movie does) unless the caller gives per-node costs (e.g.
+  from candidate scores).
 
 Positions, covariances and distances are physical, in units of the movie's finest pixel
 (:func:`solvers.features.motion_space`: z of an anisotropic stack weighs its spacing; axes the
@@ -168,7 +170,8 @@ def tracking_costs(
     cut = touches_edge(cells)
     # each cell the edge cuts adds its visible area's own spread to the log ratio's
     n_cut = cut[src].astype(np.float64) + cut[dst]
-    sig_g = np.sqrt(motion.growth_sigma**2 + n_cut * cut_growth_sigma(cells, cut) ** 2)
+    sig_cut = cut_growth_sigma(cells, cut) if motion.cut_sigma is None else motion.cut_sigma
+    sig_g = np.sqrt(motion.growth_sigma**2 + n_cut * sig_cut**2)
     edge_cost = (
         -np.log1p(-p_div[src])
         - np.log1p(-p_end[src])
@@ -200,8 +203,10 @@ def tracking_costs(
         appear[t == t.min()] = 0.0
         disappear[t == t.max()] = 0.0
     if node_cost is None:
-        base = params.node if params.node is not None else -(appear.max(initial=0.0) + disappear.max(initial=0.0)) - 5
-        node_cost = np.full(n, base)
+        # the most node i can pay to start and end (P_start, P_end ≥ e^-10), plus 5: every detection
+        # is worth selecting, and the cost reads only its own frame (windows of a re-solve agree)
+        most = -np.log(density) + params.appear + params.disappear
+        node_cost = np.full(n, params.node) if params.node is not None else -most - 5.0
     return CandidateGraph(
         node_t=t,
         node_cost=node_cost,

@@ -106,6 +106,10 @@ class MotionModel:
     # follow a continuation's growth)
     union_mean: float | None = None
     union_sigma: float = 0.1
+    # spread of the log visible area of cells the image edge cuts (cut_growth_sigma), read from
+    # all candidates when the model is made, so that a window's costs are the movie's; None:
+    # read from the cells being costed
+    cut_sigma: float | None = None
 
 
 def link_displacements(
@@ -511,6 +515,7 @@ def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np
         perp_sigma=0.3,
         ratio_sigma=0.3,
         sep_mean=1.0,
+        cut_sigma=cut_growth_sigma(cells, touches_edge(cells)),
     )
 
 
@@ -591,4 +596,5 @@ def estimate_motion(
         disappear_rate=dis,
         union_mean=union_mean,
         union_sigma=union_sig,
+        cut_sigma=cut_growth_sigma(cells, cut) if previous.cut_sigma is None else previous.cut_sigma,
     )
