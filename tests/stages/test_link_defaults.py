@@ -49,6 +49,8 @@ def test_radius_from_size_for_slow_cells_and_from_motion_for_fast_ones() -> None
     assert fast.max_distance == pytest.approx(RADIUS_MOTIONS * 12.0)  # 36 > 20
     assert "radius 36" in fast.reason()
     assert "[motion]" in fast.reason()
+    assert "k " not in fast.reason(k=False)  # only what was chosen is explained
+    assert "radius" not in fast.reason(radius=False)
 
 
 def test_spacing_changes_the_chosen_radius() -> None:
@@ -136,6 +138,13 @@ def test_anisotropic_stack_links_every_true_continuation(store: Store, stack: tu
     assert edges.distance == pytest.approx(phys)
     assert edges.distance.max() <= p.max_distance
     assert len(edges.source) <= p.k * len(cands)
+    # k given, the radius chosen: the params keep the given k and explain the radius only
+    given = runs.get_run(store, run_link(store, "m", k=7)).typed(LinkParams)
+    assert given.k == 7
+    assert given.max_distance == p.max_distance
+    assert given.chosen is not None
+    assert given.chosen["reason"].startswith("radius")
+    assert "k 7" not in given.chosen["reason"]
 
 
 def test_spacing_changes_the_radius_the_cli_chooses(db_url: str, synthetic_ctc: Path) -> None:
