@@ -128,10 +128,11 @@ def test_failed_solve_leaves_no_solution(store: Store, synthetic_ctc: Path, monk
     run_link(store, "det", max_distance=30, k=5)
     before_solutions = snapshot(store)
 
-    def timed_out(graph, **kw):
+    def timed_out(graph, *args, **kw):
         return Solution(np.zeros(graph.n_nodes, bool), np.zeros(graph.n_edges, bool), float("nan"), SolveStatus.TIMEOUT)
 
     monkeypatch.setattr("solvers.joint.solve_joint", timed_out)
+    monkeypatch.setattr("solvers.assignment.solve_fixed", timed_out)  # fixed masks: the assignment runs
     with pytest.raises(SolveFailed, match="timeout"):
         run_solve(store, "det", method="joint", iterations=1)
     assert runs(store)[-1] == ("solve", "failed")
