@@ -321,7 +321,9 @@ def run_trackdb(
     if ok:
         ok, so = step("solve", "solve", "--movie", "m")
         summary = _last_json(so) or {}
-        out["solve_reported"] = {k: summary.get(k) for k in ("status", "cells", "links", "tracks", "solve_seconds")}
+        out["solve_reported"] = {
+            k: summary.get(k) for k in ("status", "cells", "links", "tracks", "solve_seconds", "solver", "joint_reason")
+        }
     if ok:
         out["link_solve_seconds"] = round(out["link_seconds"] + out["solve_seconds"], 3)
         out["link_solve_cpu_seconds"] = round(out["link_cpu_seconds"] + out["solve_cpu_seconds"], 3)
