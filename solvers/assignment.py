@@ -318,9 +318,12 @@ def _packing_program(
     # a pair whose daughters are one cell has a coefficient 2 in that row (summed): never chosen
     a = sp.csr_matrix((np.ones(len(row)), (row, opt)), shape=(len(sides), n_opt))
     packing = LinearConstraint(a, -np.inf, 1.0)
-    lp = milp(c, constraints=packing, bounds=Bounds(0.0, 1.0), options={"presolve": False})  # an LP
-    if lp.x is None:
-        return _Packing(np.zeros(n_opt, bool), SolveStatus.ERROR, float("nan"), float("nan"), 0.0, len(sides))
+    lp = milp(c, constraints=packing, bounds=Bounds(0.0, 1.0), options={"presolve": False, "time_limit": time_limit})
+    if lp.status != 0 or lp.x is None:  # time limit, or HiGHS failed: no solution to build on
+        status = SolveStatus.TIMEOUT if lp.status == 1 else SolveStatus.ERROR
+        return _Packing(
+            np.zeros(n_opt, bool), status, float("nan"), float("nan"), time.perf_counter() - start, len(sides)
+        )
     x = np.asarray(lp.x)
     frac = (x > 1e-6) & (x < 1 - 1e-6)
     chosen = x > 0.5

@@ -198,3 +198,17 @@ def test_refusals() -> None:
         solve_fixed(g, Pins(forbid_nodes=np.array([g.n_nodes])))
     with pytest.raises(ValueError, match="require and forbid"):
         solve_fixed(g, Pins(must_nodes=np.array([0]), forbid_nodes=np.array([0])))
+
+
+def test_a_packing_that_hits_its_time_limit_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import solvers.assignment as assignment
+
+    g = random_movie(1, pairs=True)
+    assert solve_fixed(g).info["divisions_kept"] > 0  # the packing runs on this movie
+    monkeypatch.setattr(assignment, "milp", lambda *a, **k: SimpleNamespace(status=1, x=None, fun=None))
+    sol = solve_fixed(g)
+    assert sol.status is SolveStatus.TIMEOUT
+    assert not sol.node_selected.any()
+    assert not sol.edge_selected.any()
