@@ -12,6 +12,12 @@ synthetic movies of :mod:`synthetic.cases` (and ``speed``).
         [--fixed 60,10] [--gap-dt 3]
 
 Prints one JSON object (also benchmarks/results/link_defaults.json).
+
+``--forest`` instead runs the bacteria movie's probability-map candidate forest (the map of
+``pipeline_store.py --tasks prob``) through the store: ``run_link`` with the defaults and with
+``--forest-fixed`` (the README's 100 px / k 12), each then ``solve --method joint``, and scores
+both (JSON in benchmarks/results/link_defaults_forest.json): nested candidates count as cells
+here, so this checks the rule where "cells" are competing hypotheses.
 """
 
 from __future__ import annotations
@@ -74,13 +80,66 @@ def recall(cands: Any, tracks: np.ndarray, params: LinkParams, spacing: tuple[fl
     }
 
 
+def forest(fixed: tuple[float, int]) -> dict[str, Any]:
+    """Defaults against fixed link values on the bacteria probability-map forest, solved."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    import tifffile
+    from pipeline_store import scores
+
+    from inference.synthetic import prob_from_labels
+    from trackdb.io.import_ctc import import_ctc
+    from trackdb.stages.candidates import run_candidates
+    from trackdb.stages.link import run_link
+    from trackdb.stages.solve import run_solve
+    from trackdb.store import Store, runs
+
+    data = REAL["bacteria"]
+    tmp = Path(tempfile.mkdtemp(prefix="link-forest-"))
+    labels = read_frames(data / "01_GT" / "TRA", "man_track")
+    tifffile.imwrite(tmp / "prob.tif", np.stack([prob_from_labels(f, seed=t) for t, f in enumerate(labels)]))
+    out: dict[str, Any] = {}
+    for mode, kw in (("defaults", {}), ("fixed", {"max_distance": fixed[0], "k": fixed[1]})):
+        with Store(f"sqlite:///{tmp / mode}.sqlite", create=True) as store:
+            import_ctc(store, data, "01", "prob", no_gt=True)
+            run_candidates(store, "prob", prob=tmp / "prob.tif", progress=False)
+            t0 = time.perf_counter()
+            run_id = run_link(store, "prob", **kw)  # type: ignore[arg-type]
+            link_s = time.perf_counter() - t0
+            p = runs.get_run(store, run_id).typed(LinkParams)
+            summary = runs.get_run(store, run_id).summary or {}
+            t0 = time.perf_counter()
+            res = run_solve(store, "prob", method="joint")
+            solve_s = time.perf_counter() - t0
+            out[mode] = {
+                "max_distance": round(p.max_distance, 3),
+                "k": p.k,
+                "reason": (p.chosen or {}).get("reason"),
+                "links": summary.get("links"),
+                "link_seconds": round(link_s, 2),
+                "solve_seconds": round(solve_s, 2),
+                "status": res.status,
+                **scores(store, "prob", data / "01_GT", res.solution_id),
+            }
+        log(mode, out[mode])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default=",".join(ALL))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--fixed", default="60,10", help="R,K: fixed radius (pixels, as the old default) and k")
     ap.add_argument("--gap-dt", type=int, default=3, help="--dt on the gap case")
+    ap.add_argument("--forest", action="store_true", help="the bacteria probability-map forest instead (solved)")
+    ap.add_argument("--forest-fixed", default="100,12", help="R,K compared with the defaults on the forest")
     args = ap.parse_args()
+    if args.forest:
+        r, k = args.forest_fixed.split(",")
+        emit("link_defaults_forest", {"fixed": {"max_distance": float(r), "k": int(k)}, **forest((float(r), int(k)))})
+        return
     fixed_r, fixed_k = (float(v) for v in args.fixed.split(","))
     rows = []
     for name in [c for c in args.cases.split(",") if c]:
