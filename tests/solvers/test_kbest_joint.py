@@ -72,7 +72,7 @@ def test_a_time_capped_resolve_ends_the_list_and_says_why(method: str, monkeypat
     rng = np.random.default_rng(4)
     graph = with_division_pairs(random_graph(rng, [3, 3, 3], density=0.7), rng)
     calls = {"n": 0}
-    first_calls = 1 if method == "nogood" else 2  # pairs: each pair's optimum first
+    first_calls = 1 if method == "nogood" else 0  # pairs: the optimum comes from solvers.assignment
 
     def capped(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
@@ -109,3 +109,23 @@ def test_bad_arguments_are_refused() -> None:
         kbest_joint(graph, 2, time_limit=-1.0)
     with pytest.raises(ValueError, match="takes no pins"):
         kbest_joint(graph, 2, method="pairs", pins=Pins())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_frame_pairs_without_division_pairs_match_nogood(seed: int) -> None:
+    """Any two out-links may be daughters (no listed pairs), and a division can pay for itself
+    (disappear + division < 0, so Murty does not apply): the second bests found without a
+    program (one source's cheapest addition) agree with the no-good re-solves."""
+    rng = np.random.default_rng(100 + seed)
+    sizes = [int(x) for x in rng.integers(2, 4, size=int(rng.integers(2, 5)))]
+    graph = random_graph(rng, sizes, density=0.7)
+    graph = replace(graph, division_cost=-graph.disappear_cost - rng.uniform(0, 1, graph.n_nodes))
+    assert fixed_segmentation(graph)
+    assert not lap_applies(graph)
+    got = kbest_joint(graph, 10)
+    assert got.scheme == "pairs"
+    want = kbest_joint(graph, 10, method="nogood", pins=Pins(must_nodes=np.arange(graph.n_nodes)))
+    assert len(got.solutions) == len(want.solutions)
+    np.testing.assert_allclose([s.objective for s in got.solutions], [s.objective for s in want.solutions], atol=1e-7)
+    for s in got.solutions:
+        assert objective(graph, s.node_selected, s.edge_selected) == pytest.approx(s.objective)
