@@ -34,8 +34,26 @@ Solved exactly in three steps:
 
 The objective reported is the joint program's on the original graph, so the two compare
 directly (``tests/solvers/test_assignment.py`` checks equality on random movies with
-divisions, gaps and pins). Pins: must-nodes (every node is selected anyway), forbidden nodes
-(left out with their links) and forbidden links; pinned links and events need the joint program.
+divisions, gaps, pinned links and events).
+
+Pins, all exact (every pin only removes options or sides, so the optimum of what is left is
+the joint program's with the pins):
+
+* must-nodes: every node is selected anyway; forbidden nodes are left out with their links;
+  forbidden links are no option.
+* a pinned link ``u → v`` decides ``v``'s incoming side (no other option enters ``v``) and is
+  selected whatever else happens; ``u``'s outgoing side keeps only the options that contain
+  it: the link alone (the side's new baseline, cost 0) or a division with one more daughter
+  ``w``, which becomes a continuation ``u → w`` costing the division's total minus the link.
+  Two pinned links out of ``u`` are its division (one of the graph's pairs where it lists
+  them): ``u``'s side is decided.
+* a pinned ending decides ``u``'s outgoing side unused; a forbidden division removes ``u``'s
+  division options; a pinned division removes ``u``'s continuations (and the dominance tests
+  on its divisions, whose alternatives are pinned away) and makes ``u``'s side one that must
+  be used: its component goes to the packing with that row an equality.
+
+Pins that cannot all hold (two parents, three daughters, a pinned link into a forbidden cell,
+a division with no two daughters left, ...) give an infeasible solution, as in the joint program.
 """
 
 from __future__ import annotations
@@ -60,9 +78,73 @@ def not_fixed_reason(graph: CandidateGraph, pins: Pins | None = None) -> str | N
     isolated = graph.node_cost + graph.appear_cost + graph.disappear_cost
     if np.any(alive & (isolated > 0)):
         return "some cells are cheaper left out than kept (node + appear + disappear cost > 0)"
-    if pins is not None and (len(pins.must_edges) or pins.has_events):
-        return "pinned links or events"
     return None
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """What the pins leave of every node's two sides (module docstring, "Pins")."""
+
+    usable: np.ndarray  # (E,) links any option may still use
+    must_out: np.ndarray  # (N,) the one pinned link leaving the node, or -1
+    fixed: np.ndarray  # pinned links: selected whatever else is chosen
+    out_done: np.ndarray  # (N,) outgoing side decided (two pinned links, an ending, ...)
+    in_done: np.ndarray  # (N,) incoming side decided (a pinned link enters)
+    no_division: np.ndarray  # (N,) forbidden or impossible division
+    forced: np.ndarray  # (N,) outgoing side must divide (pinned division, not yet decided)
+    disappear: np.ndarray  # (N,) cost of leaving the outgoing side without an option
+
+
+def _pin_sides(graph: CandidateGraph, pins: Pins | None, alive: np.ndarray, usable: np.ndarray) -> _Sides | None:
+    """The sides left by the pins, or None when the pins cannot hold together (infeasible)."""
+    n = graph.n_nodes
+    src, dst = graph.edge_source, graph.edge_target
+    must_out = np.full(n, -1, np.int64)
+    empty = np.zeros(n, bool)
+    if pins is None:
+        return _Sides(usable, must_out, np.zeros(0, np.int64), empty, empty, empty, empty, graph.disappear_cost)
+    usable = usable.copy()
+    me = np.unique(pins.must_edges)
+    divide, no_div, end = (np.zeros(n, bool) for _ in range(3))
+    divide[pins.must_divide] = True
+    no_div[pins.forbid_divide] = True
+    end[pins.must_end] = True
+    if np.any(divide & no_div):
+        raise ValueError("pins both require and forbid the same node, edge or event")
+    n_in = np.bincount(dst[me], minlength=n)
+    n_out = np.bincount(src[me], minlength=n)
+    if (
+        not usable[me].all()
+        or np.any(n_in > 1)
+        or np.any(n_out > 2)
+        or not alive[divide | end].all()
+        or np.any(end & (divide | (n_out > 0)))
+        or np.any(no_div & (n_out == 2))
+    ):
+        return None
+    two = np.flatnonzero(n_out == 2)
+    if len(two):  # the two pinned links of a node must make a division the graph allows
+        pair_of = me[np.argsort(src[me], kind="stable")]
+        first = pair_of[np.isin(src[pair_of], two)].reshape(-1, 2)
+        if graph.division_pairs is not None:
+            listed = {(int(a), int(b)) for a, b in graph.division_pairs} | {
+                (int(b), int(a)) for a, b in graph.division_pairs
+            }
+            if any((int(a), int(b)) not in listed for a, b in first):
+                return None
+    in_done = n_in > 0
+    one = n_out == 1
+    must_out[src[me[one[src[me]]]]] = me[one[src[me]]]
+    # another link into a cell with a pinned parent, or out of a cell that ends, is unusable
+    pinned = np.zeros(graph.n_edges, bool)
+    pinned[me] = True
+    usable &= ~(in_done[dst] & ~pinned) & ~end[src] & ~((n_out == 2)[src] & ~pinned)
+    out_done = end | (n_out == 2) | (one & no_div)
+    if np.any(divide & out_done & (n_out != 2)):
+        return None
+    disappear = graph.disappear_cost.copy()
+    disappear[one] = 0.0  # the pinned link alone is the side's baseline (its cost is paid anyway)
+    return _Sides(usable, must_out, me, out_done, in_done, no_div | end, divide & ~out_done, disappear)
 
 
 def solve_fixed(
@@ -76,67 +158,61 @@ def solve_fixed(
 
     ``time_limit`` and ``gap`` apply to the joint program of the components with division
     options (default gap 0: proven optimal). Raises ValueError where :func:`not_fixed_reason`
-    gives a reason.
+    gives a reason; pins that cannot hold together give an infeasible solution, as the joint
+    program does.
     """
     reason = not_fixed_reason(graph, pins)
     if reason is not None:
         raise ValueError(f"the fixed-segmentation assignment does not apply: {reason}; use the joint solver")
     start = time.perf_counter()
     n = graph.n_nodes
-    src, dst, cost = graph.edge_source, graph.edge_target, graph.edge_cost
     alive = _alive(graph, pins)
-    usable = alive[src] & alive[dst]
+    usable = alive[graph.edge_source] & alive[graph.edge_target]
     if pins is not None:
         usable[np.asarray(pins.forbid_edges, np.int64)] = False
-    # 1. options cheaper than leaving their sides unused (continuations), or than the best
-    #    way of using fewer sides (divisions)
-    cont = np.flatnonzero(usable & (cost < graph.disappear_cost[src] + graph.appear_cost[dst]))
-    cont = _cheapest_per_pair(cont, src, dst, cost)
-    pairs, pair_total = division_options(graph, usable)
-    e0, e1 = pairs[:, 0], pairs[:, 1]
-    mother, d0, d1 = src[e0], dst[e0], dst[e1]
-    alt = np.minimum(
-        graph.disappear_cost[mother] + graph.appear_cost[d0] + graph.appear_cost[d1],
-        np.minimum(cost[e0] + graph.appear_cost[d1], cost[e1] + graph.appear_cost[d0]),
-    )
-    keep = pair_total < alt
-    pairs, pair_total = pairs[keep], pair_total[keep]
+    sides = _pin_sides(graph, pins, alive, usable)
+    opts = None if sides is None else _options(graph, sides)
+    if sides is None or opts is None:
+        return _failed(graph, SolveStatus.INFEASIBLE, start, {})
     # 2. components over the sides: u = node, v = n + node
-    rows = np.concatenate([src[cont], src[pairs[:, 0]], src[pairs[:, 0]]])
-    cols = n + np.concatenate([dst[cont], dst[pairs[:, 0]], dst[pairs[:, 1]]])
+    rows = np.concatenate([opts.cu, opts.du, opts.du])
+    cols = n + np.concatenate([opts.cv, opts.dv, opts.dw])
     adj = sp.coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(2 * n, 2 * n)).tocsr()
     n_comp, comp = connected_components(adj, directed=False)
     with_pairs = np.zeros(n_comp, bool)
-    with_pairs[comp[src[pairs[:, 0]]]] = True
-    # 3a. components without division options: one sparse assignment
+    with_pairs[comp[opts.du]] = True
+    with_pairs[comp[np.flatnonzero(sides.forced)]] = True  # a side that must be used: the packing
     edge_selected = np.zeros(graph.n_edges, bool)
-    lap_edges = cont[~with_pairs[comp[src[cont]]]]
-    edge_selected[_sparse_assignment(graph, lap_edges)] = True
+    edge_selected[sides.fixed] = True
+    # 3a. components without division options: one sparse assignment
+    in_lap = ~with_pairs[comp[opts.cu]]
+    lap = np.flatnonzero(in_lap)
+    chosen_c = np.zeros(len(opts.cu), bool)
+    chosen_c[
+        lap[_sparse_assignment(opts.cu[lap], opts.cv[lap], opts.ccost[lap], sides.disappear, graph.appear_cost)]
+    ] = True
     # 3b. components with division options: one small set-packing program
     status, sub_obj, sub_bound = SolveStatus.OPTIMAL, 0.0, 0.0
     mip: dict[str, float] = {}
-    if len(pairs):
-        sub_cont = cont[with_pairs[comp[src[cont]]]]
-        pk = _packing_program(graph, sub_cont, pairs, pair_total, time_limit, gap)
+    chosen_d = np.zeros(len(opts.du), bool)
+    if with_pairs.any():
+        sub = np.flatnonzero(~in_lap)
+        pk = _packing_program(opts, sub, sides, graph.appear_cost, n, time_limit, gap)
         status, sub_obj, sub_bound = pk.status, pk.objective, pk.bound
         mip = {
-            "packing_options": len(sub_cont) + len(pairs),
+            "packing_options": len(sub) + len(opts.du),
             "packing_sides": pk.n_sides,
             "packing_mip_options": pk.n_mip,
             "packing_seconds": pk.seconds,
         }
         if status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-            return Solution(
-                np.zeros(n, bool),
-                np.zeros(graph.n_edges, bool),
-                float("nan"),
-                status,
-                seconds=time.perf_counter() - start,
-                backend="assignment",
-                info={"solver": "assignment", **mip},
-            )
-        edge_selected[sub_cont[pk.chosen[: len(sub_cont)]]] = True
-        edge_selected[pairs[pk.chosen[len(sub_cont) :]].ravel()] = True
+            return _failed(graph, status, start, mip)
+        chosen_c[sub[pk.chosen[: len(sub)]]] = True
+        chosen_d = pk.chosen[len(sub) :]
+    edge_selected[opts.ce0[chosen_c]] = True
+    e1 = opts.ce1[chosen_c]
+    edge_selected[e1[e1 >= 0]] = True
+    edge_selected[opts.de[chosen_d].ravel()] = True
     value = objective(graph, alive, edge_selected)
     # everything outside the joint program is exact, so its bound shifts by the same amount
     bound, rel_gap = value, 0.0
@@ -155,12 +231,132 @@ def solve_fixed(
         info={
             "solver": "assignment",
             "components": int(n_comp),
-            "links_kept": int(len(cont)),
-            "divisions_kept": int(len(pairs)),
+            "links_kept": int(len(opts.cu)),
+            "divisions_kept": int(len(opts.du)),
             "components_with_divisions": int(with_pairs.sum()),
+            "pinned_links": int(len(sides.fixed)),
             **mip,
         },
     )
+
+
+def _failed(graph: CandidateGraph, status: SolveStatus, start: float, mip: dict[str, float]) -> Solution:
+    return Solution(
+        np.zeros(graph.n_nodes, bool),
+        np.zeros(graph.n_edges, bool),
+        float("nan"),
+        status,
+        seconds=time.perf_counter() - start,
+        backend="assignment",
+        info={"solver": "assignment", **mip},
+    )
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The undominated options. Continuations ``cu → cv`` (cost ``ccost``) select link ``ce0``
+    and, for a daughter added to a pinned link, ``ce1`` too (else -1); divisions ``du → {dv, dw}``
+    (cost ``dcost``) select the two links of ``de``."""
+
+    cu: np.ndarray
+    cv: np.ndarray
+    ccost: np.ndarray
+    ce0: np.ndarray
+    ce1: np.ndarray
+    du: np.ndarray
+    dv: np.ndarray
+    dw: np.ndarray
+    dcost: np.ndarray
+    de: np.ndarray
+
+
+def _options(graph: CandidateGraph, s: _Sides) -> _Options | None:
+    """Module docstring, step 1, on the sides the pins leave; None when a side that must
+    divide has no division left (infeasible)."""
+    src, dst, cost = graph.edge_source, graph.edge_target, graph.edge_cost
+    app, dis = graph.appear_cost, s.disappear
+    special = (s.must_out >= 0) | s.forced
+    free = s.usable & ~s.out_done[src] & ~special[src] & ~s.in_done[dst]
+    cont = np.flatnonzero(free & (cost < dis[src] + app[dst]))
+    # divisions: the graph's own rule for ordinary mothers, every allowed pair for pinned ones
+    daughter = (
+        s.usable & ~s.out_done[src] & ~s.no_division[src] & (~s.in_done[dst] | (s.must_out[src] == np.arange(len(src))))
+    )
+    pairs, total = division_options(graph, daughter & ~special[src])
+    sp_pairs, sp_total = _pinned_mother_pairs(graph, daughter & special[src], s.must_out)
+    pairs, total = np.concatenate([pairs, sp_pairs]), np.concatenate([total, sp_total])
+    ok = (
+        daughter[pairs[:, 0]] & daughter[pairs[:, 1]] & (dst[pairs[:, 0]] != dst[pairs[:, 1]])
+        if len(pairs)
+        else np.zeros(0, bool)
+    )
+    pairs, total = pairs[ok], total[ok]
+    mother = src[pairs[:, 0]]
+    pinned = s.must_out[mother]
+    has_pin = pinned >= 0
+    # a pinned mother divides only into its pinned link and one more: a continuation to the other
+    has_pin &= (pairs[:, 0] == pinned) | (pairs[:, 1] == pinned)
+    drop = (s.must_out[mother] >= 0) & ~has_pin
+    other = np.where(pairs[:, 0] == pinned, pairs[:, 1], pairs[:, 0])
+    pc_u, pc_v = mother[has_pin], dst[other[has_pin]]
+    pc_cost = total[has_pin] - cost[pinned[has_pin]]
+    keep_pc = s.forced[pc_u] | (pc_cost < app[pc_v])  # else the pinned link alone is no dearer
+    plain = ~has_pin & ~drop
+    pairs, total, mother = pairs[plain], total[plain], mother[plain]
+    d0, d1 = dst[pairs[:, 0]], dst[pairs[:, 1]]
+    alt = np.minimum(
+        dis[mother] + app[d0] + app[d1],
+        np.minimum(cost[pairs[:, 0]] + app[d1], cost[pairs[:, 1]] + app[d0]),
+    )
+    keep = s.forced[mother] | (total < alt)  # a division that must happen has no alternative
+    pairs, total, mother = pairs[keep], total[keep], mother[keep]
+    ce0 = np.concatenate([cont, pinned[has_pin][keep_pc]])
+    ce1 = np.concatenate([np.full(len(cont), -1, np.int64), other[has_pin][keep_pc]])
+    cu = np.concatenate([src[cont], pc_u[keep_pc]])
+    cv = np.concatenate([dst[cont], pc_v[keep_pc]])
+    ccost = np.concatenate([cost[cont], pc_cost[keep_pc]])
+    first = _cheapest_per_pair(cu, cv, ccost)
+    covered = np.zeros(graph.n_nodes, bool)
+    covered[cu[first]] = True
+    covered[mother] = True
+    if np.any(s.forced & ~covered):
+        return None
+    return _Options(
+        cu[first],
+        cv[first],
+        ccost[first],
+        ce0[first],
+        ce1[first],
+        mother,
+        dst[pairs[:, 0]],
+        dst[pairs[:, 1]],
+        total,
+        pairs,
+    )
+
+
+def _pinned_mother_pairs(
+    graph: CandidateGraph, daughter: np.ndarray, must_out: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Division pairs of mothers with a pinned link or a pinned division, without the pruning
+    of :func:`division_options` (its alternatives, a continuation instead, may be pinned away)."""
+    src, cost = graph.edge_source, graph.edge_cost
+    if graph.division_pairs is not None and graph.division_pair_cost is not None:
+        pl = graph.division_pairs
+        ok = daughter[pl[:, 0]] & daughter[pl[:, 1]]
+        pl = pl[ok]
+        return pl, graph.division_pair_cost[ok] + cost[pl[:, 0]] + cost[pl[:, 1]] + graph.division_cost[src[pl[:, 0]]]
+    parts = [np.zeros((0, 2), np.int64)]
+    cand = np.flatnonzero(daughter)
+    for m in np.unique(src[cand]):
+        out = cand[src[cand] == m]
+        if must_out[m] >= 0:
+            parts.append(np.stack([np.full(len(out), must_out[m]), out], axis=1)[out != must_out[m]])
+        else:
+            iu, ju = np.triu_indices(len(out), k=1)
+            parts.append(np.stack([out[iu], out[ju]], axis=1))
+    pairs = np.concatenate(parts)
+    return pairs, cost[pairs[:, 0]] + cost[pairs[:, 1]] + graph.division_cost[src[pairs[:, 0]]]
 
 
 def solve_fixed_or_joint(
@@ -235,30 +431,32 @@ def _alive(graph: CandidateGraph, pins: Pins | None) -> np.ndarray:
     return alive
 
 
-def _cheapest_per_pair(edges: np.ndarray, src: np.ndarray, dst: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """One link per (source, target): the cheapest (parallel links would be summed by the
-    sparse matrix, and a target takes one parent anyway)."""
-    order = edges[np.lexsort((cost[edges], dst[edges], src[edges]))]
+def _cheapest_per_pair(u: np.ndarray, v: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Indices of one option per (u, v): the cheapest (parallel links would be summed by the
+    sparse matrix, and a side takes one option anyway)."""
+    order = np.lexsort((cost, v, u))
     if len(order) < 2:
         return order
     first = np.ones(len(order), bool)
-    first[1:] = (src[order[1:]] != src[order[:-1]]) | (dst[order[1:]] != dst[order[:-1]])
+    first[1:] = (u[order[1:]] != u[order[:-1]]) | (v[order[1:]] != v[order[:-1]])
     return np.sort(order[first])
 
 
-def _sparse_assignment(graph: CandidateGraph, edges: np.ndarray) -> np.ndarray:
-    """The links of the optimal assignment with unmatched costs over ``edges`` (module
-    docstring, step 3a); sides without a link are unused and need no row."""
-    if len(edges) == 0:
-        return edges
-    src, dst = graph.edge_source[edges], graph.edge_target[edges]
-    u, u_idx = np.unique(src, return_inverse=True)
-    v, v_idx = np.unique(dst, return_inverse=True)
+def _sparse_assignment(
+    u_nodes: np.ndarray, v_nodes: np.ndarray, cost: np.ndarray, disappear: np.ndarray, appear: np.ndarray
+) -> np.ndarray:
+    """Indices of the continuations (one per (u, v)) in the optimal assignment with unmatched
+    costs ``disappear[u]`` / ``appear[v]`` (module docstring, step 3a); sides without an option
+    are unused and need no row."""
+    if len(u_nodes) == 0:
+        return np.zeros(0, np.int64)
+    u, u_idx = np.unique(u_nodes, return_inverse=True)
+    v, v_idx = np.unique(v_nodes, return_inverse=True)
     nu, nv = len(u), len(v)
     # rows: u sides, then one dummy per v side; columns: v sides, then one dummy per u side
     r = np.concatenate([u_idx, np.arange(nu), nu + np.arange(nv), nu + v_idx])
     c = np.concatenate([v_idx, nv + np.arange(nu), np.arange(nv), nv + u_idx])
-    w = np.concatenate([graph.edge_cost[edges], graph.disappear_cost[u], graph.appear_cost[v], np.zeros(len(edges))])
+    w = np.concatenate([cost, disappear[u], appear[v], np.zeros(len(cost))])
     # every full matching has nu + nv entries, so a common shift keeps the optimum; LAPJVsp
     # takes stored entries as links and needs them non-zero
     w = w - w.min() + 1.0
@@ -268,7 +466,7 @@ def _sparse_assignment(graph: CandidateGraph, edges: np.ndarray) -> np.ndarray:
     key = u_idx * nv + v_idx
     order = np.argsort(key)
     want = row[linked] * nv + col[linked]
-    return edges[order[np.searchsorted(key[order], want)]]
+    return order[np.searchsorted(key[order], want)]
 
 
 @dataclass(frozen=True)
@@ -283,10 +481,11 @@ class _Packing:
 
 
 def _packing_program(
-    graph: CandidateGraph,
-    cont: np.ndarray,
-    pairs: np.ndarray,
-    pair_total: np.ndarray,
+    opts: _Options,
+    picked: np.ndarray,
+    sides: _Sides,
+    app: np.ndarray,
+    n: int,
     time_limit: float,
     gap: float,
 ) -> _Packing:
@@ -303,26 +502,25 @@ def _packing_program(
     0.16 s without; LP + MIP on the fractional part 0.07 s; the joint program on these
     components 0.5 s)."""
     start = time.perf_counter()
-    src, dst = graph.edge_source, graph.edge_target
-    n = graph.n_nodes
-    app, dis = graph.appear_cost, graph.disappear_cost
-    m0, v0, w0 = src[pairs[:, 0]], dst[pairs[:, 0]], dst[pairs[:, 1]]
-    c = np.concatenate(
-        [graph.edge_cost[cont] - dis[src[cont]] - app[dst[cont]], pair_total - dis[m0] - app[v0] - app[w0]]
-    )
-    nc, npairs, n_opt = len(cont), len(pairs), len(c)
-    side = np.concatenate([src[cont], m0, n + dst[cont], n + v0, n + w0])
+    dis = sides.disappear
+    cu, cv = opts.cu[picked], opts.cv[picked]
+    m0, v0, w0 = opts.du, opts.dv, opts.dw
+    c = np.concatenate([opts.ccost[picked] - dis[cu] - app[cv], opts.dcost - dis[m0] - app[v0] - app[w0]])
+    nc, npairs, n_opt = len(picked), len(m0), len(c)
+    side = np.concatenate([cu, m0, n + cv, n + v0, n + w0])
     opt = np.concatenate([np.arange(nc), nc + np.arange(npairs), np.arange(nc), nc + np.arange(npairs)])
     opt = np.concatenate([opt, nc + np.arange(npairs)])
-    sides, row = np.unique(side, return_inverse=True)
+    sides_, row = np.unique(side, return_inverse=True)
+    # a side that must divide takes exactly one option; every other side at most one
+    lo = np.where((sides_ < n) & sides.forced[np.minimum(sides_, n - 1)], 1.0, -np.inf)
     # a pair whose daughters are one cell has a coefficient 2 in that row (summed): never chosen
-    a = sp.csr_matrix((np.ones(len(row)), (row, opt)), shape=(len(sides), n_opt))
-    packing = LinearConstraint(a, -np.inf, 1.0)
+    a = sp.csr_matrix((np.ones(len(row)), (row, opt)), shape=(len(sides_), n_opt))
+    packing = LinearConstraint(a, lo, 1.0)
     lp = milp(c, constraints=packing, bounds=Bounds(0.0, 1.0), options={"presolve": False, "time_limit": time_limit})
-    if lp.status != 0 or lp.x is None:  # time limit, or HiGHS failed: no solution to build on
-        status = SolveStatus.TIMEOUT if lp.status == 1 else SolveStatus.ERROR
+    if lp.status != 0 or lp.x is None:  # time limit, infeasible pins, or HiGHS failed
+        status = _status_of(lp.status)
         return _Packing(
-            np.zeros(n_opt, bool), status, float("nan"), float("nan"), time.perf_counter() - start, len(sides)
+            np.zeros(n_opt, bool), status, float("nan"), float("nan"), time.perf_counter() - start, len(sides_)
         )
     x = np.asarray(lp.x)
     frac = (x > 1e-6) & (x < 1 - 1e-6)
@@ -335,20 +533,25 @@ def _packing_program(
         rows = np.unique(a[:, sub].nonzero()[0])
         res = milp(
             c[sub],
-            constraints=LinearConstraint(a[rows][:, sub], -np.inf, 1.0),
+            constraints=LinearConstraint(a[rows][:, sub], lo[rows], 1.0),
             integrality=np.ones(len(sub), np.int64),
             bounds=Bounds(0.0, 1.0),
             options={"time_limit": float(time_limit), "mip_rel_gap": float(gap), "presolve": False},
         )
         if res.x is None:
-            status = SolveStatus.TIMEOUT if res.status == 1 else SolveStatus.ERROR
+            status = _status_of(res.status)
             return _Packing(
-                chosen, status, float("nan"), float("nan"), time.perf_counter() - start, len(sides), len(sub)
+                chosen, status, float("nan"), float("nan"), time.perf_counter() - start, len(sides_), len(sub)
             )
         status = SolveStatus.OPTIMAL if res.status == 0 else SolveStatus.FEASIBLE
         chosen[sub] = res.x > 0.5
         sub_bound = float(getattr(res, "mip_dual_bound", np.nan) or np.nan)
         bound = bound - float(lp.x[sub] @ c[sub]) + sub_bound  # the LP's other components stay exact
         value = float(c @ chosen)
-        return _Packing(chosen, status, value, bound, time.perf_counter() - start, len(sides), len(sub))
-    return _Packing(chosen, status, value, bound, time.perf_counter() - start, len(sides))
+        return _Packing(chosen, status, value, bound, time.perf_counter() - start, len(sides_), len(sub))
+    return _Packing(chosen, status, value, bound, time.perf_counter() - start, len(sides_))
+
+
+def _status_of(code: int) -> SolveStatus:
+    """A failed HiGHS result's status (scipy's milp codes: 1 limit, 2 infeasible)."""
+    return {1: SolveStatus.TIMEOUT, 2: SolveStatus.INFEASIBLE}.get(int(code), SolveStatus.ERROR)
