@@ -50,13 +50,13 @@ def candidates(
     type=POSITIVE,
     default=None,
     help="Search radius in physical units (the movie's spacing; pixels where none was imported). "
-    "Default: chosen from the cells (size, neighbour distance, motion).",
+    "Default: chosen from the cells (their size and a first motion estimate).",
 )
 @click.option(
     "--k",
     type=click.IntRange(min=1),
     default=None,
-    help="Nearest candidates per frame step. Default: chosen from the cells.",
+    help="Nearest candidates per frame step. Default: chosen from the cells (neighbours within reach).",
 )
 @click.option(
     "--dt", type=click.IntRange(min=1), default=1, show_default=True, help="Longest gap (frames) a link may close."
