@@ -411,3 +411,26 @@ def test_no_pair_within_the_radius_is_one_line_and_store_unchanged(
     with pytest.raises(InputError, match="no candidate pairs within 0.5"):
         run_link(loaded, "m", max_distance=0.5)
     assert snapshot(loaded) == before
+
+
+def test_label_images_of_candidates_with_flaws_warn_and_are_counted(
+    loaded: Store, db_url: str, synthetic_ctc: Path, tmp_path: Path
+) -> None:
+    """`candidates --labels`: the same flaws warn and are counted; 1-pixel objects fall below --min-area."""
+    from trackdb.store import runs
+
+    bad = tmp_path / "flawed"
+    shutil.copytree(synthetic_ctc, bad)
+    flawed(bad)
+    stack = np.stack([tifffile.imread(f) for f in sorted(_tra(bad).glob("man_track*.tif"))])
+    tifffile.imwrite(tmp_path / "labels.tif", stack)
+    assert trackdb("import-ctc", str(bad), "--movie", "raw", "--no-gt", db=db_url).returncode == 0
+    r = trackdb("candidates", "--movie", "raw", "--labels", str(tmp_path / "labels.tif"), db=db_url)
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.strip().splitlines() if line.startswith("warning: ")]  # not the bar
+    assert len(warnings) == 2, r.stderr
+    assert "stray fragments; first: label 5 in frame 3" in warnings[0]
+    assert "1 1-pixel object(s) (first: label 6 in frame 4); dropped (below --min-area 10)" in warnings[1]
+    run = runs.latest_run(loaded, loaded.movie("raw").id, runs.RunKind.CANDIDATES)
+    assert run is not None
+    assert run.summary == {"fragmented_objects": 1, "one_pixel_objects": 1, "warnings": run.summary["warnings"]}

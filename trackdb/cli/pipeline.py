@@ -37,9 +37,13 @@ def candidates(
 ) -> None:
     """Candidate cells: the H-EMD forest of a probability map, or label images."""
     from trackdb.stages.candidates import run_candidates
+    from trackdb.store import runs
 
     with open_store(db_url) as store:
         run_id = run_candidates(store, movie_name, prob=prob, labels=labels, tau=tau, min_area=min_area)
+        summary = runs.get_run(store, run_id).summary or {}
+    for line in summary.get("warnings", []):
+        click.echo(f"warning: {line}", err=True)
     click.echo(f"candidates run {run_id} done")
 
 

@@ -111,7 +111,8 @@ class LabelFlaws:
     first_fragmented: tuple[int, int] | None  # (frame, label)
     first_one_pixel: tuple[int, int] | None
 
-    def warnings(self, where: object) -> list[str]:
+    def warnings(self, where: object, min_area: int = 1) -> list[str]:
+        """One line per kind of flaw; ``min_area`` > 1: 1-pixel objects are dropped, not kept."""
         out = []
         if self.fragmented:
             t, lab = self.first_fragmented or (0, 0)
@@ -121,9 +122,8 @@ class LabelFlaws:
             )
         if self.one_pixel:
             t, lab = self.first_one_pixel or (0, 0)
-            out.append(
-                f"{where}: {self.one_pixel} 1-pixel object(s) (first: label {lab} in frame {t}); kept as annotated"
-            )
+            fate = f"dropped (below --min-area {min_area})" if min_area > 1 else "kept as annotated"
+            out.append(f"{where}: {self.one_pixel} 1-pixel object(s) (first: label {lab} in frame {t}); {fate}")
         return out
 
     def to_json(self) -> dict[str, int]:

@@ -17,6 +17,7 @@ from inference.hypotheses import prune_to_hypotheses
 from inference.regions import candidates_from_labels
 from inference.types import Candidates
 from trackdb.errors import InputError
+from trackdb.io.ctc import label_flaws
 from trackdb.io.frame_source import Content, FrameSource
 from trackdb.io.sources import check_movie_shape, check_probability, read_movie_array
 from trackdb.store import ingest, runs
@@ -117,6 +118,10 @@ def run_candidates(
         check_movie_shape(data, movie.n_frames, movie.shape, path)
         if prob is not None:
             check_probability(data, path)
+        else:  # annotation flaws: warned about and counted in the run summary, not refused
+            flaws = label_flaws(data)
+            with store.begin() as c:
+                runs.set_summary(c, run_id, {**flaws.to_json(), "warnings": flaws.warnings(path, min_area)})
 
         content = Content.PROB if prob is not None else Content.LABELS
 
