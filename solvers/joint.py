@@ -24,6 +24,7 @@ warm_start=sol)`` re-solves frames ``[t0, t1)`` with everything outside fixed to
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypedDict, Unpack
 
@@ -187,6 +188,20 @@ def solve_windowed(
     )
 
 
+def solve_window(
+    graph: CandidateGraph,
+    window: tuple[int, int],
+    warm_start: Solution,
+    solve: Callable[[CandidateGraph, Pins], Solution],
+    pins: Pins | None = None,
+) -> Solution:
+    """``solve_joint(graph, window=window, warm_start=warm_start, pins=pins)`` with ``solve``
+    for the window's sub-problem (the same graph and pins: the frames around the window fixed
+    to ``warm_start`` as pins); e.g. :func:`solvers.assignment.solve_fixed_or_joint`, exact
+    where the sub-problem is a fixed segmentation."""
+    return _solve_region(graph, window[0], window[1], warm_start, pins=pins, inner=solve)
+
+
 def _worst(statuses: list[SolveStatus]) -> SolveStatus:
     order = [SolveStatus.OPTIMAL, SolveStatus.FEASIBLE, SolveStatus.TIMEOUT, SolveStatus.INFEASIBLE, SolveStatus.ERROR]
     return max(statuses, key=order.index)
@@ -199,9 +214,11 @@ def _solve_region(
     reference: Solution | None,
     after: bool = True,
     pins: Pins | None = None,
+    inner: Callable[[CandidateGraph, Pins], Solution] | None = None,
     **kwargs: Unpack[BackendOptions],
 ) -> Solution:
-    """Solve frames [t0, t1); neighbouring frames (within the longest edge) fixed to ``reference``.
+    """Solve frames [t0, t1); neighbouring frames (within the longest edge) fixed to ``reference``
+    (the sub-problem by ``inner``, else :func:`solve_joint` with ``kwargs``).
 
     Context nodes before t0 keep their committed incoming side (appear cost 0), context nodes
     after t1 their outgoing side (disappear/division cost 0); seam links are free and pay
@@ -286,7 +303,7 @@ def _solve_region(
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
     sub_pins = Pins(cat(must_n), cat(forbid_n), cat(must_e), cat(forbid_e), *(cat(x) for x in events))
-    sol = solve_joint(sub, pins=sub_pins, **kwargs)
+    sol = solve_joint(sub, pins=sub_pins, **kwargs) if inner is None else inner(sub, sub_pins)
     node_sel = np.zeros(graph.n_nodes, bool) if reference is None else reference.node_selected.copy()
     edge_sel = np.zeros(graph.n_edges, bool) if reference is None else reference.edge_selected.copy()
     touched_e = ekeep & ~(fixed[graph.edge_source] & fixed[graph.edge_target])

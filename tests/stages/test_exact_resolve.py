@@ -20,7 +20,7 @@ from trackdb.io.import_ctc import import_ctc
 from trackdb.stages import edits
 from trackdb.stages import pins as pin_rules
 from trackdb.stages.link import run_link
-from trackdb.stages.resolve import load_chain_model, resolve, selection_of
+from trackdb.stages.resolve import load_chain_model, resolve, selection_of, summary_of
 from trackdb.stages.solve import run_solve
 from trackdb.store import Store, runs
 from trackdb.store import edits as log
@@ -116,6 +116,25 @@ def test_fifty_random_edits_match_full_solves(solved: Store) -> None:
         assert got >= full.objective - tol
         widened += r.widened
         checked += 1
+        # GT masks: a fixed segmentation, so every window's sub-problem is an assignment
+        assert r.solver == {"solver": "assignment"}, r.solver
+        assert summary_of(r)["solver"] == "assignment"
     assert checked == 50
     assert failed < 10
     assert widened > 0  # margin 0: the windows' borders bind, and widening finds the full optimum
+
+
+def test_a_named_backend_runs_the_joint_program(solved: Store) -> None:
+    movie = solved.movie(MOVIE)
+    chain = runs.solve_chain(solved, movie)
+    cm = load_chain_model(solved, movie, chain)
+    assert movie.current_solution_id is not None
+    sol = selection_of(solved, movie.current_solution_id, cm.node_ids, cm.edge_ids)
+    e = int(np.flatnonzero(sol.edge_selected)[0])
+    edits.add_edit(solved, MOVIE, "forbid-edge", int(cm.edge_ids[e]))
+    r = resolve(solved, MOVIE, margin=1, gap=GAP, backend="ortools-highs")
+    assert r is not None
+    assert r.solver == {"solver": "joint"}
+    summary = runs.get_run(solved, r.run_id).summary
+    assert summary is not None
+    assert summary["solver"] == "joint"

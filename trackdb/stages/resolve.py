@@ -33,15 +33,16 @@ from typing import Any
 
 import numpy as np
 
+from solvers.assignment import solve_fixed_or_joint
 from solvers.costs import CostModel, CostParams
-from solvers.joint import BACKENDS, solve_joint
+from solvers.joint import BACKENDS, solve_joint, solve_window
 from solvers.model import objective
 from solvers.tracks import tracks_from_solution
-from solvers.types import CandidateGraph, Solution, SolveStatus
+from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
 from trackdb.errors import ConflictError, InputError, SolveFailed, TrackdbError
 from trackdb.stages import cost_model as costs
 from trackdb.stages import pins as pin_rules
-from trackdb.stages.solve import node_costs
+from trackdb.stages.solve import node_costs, solver_used
 from trackdb.store import cost_models, ingest, runs, solutions
 from trackdb.store import edits as log
 from trackdb.store.core import Connection, Movie, Store
@@ -75,6 +76,7 @@ class ResolveResult:
     changed_frames: list[int] = field(default_factory=list)  # frames whose cells or links changed
     uncertainty_run_id: int | None = None  # probabilities refreshed for the windows (trackdb.stages.refresh)
     uncertainty_error: str | None = None  # why that refresh failed (the re-solve itself stands)
+    solver: dict[str, str] = field(default_factory=dict)  # which solver re-solved (trackdb.stages.solve.solver_used)
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,7 @@ def _resolve_locked(
         status = SolveStatus.OPTIMAL
         changed: set[int] = set()
         parts: list[tuple[int, int, ChainModel]] = []
+        used: list[dict[str, str]] = []
         for a, b in spans:
             lo, hi, step = a, b, max(margin, 2)
             while True:
@@ -315,15 +318,8 @@ def _resolve_locked(
                 pin, _, _ = pin_rules.pins_for(live, part.node_ids, part.edge_ids, partial=True)
                 base = local_selection(cur, part)
                 build_seconds += time.perf_counter() - t0
-                new = solve_joint(
-                    part.graph,
-                    backend=backend,
-                    time_limit=time_limit,
-                    gap=gap,
-                    pins=pin,
-                    window=(lo, hi + 1),
-                    warm_start=base,
-                )
+                new = _solve_window(part.graph, (lo, hi + 1), base, pin, backend, time_limit, gap)
+                used.append(solver_used(new))
                 solve_seconds += new.seconds
                 if new.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
                     why = (
@@ -354,7 +350,8 @@ def _resolve_locked(
             total = float("nan") if cur0.objective is None else cur0.objective + delta
         new_sid, n_sel, n_links, n_tracks = _write(store, movie, sid, run_id, cur, status, total, applied)
         with store.begin() as c:
-            runs.set_summary(c, run_id, {"windows": done, "widened": widened, "costs": graphs.costs})
+            solver = _solver_of(used)
+            runs.set_summary(c, run_id, {"windows": done, "widened": widened, "costs": graphs.costs, **solver})
     unc_run, unc_error = None, None
     if refresh:
         from trackdb.stages.refresh import refresh_uncertainty
@@ -385,7 +382,40 @@ def _resolve_locked(
         sorted(changed),
         unc_run,
         unc_error,
+        solver,
     )
+
+
+def _solve_window(
+    graph: CandidateGraph,
+    window: tuple[int, int],
+    base: Solution,
+    pins: Pins,
+    backend: str,
+    time_limit: float,
+    gap: float,
+) -> Solution:
+    """The window re-solved with the frames around it fixed to ``base``
+    (:func:`solvers.joint.solve_window`): by the fixed-segmentation assignment where the
+    window's sub-problem is one (exact, :mod:`solvers.assignment`), else by the joint program
+    (``backend``)."""
+    if backend != "highs":  # a backend asked for by name: the joint program on it
+        return solve_joint(
+            graph, backend=backend, time_limit=time_limit, gap=gap, pins=pins, window=window, warm_start=base
+        )
+    return solve_window(
+        graph, window, base, lambda g, p: solve_fixed_or_joint(g, p, time_limit=time_limit, gap=gap), pins
+    )
+
+
+def _solver_of(used: list[dict[str, str]]) -> dict[str, str]:
+    """One ``solver`` entry for the run: the windows' solver, or theirs joined when they differ."""
+    names = sorted({u["solver"] for u in used})
+    out = {"solver": " + ".join(names) if names else "none"}
+    reasons = sorted({u["joint_reason"] for u in used if "joint_reason" in u})
+    if reasons:
+        out["joint_reason"] = "; ".join(reasons)
+    return out
 
 
 def _write(
@@ -477,6 +507,7 @@ def summary_of(r: ResolveResult) -> dict[str, Any]:
         "links_changed": r.links_changed,
         "changed_frames": r.changed_frames,
         "costs": r.costs,
+        **r.solver,
         "uncertainty_run_id": r.uncertainty_run_id,
         **({"uncertainty_error": r.uncertainty_error} if r.uncertainty_error else {}),
         "build_seconds": round(r.build_seconds, 2),
