@@ -97,14 +97,11 @@ def equivalent_diameter(size: np.ndarray, spacing: tuple[float, ...]) -> np.ndar
 
 def _next_frames(t: np.ndarray, dt: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(cells of frame f, cells of the nearest later frame within ``dt`` that holds any)."""
-    order = np.argsort(t, kind="stable")
-    frames, starts = np.unique(t[order], return_index=True)
-    groups = np.split(order, starts[1:])
-    pairs = []
-    for i in range(len(frames) - 1):
-        if frames[i + 1] - frames[i] <= dt:
-            pairs.append((groups[i], groups[i + 1]))
-    return pairs
+    if len(t) == 0:
+        return []
+    groups = np.split(*_by_frame(t))
+    frames = [int(t[g[0]]) for g in groups]
+    return [(groups[i], groups[i + 1]) for i in range(len(groups) - 1) if frames[i + 1] - frames[i] <= dt]
 
 
 def choose_link(
@@ -176,7 +173,10 @@ def link_params(
         raise InputError(f"movie {movie.name!r}: the candidate run {cand_run} holds no cells")
     chosen = None
     if max_distance is None or k is None:
-        choice = choose_link(cands.t, cands.centroid, cands.area, movie.spacing, dt)
+        try:
+            choice = choose_link(cands.t, cands.centroid, cands.area, movie.spacing, dt)
+        except InputError as exc:
+            raise InputError(f"movie {movie.name!r}: {exc}") from exc
         chosen = {**choice.to_json(), "reason": choice.reason(radius=max_distance is None, k=k is None)}
         max_distance = choice.max_distance if max_distance is None else float(max_distance)
         k = choice.k if k is None else int(k)
