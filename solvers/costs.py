@@ -263,10 +263,11 @@ def division_pairs(
     aj, ak = area[j], area[k]
     union = (aj[:, None] * c[j] + ak[:, None] * c[k]) / (aj + ak)[:, None]
     pred = c[i] + motion.shift[i]
-    sep, perp = daughter_offsets(geom.cov[i], c[j], c[k])
+    length, axis = long_axis(geom.cov)  # once per cell, not twice per pair (same values)
+    sep, perp = daughter_offsets(None, c[j], c[k], axes=(length[i], axis[i]))
     # sep and ⊥ are lengths over the half-length h: as densities of the daughters' offset in
     # the units of the continuations' Gaussians they carry the Jacobian h^-D (D log h nats)
-    half = np.maximum(long_axis(geom.cov[i])[0] / 2.0, 1.0)
+    half = np.maximum(length[i] / 2.0, 1.0)
     union_mean = motion.growth_mean if motion.union_mean is None else motion.union_mean
     total = (
         dim * np.log(half)

@@ -85,10 +85,20 @@ def long_axis(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(12.0 * np.maximum(w[:, -1], 0.0)), vec[:, :, -1]
 
 
-def daughter_offsets(mother_cov: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def daughter_offsets(
+    mother_cov: np.ndarray | None,
+    first: np.ndarray,
+    second: np.ndarray,
+    axes: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(separation, offset across the long axis) of daughter centres ``first``, ``second`` (P, D),
-    both in units of half the length of the mother whose covariance is ``mother_cov`` (P, D, D)."""
-    length, axis = long_axis(mother_cov)
+    both in units of half the length of the mother whose covariance is ``mother_cov`` (P, D, D);
+    or ``axes``: the mothers' :func:`long_axis`, when the caller has it per cell already (a
+    mother is in many pairs)."""
+    if axes is None:
+        assert mother_cov is not None
+        axes = long_axis(mother_cov)
+    length, axis = axes
     half = np.maximum(length / 2.0, 1.0)
     s = second - first
     sep = np.linalg.norm(s, axis=1) / half
