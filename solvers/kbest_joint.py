@@ -15,7 +15,8 @@ Three exact schemes, picked by what the graph allows:
   fixed-segmentation solver (:func:`solvers.assignment.solve_fixed`) and the "keep them all,
   add one" half of each optimum's split from its cheapest one-source addition, so a program
   is solved only for "drop one" and deeper ranks (the 10 best of the bacteria movie: 168
-  programs in 10.3 s before, 64 in 3.4-4.2 s now, under load 4-7). As in :func:`solvers.lap.solve_lap`, a fixed segmentation means
+  programs in 10.3 s before, 64 in 3.4-4.2 s now, under load 4-7). As in
+  :func:`solvers.lap.solve_lap`, a fixed segmentation means
   every node is selected: this equals the joint model with every node pinned (tested against
   the no-good scheme with such pins).
 * **Anything else** (competing candidates, gap-closing links): the integer program of
@@ -43,7 +44,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -56,6 +57,8 @@ from solvers.murty import kbest_lap
 from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
 
 Progress = Callable[[int, int], None]  # (steps done, steps expected) of a long enumeration
+# per frame pair: (Δ of its edges, Δ of "appears" per target, the optimum's parent map)
+PairDeltas = Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ def kbest_joint(
     method: str = "auto",
     time_limit: float = 300.0,
     progress: Progress | None = None,
+    pair_deltas: PairDeltas | None = None,
 ) -> KBest:
     """The ``k`` best solutions of the joint model, best first, each with its objective.
 
@@ -120,6 +124,8 @@ def kbest_joint(
     ``"murty"``, ``"pairs"`` or ``"nogood"``. ``time_limit`` is per re-solve (of a frame pair
     or of the whole movie); a re-solve that stops early ends the list and says so in
     :attr:`KBest.stopped`. ``progress(done, expected)`` is called as the enumeration advances.
+    ``pair_deltas``: :func:`pair_max_marginals` of the graph, when the caller has them (AS
+    per frame pair computes the same), for the frame-pair scheme's bounds.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
@@ -142,7 +148,7 @@ def kbest_joint(
     if method == "pairs":
         if not fixed_segmentation(graph):
             raise ValueError("the pairs scheme needs a fixed segmentation with one-frame links")
-        return _kbest_pairs(graph, int(k), float(time_limit), progress)
+        return _kbest_pairs(graph, int(k), float(time_limit), progress, pair_deltas)
     return _kbest_nogood(graph, int(k), pins, float(time_limit), progress)
 
 
@@ -239,9 +245,18 @@ class _PairRanking:
     """
 
     def __init__(
-        self, graph: CandidateGraph, pair: FramePair, time_limit: float, optimum: np.ndarray | None = None
+        self,
+        graph: CandidateGraph,
+        pair: FramePair,
+        time_limit: float,
+        optimum: np.ndarray | None = None,
+        drop_bound: float | None = None,
     ) -> None:
         self.pair, self.time_limit = pair, time_limit
+        # a lower bound on the pair objective of every solution that drops a link of the
+        # optimum (:func:`_drop_bounds`): that child is solved only once nothing cheaper is left
+        self.drop_bound = drop_bound
+        self.pending: list[tuple[float, np.ndarray, tuple[tuple[np.ndarray, float, float], ...]]] = []
         self.sub = sub = _pair_graph(graph, pair)
         self.prog = build_program(sub, Pins(must_nodes=np.arange(sub.n_nodes)))
         self.ranked: list[_Subspace] = []  # best first
@@ -284,20 +299,43 @@ class _PairRanking:
             if self.n_split < len(self.ranked):  # children are solved only when needed
                 self._split(self.ranked[self.n_split])
                 self.n_split += 1
+            elif self.pending and (not self.heap or self.pending[0][0] < self.heap[0].objective):
+                _, lb, rows = self.pending.pop(0)
+                child = self._solve(lb, rows)
+                if child is not None:
+                    heapq.heappush(self.heap, child)
             elif not self.heap:
                 return None
             else:
                 self.ranked.append(heapq.heappop(self.heap))
         return self.ranked[rank].objective
 
+    def peek(self, rank: int) -> tuple[float, bool] | None:
+        """(objective, exact) of the ``rank``-th best, ``rank`` at most one past the ranked
+        ones: exact when known without a program, else a lower bound (a pending child's);
+        None when fewer solutions exist."""
+        if rank < len(self.ranked):
+            return self.ranked[rank].objective, True
+        while self.n_split < len(self.ranked):
+            self._split(self.ranked[self.n_split])
+            self.n_split += 1
+        if self.pending and (not self.heap or self.pending[0][0] < self.heap[0].objective):
+            return self.pending[0][0], False
+        value = self.get(rank)
+        return None if value is None else (value, True)
+
     def _split(self, x: _Subspace) -> None:
         y0 = self.prog.n_nodes
         forced = x.lb[y0 : y0 + self.prog.n_edges] > 0.5
         free_kept = np.flatnonzero(x.selected & ~forced)
         if len(free_kept):  # drop at least one of them
-            child = self._solve(x.lb, (*x.rows, (free_kept, -np.inf, len(free_kept) - 1.0)))
-            if child is not None:
-                heapq.heappush(self.heap, child)
+            rows = (*x.rows, (free_kept, -np.inf, len(free_kept) - 1.0))
+            if self.drop_bound is not None and not x.rows and not forced.any():  # the optimum's
+                self.pending.append((max(self.drop_bound, x.objective), x.lb, rows))
+            else:
+                child = self._solve(x.lb, rows)
+                if child is not None:
+                    heapq.heappush(self.heap, child)
         others = np.flatnonzero(~x.selected & (self.prog.ub[y0 : y0 + self.prog.n_edges] > 0.5))
         if len(others):  # keep them all, add at least one
             lb = x.lb.copy()
@@ -411,12 +449,21 @@ def _kbest_sums(
     """
     m = len(rankings)
     counter = itertools.count()
-    heap: list[tuple[float, int, tuple[int, ...], int]] = [(0.0, next(counter), (0,) * m, -1)]
+    # (delta, tie, ranks, last raised pair, base): with a base (the delta of the vector it was
+    # raised from), delta is only a lower bound, made exact when it reaches the top (the
+    # raised pair's program is solved only then)
+    heap: list[tuple[float, int, tuple[int, ...], int, float | None]] = [(0.0, next(counter), (0,) * m, -1, None)]
     out: list[tuple[int, ...]] = []
     done = m  # progress: the pairs' optima are known, then their second bests, then the k picks
     try:
         while heap and len(out) < k:
-            delta, _, ranks, last = heapq.heappop(heap)
+            delta, _, ranks, last, base = heapq.heappop(heap)
+            if base is not None:
+                value = rankings[last].get(ranks[last])
+                if value is not None:
+                    step = value - rankings[last].ranked[ranks[last] - 1].objective
+                    heapq.heappush(heap, (base + step, next(counter), ranks, last, None))
+                continue
             out.append(ranks)
             if len(out) == k:
                 if progress is not None:
@@ -424,11 +471,11 @@ def _kbest_sums(
                 break
             moves = ([last] if last >= 0 else []) + [q for q in range(last + 1, m) if ranks[q] == 0]
             for q in moves:
-                value = rankings[q].get(ranks[q] + 1)
-                if value is not None:
+                peeked = rankings[q].peek(ranks[q] + 1)
+                if peeked is not None:
                     raised = ranks[:q] + (ranks[q] + 1,) + ranks[q + 1 :]
-                    step = value - rankings[q].ranked[ranks[q]].objective
-                    heapq.heappush(heap, (delta + step, next(counter), raised, q))
+                    step = peeked[0] - rankings[q].ranked[ranks[q]].objective
+                    heapq.heappush(heap, (delta + step, next(counter), raised, q, None if peeked[1] else delta))
                 if last < 0 and progress is not None:
                     done += 1
                     progress(done, 2 * m + k)
@@ -439,15 +486,26 @@ def _kbest_sums(
     return out, None
 
 
-def _kbest_pairs(graph: CandidateGraph, k: int, time_limit: float, progress: Progress | None) -> KBest:
+def _kbest_pairs(
+    graph: CandidateGraph, k: int, time_limit: float, progress: Progress | None, pair_deltas: PairDeltas | None = None
+) -> KBest:
     start = time.perf_counter()
     pairs = frame_pairs(graph)
     everyone = np.ones(graph.n_nodes, bool)
     optimum = _fixed_optimum(graph, time_limit)
+    bounds = None if optimum is None else _drop_bounds(graph, pairs, optimum, pair_deltas)
     rankings = []
     try:
         for i, pair in enumerate(pairs):
-            rankings.append(_PairRanking(graph, pair, time_limit, None if optimum is None else optimum[pair.edges]))
+            rankings.append(
+                _PairRanking(
+                    graph,
+                    pair,
+                    time_limit,
+                    None if optimum is None else optimum[pair.edges],
+                    None if bounds is None else bounds[i],
+                )
+            )
             if progress is not None:
                 progress(i + 1, 2 * len(pairs) + k)
     except _Stopped as exc:
@@ -489,3 +547,56 @@ def _fixed_optimum(graph: CandidateGraph, time_limit: float) -> np.ndarray | Non
     if sol.status is not SolveStatus.OPTIMAL or not sol.node_selected.all():
         return None
     return np.asarray(sol.edge_selected, bool)
+
+
+def pair_max_marginals(graph: CandidateGraph) -> PairDeltas | None:
+    """Per frame pair of the folded graph (:func:`solvers.costs.fold_pairs`), its options'
+    max-marginals and the optimum they are measured from
+    (:func:`solvers.max_marginals.option_deltas_and_optimum`); None where the folded graph is
+    no frame-pair LAP."""
+    from solvers.costs import fold_pairs
+    from solvers.max_marginals import option_deltas_and_optimum
+
+    folded = fold_pairs(graph)
+    if not lap_applies(folded):
+        return None
+    return [option_deltas_and_optimum(folded, pair) for pair in frame_pairs(folded)]
+
+
+def _drop_bounds(
+    graph: CandidateGraph, pairs: list[FramePair], optimum: np.ndarray, pair_deltas: PairDeltas | None = None
+) -> list[float] | None:
+    """Per frame pair, a lower bound on the pair objective of every solution that drops at
+    least one link of ``optimum`` (None where the folded graph is no frame-pair LAP).
+
+    The folded graph (:func:`solvers.costs.fold_pairs`: a link costs at most its share of any
+    division, any two links may be daughters) prices every solution of the joint model at
+    most at its joint cost. A solution that drops the link into target v gives v another
+    option o, so it costs at least the folded optimum plus o's max-marginal there
+    (:func:`solvers.max_marginals.option_deltas`); the bound is the smallest over the
+    optimum's linked targets and their other options."""
+    from solvers.costs import fold_pairs
+
+    deltas = pair_max_marginals(graph) if pair_deltas is None else pair_deltas
+    if deltas is None:
+        return None
+    if len(deltas) != len(pairs):
+        raise ValueError(f"pair_deltas holds {len(deltas)} frame pairs, the graph has {len(pairs)}")
+    folded = fold_pairs(graph)
+    out = []
+    for pair, (edge_delta, appear_delta, parent) in zip(pairs, deltas):
+        sel = optimum[pair.edges]
+        if len(pair.sources) == 0 or len(pair.targets) == 0 or not sel.any():
+            out.append(-np.inf)
+            continue
+        sub = _pair_graph(folded, pair)
+        best = np.zeros(len(pair.edges), bool)
+        best[np.searchsorted(pair.edges, parent[parent >= 0])] = True
+        value = objective(sub, np.ones(sub.n_nodes, bool), best)
+        linked = np.zeros(len(pair.targets), bool)
+        linked[pair.edge_col[sel]] = True
+        other = ~sel & linked[pair.edge_col]
+        m = min(float(edge_delta[other].min(initial=np.inf)), float(appear_delta[linked].min(initial=np.inf)))
+        # a hair below, so that rounding never lifts a bound above the value it bounds
+        out.append(value + m - 1e-9 * max(1.0, abs(value)))
+    return out

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
-from solvers.lap import FramePair, pair_cost_matrix, solve_pair_matrix
+from solvers.lap import FramePair, pair_cost_matrix, parent_map_from_assignment, solve_pair_matrix
 from solvers.murty import reduced_costs
 from solvers.types import CandidateGraph
 
@@ -30,11 +30,18 @@ _EPS = 1e-12  # keeps zero reduced costs as explicit arcs of the sparse graph
 
 def option_deltas(graph: CandidateGraph, pair: FramePair) -> tuple[np.ndarray, np.ndarray]:
     """(Δ of each edge of ``pair``, Δ of "appears" for each target), both ≥ 0, inf if impossible."""
+    edge_delta, appear_delta, _ = option_deltas_and_optimum(graph, pair)
+    return edge_delta, appear_delta
+
+
+def option_deltas_and_optimum(graph: CandidateGraph, pair: FramePair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`option_deltas` and the optimum they are measured from (parent map: edge or −1
+    per target, :func:`solvers.lap.parent_map_from_assignment`)."""
     n_a, n_b = len(pair.sources), len(pair.targets)
     if n_b == 0:
-        return np.zeros(len(pair.edges)), np.zeros(0)
+        return np.zeros(len(pair.edges)), np.zeros(0), np.zeros(0, np.int64)
     if n_a == 0:
-        return np.zeros(0), np.zeros(n_b)
+        return np.zeros(0), np.zeros(n_b), np.full(n_b, -1, np.int64)
     cost = pair_cost_matrix(graph, pair)
     col_of_row = solve_pair_matrix(cost)
     assert col_of_row is not None  # appear/disappear always feasible without constraints
@@ -57,4 +64,4 @@ def option_deltas(graph: CandidateGraph, pair: FramePair) -> tuple[np.ndarray, n
     edge_delta = np.minimum(delta(pair.edge_row, j), delta(n_a + pair.edge_row, j))
     targets = np.arange(n_b)
     appear_delta = delta(2 * n_a + targets, targets)
-    return edge_delta, appear_delta
+    return edge_delta, appear_delta, parent_map_from_assignment(pair, col_of_row)

@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from solvers.costs import CostModel, fold_pairs
-from solvers.kbest_joint import kbest_joint
+from solvers.kbest_joint import PairDeltas, kbest_joint
 from solvers.lap import APPEAR, FramePair, check_lap_graph, frame_pairs, solve_lap
 from solvers.max_marginals import option_deltas
 from solvers.model import objective
@@ -307,6 +307,7 @@ def assignment_sampling(
     solutions: Sequence[Solution] | None = None,
     solution: Solution | None = None,
     floor: float = 1e-3,
+    pair_deltas: PairDeltas | None = None,
 ) -> Uncertainty:
     """AS: self-normalised weights ``p_k ∝ exp(−cost_k / T_s)`` over the top-K (Eq. 10–11).
 
@@ -321,6 +322,8 @@ def assignment_sampling(
     per pair and hundreds of cells most cells are in no alternative, and a constant made them
     all equally sure whatever their cost gap). With ``solutions`` (e.g. the output of
     :func:`solvers.kbest_joint.kbest_joint`) the weights are computed over those solutions.
+    ``pair_deltas``: the max-marginals, when the caller has them already
+    (:func:`solvers.kbest_joint.pair_max_marginals`, also used by the K best).
     """
     start = time.perf_counter()
     k = check_k(k)
@@ -352,7 +355,10 @@ def assignment_sampling(
     edge_seen = np.zeros(graph.n_edges, bool)
     appear_seen = first.copy()
     found, proposals, dropped = [], 0, 0
-    for pair in frame_pairs(folded):
+    pairs = frame_pairs(folded)
+    if pair_deltas is not None and len(pair_deltas) != len(pairs):
+        raise ValueError(f"pair_deltas holds {len(pair_deltas)} frame pairs, the graph has {len(pairs)}")
+    for q, pair in enumerate(pairs):
         ranked = kbest_frame_pair(folded, pair, k)
         found.append(len(ranked))
         local = {}
@@ -384,7 +390,7 @@ def assignment_sampling(
             appear_seen[alone] = True
         # options no proposal takes: their best completion, Δ nats above the best (the folded
         # graph's max-marginal; exact without division pairs)
-        e_delta, a_delta = option_deltas(folded, pair)
+        e_delta, a_delta = option_deltas(folded, pair) if pair_deltas is None else pair_deltas[q][:2]
         unseen = ~edge_seen[pair.edges]
         edge_m[pair.edges[unseen]] = np.exp(-e_delta[unseen] / t_s)
         unseen = ~appear_seen[pair.targets]
@@ -458,6 +464,7 @@ def edge_probabilities(
     seed: int = 0,
     noise: float = 1.0,
     solution: Solution | None = None,
+    pair_deltas: PairDeltas | None = None,
 ) -> Uncertainty:
     """One entry point for every method (what ``trackdb uncertainty --method`` calls).
 
@@ -476,7 +483,9 @@ def edge_probabilities(
     method = Method(method)
     check_temperature(temperature)
     if method is Method.AS:
-        return assignment_sampling(graph, k=check_k(k), temperature=temperature, solution=solution)
+        return assignment_sampling(
+            graph, k=check_k(k), temperature=temperature, solution=solution, pair_deltas=pair_deltas
+        )
     if getattr(graph, "division_pairs", None) is not None:
         # pair-priced divisions have no per-edge form: use the product's folding
         # (min of continuation and half the best division, solvers.costs.fold_pairs); edge

@@ -129,3 +129,35 @@ def test_frame_pairs_without_division_pairs_match_nogood(seed: int) -> None:
     np.testing.assert_allclose([s.objective for s in got.solutions], [s.objective for s in want.solutions], atol=1e-7)
     for s in got.solutions:
         assert objective(graph, s.node_selected, s.edge_selected) == pytest.approx(s.objective)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_drop_bounds_are_below_the_solved_drop_child(seed: int) -> None:
+    """The folded max-marginal bound that lets a pair's "drop a link" program wait is never
+    above that program's optimum, and handing over precomputed max-marginals (as per-pair AS
+    does) changes nothing."""
+    rng = np.random.default_rng(200 + seed)
+    sizes = [int(x) for x in rng.integers(2, 5, size=3)]
+    graph = with_division_pairs(random_graph(rng, sizes, density=0.8), rng)
+    pairs = kbest_module.frame_pairs(graph)
+    optimum = kbest_module._fixed_optimum(graph, 60.0)
+    assert optimum is not None
+    bounds = kbest_module._drop_bounds(graph, pairs, optimum)
+    assert bounds is not None
+    for pair, bound in zip(pairs, bounds):
+        ranking = kbest_module._PairRanking(graph, pair, 60.0, optimum[pair.edges])
+        x = ranking.ranked[0]
+        kept = np.flatnonzero(x.selected)
+        if len(kept) == 0:
+            continue
+        child = ranking._solve(x.lb, ((kept, -np.inf, len(kept) - 1.0),))
+        if child is not None:
+            assert bound <= child.objective + 1e-9
+    deltas = kbest_module.pair_max_marginals(graph)
+    plain, shared = kbest_joint(graph, 8), kbest_joint(graph, 8, pair_deltas=deltas)
+    assert [s.objective for s in plain.solutions] == [s.objective for s in shared.solutions]
+    from solvers.uncertainty import assignment_sampling
+
+    own, given = assignment_sampling(graph, k=5), assignment_sampling(graph, k=5, pair_deltas=deltas)
+    np.testing.assert_array_equal(own.edge_score, given.edge_score)
+    np.testing.assert_array_equal(own.appear_score, given.appear_score)

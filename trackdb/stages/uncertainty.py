@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from solvers.confidence import track_confidence
 from solvers.costs import CostModel, fold_pairs
-from solvers.kbest_joint import KBest, kbest_joint, lap_applies
+from solvers.kbest_joint import KBest, PairDeltas, kbest_joint, lap_applies, pair_max_marginals
 from solvers.pinned import pinned_costs
 from solvers.tracks import tracks_from_solution
 from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
@@ -203,9 +203,11 @@ def compute(
                 "another kind of graph (use sm, fp, fpa or as)"
             )
         kbest = None
+        # per-pair AS and the K best's bounds use the same max-marginals: computed once
+        deltas = pair_max_marginals(g) if method is Method.AS and per_pair and ranked else None
         if (method is Method.AS and not per_pair) or (ranked and method in (Method.SM, Method.MM, Method.AS)):
             # the K best of the model itself (per-pair AS weighs each frame pair's own instead)
-            kbest = _kbest(g, k, model.time_limit, progress)
+            kbest = _kbest(g, k, model.time_limit, progress, deltas)
         if method is Method.AS and not per_pair:
             assert kbest is not None
             if not kbest.solutions:
@@ -245,6 +247,7 @@ def compute(
                 sigma_px=sigma_px,
                 sigma_area=sigma_area,
                 solution=model.rebuilt if method is Method.AS else None,
+                pair_deltas=deltas,
             )
             if model.pins is not None and perturbs:  # the features sampler, with the pins folded in
                 unc = replace(
@@ -291,8 +294,16 @@ def _bar(desc: str) -> Callable[[int, int], None]:
     return update
 
 
-def _kbest(graph: CandidateGraph, k: int, time_limit: float, progress: bool) -> KBest:
-    return kbest_joint(graph, k, time_limit=time_limit, progress=_bar(f"{k} best solutions") if progress else None)
+def _kbest(
+    graph: CandidateGraph, k: int, time_limit: float, progress: bool, pair_deltas: PairDeltas | None = None
+) -> KBest:
+    return kbest_joint(
+        graph,
+        k,
+        time_limit=time_limit,
+        progress=_bar(f"{k} best solutions") if progress else None,
+        pair_deltas=pair_deltas,
+    )
 
 
 def _sampler(model: Model, sigma_px: float, sigma_area: float) -> GraphSampler:
