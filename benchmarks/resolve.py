@@ -7,7 +7,9 @@ the window's candidates and links, pricing them with the stored cost model, the 
 writing the new solution), how many links and cells changed, whether every cell and link
 outside the window stayed, and — like for like — a solve of the whole movie on the same stored
 costs with the same pin: its time, objective and how many links it chooses differently from the
-re-solve (exactness).
+re-solve (exactness), and the same by the fixed-segmentation assignment (``solve_fixed_or_joint``,
+what ``trackdb solve`` and ``resolve`` run on such a graph). ``resolve.solver`` names the
+re-solve's solver.
 
 Movies: ``synthetic`` (default; 100 frames, 1,000 nuclei at the start, divisions, drift and
 border crossings, ``synthetic.simulate``) or ``bacteria`` (the shipped CTC movie, 53 frames).
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 from benchmarks.common import DEFAULT_DATA, emit, log, restore_stdout, stdout_to_stderr  # noqa: E402
+from solvers.assignment import solve_fixed_or_joint  # noqa: E402
 from solvers.joint import solve_joint  # noqa: E402
 from solvers.model import objective  # noqa: E402
 from synthetic.ctc_io import write_ctc  # noqa: E402
@@ -41,7 +44,7 @@ from trackdb.stages import edits  # noqa: E402
 from trackdb.stages import pins as pin_rules  # noqa: E402
 from trackdb.stages import resolve as resolve_stage  # noqa: E402
 from trackdb.stages.link import run_link  # noqa: E402
-from trackdb.stages.solve import run_solve  # noqa: E402
+from trackdb.stages.solve import run_solve, solver_used  # noqa: E402
 from trackdb.store import Store, runs, schema  # noqa: E402
 from trackdb.store import edits as edit_log  # noqa: E402
 
@@ -146,6 +149,9 @@ def main() -> None:
         t0 = time.perf_counter()
         whole = solve_joint(cm.graph, pins=pins, time_limit=args.time_limit)
         whole_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        whole_fixed = solve_fixed_or_joint(cm.graph, pins, time_limit=args.time_limit)
+        whole_fixed_s = time.perf_counter() - t0
         resolved = resolve_stage.selection_of(store, r.solution_id, cm.node_ids, cm.edge_ids)
         resolved_obj = objective(cm.graph, resolved.node_selected, resolved.edge_selected)
         links_w = {int(i) for i in cm.edge_ids[whole.edge_selected]}
@@ -171,6 +177,7 @@ def main() -> None:
                 "seconds": round(resolve_s, 3),
                 "status": r.status,
                 "costs": r.costs,
+                **r.solver,
                 "build_seconds": round(r.build_seconds, 3),
                 "solver_seconds": round(r.solve_seconds, 3),
                 "windows": r.windows,
@@ -185,6 +192,11 @@ def main() -> None:
                 "solver_seconds": round(whole_s, 2),
                 "status": whole.status.value,
                 "objective": whole.objective,
+                "assignment": {
+                    **solver_used(whole_fixed),
+                    "seconds": round(whole_fixed_s, 3),
+                    "objective": whole_fixed.objective,
+                },
                 "resolve_objective": resolved_obj,
                 "resolve_reported_objective": r.objective,
                 "relative_difference": abs(resolved_obj - whole.objective) / max(abs(whole.objective), 1.0),
