@@ -151,16 +151,17 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
 
 
 def write_reliability_png(diagram: ReliabilityDiagram, path: str | Path, title: str = "") -> Path:
-    """Save the reliability diagram (accuracy per bin against the diagonal) as a PNG."""
-    import matplotlib
+    """Save the reliability diagram (accuracy per bin against the diagonal) as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a bare :class:`matplotlib.figure.Figure` (Agg): pyplot and its backend machinery
+    would add about a second to every ``trackdb calibrate --png``."""
+    from matplotlib.figure import Figure
 
     path = Path(path)
     centers = (diagram.edges[:-1] + diagram.edges[1:]) / 2
     width = np.diff(diagram.edges)
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    fig = Figure(figsize=(4, 4), dpi=100)
+    ax = fig.subplots()
     filled = diagram.count > 0
     ax.bar(
         centers[filled],
@@ -188,7 +189,6 @@ def write_reliability_png(diagram: ReliabilityDiagram, path: str | Path, title: 
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
