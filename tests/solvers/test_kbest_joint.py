@@ -14,6 +14,7 @@ from scipy.optimize import milp
 
 import solvers.kbest_joint as kbest_module
 from solvers.kbest_joint import fixed_segmentation, kbest_joint, lap_applies
+from solvers.lap import frame_pairs
 from solvers.model import objective
 from solvers.types import CandidateGraph, Pins
 
@@ -139,7 +140,7 @@ def test_drop_bounds_are_below_the_solved_drop_child(seed: int) -> None:
     rng = np.random.default_rng(200 + seed)
     sizes = [int(x) for x in rng.integers(2, 5, size=3)]
     graph = with_division_pairs(random_graph(rng, sizes, density=0.8), rng)
-    pairs = kbest_module.frame_pairs(graph)
+    pairs = frame_pairs(graph)
     optimum = kbest_module._fixed_optimum(graph, 60.0)
     assert optimum is not None
     bounds = kbest_module._drop_bounds(graph, pairs, optimum)
