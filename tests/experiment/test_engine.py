@@ -205,7 +205,7 @@ def test_probability_map_movie_through_the_candidates_stage(tmp_path: Path) -> N
 
     spec = MovieSpec(Dynamics(n_frames=N_FRAMES, n_cells=8, diameter=10.0, division_rate=0.02, seed=7), (64, 64))
     masks = generate(spec).masks
-    inner = np.stack([(f > 0) & (ndi.grey_erosion(f, size=3) == ndi.grey_dilation(f, size=3)) for f in masks])
+    inner = np.stack([(f > 0) & (ndi.grey_erosion(f, size=(3, 3)) == ndi.grey_dilation(f, size=(3, 3))) for f in masks])
     prob = np.where(inner, 0.9, 0.05).astype(np.float32)  # cells apart by a 1-px seam
     tifffile.imwrite(tmp_path / "prob.tif", prob)
     (tmp_path / "plate.toml").write_text(
