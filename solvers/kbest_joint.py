@@ -13,12 +13,13 @@ Three exact schemes, picked by what the graph allows:
   its small integer program (:class:`_PairRanking`), and the sums by the usual heap over rank
   vectors (:func:`_kbest_sums`). The pairs' optima come from one call of the exact
   fixed-segmentation solver (:func:`solvers.assignment.solve_fixed`) and the "keep them all,
-  add one" half of each optimum's split from its cheapest one-source addition, so a program
-  is solved only for "drop one" and deeper ranks (the 10 best of the bacteria movie: 168
-  programs in 10.3 s before, 64 in 3.4-4.2 s now, under load 4-7). As in
-  :func:`solvers.lap.solve_lap`, a fixed segmentation means
-  every node is selected: this equals the joint model with every node pinned (tested against
-  the no-good scheme with such pins).
+  add one" half of each optimum's split from its cheapest one-source addition; a pair's
+  "drop one" program waits behind a lower bound from the folded graph's max-marginals
+  (:func:`_drop_bounds`) and is solved only when the sums reach that bound. On the bacteria
+  movie (k = 10) that is 26 programs instead of 168 (10.3 s → 2.2 s, load 5–7; the
+  ``kbest.seconds`` of ``benchmarks/doubt_workflow.py``). As in :func:`solvers.lap.solve_lap`,
+  a fixed segmentation means every node is selected: this equals the joint model with every
+  node pinned (tested against the no-good scheme with such pins).
 * **Anything else** (competing candidates, gap-closing links): the integer program of
   :mod:`solvers.model` is solved K times, each time with a no-good cut that removes every
   solution found so far. Node and edge variables fix all others (appear, disappear, division
