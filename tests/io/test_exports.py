@@ -81,8 +81,9 @@ def _add_candidates_and_probabilities(store, movie_id: int) -> dict[str, Any]:
         )
     spurious = [nid, nid + 1]
     node_p, edge_p = {}, {}
+    sid = store.solution_id(store.movie(movie_id))  # the runs describe the current (GT) solution
     for scale in (0.5, 0.9):  # the second run is the latest and must be the one exported
-        params = UncertaintyParams(method="sm", k=1, temperature=1.0, solution_id=0, solve_run_id=run)
+        params = UncertaintyParams(method="sm", k=1, temperature=1.0, solution_id=sid, solve_run_id=run)
         with runs.record(store, movie_id, RunKind.UNCERTAINTY, params) as run_id, store.engine.begin() as c:
             node_p = {int(i): scale * (1 + (int(i) % 3)) / 3 for i in list(nodes.index[:6]) + spurious[:1]}
             c.execute(
