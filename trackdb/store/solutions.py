@@ -36,6 +36,14 @@ def _columns(rows: Sequence[Any], width: int) -> np.ndarray:
     return np.stack([np.asarray(col, np.int64) for col in zip(*rows)], axis=1)
 
 
+def _int_rows(result: sa.CursorResult[Any], width: int) -> np.ndarray:
+    """(n, width) int64 array of a result of non-null integer columns, fetched from the DBAPI
+    cursor as plain tuples: no SQLAlchemy row objects (a re-solve reads the whole current
+    solution: 0.55 s that way against 0.2 s for the 110k-cell synthetic movie on SQLite)."""
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    return np.array(rows, np.int64).reshape(-1, width) if rows else np.zeros((0, width), np.int64)
+
+
 def selection(store: Store, solution_id: int, conn: Connection | None = None) -> StoredSelection:
     sn, se = schema.solution_node.c, schema.solution_edge.c
     with store.connection(conn) as c:
@@ -61,10 +69,11 @@ class SolutionArrays:
 def solution_arrays(store: Store, solution_id: int) -> SolutionArrays:
     sn, se, s = schema.solution_node.c, schema.solution_edge.c, schema.solution.c
     with store.engine.connect() as c:
-        cells = c.execute(sa.select(sn.node_id, sn.t).where(sn.solution_id == solution_id)).all()
-        links = c.execute(sa.select(se.edge_id, se.source_id, se.target_id).where(se.solution_id == solution_id)).all()
+        a = _int_rows(c.execute(sa.select(sn.node_id, sn.t).where(sn.solution_id == solution_id)), 2)
+        b = _int_rows(
+            c.execute(sa.select(se.edge_id, se.source_id, se.target_id).where(se.solution_id == solution_id)), 3
+        )
         obj = c.execute(sa.select(s.objective).where(s.id == solution_id)).scalar()
-    a, b = _columns(cells, 2), _columns(links, 3)
     return SolutionArrays(
         a[:, 0].copy(),
         a[:, 1].copy(),
