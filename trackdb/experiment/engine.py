@@ -196,6 +196,7 @@ class Result:
 class _Graph:
     futures: list[Any] = field(default_factory=list)
     movie_of: dict[str, str] = field(default_factory=dict)  # future key -> movie
+    stage_of: dict[str, str] = field(default_factory=dict)  # future key -> stage (a run kind)
     last: dict[str, Any] = field(default_factory=dict)  # movie -> its final future
 
 
@@ -213,6 +214,7 @@ def submit(client: Any, manifest: Manifest, url: str) -> _Graph:
         fut = client.submit(fn, *args, key=key, pure=False, priority=_PRIORITY[stage] * 100_000 - i)
         graph.futures.append(fut)
         graph.movie_of[fut.key] = movie
+        graph.stage_of[fut.key] = stage
         return fut
 
     size = manifest.frames_per_task
@@ -259,9 +261,12 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def wait(client: Any, graph: _Graph, manifest: Manifest, progress: bool) -> tuple[int, dict[str, str]]:
+def wait(
+    client: Any, graph: _Graph, manifest: Manifest, progress: bool, url: str | None = None
+) -> tuple[int, dict[str, str]]:
     """Wait for every task with a progress bar (tasks done / total, movies done, failures);
-    returns (failed tasks, first error per failed movie)."""
+    returns (failed tasks, first error per failed movie). A task the scheduler gave up on
+    because its workers died fails its stage's running run in the store at ``url``."""
     from distributed import as_completed
     from tqdm import tqdm
 
@@ -277,6 +282,14 @@ def wait(client: Any, graph: _Graph, manifest: Manifest, progress: bool) -> tupl
             if fut.status == "error":
                 failed_tasks += 1
                 exc = fut.exception()
+                if url is not None and type(exc).__name__ == "KilledWorker":
+                    experiments.abandon_running(
+                        tasks.store_for(url),
+                        manifest.name,
+                        movie,
+                        graph.stage_of[fut.key],
+                        f"abandoned: Dask gave up on task {fut.key} after its workers died ({_error_line(exc)})",
+                    )
                 if exc is not None:
                     prev = first_error.get(movie)
                     if prev is None or order[fut.key] < prev[0]:
@@ -337,7 +350,7 @@ def _run_on(client: Any, manifest: Manifest, options: Options) -> Result:
         print(f"experiment {manifest.name!r}: {len(manifest.movies)} movies on {n_workers} workers", file=sys.stderr)
         print(f"dashboard: {dashboard}", file=sys.stderr)
     graph = submit(client, manifest, options.url)
-    failed_tasks, failed = wait(client, graph, manifest, options.progress)
+    failed_tasks, failed = wait(client, graph, manifest, options.progress, options.url)
     try:
         peaks = client.run(tasks.peak_memory)
     except Exception:  # a worker that left meanwhile

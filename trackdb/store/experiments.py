@@ -181,6 +181,27 @@ def stage_states(store: Store, experiment: str) -> list[StageState]:
     return out
 
 
+def abandon_running(store: Store, experiment: str, movie: str, kind: str, reason: str) -> list[int]:
+    """Mark the movie's ``running`` runs of stage ``kind`` failed with ``reason``; returns their ids.
+
+    For a task the scheduler gave up on (its workers died, ``KilledWorker``): no process will
+    finish those runs, and :func:`trackdb.store.runs.reap` cannot see a worker of another host.
+    """
+    from trackdb.store.core import now
+
+    m, r = schema.movie.c, schema.run.c
+    eid = experiment_id(store, experiment)
+    with store.engine.begin() as c:
+        mid = c.execute(sa.select(m.id).where(m.experiment_id == eid, m.name == movie)).scalar()
+        if mid is None:  # the movie's first task never ran: nothing to mark
+            return []
+        where = (r.movie_id == mid, r.kind == kind, r.status == "running")
+        ids = [int(i) for i in c.execute(sa.select(r.id).where(*where)).scalars()]
+        if ids:
+            c.execute(schema.run.update().where(*where).values(status="failed", message=reason, finished_at=now()))
+    return ids
+
+
 def has_nodes(store: Store, run_id: int) -> bool:
     n = schema.node.c
     with store.engine.connect() as c:
