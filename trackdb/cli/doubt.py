@@ -88,7 +88,7 @@ def uncertainty(
 @DB_OPTION
 def uncertain(movie_name: str, below: float, fmt: str, db_url: str | None) -> None:
     """Doubtful links, divisions and cells of the current solution (latest uncertainty run)."""
-    from trackdb.stages.uncertainty import uncertain as list_uncertain
+    from trackdb.stages.doubtful import uncertain as list_uncertain  # no solver imports
 
     with open_store(db_url) as store:
         print_table(list_uncertain(store, movie_name, below), fmt)

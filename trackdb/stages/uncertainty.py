@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from solvers.confidence import track_confidence
@@ -45,6 +44,7 @@ from solvers.uncertainty import (
 )
 from trackdb.errors import InputError, NotFoundError, SolveFailed
 from trackdb.stages import pins as pin_rules
+from trackdb.stages.doubtful import uncertain as uncertain  # re-exported: it lives apart, light
 from trackdb.stages.solve import Method as SolveMethod
 from trackdb.stages.solve import build_solve
 from trackdb.store import cost_models, ingest, probabilities, runs, solutions
@@ -509,16 +509,6 @@ def _insert_alternative(
         weight=weight,
         track_confidence=conf,
     )
-
-
-def uncertain(store: Store, movie_name: str, below: float = 0.8) -> pd.DataFrame:
-    """Links, divisions and cells of the current solution with probability below ``below``,
-    from the latest uncertainty run of that solution (one SQL query)."""
-    if not 0.0 <= float(below) <= 1.0:
-        raise InputError(f"--below must lie in [0, 1], got {below}")
-    movie = store.movie(movie_name)
-    run_id = runs.latest_uncertainty_run(store, movie)
-    return probabilities.doubtful(store, run_id, store.solution_id(movie), below)
 
 
 def run_summary(store: Store, run_id: int) -> dict[str, Any]:
