@@ -36,7 +36,7 @@ import tifffile
 # frame-to-frame links with gap closing and splitting): 0.94 / 0.91 / 0.85 at 0.75 / 1.0 / 1.5.
 LAPTRACK_RADIUS = 1.0
 TRACKDB_LINK_RADIUS = 60.0  # px: `trackdb link --max-distance` default, for the error breakdown
-BORDER_PX = 2  # px: "touches the border" in the error breakdown (CostParams.border's value)
+BORDER_PX = 2  # px: "touches the border" in the error breakdown (a reporting band, not a cost rule)
 _CLI = "import sys; from trackdb.cli import main; sys.argv[0] = 'trackdb'; main()"
 
 
@@ -212,6 +212,11 @@ def link_errors(
 # --- trackdb through its CLI ----------------------------------------------------------------------
 
 
+# trackdb's CTC result folder; not named "trackdb": `python -c` puts the working folder on
+# sys.path, where a folder of that name would be imported as the package by later commands
+RESULT_DIR = "ctc-trackdb"
+
+
 class TrackdbCLI:
     """``trackdb`` subcommands as subprocesses on one SQLite store, one core."""
 
@@ -327,7 +332,7 @@ def run_trackdb(
     if ok:
         out["link_solve_seconds"] = round(out["link_seconds"] + out["solve_seconds"], 3)
         out["link_solve_cpu_seconds"] = round(out["link_cpu_seconds"] + out["solve_cpu_seconds"], 3)
-        ok = step("export", "export-ctc", str(work / "trackdb"), "--movie", "m")[0]
+        ok = step("export", "export-ctc", str(work / RESULT_DIR), "--movie", "m")[0]
     if ok and evaluate:
         ok2, so = step("evaluate", "evaluate", "--movie", "m", "--gt", str(dataset / "01_GT"))
         ev = _last_json(so) or {}
@@ -434,8 +439,8 @@ def score_both(
     log("  trackdb ...")
     td = run_trackdb(dataset, work, pythonpath, spacing=spacing if spacing_known else None, dt=dt, evaluate=evaluate)
     if td["ok"]:
-        td.update(ctc_scores(work / "trackdb", gt_tra))
-        pm, pt = read_frames(work / "trackdb", "mask"), read_table(work / "trackdb" / "res_track.txt")
+        td.update(ctc_scores(work / RESULT_DIR, gt_tra))
+        pm, pt = read_frames(work / RESULT_DIR, "mask"), read_table(work / RESULT_DIR / "res_track.txt")
         td["link_errors"] = link_errors(gt_masks, gt_tracks, pm, pt)
     result["trackdb"] = td
     log("  laptrack ...")
