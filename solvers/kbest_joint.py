@@ -42,6 +42,7 @@ did return are still the exact best ones, in order.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import time
@@ -58,6 +59,7 @@ from solvers.murty import kbest_lap
 from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
 
 Progress = Callable[[int, int], None]  # (steps done, steps expected) of a long enumeration
+BEYOND = float("inf")  # _PairRanking.get: the asked rank lies above the limit given
 # per frame pair: (Δ of its edges, Δ of "appears" per target, the optimum's parent map)
 PairDeltas = Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
@@ -154,13 +156,19 @@ def kbest_joint(
 
 
 def _milp(
-    prog: IntegerProgram, A: sp.csr_matrix, lo: np.ndarray, hi: np.ndarray, lb: np.ndarray, time_limit: float
+    prog: IntegerProgram,
+    A: sp.csr_matrix,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    lb: np.ndarray,
+    time_limit: float,
+    ub: np.ndarray | None = None,
 ) -> OptimizeResult:
     return milp(
         prog.c,
         constraints=LinearConstraint(A, lo, hi),
         integrality=np.ones(prog.n_vars, np.int64),
-        bounds=Bounds(lb, prog.ub),
+        bounds=Bounds(lb, prog.ub if ub is None else ub),
         options={"time_limit": time_limit, "mip_rel_gap": 0.0, "presolve": True},
     )
 
@@ -274,7 +282,9 @@ class _PairRanking:
             raise ValueError(f"frame pair t={pair.t} has no feasible solution")
         self.ranked.append(first)
 
-    def _solve(self, lb: np.ndarray, rows: tuple[tuple[np.ndarray, float, float], ...]) -> _Subspace | None:
+    def _solve(
+        self, lb: np.ndarray, rows: tuple[tuple[np.ndarray, float, float], ...], ub: np.ndarray | None = None
+    ) -> _Subspace | None:
         prog = self.prog
         A, lo, hi = prog.A, prog.row_lo, prog.row_hi
         if rows:
@@ -285,7 +295,7 @@ class _PairRanking:
             lo = np.concatenate([lo, [r[1] for r in rows]])
             hi = np.concatenate([hi, [r[2] for r in rows]])
         self.solves += 1
-        res = _milp(prog, A, lo, hi, lb, self.time_limit)
+        res = _milp(prog, A, lo, hi, lb, self.time_limit, ub)
         reason = _stop_reason(res, f"the re-solve of frame pair t={self.pair.t}", self.time_limit)
         if reason is not None:
             raise _Stopped(reason)
@@ -294,15 +304,29 @@ class _PairRanking:
         selected = np.rint(res.x[prog.y]) > 0.5
         return _Subspace(float(res.fun), next(self.counter), lb, rows, selected)
 
-    def get(self, rank: int) -> float | None:
-        """The pair objective of its ``rank``-th best solution (None: fewer exist)."""
+    def get(self, rank: int, limit: float | None = None) -> float | None:
+        """The pair objective of its ``rank``-th best solution (None: fewer exist).
+
+        With ``limit``, a value above it is not needed: :data:`BEYOND` (``inf``) is returned
+        once that is proven, and a pending child is solved without the options that only
+        solutions above ``limit`` can use (:meth:`_pruned_ub`)."""
         while len(self.ranked) <= rank:
             if self.n_split < len(self.ranked):  # children are solved only when needed
                 self._split(self.ranked[self.n_split])
                 self.n_split += 1
             elif self.pending and (not self.heap or self.pending[0][0] < self.heap[0].objective):
-                _, lb, rows = self.pending.pop(0)
-                child = self._solve(lb, rows)
+                bound, lb, rows = self.pending[0]
+                if limit is not None and bound > limit:
+                    return BEYOND
+                ub = None if limit is None else self._pruned_ub(limit - self.ranked[0].objective)
+                child = self._solve(lb, rows, ub)
+                if ub is not None and (child is None or child.objective > limit):
+                    # above limit (or empty) without those options, so above limit with them
+                    assert limit is not None
+                    self.pending[0] = (max(bound, float(np.nextafter(limit, np.inf))), lb, rows)
+                    self.pending.sort(key=lambda entry: entry[0])
+                    continue
+                self.pending.pop(0)
                 if child is not None:
                     heapq.heappush(self.heap, child)
             elif not self.heap:
@@ -310,6 +334,32 @@ class _PairRanking:
             else:
                 self.ranked.append(heapq.heappop(self.heap))
         return self.ranked[rank].objective
+
+    def _pruned_ub(self, within: float) -> np.ndarray | None:
+        """Upper bounds that remove every option dearer than leaving its sides unused by more
+        than ``within`` (None: the program has no listed pairs to price options by).
+
+        A solution of the optimum's "drop one" child that takes such an option costs more
+        than the same solution without it (still in the child: it drops links only) by that
+        excess, so it lies more than ``within`` above the pair's optimum; solutions within it
+        use none of them. Only for that child (more rows would not stay satisfied)."""
+        g, prog = self.sub, self.prog
+        if g.division_pairs is None or g.division_pair_cost is None:
+            return None
+        src, dst, c = g.edge_source, g.edge_target, g.edge_cost
+        a, b = g.division_pairs[:, 0], g.division_pairs[:, 1]
+        u = src[a]
+        total = c[a] + c[b] + g.division_cost[u] + g.division_pair_cost
+        alone = np.minimum(
+            g.disappear_cost[u] + g.appear_cost[dst[a]] + g.appear_cost[dst[b]],
+            np.minimum(c[a] + g.appear_cost[dst[b]], c[b] + g.appear_cost[dst[a]]),
+        )
+        n, e = prog.n_nodes, prog.n_edges
+        iz = 4 * n + e  # columns: x, y, a, d, s, then z per pair and q per edge (solvers.model)
+        ub = prog.ub.copy()
+        ub[iz + np.flatnonzero(total - alone > within)] = 0.0
+        ub[iz + prog.n_pairs + np.flatnonzero(c - g.disappear_cost[src] - g.appear_cost[dst] > within)] = 0.0
+        return ub
 
     def peek(self, rank: int) -> tuple[float, bool] | None:
         """(objective, exact) of the ``rank``-th best, ``rank`` at most one past the ranked
@@ -455,15 +505,25 @@ def _kbest_sums(
     # raised pair's program is solved only then)
     heap: list[tuple[float, int, tuple[int, ...], int, float | None]] = [(0.0, next(counter), (0,) * m, -1, None)]
     out: list[tuple[int, ...]] = []
+    # the k smallest exact deltas of distinct vectors seen: the k-th bounds the k-th best
+    known: list[float] = [0.0]
+
+    def record(value: float) -> None:
+        bisect.insort(known, value)
+        del known[k:]
+
     done = m  # progress: the pairs' optima are known, then their second bests, then the k picks
     try:
         while heap and len(out) < k:
             delta, _, ranks, last, base = heapq.heappop(heap)
             if base is not None:
-                value = rankings[last].get(ranks[last])
-                if value is not None:
-                    step = value - rankings[last].ranked[ranks[last] - 1].objective
-                    heapq.heappush(heap, (base + step, next(counter), ranks, last, None))
+                prev = rankings[last].ranked[ranks[last] - 1].objective
+                limit = prev + (known[k - 1] - base) if len(known) >= k else None
+                value = rankings[last].get(ranks[last], limit)
+                # above the k-th bound: neither this vector nor any raised from it is needed
+                if value is not None and value != BEYOND:
+                    heapq.heappush(heap, (base + value - prev, next(counter), ranks, last, None))
+                    record(base + value - prev)
                 continue
             out.append(ranks)
             if len(out) == k:
@@ -477,6 +537,8 @@ def _kbest_sums(
                     raised = ranks[:q] + (ranks[q] + 1,) + ranks[q + 1 :]
                     step = peeked[0] - rankings[q].ranked[ranks[q]].objective
                     heapq.heappush(heap, (delta + step, next(counter), raised, q, None if peeked[1] else delta))
+                    if peeked[1]:
+                        record(delta + step)
                 if last < 0 and progress is not None:
                     done += 1
                     progress(done, 2 * m + k)

@@ -162,3 +162,30 @@ def test_drop_bounds_are_below_the_solved_drop_child(seed: int) -> None:
     own, given = assignment_sampling(graph, k=5), assignment_sampling(graph, k=5, pair_deltas=deltas)
     np.testing.assert_array_equal(own.edge_score, given.edge_score)
     np.testing.assert_array_equal(own.appear_score, given.appear_score)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pruned_drop_children_change_nothing(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A waiting "drop one" child solved without the options only dearer solutions can use
+    (once k solutions bound the k-th best) gives the same K best as the full programs, and
+    as the no-good re-solves."""
+    rng = np.random.default_rng(300 + seed)
+    sizes = [int(x) for x in rng.integers(3, 6, size=7)]
+    graph = with_division_pairs(random_graph(rng, sizes, density=0.8), rng)
+    pruned = kbest_joint(graph, 3)
+    calls: list[float] = []
+    original = kbest_module._PairRanking._pruned_ub
+
+    def counted(self: Any, within: float) -> Any:
+        calls.append(within)
+        return original(self, within)
+
+    monkeypatch.setattr(kbest_module._PairRanking, "_pruned_ub", counted)
+    kbest_joint(graph, 3)
+    monkeypatch.setattr(kbest_module._PairRanking, "_pruned_ub", lambda self, within: None)
+    full = kbest_joint(graph, 3)
+    want = kbest_joint(graph, 3, method="nogood", pins=Pins(must_nodes=np.arange(graph.n_nodes)))
+    got = [s.objective for s in pruned.solutions]
+    np.testing.assert_allclose(got, [s.objective for s in full.solutions], atol=1e-7)
+    np.testing.assert_allclose(got, [s.objective for s in want.solutions], atol=1e-7)
+    assert calls  # the pruned path ran
