@@ -320,9 +320,8 @@ class _PairRanking:
                     return BEYOND
                 ub = None if limit is None else self._pruned_ub(limit - self.ranked[0].objective)
                 child = self._solve(lb, rows, ub)
-                if ub is not None and (child is None or child.objective > limit):
+                if ub is not None and limit is not None and (child is None or child.objective > limit):
                     # above limit (or empty) without those options, so above limit with them
-                    assert limit is not None
                     self.pending[0] = (max(bound, float(np.nextafter(limit, np.inf))), lb, rows)
                     self.pending.sort(key=lambda entry: entry[0])
                     continue
