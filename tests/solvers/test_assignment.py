@@ -318,3 +318,36 @@ def test_a_packing_that_hits_its_time_limit_is_a_timeout(monkeypatch: pytest.Mon
     assert sol.status is SolveStatus.TIMEOUT
     assert not sol.node_selected.any()
     assert not sol.edge_selected.any()
+
+
+@pytest.mark.parametrize("seed", range(15))
+@pytest.mark.parametrize("pairs", [False, True])
+def test_a_window_with_fixed_frames_around_it_matches_the_joint_program(seed: int, pairs: bool) -> None:
+    """What ``trackdb resolve`` solves: frames [t0, t1) with the frames around them pinned to the
+    current solution (``solve_joint(window=, warm_start=)``); the assignment on that sub-problem
+    (``solve_window``) reaches the same objective, with pinned links and events as edits make."""
+    from solvers.joint import solve_window
+
+    g = random_movie(500 + seed, pairs=pairs, n_frames=8, max_cells=10)
+    rng = np.random.default_rng(seed)
+    current = solve_fixed(g)
+    t0 = int(rng.integers(1, 5))
+    window = (t0, t0 + int(rng.integers(1, 3)))
+    inside = (g.node_t[g.edge_target] >= window[0]) & (g.node_t[g.edge_target] < window[1])
+    one = np.flatnonzero(~current.edge_selected & inside)[:1]  # relink a cell of the window
+    pins = random_link_pins(g, seed) if seed % 3 == 0 else Pins(must_edges=one)
+    pins = replace(pins, forbid_nodes=np.zeros(0, np.int64))
+    try:
+        ref = solve_joint(g, gap=0.0, pins=pins, window=window, warm_start=current)
+    except ValueError:  # a pin against the fixed frames: both refuse it alike
+        with pytest.raises(ValueError, match="require and forbid"):
+            solve_window(g, window, current, lambda sub, p: solve_fixed(sub, p), pins)
+        return
+    fast = solve_window(g, window, current, lambda sub, p: solve_fixed(sub, p), pins)
+    assert fast.info["solver"] == "assignment"
+    assert fast.status is ref.status
+    if ref.status is SolveStatus.OPTIMAL:
+        assert fast.info["window_objective"] == pytest.approx(ref.info["window_objective"], abs=1e-6)
+        assert fast.objective == pytest.approx(ref.objective, abs=1e-6)
+        outside = (g.node_t < window[0] - 2) | (g.node_t >= window[1] + 2)
+        assert np.array_equal(fast.node_selected[outside], current.node_selected[outside])
