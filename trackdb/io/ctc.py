@@ -8,6 +8,7 @@ Every check here names the file or frame at fault, because users fix data by han
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,8 +192,11 @@ def read_man_track(path: Path) -> np.ndarray:
     return tracks
 
 
-def check_lineage(masks: np.ndarray, tracks: np.ndarray, where: Path) -> None:
-    """The masks and the lineage table must agree exactly (CTC rules)."""
+def check_lineage(
+    masks: np.ndarray, tracks: np.ndarray, where: Path, counts: Sequence[np.ndarray] | None = None
+) -> None:
+    """The masks and the lineage table must agree exactly (CTC rules). ``counts``: the frames'
+    pixels per label (:func:`label_counts`), when the caller has them already."""
     known = set(tracks[:, 0].tolist())
     unknown_parent = tracks[(tracks[:, 3] != 0) & ~np.isin(tracks[:, 3], tracks[:, 0])]
     if len(unknown_parent):
@@ -211,8 +215,10 @@ def check_lineage(masks: np.ndarray, tracks: np.ndarray, where: Path) -> None:
         raise InputError(f"{where}: track {bad[0]} ends at frame {bad[2]} but there are only {len(masks)} frames")
     span = {int(k): (int(s), int(e)) for k, s, e, _ in tracks.tolist()}
     for t in range(len(masks)):
-        present = np.unique(masks[t])
-        present = present[present != 0].tolist()
+        if counts is not None:
+            present = (np.flatnonzero(counts[t][1:]) + 1).tolist()
+        else:
+            present = frame_labels(masks[t]).tolist()
         for lab in present:
             if lab not in known:
                 raise InputError(f"{where}: label {lab} in frame {t} is not in man_track.txt")
@@ -223,6 +229,27 @@ def check_lineage(masks: np.ndarray, tracks: np.ndarray, where: Path) -> None:
         if len(expected) != len(present):
             absent = sorted(set(expected) - set(present))
             raise InputError(f"{where}: label {absent[0]} is absent from frame {t} inside its span {span[absent[0]]}")
+
+
+def frame_labels(frame: np.ndarray) -> np.ndarray:
+    """The sorted nonzero labels of one label image. A count per label value (one linear pass)
+    where the labels are small non-negative integers, as checked CTC masks are (no label above
+    the frame's pixel count); a sort only for other values."""
+    flat = frame.ravel()
+    if flat.size == 0:
+        return np.zeros(0, np.int64)
+    lo, hi = int(flat.min()), int(flat.max())
+    if lo >= 0 and hi <= max(flat.size, 1 << 16):
+        present = np.flatnonzero(np.bincount(flat.astype(np.intp, copy=False), minlength=1))
+    else:
+        present = np.unique(flat)
+    return present[present != 0]
+
+
+def label_counts(masks: np.ndarray) -> list[np.ndarray]:
+    """Pixels per label value (index = label), frame by frame, of masks that passed
+    :func:`check_label_range` (so no table is longer than a frame has pixels)."""
+    return [np.bincount(f.ravel().astype(np.intp, copy=False), minlength=1) for f in masks]
 
 
 def write_man_track(path: Path, tracks: np.ndarray) -> None:

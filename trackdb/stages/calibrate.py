@@ -62,6 +62,13 @@ def ancestor_at(label: int, frame: int, lineage: dict[int, tuple[int, int, int]]
 def read_ground_truth(gt_dir: Path, movie: Movie) -> tuple[np.ndarray, np.ndarray]:
     """(TRA masks, man_track table) of ``DATASET/SEQ_GT`` (or its TRA folder), checked against
     the movie's frame count and shape."""
+    masks, tracks, _ = load_ground_truth(gt_dir, movie)
+    return masks, tracks
+
+
+def load_ground_truth(gt_dir: Path, movie: Movie) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """:func:`read_ground_truth` and the frames' pixels per GT label (counted once: the lineage
+    check and the IoU of :func:`match_nodes` both need them)."""
     gt_dir = Path(gt_dir)
     if not gt_dir.is_dir():
         raise InputError(f"ground-truth folder {gt_dir} does not exist")
@@ -74,16 +81,23 @@ def read_ground_truth(gt_dir: Path, movie: Movie) -> tuple[np.ndarray, np.ndarra
             f"ground truth {tra} has shape {masks.shape} but movie {movie.name!r} has "
             f"{want}: is it the ground truth of another movie?"
         )
-    ctc.check_lineage(masks, tracks, tra)
-    return masks, tracks
+    areas = ctc.label_counts(masks)
+    ctc.check_lineage(masks, tracks, tra, counts=areas)
+    return masks, tracks, areas
 
 
 def match_nodes(
-    cands_t: np.ndarray, bbox: np.ndarray, node_masks: list[np.ndarray], gt: np.ndarray
+    cands_t: np.ndarray,
+    bbox: np.ndarray,
+    node_masks: list[np.ndarray],
+    gt: np.ndarray,
+    gt_area: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(GT label, IoU) of every node: the GT object its mask overlaps most, kept if IoU > 0.5."""
+    """(GT label, IoU) of every node: the GT object its mask overlaps most, kept if IoU > 0.5.
+    ``gt_area``: the frames' pixels per GT label if already counted."""
     ndim = gt.ndim - 1
-    gt_area = [np.bincount(f.ravel()) for f in gt]
+    if gt_area is None:
+        gt_area = [np.bincount(f.ravel()) for f in gt]
     label = np.zeros(len(cands_t), np.int64)
     iou = np.zeros(len(cands_t))
     for i, (t, box, m) in enumerate(zip(cands_t.tolist(), bbox.tolist(), node_masks)):
@@ -140,7 +154,7 @@ def run_calibrate(
         raise InputError("--name must not be empty")
     movie = store.movie(movie_name)
     sid, solve_run = runs.current_solve(store, movie)
-    gt, tracks = read_ground_truth(gt_dir, movie)
+    gt, tracks, gt_area = load_ground_truth(gt_dir, movie)
     params = CalibrateParams(
         gt=str(Path(gt_dir).resolve()),
         method=m.value,
@@ -159,7 +173,7 @@ def run_calibrate(
         link = runs.get_run(store, link_run_id).typed(LinkParams)
         cands, ids = load_candidates(store, link.candidate_run_id, movie.ndim, with_masks=True)
         pos = np.searchsorted(ids, model.node_ids)  # ids come in ascending order
-        gt_label, iou = match_nodes(cands.t[pos], cands.bbox[pos], [cands.masks[i] for i in pos.tolist()], gt)
+        gt_label, iou = match_nodes(cands.t[pos], cands.bbox[pos], [cands.masks[i] for i in pos.tolist()], gt, gt_area)
         mother = true_mothers(g.node_t, gt_label, iou, tracks)
         option_true, labelled = option_truth(g.edge_source, g.edge_target, mother)
         cells = labelled & (g.node_t > g.node_t.min())
