@@ -3,14 +3,18 @@ query that lists what is doubtful in the current solution."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from trackdb.store import schema
 from trackdb.store.bulk import bulk_insert
 from trackdb.store.core import Store, now
+
+if TYPE_CHECKING:  # pandas (0.3 s to import) only where the doubtful list is read
+    import pandas as pd
 
 
 def insert_probabilities(
@@ -125,6 +129,8 @@ FROM cells WHERE p_node < :below OR p_appear < :below
 
 def doubtful(store: Store, run_id: int, solution_id: int, below: float) -> pd.DataFrame:
     """Links, divisions and cells of a solution with probability below ``below`` in a run."""
+    import pandas as pd
+
     params = {"run_id": run_id, "solution_id": solution_id, "below": float(below)}
     with store.engine.connect() as c:
         res = c.execute(sa.text(UNCERTAIN_SQL), params)
