@@ -118,18 +118,23 @@ def import_chunk(url: str, entry: MovieEntry, run: StageRun, frames: range) -> N
     _guarded(store, run, lambda: candidates.candidates_frames(store, movie, run.run_id, entry.frames(), frames))
 
 
-def finish_import(url: str, run: StageRun, *chunks: None) -> StageRun:
+def _finish_with_nodes(url: str, run: StageRun, empty: str) -> StageRun:
+    """Mark a node-writing run succeeded once its chunks are done; ``empty`` fails a run that wrote none."""
     if run.done:
         return run
     store = store_for(url)
 
     def check() -> None:
         if not experiments.has_nodes(store, run.run_id):
-            raise InputError(f"movie {run.movie!r}: no objects in any frame of its masks")
+            raise InputError(f"movie {run.movie!r}: {empty}")
 
     _guarded(store, run, check)
     runs.finish(store, run.run_id)
     return run
+
+
+def finish_import(url: str, run: StageRun, *chunks: None) -> StageRun:
+    return _finish_with_nodes(url, run, "no objects in any frame of its masks")
 
 
 # --- candidates (probability maps) -------------------------------------------------------------
@@ -158,17 +163,7 @@ def candidates_chunk(url: str, entry: MovieEntry, run: StageRun, frames: range) 
 
 
 def finish_candidates(url: str, run: StageRun, *chunks: None) -> StageRun:
-    if run.done:
-        return run
-    store = store_for(url)
-
-    def check() -> None:
-        if not experiments.has_nodes(store, run.run_id):
-            raise InputError(f"movie {run.movie!r}: no candidates in any frame (is the map empty or tau too high?)")
-
-    _guarded(store, run, check)
-    runs.finish(store, run.run_id)
-    return run
+    return _finish_with_nodes(url, run, "no candidates in any frame (is the map empty or tau too high?)")
 
 
 # --- link --------------------------------------------------------------------------------------
