@@ -312,3 +312,28 @@ def test_cli_edit_edits_resolve(db_url: str, synthetic_ctc: Path) -> None:
     r = trackdb("resolve", "--movie", MOVIE, db=db_url)
     assert r.returncode == 0
     assert "nothing written" in r.stdout
+
+
+def test_a_cost_model_saved_by_other_cost_code_is_named(solved: Store) -> None:
+    """A stored model holds scales, not formulas: after the cost code changed, a re-solve says
+    its costs are no longer exactly the solve's."""
+    from trackdb.stages import cost_model
+
+    sid0, _, edges0 = current(solved)
+    cm = schema.cost_model.c
+    with solved.engine.connect() as c:
+        solve_run = c.execute(sa.select(schema.solution.c.run_id).where(schema.solution.c.id == sid0)).scalar_one()
+        scalars = c.execute(sa.select(cm.scalars).where(cm.run_id == solve_run)).scalar_one()
+    assert scalars["cost_code"] == cost_model.cost_code()  # the solve kept its code's digest
+    first, second = sorted(edges0)[:2]
+    add_edit(solved, MOVIE, "forbid-edge", first[0], author="test")
+    r = resolve(solved, MOVIE)
+    assert r is not None
+    assert r.costs == "stored"
+    other = {**scalars, "cost_code": "0" * 16}  # as if another trackdb version had saved it
+    with solved.begin() as c:
+        c.execute(schema.cost_model.update().where(cm.run_id == solve_run).values(scalars=other))
+    add_edit(solved, MOVIE, "forbid-edge", second[0], author="test")
+    r = resolve(solved, MOVIE)
+    assert r is not None
+    assert r.costs == cost_model.CHANGED_CODE

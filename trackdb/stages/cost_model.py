@@ -13,6 +13,9 @@ re-estimated from its stored solution (two rounds of :func:`solvers.motion.estim
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,11 +32,34 @@ from trackdb.store.core import Connection, Movie, Store
 from trackdb.store.graph import positions
 
 NEIGHBOURS = 8  # stored candidates whose shift an added cell averages
+CHANGED_CODE = "stored, priced by cost code changed since the solve (re-run `trackdb solve` for its exact costs)"
+
+
+@functools.cache
+def cost_code() -> str:
+    """Digest of the modules that turn a stored model into costs: a stored model holds scales,
+    not formulas, so a model saved by other code is priced differently by this one."""
+    import solvers.costs
+    import solvers.features
+    import solvers.motion
+    import solvers.node_costs
+
+    h = hashlib.sha256()
+    for mod in (solvers.costs, solvers.features, solvers.motion, solvers.node_costs):
+        h.update(Path(str(mod.__file__)).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def priced_as_saved(stored: cost_models.StoredCostModel) -> bool:
+    """False when the model was saved by other cost code (models saved before the digest was
+    kept cannot tell, and count as the same)."""
+    saved = stored.scalars.get("cost_code")
+    return saved is None or saved == cost_code()
 
 
 def save(conn: Connection, run_id: int, node_ids: np.ndarray, model: CostModel) -> None:
     """Store the cost model of a solve run (arrays aligned with ``node_ids``)."""
-    scalars: dict[str, Any] = {}
+    scalars: dict[str, Any] = {"cost_code": cost_code()}
     arrays: dict[str, np.ndarray] = {"node_ids": np.asarray(node_ids, np.int64)}
     for f in dataclasses.fields(model.motion):
         v = getattr(model.motion, f.name)

@@ -100,7 +100,7 @@ def load_chain_model(store: Store, movie: Movie, chain: SolveChain) -> ChainMode
     stored = cost_models.read(store, chain.root.id)
     if stored is not None:
         model = costs.stored_model(stored, cells, node_ids, edges, cands.hier_parent)
-        how = "stored"
+        how = "stored" if costs.priced_as_saved(stored) else costs.CHANGED_CODE
     else:
         root_sid = solutions.rank0_solution_of_run(store, chain.root.id)
         nc = node_costs(cands, CostParams())
@@ -170,7 +170,10 @@ class WindowGraphs:
         self.stored = cost_models.read(store, chain.root.id)
         self.seam = log.longest_link(store, chain.link_run)
         self.whole = None if self.stored is not None else load_chain_model(store, movie, chain)
-        self.costs = "stored" if self.stored is not None else "re-estimated"
+        if self.stored is None:
+            self.costs = "re-estimated"
+        else:
+            self.costs = "stored" if costs.priced_as_saved(self.stored) else costs.CHANGED_CODE
 
     def part(self, lo: int, hi: int) -> ChainModel:
         if self.whole is not None:
@@ -180,7 +183,7 @@ class WindowGraphs:
         cands, node_ids = load_candidates(self.store, self.chain.candidate_run, self.movie.ndim, frames=frames)
         edges, edge_ids = load_edges(self.store, self.chain.link_run, node_ids, frames=frames)
         model = costs.stored_model(self.stored, costs.features(cands, self.movie), node_ids, edges, cands.hier_parent)
-        return ChainModel(model.graph(), model, node_ids, edge_ids, "stored")
+        return ChainModel(model.graph(), model, node_ids, edge_ids, self.costs)
 
 
 def local_selection(cur: solutions.SolutionArrays, part: ChainModel) -> Solution:
