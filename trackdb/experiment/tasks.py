@@ -211,6 +211,18 @@ def _unfinished_complete(store: Store, movie_id: int, kind: RunKind, params: Par
     return None
 
 
+def _once(store: Store, movie_id: int, kind: RunKind, params: Params, run: Callable[[], int]) -> int:
+    """The run of ``kind`` with ``params``: a succeeded one, an unfinished one whose output
+    committed (marked succeeded), or else a new one from ``run``."""
+    done = runs.succeeded_with(store, movie_id, kind, params)
+    if done is not None:
+        return done.id
+    marked = _unfinished_complete(store, movie_id, kind, params)
+    if marked is not None:
+        return marked
+    return run()
+
+
 def solve_task(url: str, name: str, settings: dict[str, Any], link_run: StageRun) -> int:
     """Solve the movie's links (once); returns the solve run."""
     store = store_for(url)
@@ -224,23 +236,25 @@ def solve_task(url: str, name: str, settings: dict[str, Any], link_run: StageRun
         iterations=s["iterations"],
         link_run_id=link_run.run_id,
     )
-    done = runs.succeeded_with(store, movie.id, RunKind.SOLVE, params)
-    if done is not None:
-        return done.id
-    marked = _unfinished_complete(store, movie.id, RunKind.SOLVE, params)
-    if marked is not None:
-        return marked
-    return solve.run_solve(
+    return _once(
         store,
-        name,
-        method=s["method"],
-        window=s["window"],
-        time_limit=s["time_limit"],
-        gap=s["gap"],
-        iterations=s["iterations"],
-        link_run_id=link_run.run_id,
-        resume=True,
-    ).run_id
+        movie.id,
+        RunKind.SOLVE,
+        params,
+        lambda: (
+            solve.run_solve(
+                store,
+                name,
+                method=s["method"],
+                window=s["window"],
+                time_limit=s["time_limit"],
+                gap=s["gap"],
+                iterations=s["iterations"],
+                link_run_id=link_run.run_id,
+                resume=True,
+            ).run_id
+        ),
+    )
 
 
 def uncertainty_task(url: str, name: str, settings: dict[str, Any], solve_run_id: int) -> int:
@@ -262,22 +276,22 @@ def uncertainty_task(url: str, name: str, settings: dict[str, Any], solve_run_id
         sigma_px=uncertainty.check_sigma("sigma-px", s["sigma_px"]) if perturbs else None,
         sigma_area=uncertainty.check_sigma("sigma-area", s["sigma_area"]) if perturbs else None,
     )
-    done = runs.succeeded_with(store, movie.id, RunKind.UNCERTAINTY, params)
-    if done is not None:
-        return done.id
-    marked = _unfinished_complete(store, movie.id, RunKind.UNCERTAINTY, params)
-    if marked is not None:
-        return marked
-    return uncertainty.run_uncertainty(
+    return _once(
         store,
-        name,
-        m.value,
-        k=s["k"],
-        calibration=s["calibration"],
-        temperature=s["temperature"],
-        sigma_px=s["sigma_px"],
-        sigma_area=s["sigma_area"],
-        resume=True,
+        movie.id,
+        RunKind.UNCERTAINTY,
+        params,
+        lambda: uncertainty.run_uncertainty(
+            store,
+            name,
+            m.value,
+            k=s["k"],
+            calibration=s["calibration"],
+            temperature=s["temperature"],
+            sigma_px=s["sigma_px"],
+            sigma_area=s["sigma_area"],
+            resume=True,
+        ),
     )
 
 
