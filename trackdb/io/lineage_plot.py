@@ -1,7 +1,9 @@
 """A track's lineage tree as a picture (PNG or SVG): time left to right, one row per track of
 the family, a division drawn where a mother's row forks into its daughters' and coloured by how
 probable it is (red doubtful → green sure, from the solution's latest uncertainty run; grey when
-none was run). The review page and ``trackdb plot lineage`` both call :func:`lineage_figure`.
+none was run). ``trackdb plot lineage`` and the review page's
+download link call :func:`lineage_figure`; the page's inline tree shares its layout
+(:mod:`trackdb.io.lineage_layout`).
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from trackdb.errors import InputError, NotFoundError
+from trackdb.io.lineage_layout import leaf_rows
 from trackdb.store import queries, runs
 from trackdb.store.core import Store
 from trackdb.store.lineage import division_probabilities
@@ -23,30 +25,8 @@ UNSCORED = "0.55"  # grey: divisions of a solution without an uncertainty run
 
 
 def _rows(tree: pd.DataFrame) -> dict[int, float]:
-    """Track id → row: leaves in depth-first order, a mother midway between her daughters."""
-    children: dict[int, list[int]] = {}
-    roots = []
-    for tid, parent in zip(tree["track_id"].tolist(), tree["parent_track_id"].tolist()):
-        if parent is None or pd.isna(parent):
-            roots.append(int(tid))
-        else:
-            children.setdefault(int(parent), []).append(int(tid))
-    rows: dict[int, float] = {}
-    nxt = [0.0]
-
-    def place(t: int) -> float:
-        kids = sorted(children.get(t, []))
-        if not kids:
-            rows[t] = nxt[0]
-            nxt[0] += 1.0
-        else:
-            ys = [place(k) for k in kids]
-            rows[t] = float(np.mean(ys))
-        return rows[t]
-
-    for r in sorted(roots):
-        place(r)
-    return rows
+    parents = [None if p is None or pd.isna(p) else int(p) for p in tree["parent_track_id"].tolist()]
+    return leaf_rows(zip(tree["track_id"].astype(int).tolist(), parents))
 
 
 def lineage_figure(

@@ -13,6 +13,8 @@ from html import escape
 
 import pandas as pd
 
+from trackdb.io.lineage_layout import leaf_rows
+
 WIDTH = 560
 ROW = 22
 LEFT, RIGHT, TOP, BOTTOM = 16, 40, 14, 30
@@ -57,34 +59,6 @@ def _tracks(table: pd.DataFrame) -> list[Track]:
     return out
 
 
-def _rows(tracks: list[Track]) -> dict[int, float]:
-    """Row of every track: leaves in depth-first order, a mother midway between its daughters."""
-    children: dict[int, list[int]] = {}
-    roots = []
-    ids = {t.track_id for t in tracks}
-    for t in tracks:
-        if t.parent is None or t.parent not in ids:
-            roots.append(t.track_id)
-        else:
-            children.setdefault(t.parent, []).append(t.track_id)
-    rows: dict[int, float] = {}
-    next_row = [0]
-
-    def place(tid: int) -> float:
-        kids = sorted(children.get(tid, []))
-        if not kids:
-            rows[tid] = float(next_row[0])
-            next_row[0] += 1
-        else:
-            ys = [place(k) for k in kids]
-            rows[tid] = (ys[0] + ys[-1]) / 2
-        return rows[tid]
-
-    for r in sorted(roots):
-        place(r)
-    return rows
-
-
 def lineage_svg(
     tracks: pd.DataFrame,
     *,
@@ -100,7 +74,7 @@ def lineage_svg(
     if tracks.empty:
         return '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="30" role="img"></svg>'
     family = _tracks(tracks)
-    rows = _rows(family)
+    rows = leaf_rows((t.track_id, t.parent) for t in family)
     t0, t1 = min(t.start_t for t in family), max(t.end_t for t in family)
     span = max(1, t1 - t0)
     n_rows = int(max(rows.values())) + 1
