@@ -13,33 +13,22 @@ from typing import Any
 import numpy as np
 
 from trackdb.errors import InputError, NotFoundError
-from trackdb.io import ctc
 from trackdb.io.import_ctc import write_lineage
+from trackdb.io.pixels import MoviePixels
 from trackdb.stages.candidates import ingest_frames
 from trackdb.store import runs
 from trackdb.store.core import Movie, Store
 from trackdb.store.runs import CandidatesParams, InferenceParams, RunKind, SolveParams
 
 
-class RawFrames:
-    """Lazy ``len`` + indexing over a movie's raw CTC frames (read on demand, never all at once)."""
-
-    def __init__(self, movie: Movie) -> None:
-        if not movie.uri:
-            raise NotFoundError(f"movie {movie.name!r} has no raw frames (imported without them)")
-        self.files = ctc.frame_files(Path(movie.uri), "t")
-        if len(self.files) != movie.n_frames:
-            raise InputError(f"{movie.uri} holds {len(self.files)} frames, the movie has {movie.n_frames}")
-        self.shape = movie.shape
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, t: int) -> np.ndarray:
-        img = ctc.read_tiff(self.files[t])
-        if img.shape != self.shape:
-            raise InputError(f"{self.files[t]}: frame shape {img.shape}, the movie is {self.shape}")
-        return img
+def raw_frames(movie: Movie) -> MoviePixels:
+    """The movie's raw frames, read one at a time (never all at once), or a clear error."""
+    if not movie.uri:
+        raise NotFoundError(f"movie {movie.name!r} has no raw frames (imported without them)")
+    pixels = MoviePixels(movie)
+    if pixels.source != "raw":
+        raise InputError(f"movie {movie.name!r}: its raw frames are not at {movie.uri} any more")
+    return pixels
 
 
 def default_zarr(store: Store, movie: Movie) -> Path:
@@ -64,14 +53,14 @@ def run_predict(
     from inference.predict import predict_movie
 
     movie = store.movie(movie_name)
-    frames = RawFrames(movie)
+    frames = raw_frames(movie)
     target = Path(zarr_path or movie.zarr_uri or default_zarr(store, movie))
     params = InferenceParams(
         model=str(Path(model_dir).resolve()), zarr=str(target.resolve()), tta=tta, tile=tile, overlap=overlap
     )
     with runs.record(store, movie.id, RunKind.INFERENCE, params, resume=True):
         result = predict_movie(
-            frames.__getitem__,
+            frames.frame,
             target,
             model_dir,
             n_frames=len(frames),
