@@ -10,6 +10,8 @@ minimises the NLL of the true options (Guo et al. 2017) plus a log-normal prior 
 diagram and the sparsification curve are measured on the current solution's links whose
 target has ground truth, before and after scaling. The fit is stored in ``calibration``
 (one row per name + method, replaced on re-fit) for reuse with ``--calibration NAME``.
+The T = 1 scores of AS are stored with the run (:mod:`trackdb.stages.scores`), so a following
+``trackdb uncertainty`` of the same model re-tempers them instead of sampling again.
 These figures are in-sample (fitted and measured on the same movie);
 ``benchmarks/uncertainty.py`` measures held-out frames.
 """
@@ -29,9 +31,11 @@ from solvers.calibration import (
     sparsification_curve,
     write_reliability_png,
 )
+from solvers.kbest_joint import pair_max_marginals
 from solvers.uncertainty import with_temperature
 from trackdb.errors import InputError
 from trackdb.io import ctc
+from trackdb.stages import scores as stored_scores
 from trackdb.stages.uncertainty import (
     _stored_selection,
     check_k,
@@ -166,7 +170,10 @@ def run_calibrate(
     )
     with runs.record(store, movie.id, RunKind.CALIBRATE, params, parent_run_id=solve_run.id) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)
-        unc, _ = compute(model, m, k=k, temperature=1.0, ranked=False)
+        # AS scores are temperature-free: computed once per model, kept for `trackdb uncertainty`
+        reused = stored_scores.find(store, model, m, k)
+        deltas = pair_max_marginals(model.graph) if reused is None and stored_scores.reusable(model, m) else None
+        unc, _ = compute(model, m, k=k, temperature=1.0, ranked=False, reused=reused, pair_deltas=deltas)
         g = model.graph
         link_run_id = solve_run.typed(SolveParams).link_run_id
         assert link_run_id is not None  # rebuild_model refused solves without links
@@ -230,10 +237,13 @@ def run_calibrate(
             "png": str(png) if png else None,
             "run_id": run_id,
             "info": unc.info,
+            "scores_stored": deltas is not None,
             "warnings": warnings + shortfalls(model, unc, k),
         }
         probabilities.store_calibration(store, name, m.value, temperature, before.ece, after.ece, run_id)
         with store.begin() as c:
+            if deltas is not None:
+                stored_scores.save(c, run_id, model, k, unc, deltas)
             runs.set_summary(c, run_id, result)
     return result
 

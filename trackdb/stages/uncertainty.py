@@ -44,7 +44,9 @@ from solvers.uncertainty import (
 )
 from trackdb.errors import InputError, NotFoundError, SolveFailed
 from trackdb.stages import pins as pin_rules
+from trackdb.stages import scores as stored_scores
 from trackdb.stages.doubtful import uncertain as uncertain  # re-exported: it lives apart, light
+from trackdb.stages.scores import Reused
 from trackdb.stages.solve import Method as SolveMethod
 from trackdb.stages.solve import build_solve
 from trackdb.store import cost_models, ingest, probabilities, runs, solutions
@@ -177,6 +179,8 @@ def compute(
     sigma_area: float = SIGMA_AREA,
     ranked: bool = True,
     progress: bool = True,
+    reused: Reused | None = None,
+    pair_deltas: PairDeltas | None = None,
 ) -> tuple[Uncertainty, list[Ranked]]:
     """Probabilities of ``method`` on the model and its ranked alternatives (best first; none
     without ``ranked``, unless the method needs them anyway). ``info["kbest"]`` reports the K
@@ -191,6 +195,10 @@ def compute(
     Frame-pair methods (FP+A with the LAP, AS per frame pair, MM) need a fixed segmentation
     with one-frame links; otherwise AS weighs the exact K best joint solutions and FP+A
     re-solves the joint model, and MM is refused.
+
+    ``reused``: this model's stored AS scores (:func:`trackdb.stages.scores.find`), re-tempered
+    instead of sampled, their max-marginals handed to the K best; ``pair_deltas``: the frame
+    pairs' max-marginals when the caller has them (:func:`solvers.kbest_joint.pair_max_marginals`).
     """
     g = model.graph
     per_pair = lap_applies(fold_pairs(g))
@@ -204,11 +212,15 @@ def compute(
             )
         kbest = None
         # per-pair AS and the K best's bounds use the same max-marginals: computed once
-        deltas = pair_max_marginals(g) if method is Method.AS and per_pair and ranked else None
+        deltas = reused.deltas if reused is not None else pair_deltas
+        if deltas is None and method is Method.AS and per_pair and ranked:
+            deltas = pair_max_marginals(g)
         if (method is Method.AS and not per_pair) or (ranked and method in (Method.SM, Method.MM, Method.AS)):
             # the K best of the model itself (per-pair AS weighs each frame pair's own instead)
             kbest = _kbest(g, k, model.time_limit, progress, deltas)
-        if method is Method.AS and not per_pair:
+        if reused is not None:  # the same model's scores, from the run that computed them
+            unc = reused.at(g, temperature)
+        elif method is Method.AS and not per_pair:
             assert kbest is not None
             if not kbest.solutions:
                 raise SolveFailed(
@@ -361,7 +373,9 @@ def run_uncertainty(
     ``<method>-rank<k>``; one equal to the current solution is not stored again); returns the
     run id (see the module docstring). ``sigma_px`` / ``sigma_area``: FP and FP+A's feature
     noise. ``resume`` continues an unfinished run with the same parameters instead of adding a
-    run row (a re-run of an interrupted experiment)."""
+    run row (a re-run of an interrupted experiment). AS scores stored for exactly this model
+    (by ``trackdb calibrate``, :mod:`trackdb.stages.scores`) are re-tempered instead of sampled
+    again; ``info["reused_scores"]`` then names the run that computed them."""
     m = parse_method(method)
     k = check_k(k)
     sigma_px = check_sigma("sigma-px", sigma_px)
@@ -382,7 +396,10 @@ def run_uncertainty(
     )
     with runs.record(store, movie.id, RunKind.UNCERTAINTY, params, parent_run_id=solve_run.id, resume=resume) as run_id:
         model = rebuild_model(store, movie, sid, solve_run)
-        unc, alternatives = compute(model, m, k=k, temperature=t, sigma_px=sigma_px, sigma_area=sigma_area)
+        reused = stored_scores.find(store, model, m, k)  # e.g. calibrate's, on this very model
+        unc, alternatives = compute(
+            model, m, k=k, temperature=t, sigma_px=sigma_px, sigma_area=sigma_area, reused=reused
+        )
         kbest = (unc.info or {}).get("kbest")
         if k > 1 and kbest and kbest["stopped"] and kbest["found"] < 2:
             raise SolveFailed(

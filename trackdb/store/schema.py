@@ -268,6 +268,19 @@ cost_model = Table(
 )
 
 
+option_score = Table(
+    "option_score",  # revision 0010: an uncertainty method's temperature-free scores (trackdb.store.option_scores)
+    metadata,
+    Column("run_id", Integer, ForeignKey("run.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(64), nullable=False),  # digest of the model, method and K they describe
+    Column("method", String(20), nullable=False),
+    Column("k", Integer, nullable=False),
+    Column("info", JSON),  # the method's report (solvers.uncertainty.Uncertainty.info)
+    Column("arrays", LargeBinary, nullable=False),  # numpy.savez: scores and max-marginals per option
+    Index("ix_option_score_key", "key"),
+)
+
+
 class Untyped(UserDefinedType):
     """A column without type affinity on SQLite (declared BLOB): values keep their storage class,
     so numbers compare as numbers and text as text. Text elsewhere (see ``movie_condition``)."""

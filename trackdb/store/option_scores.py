@@ -1,0 +1,60 @@
+"""An uncertainty method's temperature-free option scores, stored (``option_score``, revision
+0010) so a later run on the same model re-tempers them instead of sampling again.
+
+Plain data here: a key (the digest of everything the scores depend on, made by the caller), the
+method's report as JSON, and named arrays in one ``numpy.savez`` blob read with
+``allow_pickle=False``. What the arrays mean is :mod:`trackdb.stages.scores`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from trackdb.store import schema
+from trackdb.store.core import Store
+
+
+@dataclass(frozen=True)
+class StoredScores:
+    run_id: int  # the run that computed them
+    method: str
+    k: int
+    info: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+def write(
+    conn: Connection, run_id: int, key: str, method: str, k: int, info: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> None:
+    """Store a run's scores under ``key``, in the caller's transaction; earlier rows with the
+    same key are dropped (they hold the same numbers)."""
+    buf = io.BytesIO()
+    named: dict[str, Any] = {name: np.ascontiguousarray(v) for name, v in arrays.items()}
+    np.savez(buf, **named)
+    s = schema.option_score.c
+    conn.execute(schema.option_score.delete().where(sa.or_(s.key == key, s.run_id == run_id)))
+    conn.execute(
+        schema.option_score.insert().values(
+            run_id=run_id, key=key, method=method, k=int(k), info=info, arrays=buf.getvalue()
+        )
+    )
+
+
+def find(store: Store, key: str) -> StoredScores | None:
+    """The latest stored scores under ``key`` (None: nothing computed them yet)."""
+    s = schema.option_score.c
+    with store.engine.connect() as c:
+        row = c.execute(
+            sa.select(s.run_id, s.method, s.k, s.info, s.arrays).where(s.key == key).order_by(s.run_id.desc())
+        ).first()
+    if row is None:
+        return None
+    with np.load(io.BytesIO(row.arrays), allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    return StoredScores(int(row.run_id), str(row.method), int(row.k), dict(row.info or {}), arrays)
