@@ -27,6 +27,7 @@ COMMANDS = {
     "candidates",
     "link",
     "solve",
+    "track",
     "train",
     "predict",
     "candidates-from-predictions",

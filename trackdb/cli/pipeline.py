@@ -1,12 +1,17 @@
-"""Pipeline commands: candidates, links between them, and the solve."""
+"""Pipeline commands: candidates, links between them, the solve, and ``track`` (link + solve
+in one process: the quick path from fixed masks)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from trackdb.cli.options import DB_OPTION, MOVIE_OPTION, POSITIVE, FiniteFloatRange, echo_json, open_store
+
+if TYPE_CHECKING:
+    from trackdb.stages.solve import SolveResult
 
 
 @click.command()
@@ -115,8 +120,13 @@ def solve(
         r = run_solve(
             store, movie_name, method=method, window=window, time_limit=time_limit, gap=gap, iterations=iterations
         )
+    _echo_solve(r)
+
+
+def _echo_solve(r: SolveResult, **extra: object) -> None:
     echo_json(
         {
+            **extra,
             "run_id": r.run_id,
             "solution_id": r.solution_id,
             "status": r.status,
@@ -133,4 +143,35 @@ def solve(
         click.echo(f"warning: {line}", err=True)
 
 
-COMMANDS = [candidates, link, solve]
+@click.command()
+@MOVIE_OPTION
+@click.option(
+    "--method",
+    type=click.Choice(["joint", "lap"]),
+    default="joint",
+    show_default=True,
+    help="As for `trackdb solve` (fixed masks: joint is solved exactly as an assignment with divisions).",
+)
+@DB_OPTION
+def track(movie_name: str, method: str, db_url: str | None) -> None:
+    """Link then solve with the defaults, in one process: the quick path from fixed masks.
+
+    The same as `trackdb link --movie M` followed by `trackdb solve --movie M` (two runs in
+    `trackdb runs`, a link run and a solve run, each with its own parameters and times), without
+    a second start-up or reading the candidates and links back. Options beyond the defaults:
+    run the two commands.
+    """
+    from trackdb.stages.link import link_movie
+    from trackdb.stages.solve import solve_linked
+
+    with open_store(db_url) as store:
+        linked = link_movie(store, movie_name)
+        p = linked.params
+        if p.chosen:
+            click.echo(f"link: chosen from the cells: {p.chosen['reason']}", err=True)
+        click.echo(f"link run {linked.run_id} done (radius {p.max_distance:.4g}, k {p.k}, dt {p.dt})", err=True)
+        r = solve_linked(store, movie_name, linked, method=method)
+    _echo_solve(r, link_run_id=linked.run_id, candidate_links=len(linked.edges.source))
+
+
+COMMANDS = [candidates, link, solve, track]

@@ -158,17 +158,27 @@ def check_link(max_distance: float | None, k: int | None, dt: int) -> None:
 
 
 def link_params(
-    store: Store, movie: Movie, *, max_distance: float | None = None, k: int | None = None, dt: int = 1
+    store: Store,
+    movie: Movie,
+    *,
+    max_distance: float | None = None,
+    k: int | None = None,
+    dt: int = 1,
+    loaded: tuple[int, Candidates] | None = None,
 ) -> LinkParams:
     """What a link run of ``movie`` records: its candidate set and the checked parameters.
 
     A radius or k not given is chosen from the candidates (:func:`choose_link`; the statistics
     go into ``chosen``). Raises :class:`InputError` before anything is written where no
     candidate pair lies within the radius, so a refused link leaves the store unchanged.
+    ``loaded``: (candidate run, its candidates) already read, so they are not read again.
     """
     check_link(max_distance, k, dt)
-    cand_run = runs.candidate_run(store, movie)
-    cands, _ = load_candidates(store, cand_run, movie.ndim, with_masks=False)
+    if loaded is None:
+        cand_run = runs.candidate_run(store, movie)
+        cands, _ = load_candidates(store, cand_run, movie.ndim, with_masks=False)
+    else:
+        cand_run, cands = loaded
     if len(cands) == 0:
         raise InputError(f"movie {movie.name!r}: the candidate run {cand_run} holds no cells")
     chosen = None
@@ -232,13 +242,22 @@ def link_frames(store: Store, movie: Movie, run_id: int, params: LinkParams, fra
         return 0
     last = min(frames[-1] + params.dt, movie.n_frames - 1)
     cands, ids = load_candidates(store, params.candidate_run_id, movie.ndim, with_masks=True, frames=(frames[0], last))
+    return len(_write_links(store, movie, run_id, params, cands, ids, frames[-1])[0].source)
+
+
+def _write_links(
+    store: Store, movie: Movie, run_id: int, params: LinkParams, cands: Candidates, ids: np.ndarray, last: int
+) -> tuple[CandidateEdges, np.ndarray]:
+    """Link ``cands`` and write the links whose source frame is ``<= last``; returns them and
+    their edge ids (-1 for frames the run had written before)."""
     edges = link_cells(cands, params, movie.spacing)
-    keep = np.flatnonzero(cands.t[edges.source] <= frames[-1]) if len(edges.source) else np.zeros(0, np.int64)
+    keep = np.flatnonzero(cands.t[edges.source] <= last) if len(edges.source) else np.zeros(0, np.int64)
     edges = _subset(edges, keep)
+    edge_ids = np.zeros(0, np.int64)
     if len(edges.source):
         with store.begin() as c:
-            ingest.insert_edges(c, movie.id, run_id, ids, cands.t, edges)
-    return len(edges.source)
+            edge_ids = ingest.insert_edges(c, movie.id, run_id, ids, cands.t, edges)
+    return edges, edge_ids
 
 
 def _subset(edges: CandidateEdges, keep: np.ndarray) -> CandidateEdges:
@@ -273,15 +292,40 @@ def run_link(
     ``max_distance`` is in physical units (the movie's spacing); it and ``k`` are chosen from
     the cells when not given (:func:`choose_link`, recorded in the run's params and summary).
     """
+    return link_movie(store, movie_name, max_distance=max_distance, k=k, dt=dt).run_id
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A finished link run and what it linked, so that a solve in the same process (``trackdb
+    track``) starts from them instead of reading the candidates and links back from the store.
+    The same rows, in the order :func:`load_candidates` and :func:`load_edges` return them."""
+
+    run_id: int
+    params: LinkParams
+    cands: Candidates  # with masks
+    node_ids: np.ndarray
+    edges: CandidateEdges  # endpoints as indices into cands
+    edge_ids: np.ndarray
+
+
+def link_movie(
+    store: Store, movie_name: str, *, max_distance: float | None = None, k: int | None = None, dt: int = 1
+) -> Linked:
+    """:func:`run_link`, returning the run with its candidates and links (read once, with masks:
+    the radius and k are chosen from the same rows the links are built from)."""
     movie = store.movie(movie_name)
-    params = link_params(store, movie, max_distance=max_distance, k=k, dt=dt)
+    check_link(max_distance, k, dt)
+    cand_run = runs.candidate_run(store, movie)
+    cands, ids = load_candidates(store, cand_run, movie.ndim, with_masks=True)
+    params = link_params(store, movie, max_distance=max_distance, k=k, dt=dt, loaded=(cand_run, cands))
     with runs.record(store, movie.id, RunKind.LINK, params, parent_run_id=params.candidate_run_id) as run_id:
-        n = link_frames(store, movie, run_id, params)
-        if n == 0:
+        edges, edge_ids = _write_links(store, movie, run_id, params, cands, ids, movie.n_frames - 1)
+        if len(edges.source) == 0:
             raise no_links(movie, params)
         with store.begin() as c:
-            runs.set_summary(c, run_id, link_summary(params, n))
-    return run_id
+            runs.set_summary(c, run_id, link_summary(params, len(edges.source)))
+    return Linked(run_id, params, cands, ids, edges, edge_ids)
 
 
 def link_summary(params: LinkParams, n_links: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,15 @@ from trackdb.store import ingest, runs
 from trackdb.store.core import Connection, Movie, Store
 from trackdb.store.graph import load_candidates, load_edges
 from trackdb.store.runs import LinkParams, RunKind, SolveParams
+
+if TYPE_CHECKING:
+    from trackdb.stages.link import Linked
+
+
+# run_solve's defaults (the CLI's), which solve_linked uses too
+TIME_LIMIT = 300.0
+GAP = 1e-4
+ITERATIONS = 4
 
 
 class Method(enum.Enum):
@@ -133,9 +142,9 @@ def run_solve(
     *,
     method: str = "joint",
     window: int | None = None,
-    time_limit: float = 300.0,
-    gap: float = 1e-4,
-    iterations: int = 4,
+    time_limit: float = TIME_LIMIT,
+    gap: float = GAP,
+    iterations: int = ITERATIONS,
     link_run_id: int | None = None,
     resume: bool = False,
 ) -> SolveResult:
@@ -144,6 +153,28 @@ def run_solve(
     ``link_run_id``: the link run to solve (default: the movie's latest). ``resume`` continues
     an unfinished solve run with the same parameters instead of adding a run row (a re-run of an
     interrupted experiment)."""
+    return _run_solve(store, movie_name, method, window, time_limit, gap, iterations, link_run_id, resume, None)
+
+
+def solve_linked(store: Store, movie_name: str, linked: Linked, *, method: str = "joint") -> SolveResult:
+    """:func:`run_solve` of the link run ``linked`` with the defaults, from its rows as the link
+    stage returned them in this process (:func:`trackdb.stages.link.link_movie`) instead of
+    reading them back: ``trackdb track``. The same run row, solution and costs."""
+    return _run_solve(store, movie_name, method, None, TIME_LIMIT, GAP, ITERATIONS, linked.run_id, False, linked)
+
+
+def _run_solve(
+    store: Store,
+    movie_name: str,
+    method: str,
+    window: int | None,
+    time_limit: float,
+    gap: float,
+    iterations: int,
+    link_run_id: int | None,
+    resume: bool,
+    linked: Linked | None,
+) -> SolveResult:
     m = check_solve(method, window, time_limit, gap, iterations)
     movie = store.movie(movie_name)
     link = runs.latest_run(store, movie.id, RunKind.LINK) if link_run_id is None else runs.get_run(store, link_run_id)
@@ -168,6 +199,7 @@ def run_solve(
             gap=gap,
             iterations=iterations,
             edits=pin_rules.constraints(edits),
+            linked=linked,
         )
         graph, sol, history = built.graph, built.solution, built.history
         if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
@@ -239,6 +271,7 @@ def build_solve(
     gap: float,
     iterations: int,
     edits: Sequence[pin_rules.Constraint] = (),
+    linked: Linked | None = None,
 ) -> BuiltSolve:
     """Candidates + links → costs (motion refined over solves) → solution, without writing.
 
@@ -247,9 +280,13 @@ def build_solve(
 
     Shared by ``run_solve`` and by ``trackdb uncertainty``, which rebuilds the current
     solution's model from its solve run's parameters so its probabilities describe that model.
+    ``linked``: the link run's rows already in memory (:func:`trackdb.stages.link.link_movie`).
     """
-    cands, node_ids = load_candidates(store, cand_run, movie.ndim, with_masks=True)
-    edges, edge_ids = load_edges(store, link_run_id, node_ids)
+    if linked is not None and _usable(linked, link_run_id, cand_run):
+        cands, node_ids, edges, edge_ids = linked.cands, linked.node_ids, linked.edges, linked.edge_ids
+    else:
+        cands, node_ids = load_candidates(store, cand_run, movie.ndim, with_masks=True)
+        edges, edge_ids = load_edges(store, link_run_id, node_ids)
     cells = cost_model.features(cands, movie)
     cost_params = CostParams()
     node_cost = node_costs(cands, cost_params)
@@ -285,6 +322,17 @@ def build_solve(
     )
     return BuiltSolve(
         refined.graph, refined.solution, refined.history, node_ids[keep], edge_ids[sub_edges], refined.model, stale
+    )
+
+
+def _usable(linked: Linked, link_run_id: int, cand_run: int) -> bool:
+    """Whether ``linked`` holds every row of that link run (a run that skipped frames written
+    before has edge ids -1 there, and is read back instead)."""
+    return (
+        linked.run_id == link_run_id
+        and linked.params.candidate_run_id == cand_run
+        and len(linked.cands.masks) == len(linked.cands)
+        and not np.any(linked.edge_ids < 0)
     )
 
 
