@@ -14,7 +14,7 @@ by ``trackdb.store.ingest.insert_solution`` (both writers: it is not ported). Th
 of one repeat run back to back, so that load drift hits every writer alike.
 
 Usage: ``python benchmarks/ingest.py [--frames 200 --cells 5000] [--engines sqlite,postgresql]
-[--writer current,adbc] [--writers 1,4] [--repeats 3] [--pg-base URL]``
+[--writer current,adbc] [--writers 1,4] [--repeats 3] [--pg-base URL] [--save-as NAME]``
 """
 
 from __future__ import annotations
@@ -551,6 +551,7 @@ def main() -> None:
         "--pg-activity", action="store_true", help="also sample pg_stat_activity wait events and WAL volume"
     )
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds a writer may wait for the others")
+    ap.add_argument("--save-as", default="ingest", help="results file name (benchmarks/results/NAME.json)")
     args = ap.parse_args()
     writer_kinds = args.writer.split(",")
     counts = [int(w) for w in args.writers.split(",")]
@@ -623,7 +624,7 @@ def main() -> None:
                 ]
     out["summary"] = summary
     out["loadavg_at_end"] = loadavg()
-    emit("ingest", out)
+    emit(args.save_as, out)
 
 
 if __name__ == "__main__":

@@ -422,3 +422,63 @@ def test_postgres_foreign_key_triggers_back_on_after_a_batch(store: Store) -> No
                         id=1, movie_id=mid + 99, run_id=rid, source_id=1, target_id=2, t=0, dt=1
                     )
                 )
+
+
+def test_frames_done_asks_only_about_the_batch_frames(store: Store) -> None:
+    mid, rid = _movie(store)
+    with store.engine.begin() as c:
+        ingest.insert_nodes(c, mid, rid, make_candidates(range(2, 5)), "forest")
+    with store.engine.connect() as c:
+        assert ingest.frames_done(c, schema.node, rid) == {2, 3, 4}
+        assert ingest.frames_done(c, schema.node, rid, np.array([0, 1, 1])) == set()
+        assert ingest.frames_done(c, schema.node, rid, np.array([1, 3, 5])) == {3}  # 2 and 4 lie between
+        assert ingest.frames_done(c, schema.node, rid, np.array([4, 0])) == {4}
+        assert ingest.frames_done(c, schema.node, rid, np.zeros(0, np.int64)) == set()
+
+
+def test_sparse_batch_over_written_frames_writes_only_new_ones(store: Store) -> None:
+    """A batch whose frames straddle written ones (1 and 3 around 2, and 3 itself written)."""
+    mid, rid = _movie(store)
+    full = make_candidates(range(5))
+    with store.engine.begin() as c:
+        ids = ingest.insert_nodes(c, mid, rid, full, "forest")
+    first = _subset_candidates(full, np.flatnonzero(np.isin(full.t, [2, 3])))
+    with runs.record(store, mid, RunKind.CANDIDATES, CandidatesParams(source="again", kind="labels")) as rid2:
+        pass  # another run of the movie, holding frames 2-3 only
+    with store.engine.begin() as c:
+        ingest.insert_nodes(c, mid, rid2, first, "forest")
+    batch = _subset_candidates(full, np.flatnonzero(np.isin(full.t, [1, 3])))
+    with store.engine.begin() as c:
+        ids2 = ingest.insert_nodes(c, mid, rid2, batch, "forest")
+    with store.engine.connect() as c:
+        got = c.execute(
+            sa.select(schema.node.c.t, sa.func.count()).where(schema.node.c.run_id == rid2).group_by(schema.node.c.t)
+        ).all()
+    assert dict((int(t), int(k)) for t, k in got) == {1: 4, 2: 4, 3: 4}
+    assert len(set(ids2.tolist())) == len(batch)
+    assert not set(ids2.tolist()) & set(ids.tolist())
+    with store.engine.begin() as c:  # the same batch again: nothing new, the same ids
+        assert np.array_equal(ingest.insert_nodes(c, mid, rid2, batch, "forest"), ids2)
+    assert _count(store, schema.node) == len(full) + 12
+
+
+def test_new_sqlite_store_gets_large_pages_an_old_one_keeps_its_own(tmp_path) -> None:
+    new = Store(f"sqlite:///{tmp_path / 'new.sqlite'}", create=True)
+    with new.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA page_size").scalar() == 16384
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    new.close()
+    old_path = tmp_path / "old.sqlite"
+    with sqlite3.connect(old_path) as db:  # a store made before: 4 KiB pages, already in WAL mode
+        db.execute("PRAGMA page_size=4096")
+        db.execute("PRAGMA journal_mode=WAL")
+    db.close()
+    old = Store(f"sqlite:///{old_path}", create=True)
+    mid, rid = _movie(old)
+    with old.engine.begin() as c:
+        ingest.insert_nodes(c, mid, rid, make_candidates(range(3)), "forest")
+    with old.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        assert c.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        assert c.execute(sa.select(sa.func.count()).select_from(schema.node)).scalar_one() == 12
+    old.close()

@@ -104,9 +104,23 @@ NODE_COLUMNS = (
 )
 
 
-def frames_done(conn: Connection, table: sa.Table, run_id: int) -> set[int]:
-    rows = conn.execute(sa.select(table.c.t).where(table.c.run_id == run_id).distinct())
-    return {int(r[0]) for r in rows}
+def frames_done(conn: Connection, table: sa.Table, run_id: int, frames: np.ndarray | None = None) -> set[int]:
+    """Frames of ``table`` that ``run_id`` has written; with ``frames``, only those among them.
+
+    A batch asks about its own frames: the index on ``(run_id, t, …)`` then reads only the
+    rows of that frame range (none for a new batch) instead of every row the run wrote before,
+    which made a run's batches cost more the further it got (1M nodes in batches of 100k:
+    0.18 s on SQLite, 0.75 s on PostgreSQL of 7 s).
+    """
+    q = sa.select(table.c.t).where(table.c.run_id == run_id)
+    if frames is not None:
+        if len(frames) == 0:
+            return set()
+        lo, hi = int(np.min(frames)), int(np.max(frames))
+        q = q.where(table.c.t.between(lo, hi))
+    rows = conn.execute(q.distinct())
+    done = {int(r[0]) for r in rows}
+    return done if frames is None else done & set(np.unique(frames).tolist())
 
 
 def node_frames_done(conn: Connection, run_id: int) -> set[int]:
@@ -141,7 +155,7 @@ def insert_nodes(
         return np.zeros(0, np.int64)
     t = np.asarray(cands.t, np.int64)
     lock_frames(conn, schema.node, run_id, t)
-    done = frames_done(conn, schema.node, run_id)
+    done = frames_done(conn, schema.node, run_id, t)
     new = ~np.isin(t, np.fromiter(done, np.int64, len(done))) if done else np.ones(n, bool)
     ids = np.full(n, -1, np.int64)
     if (~new).any():
@@ -248,7 +262,7 @@ def insert_edges(
         return np.zeros(0, np.int64)
     src_t = np.asarray(node_t, np.int64)[edges.source]
     lock_frames(conn, schema.edge, run_id, src_t)
-    done = frames_done(conn, schema.edge, run_id)
+    done = frames_done(conn, schema.edge, run_id, src_t)
     new = ~np.isin(src_t, np.fromiter(done, np.int64, len(done))) if done else np.ones(e, bool)
     ids = np.full(e, -1, np.int64)
     m = int(new.sum())
@@ -329,9 +343,10 @@ def insert_solution(
         )
         .returning(schema.solution.c.id)
     ).scalar_one()
+    conn.execute(schema.solution_layer.insert().values(solution_id=int(sid), layer_id=int(sid)))
     bulk_insert_columns(
         conn,
-        schema.solution_node,
+        schema.solution_node_stored,
         {
             "solution_id": int(sid),
             "node_id": np.asarray(node_ids),
@@ -342,7 +357,7 @@ def insert_solution(
     )
     bulk_insert_columns(
         conn,
-        schema.solution_edge,
+        schema.solution_edge_stored,
         {
             "solution_id": int(sid),
             "edge_id": np.asarray(edge_ids),
@@ -359,7 +374,7 @@ def insert_solution(
     parent = _nullable(tr[:, 3], tr[:, 3] == 0)
     bulk_insert(
         conn,
-        schema.track,
+        schema.track_stored,
         ("solution_id", "track_id", "start_t", "end_t", "parent_track_id", "confidence_min", "confidence_product"),
         zip([sid] * len(tr), tr[:, 0].tolist(), tr[:, 1].tolist(), tr[:, 2].tolist(), parent, conf_min, conf_prod),
     )
