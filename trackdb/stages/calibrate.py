@@ -37,6 +37,7 @@ from trackdb.errors import InputError
 from trackdb.io import ctc
 from trackdb.stages import scores as stored_scores
 from trackdb.stages.uncertainty import (
+    _bar,
     _stored_selection,
     check_k,
     compute,
@@ -49,6 +50,16 @@ from trackdb.store.core import Movie, Store
 from trackdb.store.graph import load_candidates
 from trackdb.store.runs import CalibrateParams, LinkParams, RunKind, SolveParams
 
+# the phases the progress bar counts, each named when it starts
+CALIBRATE_STEPS = (
+    "rebuilding the solve's model",
+    "max-marginals",
+    "scoring options",
+    "matching the ground truth",
+    "fitting the temperature",
+    "reliability diagram",
+    "storing",
+)
 IOU_MATCH = 0.5
 # σ of the log-normal prior on the fitted temperature: an (almost) error-free ground truth
 # would otherwise pick T → 0 (benchmarks/uncertainty.py, README "Uncertainty")
@@ -145,8 +156,10 @@ def run_calibrate(
     png: Path | None = None,
     k: int = 10,
     temperature_prior: float | None = TEMPERATURE_PRIOR,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Fit, measure and store the temperature of ``method`` on this movie's ground truth.
+    ``progress``: a bar on stderr naming the phase (shown on a terminal only).
 
     ``temperature_prior``: σ of the log-normal prior on T (None: plain NLL), see
     :func:`solvers.calibration.fit_temperature`."""
@@ -168,12 +181,26 @@ def run_calibrate(
         solution_id=sid,
         png=str(Path(png).resolve()) if png else None,
     )
+    bar = _bar("calibrate") if progress else None
+    done = 0
+
+    def step() -> None:  # a phase starts (after the last: all done, the bar closes)
+        nonlocal done
+        if bar is not None:
+            n = len(CALIBRATE_STEPS)
+            bar(min(done, n), n, CALIBRATE_STEPS[done] if done < n else None)
+        done += 1
+
     with runs.record(store, movie.id, RunKind.CALIBRATE, params, parent_run_id=solve_run.id) as run_id:
+        step()
         model = rebuild_model(store, movie, sid, solve_run)
         # AS scores are temperature-free: computed once per model, kept for `trackdb uncertainty`
         reused = stored_scores.find(store, model, m, k)
+        step()
         deltas = pair_max_marginals(model.graph) if reused is None and stored_scores.reusable(model, m) else None
+        step()
         unc, _ = compute(model, m, k=k, temperature=1.0, ranked=False, reused=reused, pair_deltas=deltas)
+        step()
         g = model.graph
         link_run_id = solve_run.typed(SolveParams).link_run_id
         assert link_run_id is not None  # rebuild_model refused solves without links
@@ -182,6 +209,7 @@ def run_calibrate(
         pos = np.searchsorted(ids, model.node_ids)  # ids come in ascending order
         gt_label, iou = match_nodes(cands.t[pos], cands.bbox[pos], [cands.masks[i] for i in pos.tolist()], gt, gt_area)
         mother = true_mothers(g.node_t, gt_label, iou, tracks)
+        step()
         option_true, labelled = option_truth(g.edge_source, g.edge_target, mother)
         cells = labelled & (g.node_t > g.node_t.min())
         if not cells.any():
@@ -215,6 +243,7 @@ def run_calibrate(
         after = reliability_diagram(np.clip(scaled.edge_p[ev], 0, 1), correct)
         by_p = sparsification_curve(1.0 - scaled.edge_p[ev], correct)
         by_h = sparsification_curve(scaled.entropy[g.edge_target[ev]], correct)
+        step()
         if png is not None:
             write_reliability_png(after, png, title=f"{movie.name} {m.value} T={temperature:.2f}")
         result = {
@@ -240,11 +269,13 @@ def run_calibrate(
             "scores_stored": deltas is not None,
             "warnings": warnings + shortfalls(model, unc, k),
         }
+        step()
         probabilities.store_calibration(store, name, m.value, temperature, before.ece, after.ece, run_id)
         with store.begin() as c:
             if deltas is not None:
                 stored_scores.save(c, run_id, model, k, unc, deltas)
             runs.set_summary(c, run_id, result)
+        step()
     return result
 
 

@@ -291,14 +291,16 @@ def compute(
         raise InputError(f"{method.value} on movie {model.movie.name!r}: {exc}") from exc
 
 
-def _bar(desc: str) -> Callable[[int, int], None]:
-    """A tqdm bar on stderr driven by (done, expected) callbacks, closed when done = expected;
-    shown only on a terminal (logs and pipes stay clean)."""
+def _bar(desc: str) -> Callable[..., None]:
+    """A tqdm bar on stderr driven by (done, expected[, what comes next]) callbacks, closed when
+    done = expected; shown only on a terminal (logs and pipes stay clean)."""
     bar = tqdm(desc=desc, unit="step", leave=False, disable=None)
 
-    def update(done: int, total: int) -> None:
+    def update(done: int, total: int, now: str | None = None) -> None:
         bar.total = total
         bar.n = done
+        if now is not None:
+            bar.set_postfix_str(now, refresh=False)
         bar.refresh()
         if done >= total:
             bar.close()
