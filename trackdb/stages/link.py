@@ -95,13 +95,14 @@ def equivalent_diameter(size: np.ndarray, spacing: tuple[float, ...]) -> np.ndar
     return np.asarray(np.sqrt(4.0 * vol / np.pi))
 
 
-def _next_frames(t: np.ndarray, dt: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(cells of frame f, cells of the nearest later frame within ``dt`` that holds any)."""
+def _next_frames(t: np.ndarray, dt: int) -> tuple[list[np.ndarray], list[int]]:
+    """The cells of each frame that holds any, and the frames (positions in that list) whose
+    nearest later frame with cells lies within ``dt`` (that frame is the next in the list)."""
     if len(t) == 0:
-        return []
+        return [], []
     groups = np.split(*_by_frame(t))
     frames = [int(t[g[0]]) for g in groups]
-    return [(groups[i], groups[i + 1]) for i in range(len(groups) - 1) if frames[i + 1] - frames[i] <= dt]
+    return groups, [i for i in range(len(groups) - 1) if frames[i + 1] - frames[i] <= dt]
 
 
 def choose_link(
@@ -117,13 +118,14 @@ def choose_link(
     """
     t = np.asarray(t, np.int64)
     p = physical(centroid, spacing)
-    pairs = _next_frames(t, dt)
+    groups, pairs = _next_frames(t, dt)
     if not pairs:
         frames = len(np.unique(t))
         raise InputError(
             f"no candidate pairs: {frames} frame(s) hold cells and none has cells in the next {dt} frame(s)"
         )
-    nearest = np.concatenate([np.asarray(cKDTree(p[b]).query(p[a], k=1)[0]) for a, b in pairs])
+    trees = [cKDTree(p[g]) for g in groups]  # one per frame, for all three statistics
+    nearest = np.concatenate([np.asarray(trees[i + 1].query(p[groups[i]], k=1)[0]) for i in pairs])
     motion = float(np.quantile(nearest, MOTION_QUANTILE))
     diameter = float(np.median(equivalent_diameter(size, spacing)))
     radius = max(RADIUS_MOTIONS * motion, RADIUS_DIAMETERS * diameter)
@@ -131,10 +133,10 @@ def choose_link(
         radius = float(max(spacing))
     reach = max(K_MOTIONS * motion, float(min(spacing)))
     counts = np.concatenate(
-        [np.asarray(cKDTree(p[b]).query_ball_point(p[a], reach, return_length=True)) for a, b in pairs]
+        [np.asarray(trees[i + 1].query_ball_point(p[groups[i]], reach, return_length=True)) for i in pairs]
     )
     k = int(np.clip(math.ceil(float(np.quantile(counts, K_QUANTILE))) + 1, K_MIN, K_MAX))
-    same = [np.asarray(cKDTree(p[i]).query(p[i], k=2)[0])[:, 1] for i in np.split(*_by_frame(t)) if len(i) >= 2]
+    same = [np.asarray(tr.query(p[g], k=2)[0])[:, 1] for tr, g in zip(trees, groups) if len(g) >= 2]
     neighbour = float(np.median(np.concatenate(same))) if same else None
     return LinkChoice(radius, k, diameter, neighbour, motion, len(t))
 
