@@ -13,7 +13,8 @@ from trackdb.store import Store, db
 
 def test_init_creates_every_table(db_url: str) -> None:
     store = Store(db_url, create=True)
-    names = set(sa.inspect(store.engine).get_table_names())
+    inspector = sa.inspect(store.engine)
+    names = set(inspector.get_table_names()) | set(inspector.get_view_names())
     expected = {
         "experiment",
         "movie",
@@ -21,9 +22,14 @@ def test_init_creates_every_table(db_url: str) -> None:
         "node",
         "edge",
         "solution",
-        "solution_node",
+        "solution_node",  # views (revision 0011) over the *_stored tables
         "solution_edge",
         "track",
+        "solution_node_stored",
+        "solution_edge_stored",
+        "track_stored",
+        "solution_layer",
+        "solution_hidden",
         "edge_probability",
         "node_probability",
         "calibration",

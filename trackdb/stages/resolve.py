@@ -42,8 +42,9 @@ from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
 from trackdb.errors import ConflictError, InputError, SolveFailed, TrackdbError
 from trackdb.stages import cost_model as costs
 from trackdb.stages import pins as pin_rules
+from trackdb.stages import resolve_delta as delta_rows
 from trackdb.stages.solve import node_costs, solver_used
-from trackdb.store import cost_models, ingest, runs, solutions
+from trackdb.store import cost_models, deltas, ingest, runs, solutions
 from trackdb.store import edits as log
 from trackdb.store.core import Connection, Movie, Store
 from trackdb.store.graph import load_candidates, load_edges, positions
@@ -77,6 +78,7 @@ class ResolveResult:
     uncertainty_run_id: int | None = None  # probabilities refreshed for the windows (trackdb.stages.refresh)
     uncertainty_error: str | None = None  # why that refresh failed (the re-solve itself stands)
     solver: dict[str, str] = field(default_factory=dict)  # which solver re-solved (trackdb.stages.solve.solver_used)
+    write_seconds: float = 0.0  # the new solution's rows (a delta of the base) and the current pointer
 
 
 @dataclass(frozen=True)
@@ -264,12 +266,11 @@ def _resolve_locked(
     t_build = time.perf_counter()
     assert movie.current_solution_id is not None  # chain.current is a solve of it
     sid = int(movie.current_solution_id)
-    cur0 = solutions.solution_arrays(store, sid)
     stale = _stale(store, chain, cons)
     stale_set = set(stale)
     live = [c for c in cons if c.edit_id not in stale_set]
     applied_before = {r["id"] for r in edits if r["run_id"] is not None}
-    violated = sorted(pin_rules.violated(live, cur0.node_ids, cur0.edge_ids, cur0.source_ids) & applied_before)
+    violated = sorted(_violated(store, sid, live) & applied_before)
     dirty = [r for r in pending if r["id"] not in stale_set] + [r for r in edits if r["id"] in violated]
     if not dirty:
         return None
@@ -308,7 +309,7 @@ def _resolve_locked(
             raise SolveFailed(
                 f"re-solve of movie {movie.name!r} is infeasible: edits {clash[0]} and {clash[1]}: {clash[2]}; {undo}"
             )
-        cur, delta, solve_seconds, done, widened = cur0, 0.0, 0.0, [], 0
+        ov, delta, solve_seconds, done, widened = delta_rows.Overlay(), 0.0, 0.0, [], 0
         status = SolveStatus.OPTIMAL
         changed: set[int] = set()
         parts: list[tuple[int, int, ChainModel]] = []
@@ -319,7 +320,8 @@ def _resolve_locked(
                 t0 = time.perf_counter()
                 part = graphs.part(lo, hi)
                 pin, _, _ = pin_rules.pins_for(live, part.node_ids, part.edge_ids, partial=True)
-                base = local_selection(cur, part)
+                with store.engine.connect() as c:
+                    base = delta_rows.window_base(c, sid, part.graph, part.node_ids, part.edge_ids, ov)
                 build_seconds += time.perf_counter() - t0
                 new = _solve_window(part.graph, (lo, hi + 1), base, pin, backend, time_limit, gap)
                 used.append(solver_used(new))
@@ -343,15 +345,20 @@ def _resolve_locked(
             delta += objective(part.graph, new.node_selected, new.edge_selected) - objective(
                 part.graph, base.node_selected, base.edge_selected
             )
-            cur = merge_window(cur, part, new)
+            delta_rows.record(ov, part.node_ids, part.edge_ids, part.graph, base, new)
             done.append((lo, hi))
             parts.append((lo, hi, part))
+        t0 = time.perf_counter()
         if graphs.whole is not None:
-            sel = local_selection(cur, graphs.whole)
-            total = objective(graphs.whole.graph, sel.node_selected, sel.edge_selected)
+            w = graphs.whole
+            with store.engine.connect() as c:
+                sel = delta_rows.window_base(c, sid, w.graph, w.node_ids, w.edge_ids, ov)
+            total = objective(w.graph, sel.node_selected, sel.edge_selected)
         else:
-            total = float("nan") if cur0.objective is None else cur0.objective + delta
-        new_sid, n_sel, n_links, n_tracks = _write(store, movie, sid, run_id, cur, status, total, applied)
+            obj0 = solutions.objective_of(store, sid)
+            total = float("nan") if obj0 is None else obj0 + delta
+        new_sid, n_sel, n_links, n_tracks = _write(store, movie, sid, run_id, ov, status, total, applied)
+        write_seconds = time.perf_counter() - t0
         with store.begin() as c:
             solver = _solver_of(used)
             runs.set_summary(c, run_id, {"windows": done, "widened": widened, "costs": graphs.costs, **solver})
@@ -376,8 +383,7 @@ def _resolve_locked(
         n_sel,
         n_links,
         n_tracks,
-        len(np.setxor1d(cur.node_ids, cur0.node_ids)),
-        len(np.setxor1d(cur.edge_ids, cur0.edge_ids)),
+        *ov.n_changed(),
         build_seconds,
         solve_seconds,
         graphs.costs,
@@ -386,7 +392,20 @@ def _resolve_locked(
         unc_run,
         unc_error,
         solver,
+        write_seconds,
     )
+
+
+def _violated(store: Store, sid: int, cons: list[pin_rules.Constraint]) -> set[int]:
+    """Edits the stored solution breaks, read for the edits' own cells and links only."""
+    nodes = {c.target for c in cons if c.family in pin_rules.NODE_FAMILIES}
+    links = {c.target for c in cons if c.family in pin_rules.EDGE_FAMILIES}
+    with store.engine.connect() as c:
+        have_n = deltas.rows(c, sid, "node", nodes)
+        have_e = deltas.rows(c, sid, "edge", links)
+        out = [s for s, _ in deltas.links_touching(c, sid, nodes).values() if s in nodes]
+    ids = np.array(sorted(have_n), np.int64)
+    return pin_rules.violated(cons, ids, np.array(sorted(have_e), np.int64), np.array(out, np.int64))
 
 
 def _solve_window(
@@ -426,15 +445,14 @@ def _write(
     movie: Movie,
     started_from: int,
     run_id: int,
-    sel: solutions.SolutionArrays,
+    ov: delta_rows.Overlay,
     status: SolveStatus,
     total: float,
     applied: list[int],
 ) -> tuple[int, int, int, int]:
-    """Solution, tracks, the current pointer and the applied edits' run id, in one movie write
-    transaction that first checks the solution the re-solve started from is still current."""
-    rows = solution_rows(sel)
-    n, e = len(rows.node_ids), len(rows.edge_ids)
+    """The new solution as a delta of the current one's base (its changed cells, links and
+    tracks), the current pointer and the applied edits' run id, in one movie write transaction
+    that first checks the solution the re-solve started from is still current."""
     with movie_transaction(store, movie.id) as (c, current):
         if current != started_from:
             raise ConflictError(
@@ -442,10 +460,14 @@ def _write(
                 "became current meanwhile (a `trackdb solve`?): run `trackdb resolve` again",
                 current_solution_id=current,
             )
-        new_sid = insert_rows(c, run_id, movie.id, rows, status=status.value, name="resolve", objective=total)
+        d = delta_rows.new_delta(c, started_from, ov)
+        n = deltas.counts(d, deltas.base_counts(c, d.base_id))
+        new_sid = deltas.write_delta(
+            c, d, run_id=run_id, movie_id=movie.id, status=status.value, name="resolve", objective=total
+        )
         store.set_current_solution(c, movie.id, new_sid)
         log.mark_applied(c, applied, run_id)
-    return new_sid, n, e, len(rows.tracks)
+    return new_sid, n["node"], n["edge"], n["track"]
 
 
 @dataclass(frozen=True)

@@ -169,8 +169,26 @@ solution = Table(
     Index("ix_solution_movie_id", "movie_id"),
 )
 
-solution_node = Table(
-    "solution_node",
+solution_layer = Table(
+    "solution_layer",  # revision 0011: the solutions whose rows a solution reads (itself, and its base)
+    metadata,
+    Column("solution_id", Integer, ForeignKey("solution.id", ondelete="CASCADE"), primary_key=True),
+    Column("layer_id", Integer, ForeignKey("solution.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_solution_layer_layer_id", "layer_id"),
+)
+
+solution_hidden = Table(
+    "solution_hidden",  # revision 0011: base rows a delta solution drops or replaces
+    metadata,
+    Column("solution_id", Integer, ForeignKey("solution.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(5), primary_key=True),  # 'node', 'edge' or 'track'
+    Column("item_id", BigInteger, primary_key=True),  # node id, edge id or track id
+)
+
+# The rows of each solution as written (revision 0011 renamed them): a full solution's every
+# cell, link and track; a delta solution's new or changed ones. Read them through the views below.
+solution_node_stored = Table(
+    "solution_node_stored",
     metadata,
     Column("solution_id", Integer, ForeignKey("solution.id", ondelete="CASCADE"), primary_key=True),
     Column("node_id", BigInteger, primary_key=True),
@@ -178,10 +196,11 @@ solution_node = Table(
     Column("t", Integer, nullable=False),  # the node's frame (revision 0004): walks cut in the index
     Index("ix_solution_node_node_id", "node_id"),
     Index("ix_solution_node_track", "solution_id", "track_id", "t"),
+    Index("ix_solution_node_frame", "solution_id", "t"),  # a window's cells (revision 0011)
 )
 
-solution_edge = Table(
-    "solution_edge",
+solution_edge_stored = Table(
+    "solution_edge_stored",
     metadata,
     Column("solution_id", Integer, ForeignKey("solution.id", ondelete="CASCADE"), primary_key=True),
     Column("edge_id", BigInteger, primary_key=True),
@@ -192,8 +211,8 @@ solution_edge = Table(
     Index("ix_solution_edge_target", "solution_id", "target_id"),
 )
 
-track = Table(
-    "track",
+track_stored = Table(
+    "track_stored",
     metadata,
     Column("solution_id", Integer, ForeignKey("solution.id", ondelete="CASCADE"), primary_key=True),
     Column("track_id", BigInteger, primary_key=True),
@@ -203,6 +222,41 @@ track = Table(
     Column("confidence_min", Float),
     Column("confidence_product", Float),
     Index("ix_track_parent", "solution_id", "parent_track_id"),
+)
+
+# Views (revision 0011, SQL in migrations/versions/0011_solution_delta.py): every solution's
+# cells, links and tracks, a delta solution's resolved against its base. All readers use these;
+# they are not in ``metadata`` (nothing writes them).
+views = MetaData()
+
+solution_node = Table(
+    "solution_node",
+    views,
+    Column("solution_id", Integer),
+    Column("node_id", BigInteger),
+    Column("track_id", BigInteger),
+    Column("t", Integer),
+)
+
+solution_edge = Table(
+    "solution_edge",
+    views,
+    Column("solution_id", Integer),
+    Column("edge_id", BigInteger),
+    Column("source_id", BigInteger),
+    Column("target_id", BigInteger),
+)
+
+track = Table(
+    "track",
+    views,
+    Column("solution_id", Integer),
+    Column("track_id", BigInteger),
+    Column("start_t", Integer),
+    Column("end_t", Integer),
+    Column("parent_track_id", BigInteger),
+    Column("confidence_min", Float),
+    Column("confidence_product", Float),
 )
 
 edge_probability = Table(

@@ -14,7 +14,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from trackdb.store import schema
+from trackdb.store import deltas, schema
 from trackdb.store.codecs import decode_mask
 from trackdb.store.core import Movie, Store
 
@@ -121,12 +121,14 @@ def cell_masks(store: Store, movie: Movie, solution_id: int) -> Iterator[tuple[i
 
 
 def set_track_confidence(conn: Connection, solution_id: int, track_ids: np.ndarray, confidence: np.ndarray) -> None:
-    """Store each track's ``(min, product)`` link confidence (``confidence``: ``(K, 2)``)."""
+    """Store each track's ``(min, product)`` link confidence (``confidence``: ``(K, 2)``); a
+    delta solution first takes its own copy of the base's rows (the base stays as it was)."""
     if len(track_ids) == 0:
         return
-    tr = schema.track.c
+    deltas.own_tracks(conn, solution_id, np.asarray(track_ids).tolist())
+    tr = schema.track_stored.c
     conn.execute(
-        schema.track.update()
+        schema.track_stored.update()
         .where(tr.solution_id == sa.bindparam("sid"), tr.track_id == sa.bindparam("tid"))
         .values(confidence_min=sa.bindparam("cmin"), confidence_product=sa.bindparam("cprod")),
         [
@@ -134,3 +136,11 @@ def set_track_confidence(conn: Connection, solution_id: int, track_ids: np.ndarr
             for a, (b, d) in zip(np.asarray(track_ids).tolist(), np.asarray(confidence).tolist())
         ],
     )
+
+
+def objective_of(store: Store, solution_id: int) -> float | None:
+    """A solution's stored objective (None when it has none)."""
+    s = schema.solution.c
+    with store.engine.connect() as c:
+        obj = c.execute(sa.select(s.objective).where(s.id == solution_id)).scalar()
+    return None if obj is None else float(obj)
