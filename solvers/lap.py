@@ -161,16 +161,38 @@ def pair_cost_matrix(
     br = np.arange(n_b)
     cost[2 * n_a + br, br] = graph.appear_cost[dst]
     cost[2 * n_a :, n_b:] = 0.0
-    if forced or forbidden:
-        for j, e in (forced or {}).items():
-            keep = parent_rows(pair, j, e)
-            saved = cost[keep, j].copy()
-            cost[:, j] = np.inf
-            cost[keep, j] = saved
-        for j, banned in (forbidden or {}).items():
-            for e in banned:
-                cost[parent_rows(pair, j, e), j] = np.inf
+    if forced:
+        # every forced column at once: only the rows of its parent stay
+        keep = [(r, j) for j, e in forced.items() for r in parent_rows(pair, j, e)]
+        keep_r, keep_c = np.array(keep, np.int64).reshape(-1, 2).T
+        saved = cost[keep_r, keep_c]
+        cost[:, np.fromiter(forced, np.int64, len(forced))] = np.inf
+        cost[keep_r, keep_c] = saved
+    for j, banned in (forbidden or {}).items():
+        for e in banned:
+            cost[parent_rows(pair, j, e), j] = np.inf
     return cost
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where :func:`pair_cost_matrix` can be finite: the all-zero block ``[r0:, c0:]`` (appear
+    rows × disappear and spare columns, most of the finite cells) and, outside it, the cells
+    ``(rows[i], cols[i])`` (links, division slots, disappear, spare and appear diagonals);
+    constraints only turn some of those to ∞ (they touch target columns only)."""
+
+    block: tuple[int, int]
+    rows: np.ndarray
+    cols: np.ndarray
+
+
+def pair_layout(pair: FramePair) -> Layout:
+    """The :class:`Layout` of ``pair``'s assignment matrix."""
+    n_a, n_b = len(pair.sources), len(pair.targets)
+    ar, br = np.arange(n_a), np.arange(n_b)
+    rows = np.concatenate([pair.edge_row, n_a + pair.edge_row, ar, n_a + ar, 2 * n_a + br])
+    cols = np.concatenate([pair.edge_col, pair.edge_col, n_b + ar, n_b + n_a + ar, br])
+    return Layout((2 * n_a, n_b), rows.astype(np.int64), cols.astype(np.int64))
 
 
 def parent_rows(pair: FramePair, j: int, e: int) -> list[int]:

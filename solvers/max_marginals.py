@@ -17,12 +17,14 @@ gives those paths for every option at once (scipy's C Dijkstra, all targets in o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
-from solvers.lap import FramePair, pair_cost_matrix, parent_map_from_assignment, solve_pair_matrix
-from solvers.murty import reduced_costs
+from solvers.lap import FramePair, Layout, pair_cost_matrix, pair_layout, parent_map_from_assignment, solve_pair_matrix
+from solvers.murty import dual_potentials
 from solvers.types import CandidateGraph
 
 _EPS = 1e-12  # keeps zero reduced costs as explicit arcs of the sparse graph
@@ -45,23 +47,51 @@ def option_deltas_and_optimum(graph: CandidateGraph, pair: FramePair) -> tuple[n
     cost = pair_cost_matrix(graph, pair)
     col_of_row = solve_pair_matrix(cost)
     assert col_of_row is not None  # appear/disappear always feasible without constraints
-    red = reduced_costs(cost, col_of_row)
-    n = len(cost)
-    row_of_col = np.empty_like(col_of_row)
-    row_of_col[col_of_row] = np.arange(n)
-    walk = red[row_of_col]  # walk[c, c'] = c̄[row(c), c']
-    np.fill_diagonal(walk, np.inf)
-    rr, cc = np.nonzero(np.isfinite(walk))
-    csr = sp.csr_matrix((walk[rr, cc] + _EPS, (rr, cc)), shape=(n, n))
-    dist = dijkstra(csr, directed=True, indices=np.arange(n_b))  # (n_b, n)
+    n, layout = len(cost), pair_layout(pair)
+    pi, v = dual_potentials(cost, col_of_row, layout)
+
+    def red(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Reduced costs at these cells only (as :func:`solvers.murty.reduced_costs`)."""
+        out: np.ndarray = np.maximum(cost[rows, cols] + pi[rows] - v[cols], 0.0)
+        return out
+
+    dist = dijkstra(_walk_graph(red, n, col_of_row, layout, pi, v), directed=True, indices=np.arange(n_b))
 
     def delta(rows: np.ndarray, j: np.ndarray) -> np.ndarray:
         moved = col_of_row[rows]
-        path = np.where(moved == j, 0.0, dist[j, moved])
-        return np.where(moved == j, 0.0, red[rows, j] + path)
+        path = np.where(moved == j, 0.0, dist[j, moved])  # moved < n: never the hub
+        return np.where(moved == j, 0.0, red(rows, j) + path)
 
     j = pair.edge_col
     edge_delta = np.minimum(delta(pair.edge_row, j), delta(n_a + pair.edge_row, j))
     targets = np.arange(n_b)
     appear_delta = delta(2 * n_a + targets, targets)
     return edge_delta, appear_delta, parent_map_from_assignment(pair, col_of_row)
+
+
+def _walk_graph(
+    red: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    n: int,
+    col_of_row: np.ndarray,
+    layout: Layout,
+    pi: np.ndarray,
+    v: np.ndarray,
+) -> sp.csr_matrix:
+    """The graph "column c → column c′ at c̄[row(c), c′]" as a sparse matrix, with one extra
+    node (the hub, index n) for the all-zero block of appear rows × dummy columns
+    (:class:`solvers.lap.Layout`): there c̄ = π[r] − v[c′] splits into ``c → hub`` at
+    π[r] − M and ``hub → c′`` at M − v[c′], M the largest v of the block's columns (both ≥ 0
+    since c̄ ≥ 0), so its ~n² arcs become ~n and the distances stay the same up to rounding."""
+    r0, c0 = layout.block
+    cell = red(layout.rows, layout.cols)
+    keep = np.isfinite(cell) & (col_of_row[layout.rows] != layout.cols)  # no arc from a column to itself
+    rr, cc = layout.rows[keep], layout.cols[keep]
+    src, dst, w = [col_of_row[rr]], [cc], [cell[keep]]
+    if r0 < n and c0 < n:
+        m = float(v[c0:].max())
+        held = np.arange(r0, n)  # the block rows, through the hub from the columns they hold
+        src += [col_of_row[held], np.full(n - c0, n)]
+        dst += [np.full(len(held), n), np.arange(c0, n)]
+        w += [np.maximum(pi[held] - m, 0.0), np.maximum(m - v[c0:], 0.0)]
+    weights = np.concatenate(w) + _EPS
+    return sp.csr_matrix((weights, (np.concatenate(src), np.concatenate(dst))), shape=(n + 1, n + 1))

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from solvers.lap import APPEAR, boundary_cost, frame_pairs, parent_map_cost, solve_lap
+from solvers.lap import APPEAR, FramePair, boundary_cost, frame_pairs, parent_map_cost, solve_lap
 from solvers.murty import kbest_frame_pair, kbest_lap, kbest_parent_maps, reduced_costs
 from solvers.types import CandidateGraph
 
@@ -149,3 +149,48 @@ def test_joint_kbest_nogood_agrees_with_murty() -> None:
     assert murty == pytest.approx([c for c, _ in brute_force(graph)[:6]])
     with pytest.raises(ValueError, match="k must be"):
         kbest_joint(graph, 0)
+
+
+def _dense_child_bounds(pair: FramePair, red: np.ndarray, col_of_row: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Miller–Stone–Cox bounds over the whole reduced-cost matrix (the reference)."""
+    from solvers.murty import _owners
+
+    n_b = len(pair.targets)
+    row_owner, col_owner = _owners(pair, parent)
+    row_of_col = np.empty_like(col_of_row)
+    row_of_col[col_of_row] = np.arange(len(col_of_row))
+    banned = row_owner[:, None] == col_owner[None, :]
+    column_term = np.where(banned, np.inf, red[:, :n_b]).min(axis=0)
+    serving = row_of_col[:n_b]
+    rows = red[serving].copy()
+    rows[np.arange(n_b), np.arange(n_b)] = np.inf
+    moves = row_owner[serving] == col_owner
+    return column_term + np.where(moves, rows.min(axis=1), 0.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_layout_duals_and_bounds_equal_the_dense_ones(seed: int) -> None:
+    """The sparse relaxation over the pair layout (all-zero block through its smallest π) gives
+    bit for bit the reduced costs and child bounds of the dense n × n computation, with and
+    without Murty's constraints."""
+    from solvers.lap import pair_cost_matrix, pair_layout, parent_map_from_assignment, solve_pair_matrix
+    from solvers.murty import Reduced, child_bounds
+
+    rng = np.random.default_rng(seed)
+    graph = random_graph(rng, [int(rng.integers(3, 9)), int(rng.integers(3, 9))], density=0.4)
+    (pair,) = frame_pairs(graph)
+    base = solve_pair_matrix(pair_cost_matrix(graph, pair))
+    assert base is not None
+    base_parent = parent_map_from_assignment(pair, base)
+    cut = int(rng.integers(0, len(pair.targets)))
+    for forced, forbidden in [({}, {}), ({i: int(base_parent[i]) for i in range(cut)}, {cut: {int(base_parent[cut])}})]:
+        cost = pair_cost_matrix(graph, pair, forced, forbidden)
+        col = solve_pair_matrix(cost)
+        if col is None:
+            continue
+        dense = reduced_costs(cost, col)
+        assert np.array_equal(reduced_costs(cost, col, pair_layout(pair)), dense)
+        red = Reduced(cost, col, pair_layout(pair))
+        assert all(np.array_equal(red.row(r), dense[r]) for r in range(len(cost)))
+        parent = parent_map_from_assignment(pair, col)
+        assert np.array_equal(child_bounds(pair, red, col, parent), _dense_child_bounds(pair, dense, col, parent))
