@@ -158,8 +158,9 @@ def track(movie_name: str, method: str, db_url: str | None) -> None:
 
     The same as `trackdb link --movie M` followed by `trackdb solve --movie M` (two runs in
     `trackdb runs`, a link run and a solve run, each with its own parameters and times), without
-    a second start-up or reading the candidates and links back. Options beyond the defaults:
-    run the two commands.
+    a second start-up or reading the candidates and links back. Prints the link stage's lines
+    on stderr and the solve's JSON (with the link run's id) on stdout. Options beyond the
+    defaults: run the two commands.
     """
     from trackdb.stages.link import link_movie
     from trackdb.stages.solve import solve_linked
