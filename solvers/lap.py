@@ -179,20 +179,68 @@ class Layout:
     """Where :func:`pair_cost_matrix` can be finite: the all-zero block ``[r0:, c0:]`` (appear
     rows × disappear and spare columns, most of the finite cells) and, outside it, the cells
     ``(rows[i], cols[i])`` (links, division slots, disappear, spare and appear diagonals);
-    constraints only turn some of those to ∞ (they touch target columns only)."""
+    constraints only turn some of those to ∞ (they touch target columns only). ``by_row``
+    lists the cells row by row (row r: ``by_row[row_start[r]:row_start[r + 1]]``)."""
 
     block: tuple[int, int]
     rows: np.ndarray
     cols: np.ndarray
+    by_row: np.ndarray
+    row_start: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.row_start) - 1
 
 
 def pair_layout(pair: FramePair) -> Layout:
     """The :class:`Layout` of ``pair``'s assignment matrix."""
     n_a, n_b = len(pair.sources), len(pair.targets)
     ar, br = np.arange(n_a), np.arange(n_b)
-    rows = np.concatenate([pair.edge_row, n_a + pair.edge_row, ar, n_a + ar, 2 * n_a + br])
-    cols = np.concatenate([pair.edge_col, pair.edge_col, n_b + ar, n_b + n_a + ar, br])
-    return Layout((2 * n_a, n_b), rows.astype(np.int64), cols.astype(np.int64))
+    rows = np.concatenate([pair.edge_row, n_a + pair.edge_row, ar, n_a + ar, 2 * n_a + br]).astype(np.int64)
+    cols = np.concatenate([pair.edge_col, pair.edge_col, n_b + ar, n_b + n_a + ar, br]).astype(np.int64)
+    by_row = np.argsort(rows, kind="stable")
+    row_start = np.searchsorted(rows[by_row], np.arange(2 * n_a + n_b + 1))
+    return Layout((2 * n_a, n_b), rows, cols, by_row, row_start)
+
+
+def layout_costs(
+    graph: CandidateGraph,
+    pair: FramePair,
+    layout: Layout,
+    forced: Mapping[int, int] | None = None,
+    forbidden: Mapping[int, set[int] | frozenset[int]] | None = None,
+) -> np.ndarray:
+    """:func:`pair_cost_matrix` at the layout's cells only (the same values, bit for bit):
+    what the duals and reduced costs of a constrained subproblem read, without its n × n
+    matrix. A constraint on target j keeps (forced) or drops (forbidden) the rows of a parent,
+    i.e. the cells of column j whose row stands for that parent."""
+    n_a, n_b = len(pair.sources), len(pair.targets)
+    src, dst = pair.sources, pair.targets
+    ec = graph.edge_cost[pair.edges]
+    rows = pair.edge_row
+    cells = np.concatenate(
+        [ec, ec + graph.division_cost[src[rows]], graph.disappear_cost[src], np.zeros(n_a), graph.appear_cost[dst]]
+    )
+    if forced or forbidden:
+        # who each row stands for: mother a (both slots), or n_a + b for b's appear row
+        owner = np.concatenate([np.arange(n_a), np.arange(n_a), n_a + np.arange(n_b)])[layout.rows]
+        target = layout.cols < n_b
+        col = np.where(target, layout.cols, 0)
+
+        def parent_owner(j: int, e: int) -> int:
+            return n_a + j if e == APPEAR else int(parent_rows(pair, j, e)[0])
+
+        if forced:
+            keep_owner = np.full(n_b, -1, np.int64)
+            for j, e in forced.items():
+                keep_owner[j] = parent_owner(j, e)
+            wanted = keep_owner[col]
+            cells[target & (wanted >= 0) & (owner != wanted)] = np.inf
+        if forbidden:
+            key = [j * (n_a + n_b) + parent_owner(j, e) for j, banned in forbidden.items() for e in banned]
+            cells[target & np.isin(col * (n_a + n_b) + owner, key)] = np.inf
+    return cells
 
 
 def parent_rows(pair: FramePair, j: int, e: int) -> list[int]:

@@ -42,6 +42,7 @@ from solvers.lap import (
     boundary_cost,
     check_lap_graph,
     frame_pairs,
+    layout_costs,
     pair_cost_matrix,
     pair_layout,
     parent_map_cost,
@@ -113,41 +114,53 @@ def dual_potentials(
     the same sums and minima as the dense relaxation.
     """
     n = len(cost)
+    if layout is not None:
+        return layout_potentials(cost[layout.rows, layout.cols], col_of_row, layout)
     diag = cost[np.arange(n), col_of_row]
     pi = np.zeros(n)
-    if layout is None:
-        weight = cost[:, col_of_row] - diag[None, :]
-        for _ in range(n + 1):
-            new = np.minimum(pi, (pi[:, None] + weight).min(axis=0))
-            if np.array_equal(new, pi):
-                break
-            pi = new
-    else:
-        r0, c0 = layout.block
-        row_of_col = np.empty_like(col_of_row)
-        row_of_col[col_of_row] = np.arange(n)
-        cell = cost[layout.rows, layout.cols]
-        keep = np.isfinite(cell)
-        rows, cols, cell = layout.rows[keep], layout.cols[keep], cell[keep]
-        to = row_of_col[cols]  # arc rows[i] → to[i]
-        order = np.argsort(to, kind="stable")
-        rows, to = rows[order], to[order]
-        weight = cell[order] - diag[to]
-        heads = np.flatnonzero(np.r_[True, to[1:] != to[:-1]]) if len(to) else np.zeros(0, np.int64)
-        reached = to[heads]
-        block_to = row_of_col[c0:]  # rows holding a block column (one each)
-        block_weight = cost[r0, c0:] - diag[block_to] if r0 < n else np.zeros(0)
-        for _ in range(n + 1):
-            relaxed = np.full(n, np.inf)
-            if len(heads):
-                relaxed[reached] = np.minimum.reduceat(pi[rows] + weight, heads)
-            if r0 < n and len(block_to):
-                # min over block rows of π[r] + w = (min π) + w: rounding is monotone
-                relaxed[block_to] = np.minimum(relaxed[block_to], pi[r0:].min() + block_weight)
-            new = np.minimum(pi, relaxed)
-            if np.array_equal(new, pi):
-                break
-            pi = new
+    weight = cost[:, col_of_row] - diag[None, :]
+    for _ in range(n + 1):
+        new = np.minimum(pi, (pi[:, None] + weight).min(axis=0))
+        if np.array_equal(new, pi):
+            break
+        pi = new
+    v = np.empty(n)
+    v[col_of_row] = diag + pi
+    return pi, v
+
+
+def layout_potentials(cells: np.ndarray, col_of_row: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`dual_potentials` from the costs at the layout's cells (the rest of the matrix is
+    the all-zero block or ∞), bit for bit what the dense relaxation gives."""
+    n = layout.n
+    r0, c0 = layout.block
+    row_of_col = np.empty_like(col_of_row)
+    row_of_col[col_of_row] = np.arange(n)
+    diag = np.zeros(n)  # rows assigned inside the block pay its 0
+    on = col_of_row[layout.rows] == layout.cols
+    diag[layout.rows[on]] = cells[on]
+    keep = np.isfinite(cells)
+    rows, cols, cell = layout.rows[keep], layout.cols[keep], cells[keep]
+    to = row_of_col[cols]  # arc rows[i] → to[i]
+    order = np.argsort(to, kind="stable")
+    rows, to = rows[order], to[order]
+    weight = cell[order] - diag[to]
+    heads = np.flatnonzero(np.r_[True, to[1:] != to[:-1]]) if len(to) else np.zeros(0, np.int64)
+    reached = to[heads]
+    block_to = row_of_col[c0:]  # rows holding a block column (one each)
+    block_weight = 0.0 - diag[block_to]
+    pi = np.zeros(n)
+    for _ in range(n + 1):
+        relaxed = np.full(n, np.inf)
+        if len(heads):
+            relaxed[reached] = np.minimum.reduceat(pi[rows] + weight, heads)
+        if r0 < n and len(block_to):
+            # min over block rows of π[r] + w = (min π) + w: rounding is monotone
+            relaxed[block_to] = np.minimum(relaxed[block_to], pi[r0:].min() + block_weight)
+        new = np.minimum(pi, relaxed)
+        if np.array_equal(new, pi):
+            break
+        pi = new
     v = np.empty(n)
     v[col_of_row] = diag + pi
     return pi, v
@@ -155,26 +168,46 @@ def dual_potentials(
 
 class Reduced:
     """Reduced costs of one solved assignment matrix, computed where they are read: rows for
-    the augmenting searches (kept, the root's are read by every child of its pair), cells for
-    the bounds. Bit for bit the values of :func:`reduced_costs`, without its n × n array."""
+    the augmenting searches (kept, the root's are read by every child of its pair), the
+    layout's cells for the bounds. Built from the costs at the layout's cells
+    (:func:`solvers.lap.layout_costs`), bit for bit the values of :func:`reduced_costs`
+    without an n × n array."""
 
-    def __init__(self, cost: np.ndarray, col_of_row: np.ndarray, layout: Layout) -> None:
-        self.cost, self.layout = cost, layout
-        self.pi, self.v = dual_potentials(cost, col_of_row, layout)
+    def __init__(self, cells: np.ndarray, col_of_row: np.ndarray, layout: Layout) -> None:
+        self.cells, self.layout = cells, layout
+        self.pi, self.v = layout_potentials(cells, col_of_row, layout)
         self._rows: dict[int, np.ndarray] = {}
+        self._at_cells: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self.cost)
+        return self.layout.n
 
     def row(self, r: int) -> np.ndarray:
         got = self._rows.get(r)
         if got is None:
-            got = np.maximum(self.cost[r] + self.pi[r] - self.v, 0.0)
+            lay = self.layout
+            got = np.full(lay.n, np.inf)
+            if r >= lay.block[0]:
+                got[lay.block[1] :] = 0.0
+            at = lay.by_row[lay.row_start[r] : lay.row_start[r + 1]]
+            got[lay.cols[at]] = self.cells[at]
+            got += self.pi[r]
+            got -= self.v
+            np.maximum(got, 0.0, out=got)
             self._rows[r] = got
         return got
 
-    def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        out: np.ndarray = np.maximum(self.cost[rows, cols] + self.pi[rows] - self.v[cols], 0.0)
+    def at_cells(self) -> np.ndarray:
+        """The reduced cost of every layout cell (∞ where a constraint removed it)."""
+        if self._at_cells is None:
+            lay = self.layout
+            self._at_cells = np.maximum(self.cells + self.pi[lay.rows] - self.v[lay.cols], 0.0)
+        return self._at_cells
+
+    def block_row_min(self, rows: np.ndarray) -> np.ndarray:
+        """Cheapest reduced cost of these block rows over the block's columns (largest v)."""
+        c0 = self.layout.block[1]
+        out: np.ndarray = np.maximum(0.0 + self.pi[rows] - self.v[c0:].max(), 0.0)
         return out
 
 
@@ -206,7 +239,7 @@ def child_bounds(pair: FramePair, red: Reduced, col_of_row: np.ndarray, parent: 
     row_of_col = np.empty_like(col_of_row)
     row_of_col[col_of_row] = np.arange(n)
     rows, cols = red.layout.rows, red.layout.cols
-    value = red.at(rows, cols)
+    value = red.at_cells()
     into = (cols < n_b) & (row_owner[rows] != col_owner[np.minimum(cols, n_b - 1)])
     column_term = np.full(n_b, np.inf)
     np.minimum.at(column_term, cols[into], value[into])
@@ -220,9 +253,7 @@ def child_bounds(pair: FramePair, red: Reduced, col_of_row: np.ndarray, parent: 
     r0, c0 = red.layout.block
     if r0 < n and c0 < n:
         in_block = serving >= r0
-        r = serving[in_block]
-        block = np.maximum(red.cost[r, c0] + red.pi[r] - red.v[c0:].max(), 0.0)
-        row_term[in_block] = np.minimum(row_term[in_block], block)
+        row_term[in_block] = np.minimum(row_term[in_block], red.block_row_min(serving[in_block]))
     # the serving row must move only if it belongs to the banned parent (ties: it may not)
     moves = row_owner[serving] == col_owner
     bound: np.ndarray = column_term + np.where(moves, row_term, 0.0)
@@ -329,13 +360,14 @@ class _Search:
 
     def __init__(self, graph: CandidateGraph, pairs: list[FramePair]) -> None:
         self.graph, self.pairs = graph, pairs
+        self.layouts = [pair_layout(pair) for pair in pairs]
         self.root: list[_Solved] = []
         self.root_child: dict[tuple[int, int], _Augmenter] = {}
         self.solves = 0
         self.augments = 0
 
     def solve_root(self, q: int) -> _Solved:
-        pair = self.pairs[q]
+        pair, layout = self.pairs[q], self.layouts[q]
         self.solves += 1
         cost = pair_cost_matrix(self.graph, pair)
         col_of_row = solve_pair_matrix(cost)
@@ -346,13 +378,14 @@ class _Search:
             parent,
             parent_map_cost(self.graph, pair, parent),
             col_of_row,
-            red=Reduced(cost, col_of_row, pair_layout(pair)),
+            red=Reduced(cost[layout.rows, layout.cols], col_of_row, layout),
         )
 
     def ensure_red(self, node: _Node) -> Reduced:
         if node.solved.red is None:
-            cost = pair_cost_matrix(self.graph, self.pairs[node.q], node.forced, node.forbidden)
-            node.solved.red = Reduced(cost, node.solved.col_of_row, pair_layout(self.pairs[node.q]))
+            pair, layout = self.pairs[node.q], self.layouts[node.q]
+            cells = layout_costs(self.graph, pair, layout, node.forced, node.forbidden)
+            node.solved.red = Reduced(cells, node.solved.col_of_row, layout)
         return node.solved.red
 
     def augmenter(self, base: _Solved, q: int, start: int, j: int) -> _Augmenter:

@@ -170,10 +170,11 @@ def _dense_child_bounds(pair: FramePair, red: np.ndarray, col_of_row: np.ndarray
 
 @pytest.mark.parametrize("seed", range(6))
 def test_layout_duals_and_bounds_equal_the_dense_ones(seed: int) -> None:
-    """The sparse relaxation over the pair layout (all-zero block through its smallest π) gives
-    bit for bit the reduced costs and child bounds of the dense n × n computation, with and
-    without Murty's constraints."""
-    from solvers.lap import pair_cost_matrix, pair_layout, parent_map_from_assignment, solve_pair_matrix
+    """The layout holds every finite cell outside the all-zero block, with the matrix's costs;
+    the sparse relaxation over it (the block through its smallest π) gives bit for bit the
+    reduced costs and child bounds of the dense n × n computation, with and without Murty's
+    constraints."""
+    from solvers.lap import layout_costs, pair_cost_matrix, pair_layout, parent_map_from_assignment, solve_pair_matrix
     from solvers.murty import Reduced, child_bounds
 
     rng = np.random.default_rng(seed)
@@ -188,9 +189,18 @@ def test_layout_duals_and_bounds_equal_the_dense_ones(seed: int) -> None:
         col = solve_pair_matrix(cost)
         if col is None:
             continue
+        layout = pair_layout(pair)
+        cells = layout_costs(graph, pair, layout, forced, forbidden)
+        assert np.array_equal(cells, cost[layout.rows, layout.cols])
+        elsewhere = np.isfinite(cost)
+        elsewhere[layout.rows, layout.cols] = False
+        r0, c0 = layout.block
+        assert not elsewhere[:r0].any()
+        assert not elsewhere[:, :c0].any()
+        assert not cost[r0:, c0:].any()
         dense = reduced_costs(cost, col)
-        assert np.array_equal(reduced_costs(cost, col, pair_layout(pair)), dense)
-        red = Reduced(cost, col, pair_layout(pair))
+        assert np.array_equal(reduced_costs(cost, col, layout), dense)
+        red = Reduced(cells, col, layout)
         assert all(np.array_equal(red.row(r), dense[r]) for r in range(len(cost)))
         parent = parent_map_from_assignment(pair, col)
         assert np.array_equal(child_bounds(pair, red, col, parent), _dense_child_bounds(pair, dense, col, parent))
