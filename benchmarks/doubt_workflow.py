@@ -129,6 +129,8 @@ def main() -> None:
         },
         "alternatives": None if uncertainty is None else uncertainty.get("alternatives"),
         "kbest": None if uncertainty is None else (uncertainty.get("info") or {}).get("kbest"),
+        # the calibrate run whose AS scores uncertainty re-tempered (None: it sampled them itself)
+        "reused_scores": None if uncertainty is None else (uncertainty.get("info") or {}).get("reused_scores"),
         "warnings": None if uncertainty is None else uncertainty.get("warnings"),
         "calibration": None
         if calibrate is None
