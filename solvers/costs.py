@@ -23,7 +23,10 @@ Gaussian NLL and :math:`g = \log(A_j/A_i)` the log growth:
   offsets are lengths over :math:`h_i = L_i/2`, so as a density of the daughters' positions in
   the continuations' units they carry the Jacobian :math:`h_i^{-D}` (the :math:`D\log h_i`
   term; without it a division was ~5 nats too cheap against two continuations, and dense tissue
-  got false divisions: a neighbour taken as a daughter, its own predecessor ended);
+  got false divisions: a neighbour taken as a daughter, its own predecessor ended). Each cell
+  of the three that the image edge cuts widens the union's area term, and each cut daughter the
+  ratio's, by the cut cells' visible-area spread, as for a continuation's growth: a daughter
+  half outside the image is no evidence against the division;
 * end / start: a cell at t ends with :math:`P^{end}_i = p^{out}_i + (1-p^{out}_i)\,q_d` and its
   track starts with :math:`P^{start}_i = p^{in}_i + (1-p^{in}_i)\,q_a`, where
   :math:`p^{out}, p^{in}` are the chances that it leaves across the image edge before the next
@@ -35,16 +38,20 @@ Gaussian NLL and :math:`g = \log(A_j/A_i)` the log growth:
   :math:`-\log P^{end}_i`; appear costs :math:`-\log\rho_i - \log P^{start}_i`, with
   :math:`\rho_i` the density of cells around i (:func:`solvers.motion.cell_density`): a new
   cell's position is a density like a continuation's Gaussian, so the two compare in any unit
-  of length. Every continuation and division pays :math:`-\log(1-P^{end}_i)`. 0 only in the
+  of length. A new cell that the edge cuts also pays for how little of it shows
+  (:func:`new_area_nll`: the density of its log visible area when its far side lies anywhere
+  inside the edge, relative to a whole cell's), which a continuation pays through its growth
+  term; without it a sliver was cheaper to start than to continue a leaving cell. Every
+  continuation and division pays :math:`-\log(1-P^{end}_i)`. 0 only in the
   movie's first / last frame: a cell at the edge that is plainly visible in both frames is
   linked, a sliver on its way out ends;
 * the growth term of a continuation one of whose cells the image edge cuts is broadened by the
   spread of the visible areas of cut cells (:func:`solvers.motion.cut_growth_sigma`, per cut
   cell), since what is visible follows the edge;
-* node: default −(−log ρ_i + appear + disappear) − 5 (the most node i can pay to start and end,
-  plus 5: every detection of a label image is used; it reads only i's frame, so a re-solve
-  window prices nodes as the whole movie does) unless the caller gives per-node costs (e.g.
-  from candidate scores).
+* node: default −(−log ρ_i + a_i + appear + disappear) − 5 (a_i: :func:`new_area_nll`; the most
+  node i can pay to start and end, plus 5: every detection of a label image is used; it reads
+  only i's frame, so a re-solve window prices nodes as the whole movie does) unless the caller
+  gives per-node costs (e.g. from candidate scores).
 
 Positions, covariances and distances are physical, in units of the movie's finest pixel
 (:func:`solvers.features.motion_space`: z of an anisotropic stack weighs its spacing; axes the
@@ -69,12 +76,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import logsumexp
 
 from solvers.features import CellFeatures, daughter_offsets, long_axis, motion_space
 from solvers.motion import (
     DIV_RATE_BOUNDS,
     END_RATE_MAX,
     MotionModel,
+    area_population,
     cell_density,
     crossing_probability,
     cut_growth_sigma,
@@ -197,7 +206,7 @@ def tracking_costs(
     pair_cost = pair_total - edge_cost[pairs[:, 0]] - edge_cost[pairs[:, 1]]
     roots = None if node_hier_parent is None else np.asarray(node_hier_parent) < 0
     density = cell_density(t, c, dim, roots)
-    appear = -np.log(density) - np.log(p_start)
+    appear = -np.log(density) - np.log(p_start) + new_area_nll(cells, motion, cut, dim)
     disappear = -np.log(p_end)
     if n:  # the movie's first / last frame: every cell there starts / ends for free
         appear[t == t.min()] = 0.0
@@ -205,7 +214,7 @@ def tracking_costs(
     if node_cost is None:
         # the most node i can pay to start and end (P_start, P_end ≥ e^-10), plus 5: every detection
         # is worth selecting, and the cost reads only its own frame (windows of a re-solve agree)
-        most = -np.log(density) + params.appear + params.disappear
+        most = -np.log(density) + new_area_nll(cells, motion, cut, dim) + params.appear + params.disappear
         node_cost = np.full(n, params.node) if params.node is not None else -most - 5.0
     return CandidateGraph(
         node_t=t,
@@ -220,6 +229,52 @@ def tracking_costs(
         division_pairs=pairs,
         division_pair_cost=pair_cost,
     )
+
+
+def visible_fraction(u: np.ndarray, dim: int) -> np.ndarray:
+    """Fraction of a D-ball inside the image when its far side lies ``u`` diameters inside the
+    edge (u in (0, 1]): a line segment (D = 1), a disc's circular segment (2), a ball's cap (3;
+    also for D > 3)."""
+    u = np.clip(np.asarray(u, np.float64), 0.0, 1.0)
+    if dim <= 1:
+        return u
+    if dim == 2:
+        x = 1.0 - 2.0 * u
+        out: np.ndarray = (np.arccos(x) - x * np.sqrt(np.maximum(1.0 - x * x, 0.0))) / np.pi
+        return out
+    cap: np.ndarray = u * u * (3.0 - 2.0 * u)
+    return cap
+
+
+CUT_DEPTHS = 64  # quadrature points over the depth of a cut cell (new_area_nll)
+
+
+def new_area_nll(cells: CellFeatures, motion: MotionModel, cut: np.ndarray, dim: int) -> np.ndarray:
+    r"""(N,) what an appearance pays for the cell's area: 0 for a whole cell, and for a cell the
+    edge cuts the NLL of its log visible area relative to a whole cell of typical size.
+
+    A cut cell shows the fraction f(u) of a cell whose log area is a draw from the whole
+    candidates' (:func:`solvers.motion.area_population`, robust like the growth term), its far
+    side a uniform u ∈ (0, 1) diameters inside the edge (cells lie anywhere; f: a D-ball,
+    :func:`visible_fraction`): the density of its log visible area is
+    :math:`\int_0^1 p(\log A - \log f(u))\,du` (midpoint rule). A sliver is then as likely
+    as the share of cut cells that show so little. Whole new cells pay nothing for their area:
+    what is new inside the image (cells entering the focal plane, births) need not be sized like
+    the population, and their starts were priced without it before.
+    """
+    if motion.area_mean is None or motion.area_sigma is None:
+        mean, sigma = area_population(cells, cut)
+    else:
+        mean, sigma = motion.area_mean, motion.area_sigma
+    la = np.log(np.maximum(np.asarray(cells.area, np.float64), 1e-12))
+    cut = np.asarray(cut, bool)
+    nll = np.zeros(len(la))
+    if cut.any():
+        lf = np.log(visible_fraction((np.arange(CUT_DEPTHS) + 0.5) / CUT_DEPTHS, dim))
+        r = la[cut, None] - lf[None, :] - mean
+        typical = float(robust_nll(np.zeros(1), sigma, 1)[0])
+        nll[cut] = -(logsumexp(-robust_nll(r**2, sigma, 1), axis=1) - np.log(CUT_DEPTHS)) - typical
+    return nll
 
 
 def division_pairs(
@@ -269,15 +324,23 @@ def division_pairs(
     # the units of the continuations' Gaussians they carry the Jacobian h^-D (D log h nats)
     half = np.maximum(length[i] / 2.0, 1.0)
     union_mean = motion.growth_mean if motion.union_mean is None else motion.union_mean
+    # as for a continuation's growth, each cell the image edge cuts adds its visible area's
+    # spread to the area terms: a daughter half outside the image is no evidence against the
+    # division (both the union's and the daughters' ratio follow the edge, not the split)
+    cut = touches_edge(cells)
+    sig_cut = cut_growth_sigma(cells, cut) if motion.cut_sigma is None else motion.cut_sigma
+    cut_i, cut_jk = cut[i].astype(np.float64), cut[j].astype(np.float64) + cut[k]
+    sig_union = np.sqrt(motion.union_sigma**2 + (cut_i + cut_jk) * sig_cut**2)
+    sig_ratio = np.sqrt(motion.ratio_sigma**2 + cut_jk * sig_cut**2)
     total = (
         dim * np.log(half)
         - np.log(p_div[i])
         - np.log1p(-p_end[i])
         + robust_nll(np.sum((union - pred) ** 2, axis=1), motion.sigma_motion, dim)
-        + robust_nll((np.log((aj + ak) / area[i]) - union_mean) ** 2, motion.union_sigma, 1)
+        + robust_nll((np.log((aj + ak) / area[i]) - union_mean) ** 2, sig_union, 1)
         + gaussian_nll((sep - motion.sep_mean) ** 2, motion.sep_sigma, 1)
         + gaussian_nll(perp**2, motion.perp_sigma, 1)
-        + gaussian_nll(np.log(aj / ak) ** 2, motion.ratio_sigma, 1)
+        + gaussian_nll(np.log(aj / ak) ** 2, sig_ratio, 1)
     )
     if edge_iou is not None:
         # intersections from the edge IoUs: I = IoU (A_i + A_j) / (1 + IoU)

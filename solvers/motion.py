@@ -65,6 +65,11 @@ from solvers.types import Solution
 RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))  # median of |r| for a unit 2-D Gaussian
 DIV_RATE_BOUNDS = (0.01, 0.5)  # per-frame division rate p_t is clipped to this range
 END_RATE_MAX = 0.5  # an interior start or end rate above this is not a tracking problem
+# the daughters' separation and offset across the mother's axis (in half-lengths) before any
+# division is selected: of the order of the mother's size in any direction, since the split's
+# geometry is a property of the cells (halves of a rod: 1 and 0; nuclei apart by the next frame:
+# ~2 and anything) that only the selected divisions tell
+INITIAL_SPLIT_SIGMA = 1.0
 OUTLIER, WIDE = 0.05, 4.0  # the robust motion model: a 5 % component 4 times broader (costs.robust_nll)
 
 
@@ -110,6 +115,12 @@ class MotionModel:
     # all candidates when the model is made, so that a window's costs are the movie's; None:
     # read from the cells being costed
     cut_sigma: float | None = None
+    # median and spread of the log areas of the candidates the image edge does not cut
+    # (:func:`area_population`): the whole cell a new cut cell shows a fraction of, which its
+    # appearance pays for (costs.new_area_nll), as a continuation pays for its area through its
+    # growth term; read once like cut_sigma (None: from the cells being costed)
+    area_mean: float | None = None
+    area_sigma: float | None = None
 
 
 def link_displacements(
@@ -317,6 +328,16 @@ def cut_growth_sigma(cells: CellFeatures, cut: np.ndarray) -> float:
     return robust_sigma(la, 0.02, 1.0)
 
 
+def area_population(cells: CellFeatures, cut: np.ndarray) -> tuple[float, float]:
+    """(median, spread) of the log areas of the candidates the image edge does not cut (all of
+    them where the edge cuts every one): the sizes of whole cells, a statistic of the candidates,
+    not of a selection."""
+    la = np.log(np.maximum(np.asarray(cells.area, np.float64), 1e-12))
+    whole = la[~np.asarray(cut, bool)]
+    whole = whole if len(whole) else la
+    return (float(np.median(whole)) if len(whole) else 0.0), robust_sigma(whole, 0.02, 1.0)
+
+
 def touches_edge(cells: CellFeatures) -> np.ndarray:
     """(N,) bool: the cell's box reaches the image edge on an axis cells move along (the edge
     cuts it, so its visible area and centre follow the edge as well as the cell)."""
@@ -478,7 +499,9 @@ def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np
     σ_m: the median distance from each shifted cell to the nearest cell of the next frame / 1.18
     (Rayleigh median), so the first solve behaves like a registered nearest-neighbour tracker;
     μ_g: the log ratio of the total area of consecutive frames (growth needs no links);
-    σ_g = 0.1, μ_s = 1, σ_s = σ_⊥ = 0.3, σ_r = 0.3 (loose: refined from the selected divisions).
+    σ_g = 0.1, μ_s = 1, σ_s = σ_⊥ = :data:`INITIAL_SPLIT_SIGMA`, σ_r = 0.3 (loose: refined from the
+    selected divisions, those the image edge does not cut); the whole cells' log-area median and
+    spread (:func:`area_population`).
     """
     t = np.asarray(cells.t, np.int64)
     geom = motion_space(cells)
@@ -505,17 +528,21 @@ def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np
         nn.append(d)
         logs.append(np.log(cells.area[b].sum() / cells.area[a].sum()))
     sig = float(np.median(np.concatenate(nn))) / chi_median(geom.dim) if nn else 5.0
+    cut = touches_edge(cells)
+    area_mean, area_sigma = area_population(cells, cut)
     growth = float(np.median(logs)) if logs else 0.0
     return MotionModel(
         shift=shift,
         sigma_motion=max(sig, 1.0),
         growth_mean=growth,
         growth_sigma=0.1,
-        sep_sigma=0.3,
-        perp_sigma=0.3,
+        sep_sigma=INITIAL_SPLIT_SIGMA,
+        perp_sigma=INITIAL_SPLIT_SIGMA,
         ratio_sigma=0.3,
         sep_mean=1.0,
-        cut_sigma=cut_growth_sigma(cells, touches_edge(cells)),
+        cut_sigma=cut_growth_sigma(cells, cut),
+        area_mean=area_mean,
+        area_sigma=area_sigma,
     )
 
 
@@ -554,6 +581,10 @@ def estimate_motion(
     div_e = np.flatnonzero(esel & (n_out[src] == 2))
     div_e = div_e[np.argsort(src[div_e], kind="stable")]
     ea, eb = div_e[0::2], div_e[1::2]
+    # divisions the image edge cuts say nothing of the split's geometry or areas (their cost
+    # terms widen by the cut spread instead), as cut links say nothing of growth
+    whole = ~cut[src[ea]] & ~cut[dst[ea]] & ~cut[dst[eb]]
+    ea, eb = ea[whole], eb[whole]
     sep_mean, sep_sig, perp_sig, ratio_sig = (
         previous.sep_mean,
         previous.sep_sigma,
@@ -597,4 +628,6 @@ def estimate_motion(
         union_mean=union_mean,
         union_sigma=union_sig,
         cut_sigma=cut_growth_sigma(cells, cut) if previous.cut_sigma is None else previous.cut_sigma,
+        area_mean=previous.area_mean,
+        area_sigma=previous.area_sigma,
     )

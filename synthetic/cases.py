@@ -9,7 +9,8 @@ run on them. Seeds are fixed so that every run sees the same movies.
 * ``enter_leave_die`` a flow of cells through the field (many enter and leave), deaths, and the
   annotation flaws of real data (stray fragments, 1-pixel objects) at the rate found in the
   mouse-epidermis annotations (0.22% and 0.07% of objects);
-* ``stack_shallow`` 5 z-slices, z spacing 6x the pixel, every cell spans every slice;
+* ``stack_shallow`` 5 z-slices, z spacing 6x the pixel, every cell spans every slice (a column
+  through the layer);
 * ``stack_deep`` 40 z-slices, z spacing 4x the pixel, cells move and leave along z too;
 * ``gaps`` missed detections: cells absent 1-2 frames while in view, then back;
 * ``every2nd`` / ``every4th`` one 120-frame movie of slow persistent cells, subsampled;
@@ -69,12 +70,14 @@ def case(name: str, quick: bool = False) -> MovieSpec:
         )
         return MovieSpec(dyn, (256, 256) if quick else (512, 512), fragment_rate=0.0022, speck_rate=0.0007)
     if name == "stack_shallow":
-        # slice centres span 4 x 3.0 = 12 um; a ball of radius >= 7.2 um crosses all five
+        # 5 slices x 3.0 um: a layer no deeper than the cells, which span it as columns (a disc
+        # at every slice, synthetic.render), so a division halves the area as it halves the
+        # volume (balls wide enough to cross all five slices forced daughters to 0.81 of their
+        # mother's area each, 1.6x the mother together)
         dyn = Dynamics(
             n_frames=10 if quick else 40,
             n_cells=8 if quick else 25,
             diameter=16.0,
-            min_diameter=14.4,
             step=0.25,
             drift=(0.0, 0.4, -0.3),
             division_rate=0.01,

@@ -171,7 +171,7 @@ def generate(spec: MovieSpec) -> SyntheticMovie:
     sp = spec.pixel
     extent = tuple(n * s for n, s in zip(spec.shape, sp))
     cells = simulate(dyn, extent)
-    labels = render_agents(cells, spec.shape, sp)
+    labels = render_agents(cells, spec.shape, sp, columns=dyn.fixed_axes)
     n_agents = cells.radius.shape[1]
     hist = AgentHistory(cells.alive, _seen(labels, n_agents), np.zeros((dyn.n_frames, n_agents), bool), cells.parent)
     last = dyn.n_frames - 1 - np.argmax(cells.alive[::-1], axis=0)  # each agent's last frame

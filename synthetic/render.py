@@ -1,6 +1,7 @@
 """Label images and raw-like intensity images of simulated cells.
 
-Each cell is a ball (physical units, so anisotropic voxels give flattened pixel shapes). Where
+Each cell is a ball (physical units, so anisotropic voxels give flattened pixel shapes), or, in a
+layer the cells span (``columns``), a disc through every slice. Where
 balls overlap, a voxel goes to the cell of smallest power distance |x − c|² − r² (a power
 diagram): every cell's region is then the intersection of its ball with a convex cell, hence one
 connected piece that contains its centre whenever the centres are further apart than the larger
@@ -22,9 +23,14 @@ def _label_dtype(n_agents: int) -> type[np.unsignedinteger]:
 
 
 def render_agents(
-    history: CellHistory, shape: tuple[int, ...], spacing: tuple[float, ...]
+    history: CellHistory, shape: tuple[int, ...], spacing: tuple[float, ...], columns: tuple[int, ...] = ()
 ) -> NDArray[np.unsignedinteger]:
-    """(T, [Z,] Y, X) labels: agent index + 1 where a cell covers the voxel, 0 elsewhere."""
+    """(T, [Z,] Y, X) labels: agent index + 1 where a cell covers the voxel, 0 elsewhere.
+
+    ``columns``: axes along which each cell fills the whole image (a cell of a layer no deeper
+    than the cells, e.g. a 5-slice stack: it spans the layer like a column, with its disc in the
+    other axes at every slice, so its volume is its area times the depth and a division that
+    halves the volume halves the area, as cells confined to a layer do)."""
     n_frames, n_agents, dim = history.center.shape
     if len(shape) != dim or len(spacing) != dim:
         raise ValueError(f"shape {shape} and spacing {spacing} must have {dim} axes like the cells")
@@ -39,13 +45,16 @@ def render_agents(
         c, r = history.center[t, ids], history.radius[t, ids]
         lo = np.clip(np.floor((c - r[:, None]) / sp - 0.5).astype(int), 0, size)
         hi = np.clip(np.ceil((c + r[:, None]) / sp + 0.5).astype(int), 0, size)
+        for a in columns:
+            lo[:, a], hi[:, a] = 0, size[a]
         inside = (hi > lo).all(axis=1)
         for a, ci, ri, l, h in zip(ids[inside], c[inside], r[inside], lo[inside], hi[inside]):
             box = tuple(slice(int(a0), int(b0)) for a0, b0 in zip(l, h))
             axes = np.ogrid[box]
-            d2 = sum(np.square((ax + 0.5) * s - x) for ax, s, x in zip(axes, sp, ci))
-            power = d2 - ri * ri
+            moved = [(ax, s, x) for a0, (ax, s, x) in enumerate(zip(axes, sp, ci)) if a0 not in columns]
+            d2 = sum(np.square((ax + 0.5) * s - x) for ax, s, x in moved)
             sub = best[box]
+            power = np.broadcast_to(d2 - ri * ri, sub.shape)
             take = (power < 0) & (power < sub)
             sub[take] = power[take]
             frame[box][take] = a + 1

@@ -170,6 +170,32 @@ def test_shallow_stack_cells_span_every_slice_and_spacing_is_kept() -> None:
     assert xs.max() - xs.min() > 3 * (zs.max() - zs.min() + 1)
 
 
+def test_shallow_stack_daughters_share_their_mothers_volume() -> None:
+    # cells of a layer are columns through it: a division halves the volume, so the daughters
+    # together are about their mother's size (balls that had to cross all five slices made them
+    # 0.81 of her each, 1.6x together)
+    spec = case("stack_shallow", quick=True)
+    movie = generate(replace(spec, dynamics=replace(spec.dynamics, n_frames=30, division_rate=0.02)))
+    sizes = [np.bincount(f.ravel()) for f in movie.masks]
+    tr = movie.tracks
+    end = dict(zip(tr[:, 0].tolist(), tr[:, 2].tolist()))
+    kids: dict[int, list[tuple[int, int]]] = {}
+    for lab, s, _e, p in tr.tolist():
+        if p > 0:
+            kids.setdefault(p, []).append((lab, s))
+    ratios = []
+    for p, ks in kids.items():
+        if len(ks) != 2 or ks[0][1] != end[p] + 1:
+            continue
+        t = end[p]
+        mother = sizes[t][p] if p < len(sizes[t]) else 0
+        pair = sum(int(sizes[t + 1][k]) if k < len(sizes[t + 1]) else 0 for k, _ in ks)
+        if mother > 0 and pair > 0 and not (movie.masks[t][:, [0, -1]] == p).any():
+            ratios.append(pair / mother)
+    assert len(ratios) >= 2
+    assert 0.75 < float(np.median(ratios)) < 1.25
+
+
 def test_deep_stack_cells_move_in_z() -> None:
     movie = generate(case("stack_deep", quick=True))
     assert movie.masks.shape[1:] == (16, 64, 64)
