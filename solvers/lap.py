@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from solvers.types import CandidateGraph, Pins, Solution, SolveStatus
 
@@ -281,6 +283,49 @@ def solve_pair_matrix(cost: np.ndarray) -> np.ndarray | None:
     if not np.all(np.isfinite(cost[row_ind, col_ind])):
         return None
     return col_ind.astype(np.int64)
+
+
+def solve_pair(graph: CandidateGraph, pair: FramePair) -> np.ndarray:
+    """An optimal assignment of :func:`pair_cost_matrix` (column of each row, as
+    :func:`solve_pair_matrix`), without the matrix: every target takes one of its mothers'
+    slots or its own appear row, a sparse rectangular matching (scipy's LAPJVsp) of
+    ``targets × (slots + appear rows)`` priced ``c − disappear`` (slot 1), ``c + division``
+    (slot 2) and ``appear``, the unmatched slots paying their disappear / spare column. The
+    appear rows of linked targets then fill the free dummy columns (all cost 0 there). ~1 ms
+    per frame pair of 370 cells against ~30 ms for the dense n × n matrix (n = 2·sources +
+    targets)."""
+    n_a, n_b = len(pair.sources), len(pair.targets)
+    n = 2 * n_a + n_b
+    col_of_row = np.empty(n, np.int64)
+    ar = np.arange(n_a)
+    if n_b == 0:
+        col_of_row[:n_a], col_of_row[n_a:] = ar, n_a + ar
+        return col_of_row
+    br = np.arange(n_b)
+    src = pair.sources[pair.edge_row]
+    ec = graph.edge_cost[pair.edges]
+    rows = np.concatenate([pair.edge_col, pair.edge_col, br])
+    cols = np.concatenate([pair.edge_row, n_a + pair.edge_row, 2 * n_a + br])
+    slot1, slot2 = ec - graph.disappear_cost[src], ec + graph.division_cost[src]
+    weight = np.concatenate([slot1, slot2, graph.appear_cost[pair.targets]])
+    # each target is matched once: shifting a target's weights leaves its choice; > 0 keeps
+    # every weight an explicit entry of the sparse matrix
+    low = np.full(n_b, np.inf)
+    np.minimum.at(low, rows, weight)
+    weight = weight - low[rows] + 1.0
+    matrix = sp.csr_matrix((weight, (rows, cols)), shape=(n_b, n))
+    target, taken = min_weight_full_bipartite_matching(matrix)
+    row_of_target = np.empty(n_b, np.int64)
+    row_of_target[target] = taken
+    col_of_row[:n_a] = n_b + ar  # unmatched slot 1: disappears
+    col_of_row[n_a : 2 * n_a] = n_b + n_a + ar  # unmatched slot 2: spare
+    free = np.zeros(n, bool)
+    slot = row_of_target < 2 * n_a
+    free[col_of_row[row_of_target[slot]]] = True  # the dummy column a linked slot leaves
+    col_of_row[row_of_target] = br
+    linked = np.flatnonzero(slot)
+    col_of_row[2 * n_a + linked] = np.flatnonzero(free)
+    return col_of_row
 
 
 def assign_frame_pair(

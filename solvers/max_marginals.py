@@ -13,18 +13,20 @@ duals, forcing row r (a row of option o) onto column j costs ``c̄[r, j]`` plus 
 alternating path from j's old row to r's old column (r's column is freed, j's row must move);
 one Dijkstra per target from its column over the graph "column c → column c' at c̄[row(c), c']"
 gives those paths for every option at once (scipy's C Dijkstra, all targets in one call).
+None of it needs the n × n matrix: the optimum comes from a sparse matching
+(:func:`solvers.lap.solve_pair`), the duals and reduced costs from the costs at the pair
+layout's cells (:func:`solvers.murty.layout_potentials`), and the walk crosses the all-zero
+block of appear rows × dummy columns through one hub node (:func:`_walk_graph`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
-from solvers.lap import FramePair, Layout, pair_cost_matrix, pair_layout, parent_map_from_assignment, solve_pair_matrix
-from solvers.murty import dual_potentials
+from solvers.lap import FramePair, Layout, layout_costs, pair_layout, parent_map_from_assignment, solve_pair
+from solvers.murty import layout_potentials
 from solvers.types import CandidateGraph
 
 _EPS = 1e-12  # keeps zero reduced costs as explicit arcs of the sparse graph
@@ -44,33 +46,29 @@ def option_deltas_and_optimum(graph: CandidateGraph, pair: FramePair) -> tuple[n
         return np.zeros(len(pair.edges)), np.zeros(0), np.zeros(0, np.int64)
     if n_a == 0:
         return np.zeros(0), np.zeros(n_b), np.full(n_b, -1, np.int64)
-    cost = pair_cost_matrix(graph, pair)
-    col_of_row = solve_pair_matrix(cost)
-    assert col_of_row is not None  # appear/disappear always feasible without constraints
-    n, layout = len(cost), pair_layout(pair)
-    pi, v = dual_potentials(cost, col_of_row, layout)
-
-    def red(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Reduced costs at these cells only (as :func:`solvers.murty.reduced_costs`)."""
-        out: np.ndarray = np.maximum(cost[rows, cols] + pi[rows] - v[cols], 0.0)
-        return out
-
+    col_of_row = solve_pair(graph, pair)
+    layout = pair_layout(pair)
+    n, m = layout.n, len(pair.edges)
+    cells = layout_costs(graph, pair, layout)
+    pi, v = layout_potentials(cells, col_of_row, layout)
+    red = np.maximum(cells + pi[layout.rows] - v[layout.cols], 0.0)  # at the layout's cells
     dist = dijkstra(_walk_graph(red, n, col_of_row, layout, pi, v), directed=True, indices=np.arange(n_b))
 
-    def delta(rows: np.ndarray, j: np.ndarray) -> np.ndarray:
-        moved = col_of_row[rows]
+    def delta(at: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Δ of the options whose cells are the layout's cells ``at`` (rows into targets j)."""
+        moved = col_of_row[layout.rows[at]]
         path = np.where(moved == j, 0.0, dist[j, moved])  # moved < n: never the hub
-        return np.where(moved == j, 0.0, red(rows, j) + path)
+        return np.where(moved == j, 0.0, red[at] + path)
 
     j = pair.edge_col
-    edge_delta = np.minimum(delta(pair.edge_row, j), delta(n_a + pair.edge_row, j))
+    edge_delta = np.minimum(delta(np.arange(m), j), delta(m + np.arange(m), j))
     targets = np.arange(n_b)
-    appear_delta = delta(2 * n_a + targets, targets)
+    appear_delta = delta(2 * m + 2 * n_a + targets, targets)  # pair_layout's order: appear cells last
     return edge_delta, appear_delta, parent_map_from_assignment(pair, col_of_row)
 
 
 def _walk_graph(
-    red: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    red: np.ndarray,
     n: int,
     col_of_row: np.ndarray,
     layout: Layout,
@@ -83,10 +81,9 @@ def _walk_graph(
     π[r] − M and ``hub → c′`` at M − v[c′], M the largest v of the block's columns (both ≥ 0
     since c̄ ≥ 0), so its ~n² arcs become ~n and the distances stay the same up to rounding."""
     r0, c0 = layout.block
-    cell = red(layout.rows, layout.cols)
-    keep = np.isfinite(cell) & (col_of_row[layout.rows] != layout.cols)  # no arc from a column to itself
+    keep = np.isfinite(red) & (col_of_row[layout.rows] != layout.cols)  # no arc from a column to itself
     rr, cc = layout.rows[keep], layout.cols[keep]
-    src, dst, w = [col_of_row[rr]], [cc], [cell[keep]]
+    src, dst, w = [col_of_row[rr]], [cc], [red[keep]]
     if r0 < n and c0 < n:
         m = float(v[c0:].max())
         held = np.arange(r0, n)  # the block rows, through the hub from the columns they hold

@@ -43,12 +43,11 @@ from solvers.lap import (
     check_lap_graph,
     frame_pairs,
     layout_costs,
-    pair_cost_matrix,
     pair_layout,
     parent_map_cost,
     parent_map_from_assignment,
     solution_from_parent_maps,
-    solve_pair_matrix,
+    solve_pair,
 )
 from solvers.types import CandidateGraph, Solution
 
@@ -369,16 +368,13 @@ class _Search:
     def solve_root(self, q: int) -> _Solved:
         pair, layout = self.pairs[q], self.layouts[q]
         self.solves += 1
-        cost = pair_cost_matrix(self.graph, pair)
-        col_of_row = solve_pair_matrix(cost)
-        if col_of_row is None:  # cannot happen: appear/disappear is always possible
-            raise ValueError(f"frame pair t={pair.t} has no feasible assignment")
+        col_of_row = solve_pair(self.graph, pair)  # appear/disappear: always feasible
         parent = parent_map_from_assignment(pair, col_of_row)
         return _Solved(
             parent,
             parent_map_cost(self.graph, pair, parent),
             col_of_row,
-            red=Reduced(cost[layout.rows, layout.cols], col_of_row, layout),
+            red=Reduced(layout_costs(self.graph, pair, layout), col_of_row, layout),
         )
 
     def ensure_red(self, node: _Node) -> Reduced:

@@ -204,3 +204,24 @@ def test_layout_duals_and_bounds_equal_the_dense_ones(seed: int) -> None:
         assert all(np.array_equal(red.row(r), dense[r]) for r in range(len(cost)))
         parent = parent_map_from_assignment(pair, col)
         assert np.array_equal(child_bounds(pair, red, col, parent), _dense_child_bounds(pair, dense, col, parent))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sparse_pair_solve_is_an_optimal_assignment(seed: int) -> None:
+    """solve_pair (sparse matching, no matrix) returns a permutation of the pair's assignment
+    matrix as cheap as the dense solver's."""
+    from solvers.lap import pair_cost_matrix, solve_pair, solve_pair_matrix
+
+    rng = np.random.default_rng(100 + seed)
+    graph = random_graph(rng, [int(rng.integers(0, 9)), int(rng.integers(0, 9))], density=0.4)
+    pairs = frame_pairs(graph)
+    if not pairs:
+        return
+    (pair,) = pairs
+    cost = pair_cost_matrix(graph, pair)
+    col = solve_pair(graph, pair)
+    assert np.array_equal(np.sort(col), np.arange(len(cost)))
+    dense = solve_pair_matrix(cost)
+    assert dense is not None
+    rows = np.arange(len(cost))
+    assert cost[rows, col].sum() == pytest.approx(cost[rows, dense].sum(), abs=1e-9)
