@@ -166,7 +166,8 @@ def load_edges(
     query = sa.select(e.id, e.source_id, e.target_id, e.dt, e.distance, e.iou, e.offset_vote, e.embedding_distance)
     query = query.where(e.run_id == run_id)
     if frames is not None:
-        query = query.where(e.t >= int(frames[0]), e.t + e.dt <= int(frames[1]))
+        # t < t1 bounds the (run_id, t) index range: without it the read runs to the movie's end
+        query = query.where(e.t >= int(frames[0]), e.t < int(frames[1]), e.t + e.dt <= int(frames[1]))
     with store.engine.connect() as c:
         rows = _fetch(c, query.order_by(e.t, e.id))
 
