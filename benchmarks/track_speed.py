@@ -18,6 +18,8 @@ What each time includes (all on one core, wall and CPU):
   process after its imports.
 * laptrack in-process (as before): its features (centroids and sizes of the masks by bincount,
   the input it needs, from label images already in memory) and its tracking, no imports.
+* repeated: ``track`` (fresh copies of the import) and laptrack's in-process features + tracking
+  alternated ``--repeat`` times, min and median (the load of a shared machine changes fast).
 * laptrack as a process: ``python -c`` that imports laptrack, reads the label TIFFs, computes
   the features and tracks: the like-for-like of ``trackdb track``, which starts a process and
   reads its masks from the store (trackdb's import, which also reads the TIFFs and stores the
@@ -42,6 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -55,6 +59,8 @@ from fixed_masks import (  # noqa: E402
     code_version,
     ctc_scores,
     log,
+    object_table,
+    read_frames,
     score_both,
     scratch_dir,
 )
@@ -168,6 +174,53 @@ def run_track(ds: Path, work: Path, pythonpath: str | None) -> dict[str, Any]:
     return out
 
 
+def laptrack_work(masks: np.ndarray, radius: float) -> tuple[float, float]:
+    """laptrack's features + tracking as ``fixed_masks.run_laptrack`` times them: (wall, CPU)."""
+    from laptrack import LapTrack
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    objs = object_table(masks, (1.0,) * (masks.ndim - 1))
+    order = np.lexsort((objs["label"], objs["t"]))
+    node_t, cen = objs["t"][order], objs["centroid"][order]
+    first = np.searchsorted(node_t, np.arange(len(masks) + 1))
+    coords = [cen[first[t] : first[t + 1]] for t in range(len(masks))]
+    LapTrack(
+        cutoff=radius**2,
+        gap_closing_cutoff=radius**2,
+        gap_closing_max_frame_count=2,
+        splitting_cutoff=(2 * radius) ** 2,
+    ).predict(coords)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def repeated(ds: Path, work: Path, pythonpath: str | None, radius: float, n: int) -> dict[str, Any]:
+    """``trackdb track`` (each time on a fresh copy of the same import) and laptrack's in-process
+    features + tracking, alternated ``n`` times: on a shared machine whose load changes from
+    second to second, the minimum of each is the figure least stretched by other jobs."""
+    template = work / "track" / "inprocess.sqlite"  # the import, before any link
+    masks = read_frames(ds / "01_GT" / "TRA", "man_track")
+    rows: dict[str, list[float]] = {"track": [], "track_cpu": [], "laptrack": [], "laptrack_cpu": []}
+    for i in range(n):
+        db = work / "repeat" / f"r{i}.sqlite"
+        db.parent.mkdir(exist_ok=True)
+        shutil.copyfile(template, db)
+        cli = TrackdbCLI(db, pythonpath)
+        rc, _, err, sec = cli.run("track", "--movie", "m")
+        if rc != 0:
+            raise RuntimeError(f"track: {err.strip()[-500:]}")
+        rows["track"].append(sec)
+        rows["track_cpu"].append(cli.last_cpu)
+        db.unlink()
+        wall, cpu = laptrack_work(masks, radius)
+        rows["laptrack"].append(wall)
+        rows["laptrack_cpu"].append(cpu)
+    out: dict[str, Any] = {"n": n, "runs": {k: [round(v, 3) for v in vs] for k, vs in rows.items()}}
+    for k, vs in rows.items():
+        out[f"{k}_min"] = round(min(vs), 3)
+        out[f"{k}_median"] = round(sorted(vs)[len(vs) // 2], 3)
+    return out
+
+
 def run_laptrack_process(ds: Path, work: Path) -> dict[str, Any]:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-c", _LAPTRACK_PROCESS, str(HERE), str(ds / "01_GT" / "TRA"), str(LAPTRACK_RADIUS)]
@@ -185,6 +238,9 @@ def main() -> None:
         help="where the trackdb subprocesses import trackdb from (default: $PYTHONPATH or the install)",
     )
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    ap.add_argument(
+        "--repeat", type=int, default=5, help="track and laptrack's features + tracking alternated this often"
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     load_before = os.getloadavg()
@@ -199,6 +255,8 @@ def main() -> None:
     tr = run_track(ds, work, args.pythonpath)
     log("  laptrack as a process ...")
     lp = run_laptrack_process(ds, work)
+    log(f"  track and laptrack alternated {args.repeat} times ...")
+    rep = repeated(ds, work, args.pythonpath, lt["radius"], args.repeat) if args.repeat > 0 else None
     lt_work = round(lt["track_seconds"] + lt["features_seconds"], 3)
     lt_work_cpu = round((lt.get("track_cpu_seconds") or 0) + (lt.get("features_cpu_seconds") or 0), 3)
     ip = tr["in_process"]
@@ -230,6 +288,16 @@ def main() -> None:
         "tracking alone (trackdb link + solve in-process vs laptrack's tracking)": {
             "trackdb_link_solve": ip["link_solve_seconds"],
             "laptrack_track": lt["track_seconds"],
+        },
+        "repeated: trackdb track vs laptrack features + tracking in-process, alternated, min (median)": None
+        if rep is None
+        else {
+            "trackdb_track": rep["track_min"],
+            "laptrack_features_track": rep["laptrack_min"],
+            "trackdb_cpu": rep["track_cpu_min"],
+            "laptrack_cpu": rep["laptrack_cpu_min"],
+            "trackdb_track_median": rep["track_median"],
+            "laptrack_features_track_median": rep["laptrack_median"],
         },
         "from the TIFFs: trackdb import-ctc + track (two processes; import stores the masks) vs laptrack process": {
             "trackdb_import_track": tr["import_track_seconds"],
@@ -269,6 +337,7 @@ def main() -> None:
             "note": "`trackdb track --movie m` (link then solve, one process) on a second store from its own "
             "import; in_process: link_movie + solve_linked timed after the imports on a copy of that import",
         },
+        "repeated": rep,
         "laptrack_process": {
             **lp,
             "note": "python -c: interpreter start, imports (numpy, laptrack), reading the label TIFFs, features "
