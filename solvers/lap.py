@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -189,10 +189,27 @@ class Layout:
     cols: np.ndarray
     by_row: np.ndarray
     row_start: np.ndarray
+    _row_cells: list[list[int]] | None = field(default=None, repr=False, compare=False)
+    _cols_list: list[int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def n(self) -> int:
         return len(self.row_start) - 1
+
+    def row_cells(self, r: int) -> list[int]:
+        """Positions of row r's cells, as a Python list (read one by one)."""
+        if self._row_cells is None:
+            starts = self.row_start.tolist()
+            order = self.by_row.tolist()
+            object.__setattr__(self, "_row_cells", [order[a:b] for a, b in zip(starts[:-1], starts[1:])])
+        assert self._row_cells is not None
+        return self._row_cells[r]
+
+    def cols_list(self) -> list[int]:
+        if self._cols_list is None:
+            object.__setattr__(self, "_cols_list", self.cols.tolist())
+        assert self._cols_list is not None
+        return self._cols_list
 
 
 def pair_layout(pair: FramePair) -> Layout:

@@ -177,6 +177,7 @@ class Reduced:
         self.pi, self.v = layout_potentials(cells, col_of_row, layout)
         self._rows: dict[int, np.ndarray] = {}
         self._at_cells: np.ndarray | None = None
+        self._cells_list: list[float] | None = None
 
     def __len__(self) -> int:
         return self.layout.n
@@ -202,6 +203,12 @@ class Reduced:
             lay = self.layout
             self._at_cells = np.maximum(self.cells + self.pi[lay.rows] - self.v[lay.cols], 0.0)
         return self._at_cells
+
+    def cells_list(self) -> list[float]:
+        """:meth:`at_cells` as Python floats (the augmenting searches read them one by one)."""
+        if self._cells_list is None:
+            self._cells_list = self.at_cells().tolist()
+        return self._cells_list
 
     def block_row_min(self, rows: np.ndarray) -> np.ndarray:
         """Cheapest reduced cost of these block rows over the block's columns (largest v)."""
@@ -287,14 +294,51 @@ class _Augmenter:
         self.r0 = int(self.row_of_col[j])
         n = len(red)
         self.dist = np.full(n, np.inf)
+        self.open = np.full(n, np.inf)  # dist where not done: what the next pick is taken from
         self.pred = np.full(n, -1, np.int64)
         self.done = np.zeros(n, bool)
+        self.is_fixed = np.zeros(n, bool)
+        self.is_fixed[fixed] = True
+        self.block_pi = np.inf  # smallest π of the block rows scanned so far
+        self.row_owner_list, self.col_owner_list = row_owner.tolist(), col_owner.tolist()
         self.row: int | None = self.r0
         self.base = 0.0
         self.bound = 0.0  # lower bound on the cost increase
         self.result: tuple[float, np.ndarray] | None = None
         self.infeasible = False
         self.steps = 0
+
+    def _scan(self, row: int) -> None:
+        """Relax the columns of ``row`` from its label ``self.base``: its few layout cells one
+        by one, and for a row of the all-zero block the block's columns at once, unless a
+        block row scanned before has a π no larger (its labels there, from a base no larger,
+        are then no larger column by column, rounding being monotone: nothing can improve).
+        The same labels and predecessors as relaxing the whole row."""
+        red, lay = self.red, self.red.layout
+        r0, c0 = lay.block
+        if row >= r0 and red.pi[row] < self.block_pi:
+            self.block_pi = float(red.pi[row])
+            vals = self.base + red.row(row)[c0:]
+            better = ~self.done[c0:] & (vals < self.dist[c0:])
+            hit = np.flatnonzero(better) + c0
+            self.dist[hit] = vals[better]
+            self.open[hit] = vals[better]
+            self.pred[hit] = row
+        owner = self.row_owner_list[row]
+        ban_j = owner == self.col_owner_list[self.j]
+        dist, done = self.dist, self.done
+        cells, cols = red.cells_list(), lay.cols_list()
+        for at in lay.row_cells(row):
+            c = cols[at]
+            if c < len(self.col_owner_list) and (
+                (self.is_fixed[c] and self.col_owner_list[c] != owner) or (ban_j and c == self.j)
+            ):
+                continue
+            val = self.base + cells[at]
+            if val < dist[c] and not done[c]:
+                dist[c] = val
+                self.open[c] = val
+                self.pred[c] = row
 
     def run(self, offset: float, cap: float) -> str:
         """Advance until found ("found"), ``offset`` + every label exceeds ``cap`` ("capped"),
@@ -307,21 +351,11 @@ class _Augmenter:
         j = self.j
         while True:
             if self.row is not None:
-                row = self.row
-                vals = self.base + self.red.row(row)
-                if len(self.fixed):
-                    wrong = self.fixed[self.col_owner[self.fixed] != self.row_owner[row]]
-                    vals[wrong] = np.inf
-                if self.row_owner[row] == self.col_owner[j]:
-                    vals[j] = np.inf
-                better = ~self.done & (vals < self.dist)
-                self.dist[better] = vals[better]
-                self.pred[better] = row
+                self._scan(self.row)
                 self.row = None
                 self.steps += 1
-            open_dist = np.where(self.done, np.inf, self.dist)
-            c = int(np.argmin(open_dist))
-            label = float(open_dist[c])
+            c = int(np.argmin(self.open))
+            label = float(self.open[c])
             if not np.isfinite(label):
                 self.infeasible = True
                 return "infeasible"
@@ -331,6 +365,7 @@ class _Augmenter:
             if c == j:
                 break
             self.done[c] = True
+            self.open[c] = np.inf
             self.base = label
             self.row = int(self.row_of_col[c])
         new = self.col_of_row.copy()
@@ -345,6 +380,7 @@ class _Augmenter:
         self.result = (float(self.dist[j]), new)
         # the labels are not needed once the result is known: free them
         self.dist, self.pred, self.done = np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool)
+        self.open, self.is_fixed = np.zeros(0), np.zeros(0, bool)
         return "found"
 
 
