@@ -82,7 +82,9 @@ class Capture:
 
 def sql_and_rows(cols: dict[str, object], n: int, table: str) -> tuple[str, Any]:
     """The statement and row tuples ``trackdb.store.bulk.bulk_insert_columns`` would execute."""
-    names, marks, lists = [], [], []
+    names: list[str] = []
+    marks: list[str] = []
+    lists: list[list[Any]] = []
     for name, v in cols.items():
         if v is None:
             continue
@@ -95,8 +97,11 @@ def sql_and_rows(cols: dict[str, object], n: int, table: str) -> tuple[str, Any]
         elif isinstance(v, list):
             lists.append(v)
         else:
-            marks.append(bulk._sqlite_literal(v))
-            continue
+            lit = bulk._sqlite_literal(v)
+            if lit is not None:
+                marks.append(lit)
+                continue
+            lists.append([v] * n)
         marks.append("?")
     sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(marks)})"
     return sql, list(zip(*lists))
@@ -116,7 +121,7 @@ def one_variant(variant: str, tmpl: tuple[str, int, int], batches: list[Any], fo
             table = "node_bare"
     out = {"build": 0.0, "rows": 0.0, "executemany": 0.0, "commit": 0.0, "wall": 0.0}
     capture, real = Capture(), ingest.bulk_insert_columns
-    ingest.bulk_insert_columns = capture  # type: ignore[assignment]
+    ingest.bulk_insert_columns = capture
     try:
         with store.engine.connect() as c:
             raw = bulk.driver_connection(c)
@@ -137,7 +142,7 @@ def one_variant(variant: str, tmpl: tuple[str, int, int], batches: list[Any], fo
                     out[key] += b - a
             raw.execute("PRAGMA foreign_keys=ON")
     finally:
-        ingest.bulk_insert_columns = real  # type: ignore[assignment]
+        ingest.bulk_insert_columns = real
         store.close()
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):

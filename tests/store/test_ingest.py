@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from inference.types import CandidateEdges, Candidates
-from trackdb.store import Store, ingest, runs, schema
+from trackdb.store import Store, bulk, ingest, runs, schema
 from trackdb.store.codecs import decode_embedding, decode_mask, encode_mask
 from trackdb.store.runs import CandidatesParams, RunKind
 
@@ -482,3 +482,29 @@ def test_new_sqlite_store_gets_large_pages_an_old_one_keeps_its_own(tmp_path) ->
         assert c.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         assert c.execute(sa.select(sa.func.count()).select_from(schema.node)).scalar_one() == 12
     old.close()
+
+
+def test_masks_are_packed_before_the_batch_holds_anything(store: Store, monkeypatch) -> None:
+    """Packing masks is the payload's slowest Python step: it runs before the batch's first
+    statement, so no write lock (SQLite) or open transaction (PostgreSQL) waits on it."""
+    mid, rid = _movie(store)
+    seen: list[bool] = []
+    real = ingest.encode_masks
+
+    def spy(masks: list[np.ndarray]) -> list[bytes]:
+        raw = bulk.driver_connection(conn)
+        if store.is_postgres:
+            seen.append(raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
+        else:
+            seen.append(raw.in_transaction)
+        return real(masks)
+
+    monkeypatch.setattr(ingest, "encode_masks", spy)
+    cands = make_candidates(range(3))
+    with store.engine.begin() as conn:
+        ids = ingest.insert_nodes(conn, mid, rid, cands, "forest")
+    assert seen == [False]
+    with store.engine.connect() as c:
+        rows = c.execute(sa.select(schema.node.c.id, schema.node.c.mask).order_by(schema.node.c.id)).all()
+    assert [r.id for r in rows] == sorted(ids.tolist())
+    assert [bytes(r.mask) for r in rows] == [encode_mask(cands.masks[i]) for i in np.argsort(ids)]

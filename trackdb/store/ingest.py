@@ -148,12 +148,16 @@ def insert_nodes(
     """Write candidates of one run; returns their database ids (aligned with ``cands``).
 
     Frames this run already wrote are skipped (idempotent re-run); their ids are looked up.
-    ``masks_encoded`` lets a caller that already packed masks skip re-encoding.
+    ``masks_encoded`` lets a caller that already packed masks skip re-encoding. Masks are packed
+    before the batch takes its frames (and, in a transaction that has not written yet, before it
+    starts on the server): a large part of the payload is then not built while the batch
+    holds SQLite's write lock or an open PostgreSQL transaction.
     """
     n = len(cands)
     if n == 0:
         return np.zeros(0, np.int64)
     t = np.asarray(cands.t, np.int64)
+    packed = encode_masks(cands.masks) if masks_encoded is None else masks_encoded
     lock_frames(conn, schema.node, run_id, t)
     done = frames_done(conn, schema.node, run_id, t)
     new = ~np.isin(t, np.fromiter(done, np.int64, len(done))) if done else np.ones(n, bool)
@@ -173,10 +177,7 @@ def insert_nodes(
     if np.any(ids[parent[parent >= 0]] < 0):
         raise ValueError("hier_parent points to a candidate that was not written")
     parent_id = np.where(parent >= 0, ids[np.maximum(parent, 0)], 0)
-    if masks_encoded is None:
-        masks = encode_masks(cands.masks[i] for i in idx.tolist())
-    else:
-        masks = [masks_encoded[i] for i in idx.tolist()]
+    masks = list(packed) if m == n else [packed[i] for i in idx.tolist()]
     emb = None if cands.embedding is None else np.asarray(cands.embedding)[idx]
     prev = None if cands.prev_centroid is None else np.asarray(cands.prev_centroid, np.float64)[idx]
     cols: dict[str, object] = {
