@@ -128,4 +128,6 @@ def test_changed_k_method_pins_or_solution_recompute(solved: Store, synthetic_ct
     assert reused_from(solved, run_uncertainty(solved, MOVIE, "as", k=5, temperature=1.0)) is None
     cal2 = run_calibrate(solved, MOVIE, synthetic_ctc / "01_GT", "as", k=5)
     assert cal2["scores_stored"] is True
+    with solved.engine.connect() as c:  # the earlier model's scores are dropped: one set per movie and method
+        assert c.execute(sa.select(schema.option_score.c.run_id)).scalars().all() == [cal2["run_id"]]
     assert reused_from(solved, run_uncertainty(solved, MOVIE, "as", k=5, temperature=1.0)) == cal2["run_id"]

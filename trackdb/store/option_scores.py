@@ -32,13 +32,20 @@ class StoredScores:
 def write(
     conn: Connection, run_id: int, key: str, method: str, k: int, info: dict[str, Any], arrays: dict[str, np.ndarray]
 ) -> None:
-    """Store a run's scores under ``key``, in the caller's transaction; earlier rows with the
-    same key are dropped (they hold the same numbers)."""
+    """Store a run's scores under ``key``, in the caller's transaction. Earlier rows of the
+    method for the same movie are dropped: they describe a model the movie no longer has (or
+    hold the same numbers), so a store keeps one set per movie and method."""
     buf = io.BytesIO()
     named: dict[str, Any] = {name: np.ascontiguousarray(v) for name, v in arrays.items()}
     np.savez(buf, **named)
-    s = schema.option_score.c
-    conn.execute(schema.option_score.delete().where(sa.or_(s.key == key, s.run_id == run_id)))
+    s, r = schema.option_score.c, schema.run.c
+    movie = sa.select(r.movie_id).where(r.id == run_id).scalar_subquery()
+    same_movie = sa.select(r.id).where(r.movie_id == movie)
+    conn.execute(
+        schema.option_score.delete().where(
+            sa.or_(s.key == key, s.run_id == run_id, sa.and_(s.method == method, s.run_id.in_(same_movie)))
+        )
+    )
     conn.execute(
         schema.option_score.insert().values(
             run_id=run_id, key=key, method=method, k=int(k), info=info, arrays=buf.getvalue()
