@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,9 +126,12 @@ class Reused:
     deltas: PairDeltas
 
     def at(self, graph: Any, temperature: float) -> Uncertainty:
-        """The probabilities at ``temperature``, with where the scores came from in ``info``."""
+        """The probabilities at ``temperature``, with where the scores came from in ``info``
+        (``seconds``: the re-tempering's)."""
+        start = time.perf_counter()
         unc = with_temperature(self.uncertainty, graph, temperature)
-        return replace(unc, info={**(unc.info or {}), "reused_scores": {"run_id": self.run_id}})
+        info = {**(unc.info or {}), "reused_scores": {"run_id": self.run_id}}
+        return replace(unc, info=info, seconds=time.perf_counter() - start)
 
 
 def find(store: Store, model: Model, method: Method, k: int) -> Reused | None:
