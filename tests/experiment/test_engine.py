@@ -48,6 +48,11 @@ def test_plate_on_postgresql_two_workers(plate: Path, pg_url: str) -> None:
     assert (out["movies"], out["movies_failed"], out["tasks_failed"], out["workers"]) == (3, 0, 0, 2)
     assert len(out["worker_peak_rss_mb"]) == 2
     assert all(v > 50 for v in out["worker_peak_rss_mb"].values())
+    busy = out["compute_seconds"]
+    assert set(busy) == {"import", "link", "solve", "uncertainty"}
+    assert busy["solve"]["tasks"] == 3
+    assert busy["import"]["tasks"] == 3 * (chunks + 2)
+    assert all(0 < b["per_movie_mean"] <= b["per_movie_max"] <= b["total"] for b in busy.values())
     assert "dashboard: " in r.stderr
     assert "movies 3/3 done, 0 failed" in r.stderr
 

@@ -172,6 +172,9 @@ class Result:
     dashboard: str | None
     workers: int
     worker_peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    # per stage: the workers' compute seconds of its tasks (Dask's task stream), apart from
+    # the time they waited for a worker, which a run row's start-to-finish span includes
+    compute_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -189,6 +192,7 @@ class Result:
             "dashboard": self.dashboard,
             "workers": self.workers,
             "worker_peak_rss_mb": self.worker_peak_rss_mb,
+            "compute_seconds": self.compute_seconds,
         }
 
 
@@ -349,8 +353,11 @@ def _run_on(client: Any, manifest: Manifest, options: Options) -> Result:
     if options.progress:
         print(f"experiment {manifest.name!r}: {len(manifest.movies)} movies on {n_workers} workers", file=sys.stderr)
         print(f"dashboard: {dashboard}", file=sys.stderr)
-    graph = submit(client, manifest, options.url)
-    failed_tasks, failed = wait(client, graph, manifest, options.progress, options.url)
+    from distributed import get_task_stream
+
+    with get_task_stream(client) as stream:
+        graph = submit(client, manifest, options.url)
+        failed_tasks, failed = wait(client, graph, manifest, options.progress, options.url)
     try:
         peaks = client.run(tasks.peak_memory)
     except Exception:  # a worker that left meanwhile
@@ -365,7 +372,32 @@ def _run_on(client: Any, manifest: Manifest, options: Options) -> Result:
         dashboard,
         n_workers,
         {str(k): round(v / 2**20, 1) for k, v in peaks.items()},
+        compute_seconds(graph, stream.data),
     )
+
+
+def compute_seconds(graph: _Graph, stream: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per stage, from Dask's task stream: its tasks, their compute seconds in all, and per
+    movie (the sum of the movie's tasks of that stage) the mean and the largest."""
+    per_movie: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    count: dict[str, int] = defaultdict(int)
+    for task in stream:
+        key = task.get("key")
+        stage = graph.stage_of.get(key)  # type: ignore[arg-type]
+        if stage is None:
+            continue
+        busy = sum(s["stop"] - s["start"] for s in task.get("startstops", ()) if s.get("action") == "compute")
+        per_movie[stage][graph.movie_of[key]] += busy  # type: ignore[index]
+        count[stage] += 1
+    return {
+        stage: {
+            "tasks": count[stage],
+            "total": round(sum(movies.values()), 2),
+            "per_movie_mean": round(sum(movies.values()) / len(movies), 2),
+            "per_movie_max": round(max(movies.values()), 2),
+        }
+        for stage, movies in per_movie.items()
+    }
 
 
 def _jsonable(obj: Any) -> Any:
