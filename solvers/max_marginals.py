@@ -52,12 +52,18 @@ def option_deltas_and_optimum(graph: CandidateGraph, pair: FramePair) -> tuple[n
     cells = layout_costs(graph, pair, layout)
     pi, v = layout_potentials(cells, col_of_row, layout)
     red = np.maximum(cells + pi[layout.rows] - v[layout.cols], 0.0)  # at the layout's cells
-    dist = dijkstra(_walk_graph(red, n, col_of_row, layout, pi, v), directed=True, indices=np.arange(n_b))
+    walk, into_hub = _walk_graph(red, n, col_of_row, layout, pi, v)
+    # a shortest walk passes the hub at most once (weights ≥ 0): the targets' walks around it
+    # stay in their small neighbourhoods, and one search from the hub covers the rest
+    near = dijkstra(walk[:n, :n], directed=True, indices=np.arange(n_b))  # (n_b, n), no hub
+    from_hub = dijkstra(walk, directed=True, indices=np.array([n]))[0, :n]
+    entry, weight = into_hub
+    to_hub = (near[:, entry] + weight).min(axis=1) if len(entry) else np.full(n_b, np.inf)
 
     def delta(at: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Δ of the options whose cells are the layout's cells ``at`` (rows into targets j)."""
         moved = col_of_row[layout.rows[at]]
-        path = np.where(moved == j, 0.0, dist[j, moved])  # moved < n: never the hub
+        path = np.where(moved == j, 0.0, np.minimum(near[j, moved], to_hub[j] + from_hub[moved]))
         return np.where(moved == j, 0.0, red[at] + path)
 
     j = pair.edge_col
@@ -74,21 +80,25 @@ def _walk_graph(
     layout: Layout,
     pi: np.ndarray,
     v: np.ndarray,
-) -> sp.csr_matrix:
+) -> tuple[sp.csr_matrix, tuple[np.ndarray, np.ndarray]]:
     """The graph "column c → column c′ at c̄[row(c), c′]" as a sparse matrix, with one extra
     node (the hub, index n) for the all-zero block of appear rows × dummy columns
     (:class:`solvers.lap.Layout`): there c̄ = π[r] − v[c′] splits into ``c → hub`` at
     π[r] − M and ``hub → c′`` at M − v[c′], M the largest v of the block's columns (both ≥ 0
-    since c̄ ≥ 0), so its ~n² arcs become ~n and the distances stay the same up to rounding."""
+    since c̄ ≥ 0), so its ~n² arcs become ~n and the distances stay the same up to rounding.
+    Also returns the arcs into the hub (their tails and weights)."""
     r0, c0 = layout.block
     keep = np.isfinite(red) & (col_of_row[layout.rows] != layout.cols)  # no arc from a column to itself
     rr, cc = layout.rows[keep], layout.cols[keep]
     src, dst, w = [col_of_row[rr]], [cc], [red[keep]]
+    into: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0))
     if r0 < n and c0 < n:
         m = float(v[c0:].max())
         held = np.arange(r0, n)  # the block rows, through the hub from the columns they hold
         src += [col_of_row[held], np.full(n - c0, n)]
         dst += [np.full(len(held), n), np.arange(c0, n)]
         w += [np.maximum(pi[held] - m, 0.0), np.maximum(m - v[c0:], 0.0)]
+        into = (col_of_row[held], w[1] + _EPS)
     weights = np.concatenate(w) + _EPS
-    return sp.csr_matrix((weights, (np.concatenate(src), np.concatenate(dst))), shape=(n + 1, n + 1))
+    graph = sp.csr_matrix((weights, (np.concatenate(src), np.concatenate(dst))), shape=(n + 1, n + 1))
+    return graph, into
