@@ -10,6 +10,7 @@ the deltas' rows; downgrading below 0011 writes the deltas out in full. SQLite a
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,13 @@ from solvers.tracks import tracks_from_solution
 from tests.stages.test_exact_resolve import MOVIE, random_edit, solved  # noqa: F401 (fixture)
 from trackdb.errors import InputError
 from trackdb.io.export_ctc import export_ctc
+from trackdb.stages import cost_model as costs
 from trackdb.stages import edits
 from trackdb.stages.resolve import load_chain_model, resolve, selection_of
-from trackdb.store import Store, deltas, queries, runs, schema, solutions
+from trackdb.store import Store, cost_models, deltas, queries, runs, schema, solutions
 from trackdb.store import db as store_db
 from trackdb.store import edits as log
+from trackdb.store.graph import load_candidates
 
 TABLES = ("solution_node", "solution_edge", "track")
 
@@ -258,3 +261,30 @@ def test_a_delta_past_its_limit_is_written_in_full(solved: Store, fraction: floa
     rows = view_rows(solved, r.solution_id)
     assert {x[0] for x in rows["solution_node"]} == {x[0] for x in before_cells}  # a link edit keeps the cells
     assert_ctc_tracks(solved, r.solution_id)
+
+
+def test_window_covariances_from_the_solve_equal_the_masks(solved: Store) -> None:  # noqa: F811
+    """A re-solve's window reads no masks: the covariances the solve stored are the masks' own,
+    and a cell the solve did not have (an edit's) gets its masks' covariance."""
+    movie = solved.movie(MOVIE)
+    chain = runs.solve_chain(solved, movie)
+    stored = cost_models.read(solved, chain.root.id)
+    assert stored is not None
+    assert "cell.cov" in stored.arrays
+    run = chain.candidate_run
+    cands, ids = load_candidates(solved, run, movie.ndim, frames=(4, 9))
+    want = costs.features(cands, movie).cov
+    bare, bare_ids = load_candidates(solved, run, movie.ndim, with_masks=False, frames=(4, 9))
+    np.testing.assert_array_equal(bare_ids, ids)
+
+    def masks_of(wanted: np.ndarray) -> tuple:
+        return load_candidates(solved, run, movie.ndim, node_ids=wanted)
+
+    got = costs.window_features(bare, ids, movie, stored, masks_of).cov
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    keep = ~np.isin(stored.arrays["node_ids"], ids[::3])  # every third window cell unknown to the solve
+    partial = dataclasses.replace(
+        stored, arrays={k: v[keep] if k in ("node_ids", "cell.cov") else v for k, v in stored.arrays.items()}
+    )
+    got = costs.window_features(bare, ids, movie, partial, masks_of).cov
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ def save(conn: Connection, run_id: int, node_ids: np.ndarray, model: CostModel) 
             scalars[f.name] = float(v)
     if model.node_cost is not None:
         arrays["node_cost"] = np.asarray(model.node_cost, np.float64)
+    # each cell's pixel covariance, so a re-solve prices its window without decoding masks
+    arrays["cell.cov"] = np.asarray(model.cells.cov, np.float64)
     params = {f.name: getattr(model.params, f.name) for f in dataclasses.fields(model.params)}
     cost_models.write(conn, run_id, scalars, _jsonable(params), arrays)
 
@@ -84,6 +87,37 @@ def features(cands: Candidates, movie: Movie) -> CellFeatures:
         centroid=cands.centroid,
         area=cands.area.astype(float),
         cov=mask_covariance(cands),
+        bbox=cands.bbox,
+        image_shape=movie.shape,
+        spacing=movie.spacing,
+    )
+
+
+def window_features(
+    cands: Candidates,
+    node_ids: np.ndarray,
+    movie: Movie,
+    stored: cost_models.StoredCostModel,
+    masks_of: Callable[[np.ndarray], tuple[Candidates, np.ndarray]],
+) -> CellFeatures:
+    """:func:`features` of candidates read without masks: the covariances the solve stored
+    (``cell.cov``, the same numbers it priced), and for cells it did not have (made by an edit)
+    the covariance of their masks, read by ``masks_of(ids)`` (candidates with masks, their ids)."""
+    sid = stored.arrays["node_ids"]
+    d = cands.centroid.shape[1]
+    cov = np.zeros((len(node_ids), d, d))
+    pos, found = positions(sid, node_ids)
+    cov[found] = stored.arrays["cell.cov"][pos[found]]
+    if not found.all():
+        missing = node_ids[~found]
+        with_masks, ids = masks_of(missing)
+        at, _ = positions(ids, missing)
+        cov[~found] = mask_covariance(with_masks)[at]
+    return CellFeatures(
+        t=cands.t,
+        centroid=cands.centroid,
+        area=cands.area.astype(float),
+        cov=cov,
         bbox=cands.bbox,
         image_shape=movie.shape,
         spacing=movie.spacing,

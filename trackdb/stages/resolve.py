@@ -184,9 +184,21 @@ class WindowGraphs:
             return self.whole
         assert self.stored is not None
         frames = (max(0, lo - self.seam), min(self.movie.n_frames - 1, hi + self.seam))
-        cands, node_ids = load_candidates(self.store, self.chain.candidate_run, self.movie.ndim, frames=frames)
+        run, ndim = self.chain.candidate_run, self.movie.ndim
+        if "cell.cov" in self.stored.arrays:  # the solve stored its cells' covariances: no masks
+            cands, node_ids = load_candidates(self.store, run, ndim, with_masks=False, frames=frames)
+            cells = costs.window_features(
+                cands,
+                node_ids,
+                self.movie,
+                self.stored,
+                lambda ids: load_candidates(self.store, run, ndim, node_ids=ids),
+            )
+        else:
+            cands, node_ids = load_candidates(self.store, run, ndim, frames=frames)
+            cells = costs.features(cands, self.movie)
         edges, edge_ids = load_edges(self.store, self.chain.link_run, node_ids, frames=frames)
-        model = costs.stored_model(self.stored, costs.features(cands, self.movie), node_ids, edges, cands.hier_parent)
+        model = costs.stored_model(self.stored, cells, node_ids, edges, cands.hier_parent)
         return ChainModel(model.graph(), model, node_ids, edge_ids, self.costs)
 
 
