@@ -44,8 +44,9 @@ import sqlalchemy as sa
 
 from inference.types import CandidateEdges, Candidates
 from trackdb.store import schema
-from trackdb.store.arrow_ingest import PG_ANALYZE_MIN_ROWS
 from trackdb.store.codecs import encode_masks
+
+PG_ANALYZE_MIN_ROWS = 10_000  # the rule the store used when this prototype was measured
 from trackdb.store.db import SQLITE_BUSY_TIMEOUT_MS, resolve_url
 
 # subclass before base class: BigInteger is an Integer

@@ -30,8 +30,6 @@ import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
 
-from trackdb.store.bulk import PG_ANALYZE_MIN_ROWS
-
 # subclass before base class: BigInteger is an Integer
 _ARROW_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], pa.DataType], ...] = (
     (sa.BigInteger, pa.int64()),
@@ -46,9 +44,6 @@ _NUMPY_INTS: dict[pa.DataType, np.dtype[Any]] = {pa.int64(): np.dtype(np.int64),
 # Rows per Arrow record batch encoded and sent at a time: the server inserts one chunk while
 # the client encodes the next, and the client never holds a whole batch's payload at once.
 COPY_CHUNK_ROWS = 25_000
-# Batches of at least PG_ANALYZE_MIN_ROWS rows may refresh the planner's statistics
-# (``_analyze``); the constant lives in trackdb.store.bulk, which imports this module only where
-# PostgreSQL is written.
 
 
 def arrow_type(column: sa.Column[Any]) -> pa.DataType:
@@ -152,26 +147,26 @@ def _check_constant_fks(cur: psycopg.Cursor[Any], table: sa.Table, cols: dict[st
     return True
 
 
-def _analyze(cur: psycopg.Cursor[Any], table: sa.Table, rows: int) -> None:
-    """Refresh planner statistics after a bulk load, in the load's own transaction.
+def analyze_if_grown(cur: psycopg.Cursor[Any], table: sa.Table) -> None:
+    """Refresh ``table``'s planner statistics, in the writer's own transaction, when it has
+    none yet or has at least doubled since they were taken (relation size against
+    ``pg_class.relpages``).
 
-    Right after a large COPY the planner has no statistics for the new rows and picked nested
-    loops that took 15+ minutes on a 1M-node export. ANALYZE samples a fixed number of rows
-    (0.1–0.4 s on ``node``), so it runs after a batch of ≥ ``PG_ANALYZE_MIN_ROWS`` rows when the
-    table has no statistics yet or has at least doubled since they were taken (relation size
-    against ``pg_class.relpages``): a store growing batch by batch is analysed O(log n) times
-    and its statistics always describe at least half of it. ``SKIP_LOCKED``: a concurrent
-    writer that is analysing the same table already holds its lock, so this one does not wait.
+    Without statistics the planner misjudges the solution views' joins (a sequential scan of
+    every solution's rows for one movie's) and, right after a large COPY, picked nested loops
+    that took 15+ minutes on a 1M-node export; autovacuum may be off or behind. ANALYZE samples
+    a fixed number of rows (0.1–0.4 s on ``node``, milliseconds on a small table), so a table
+    growing batch by batch, in batches of any size, is analysed O(log n) times and its
+    statistics always describe at least half of it. ``SKIP_LOCKED``: a concurrent writer that
+    is analysing the same table already holds its lock, so this one does not wait.
     """
-    if rows < PG_ANALYZE_MIN_ROWS:
-        return
     cur.execute(
         "SELECT relpages, pg_relation_size(oid) / current_setting('block_size')::int "
         "FROM pg_class WHERE oid = to_regclass(%s)",
         (table.name,),
     )
     row = cur.fetchone()
-    if row is None or (row[0] > 0 and row[1] < 2 * row[0]):
+    if row is None or row[1] < 1 or (row[0] > 0 and row[1] < 2 * row[0]):
         return
     cur.execute(f"ANALYZE (SKIP_LOCKED) {table.name}")
 
@@ -190,4 +185,4 @@ def copy_columns(raw: psycopg.Connection[Any], table: sa.Table, cols: dict[str, 
             copy.write(encoder.finish())
         if checked:
             cur.execute("SET LOCAL session_replication_role = origin")
-        _analyze(cur, table, n)
+        analyze_if_grown(cur, table)

@@ -23,9 +23,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 SQLITE_CHUNK_ROWS = 20_000
-# PostgreSQL batches this large refresh the planner's statistics (trackdb.store.arrow_ingest,
-# imported where PostgreSQL is written: pyarrow, pgpq and psycopg cost 0.1-0.3 s of every start)
-PG_ANALYZE_MIN_ROWS = 10_000
 
 
 def driver_connection(conn: Connection) -> Any:
@@ -34,6 +31,18 @@ def driver_connection(conn: Connection) -> Any:
     if raw is None:
         raise RuntimeError("connection is closed")
     return raw
+
+
+def refresh_statistics(conn: Connection, table: sa.Table) -> None:
+    """PostgreSQL: refresh ``table``'s planner statistics when it has none or has doubled since
+    (``arrow_ingest.analyze_if_grown``; bulk writes do this themselves), for tables written row
+    by row that the solution views join. SQLite: nothing (its planner reads the indexes)."""
+    if conn.dialect.name != "postgresql":
+        return
+    from trackdb.store.arrow_ingest import analyze_if_grown  # pyarrow, pgpq: PostgreSQL only
+
+    with driver_connection(conn).cursor() as cur:
+        analyze_if_grown(cur, table)
 
 
 def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[tuple]) -> int:
@@ -89,7 +98,7 @@ def bulk_insert_columns(conn: Connection, table: sa.Table, cols: dict[str, objec
     SQLite: one ``executemany`` over tuples of only the columns that carry values (constants
     inlined as literals, all-NULL columns left out). PostgreSQL: binary ``COPY`` from an Arrow
     table of the table's exact types, checking constant foreign keys once and refreshing the
-    planner's statistics after large batches (``trackdb.store.arrow_ingest.copy_columns``).
+    planner's statistics when the table has grown (``trackdb.store.arrow_ingest.copy_columns``).
     """
     if n == 0:
         return 0

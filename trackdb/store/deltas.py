@@ -22,7 +22,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from trackdb.store import schema
-from trackdb.store.bulk import bulk_insert, bulk_insert_columns
+from trackdb.store.bulk import bulk_insert, bulk_insert_columns, refresh_statistics
 from trackdb.store.core import Connection
 
 KINDS = ("node", "edge", "track")
@@ -198,6 +198,7 @@ def write_delta(
     )
     la = schema.solution_layer
     conn.execute(la.insert(), [{"solution_id": sid, "layer_id": sid}, {"solution_id": sid, "layer_id": delta.base_id}])
+    refresh_statistics(conn, la)
     for kind, (table, key, cols) in _TABLES.items():
         own = delta.own[kind]
         if not own:

@@ -20,10 +20,10 @@ from sqlalchemy.engine import Connection
 from inference.types import CandidateEdges, Candidates
 from trackdb.store import schema
 from trackdb.store.bulk import (  # noqa: F401 (re-exported)
-    PG_ANALYZE_MIN_ROWS,
     _nullable,
     bulk_insert,
     bulk_insert_columns,
+    refresh_statistics,
 )
 from trackdb.store.codecs import encode_masks
 
@@ -345,6 +345,7 @@ def insert_solution(
         .returning(schema.solution.c.id)
     ).scalar_one()
     conn.execute(schema.solution_layer.insert().values(solution_id=int(sid), layer_id=int(sid)))
+    refresh_statistics(conn, schema.solution_layer)
     bulk_insert_columns(
         conn,
         schema.solution_node_stored,
