@@ -184,12 +184,13 @@ def laptrack_work(masks: np.ndarray, radius: float) -> tuple[float, float]:
     node_t, cen = objs["t"][order], objs["centroid"][order]
     first = np.searchsorted(node_t, np.arange(len(masks) + 1))
     coords = [cen[first[t] : first[t + 1]] for t in range(len(masks))]
-    LapTrack(
-        cutoff=radius**2,
-        gap_closing_cutoff=radius**2,
-        gap_closing_max_frame_count=2,
-        splitting_cutoff=(2 * radius) ** 2,
-    ).predict(coords)
+    params: dict[str, Any] = {
+        "cutoff": radius**2,
+        "gap_closing_cutoff": radius**2,
+        "gap_closing_max_frame_count": 2,
+        "splitting_cutoff": (2 * radius) ** 2,
+    }
+    LapTrack(**params).predict(coords)
     return time.perf_counter() - t0, time.process_time() - c0
 
 

@@ -70,6 +70,8 @@ def test_track_is_link_then_solve(db_url: str, synthetic_ctc: Path) -> None:
         (la, sa_), (lb, _sb) = kinds["a"], kinds["b"]
         assert out["link_run_id"] == la.id
         assert out["run_id"] == sa_.id
+        assert la.summary is not None
+        assert lb.summary is not None
         assert out["candidate_links"] == la.summary["links"] == lb.summary["links"]
         pa, pb = la.typed(runs.LinkParams), lb.typed(runs.LinkParams)
         assert dataclasses.replace(pa, candidate_run_id=0) == dataclasses.replace(pb, candidate_run_id=0)

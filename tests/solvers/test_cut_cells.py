@@ -77,7 +77,7 @@ def test_a_cell_that_divides_at_the_border_is_a_division() -> None:
             ]
         frames.append(discs)
     masks = draw(frames)
-    t, label, links = track(masks)
+    _, _, links = track(masks)
     mother = (3, 1)
     assert {b for a, b in links if a == mother} == {(4, 2), (4, 3)}  # both daughters, so a division
     for f in range(7):  # and every other cell continues

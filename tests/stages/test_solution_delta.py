@@ -268,6 +268,7 @@ def test_window_covariances_from_the_solve_equal_the_masks(solved: Store) -> Non
     and a cell the solve did not have (an edit's) gets its masks' covariance."""
     movie = solved.movie(MOVIE)
     chain = runs.solve_chain(solved, movie)
+    assert chain.root is not None
     stored = cost_models.read(solved, chain.root.id)
     assert stored is not None
     assert "cell.cov" in stored.arrays
