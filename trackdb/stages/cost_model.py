@@ -17,6 +17,7 @@ import functools
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,15 @@ NEIGHBOURS = 8  # stored candidates whose shift an added cell averages
 CHANGED_CODE = "stored, priced by cost code changed since the solve (re-run `trackdb solve` for its exact costs)"
 
 
+def module_digest(*modules: ModuleType) -> str:
+    """Digest of these modules' source files: what stored results computed by them carry, so
+    results of other code are told apart."""
+    h = hashlib.sha256()
+    for mod in modules:
+        h.update(Path(str(mod.__file__)).read_bytes())
+    return h.hexdigest()[:16]
+
+
 @functools.cache
 def cost_code() -> str:
     """Digest of the modules that turn a stored model into costs: a stored model holds scales,
@@ -45,10 +55,7 @@ def cost_code() -> str:
     import solvers.motion
     import solvers.node_costs
 
-    h = hashlib.sha256()
-    for mod in (solvers.costs, solvers.features, solvers.motion, solvers.node_costs):
-        h.update(Path(str(mod.__file__)).read_bytes())
-    return h.hexdigest()[:16]
+    return module_digest(solvers.costs, solvers.features, solvers.motion, solvers.node_costs)
 
 
 def priced_as_saved(stored: cost_models.StoredCostModel) -> bool:

@@ -20,7 +20,6 @@ import functools
 import hashlib
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from solvers.costs import fold_pairs
 from solvers.kbest_joint import PairDeltas, lap_applies
 from solvers.lap import frame_pairs
 from solvers.uncertainty import Method, Uncertainty, with_temperature
+from trackdb.stages.cost_model import module_digest
 from trackdb.store import option_scores
 from trackdb.store.core import Connection, Store
 
@@ -46,17 +46,14 @@ def scoring_code() -> str:
     import solvers.murty
     import solvers.uncertainty
 
-    h = hashlib.sha256()
-    for mod in (
+    return module_digest(
         solvers.costs,
         solvers.kbest_joint,
         solvers.lap,
         solvers.max_marginals,
         solvers.murty,
         solvers.uncertainty,
-    ):
-        h.update(Path(str(mod.__file__)).read_bytes())
-    return h.hexdigest()[:16]
+    )
 
 
 def reusable(model: Model, method: Method) -> bool:
