@@ -87,13 +87,14 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def features(cands: Candidates, movie: Movie) -> CellFeatures:
-    """What the costs read of each candidate (as ``trackdb solve`` computes it)."""
+def features(cands: Candidates, movie: Movie, cov: np.ndarray | None = None) -> CellFeatures:
+    """What the costs read of each candidate (as ``trackdb solve`` computes it); ``cov``: the
+    cells' pixel covariances when known already (else from their masks)."""
     return CellFeatures(
         t=cands.t,
         centroid=cands.centroid,
         area=cands.area.astype(float),
-        cov=mask_covariance(cands),
+        cov=mask_covariance(cands) if cov is None else cov,
         bbox=cands.bbox,
         image_shape=movie.shape,
         spacing=movie.spacing,
@@ -120,15 +121,7 @@ def window_features(
         with_masks, ids = masks_of(missing)
         at, _ = positions(ids, missing)
         cov[~found] = mask_covariance(with_masks)[at]
-    return CellFeatures(
-        t=cands.t,
-        centroid=cands.centroid,
-        area=cands.area.astype(float),
-        cov=cov,
-        bbox=cands.bbox,
-        image_shape=movie.shape,
-        spacing=movie.spacing,
-    )
+    return features(cands, movie, cov)
 
 
 def _params(stored: dict[str, Any]) -> CostParams:
