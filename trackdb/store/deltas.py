@@ -60,22 +60,20 @@ def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
 
 def rows(conn: Connection, solution_id: int, kind: str, ids: Iterable[int]) -> dict[int, Row]:
     """The named items a solution holds (through the views): ``{id: columns after the key}``."""
-    _, key, cols = _TABLES[kind]
-    v = _VIEWS[kind]
-    out: dict[int, Row] = {}
-    for part in _chunks(ids):
-        q = sa.select(v.c[key], *(v.c[c] for c in cols)).where(v.c.solution_id == solution_id, v.c[key].in_(part))
-        out.update({int(r[0]): tuple(r[1:]) for r in conn.execute(q)})
-    return out
+    return _by_ids(conn, _VIEWS[kind], solution_id, kind, ids)
 
 
 def stored_rows(conn: Connection, solution_id: int, kind: str, ids: Iterable[int]) -> dict[int, Row]:
     """Like :func:`rows`, but of one solution's own stored rows (a base's, before any delta)."""
-    table, key, cols = _TABLES[kind]
+    return _by_ids(conn, _TABLES[kind][0], solution_id, kind, ids)
+
+
+def _by_ids(conn: Connection, source: sa.Table, solution_id: int, kind: str, ids: Iterable[int]) -> dict[int, Row]:
+    _, key, cols = _TABLES[kind]
     out: dict[int, Row] = {}
     for part in _chunks(ids):
-        q = sa.select(table.c[key], *(table.c[c] for c in cols)).where(
-            table.c.solution_id == solution_id, table.c[key].in_(part)
+        q = sa.select(source.c[key], *(source.c[c] for c in cols)).where(
+            source.c.solution_id == solution_id, source.c[key].in_(part)
         )
         out.update({int(r[0]): tuple(r[1:]) for r in conn.execute(q)})
     return out
