@@ -207,7 +207,8 @@ def tracking_costs(
     pair_cost = pair_total - edge_cost[pairs[:, 0]] - edge_cost[pairs[:, 1]]
     roots = None if node_hier_parent is None else np.asarray(node_hier_parent) < 0
     density = cell_density(t, c, dim, roots)
-    appear = -np.log(density) - np.log(p_start) + new_area_nll(cells, motion, cut, dim)
+    area_nll = new_area_nll(cells, motion, cut, dim)
+    appear = -np.log(density) - np.log(p_start) + area_nll
     disappear = -np.log(p_end)
     if n:  # the movie's first / last frame: every cell there starts / ends for free
         appear[t == t.min()] = 0.0
@@ -215,7 +216,7 @@ def tracking_costs(
     if node_cost is None:
         # the most node i can pay to start and end (P_start, P_end ≥ e^-10), plus 5: every detection
         # is worth selecting, and the cost reads only its own frame (windows of a re-solve agree)
-        most = -np.log(density) + new_area_nll(cells, motion, cut, dim) + params.appear + params.disappear
+        most = -np.log(density) + area_nll + params.appear + params.disappear
         node_cost = np.full(n, params.node) if params.node is not None else -most - 5.0
     return CandidateGraph(
         node_t=t,
