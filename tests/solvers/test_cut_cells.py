@@ -12,6 +12,7 @@ import pytest
 
 from inference.edges import link_candidates
 from inference.regions import candidates_from_labels, mask_covariance
+from inference.types import Candidates
 from solvers.costs import new_area_nll, visible_fraction
 from solvers.features import CellFeatures
 from solvers.joint import solve_joint
@@ -41,17 +42,22 @@ def background(t: int, rng: np.random.Generator) -> list[tuple[int, float, float
     ]
 
 
-def track(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, set[tuple[tuple[int, int], tuple[int, int]]]]:
-    """(t, label, selected links as ((t, label), (t', label'))) of the default costs' solve."""
-    cand = candidates_from_labels(masks)
-    cells = CellFeatures(
+def cells_of(cand: Candidates, shape: tuple[int, ...]) -> CellFeatures:
+    """The features the costs read of label-image candidates (no spacing: pixels)."""
+    return CellFeatures(
         t=cand.t,
         centroid=cand.centroid,
         area=cand.area.astype(float),
         cov=mask_covariance(cand),
         bbox=cand.bbox,
-        image_shape=masks.shape[1:],
+        image_shape=shape,
     )
+
+
+def track(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, set[tuple[tuple[int, int], tuple[int, int]]]]:
+    """(t, label, selected links as ((t, label), (t', label'))) of the default costs' solve."""
+    cand = candidates_from_labels(masks)
+    cells = cells_of(cand, masks.shape[1:])
     edges = link_candidates(cand, max_distance=30.0, k=6)
     ref = refine_cost_model(cells, edges.source, edges.target, lambda g: solve_joint(g, time_limit=30), n_iter=4)
     g, sol = ref.graph, ref.solution
@@ -130,14 +136,7 @@ def test_a_new_cut_cell_pays_for_how_little_of_it_shows() -> None:
 def test_touching_the_edge_is_being_cut() -> None:
     masks = draw([[(1, 20.0, 3.0, R), (2, 50.0, 50.0, R)]])
     cand = candidates_from_labels(masks)
-    cells = CellFeatures(
-        t=cand.t,
-        centroid=cand.centroid,
-        area=cand.area.astype(float),
-        cov=mask_covariance(cand),
-        bbox=cand.bbox,
-        image_shape=SHAPE,
-    )
+    cells = cells_of(cand, SHAPE)
     assert touches_edge(cells)[cand.label == 1].all()
     assert not touches_edge(cells)[cand.label == 2].any()
 
@@ -150,14 +149,7 @@ def test_border_nuclei_keep_every_continuation_across_the_edge() -> None:
 
     movie = generate(case("nuclei_border"))
     cand = candidates_from_labels(movie.masks)
-    cells = CellFeatures(
-        t=cand.t,
-        centroid=cand.centroid,
-        area=cand.area.astype(float),
-        cov=mask_covariance(cand),
-        bbox=cand.bbox,
-        image_shape=movie.masks.shape[1:],
-    )
+    cells = cells_of(cand, movie.masks.shape[1:])
     choice = choose_link(cand.t, cand.centroid, cand.area, (1.0, 1.0))
     edges = link_candidates(cand, max_distance=choice.max_distance, k=choice.k)
     ref = refine_cost_model(cells, edges.source, edges.target, lambda g: solve_joint(g, time_limit=60), n_iter=4)
