@@ -7,8 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from inference.edges import link_candidates, mask_iou
+from inference.edges import _painted_overlaps, link_candidates, mask_iou
 from inference.regions import candidates_from_labels
+from inference.types import Candidates
 
 
 def two_frames() -> np.ndarray:
@@ -84,3 +85,52 @@ def test_bad_arguments() -> None:
         link_candidates(c, max_distance=0.0)
     with pytest.raises(ValueError):
         link_candidates(c, max_distance=5.0, shift=np.zeros((1, 2)))
+
+
+def _random_candidates(rng: np.random.Generator, shape: tuple[int, ...], n_frames: int, overlap: bool) -> Candidates:
+    """Random boxes with random bool masks (cells of a frame share pixels when ``overlap``)."""
+    t, bbox, masks = [], [], []
+    nd = len(shape)
+    for f in range(n_frames):
+        taken = np.zeros(shape, bool)
+        for _ in range(int(rng.integers(3, 12))):
+            lo = np.array([int(rng.integers(0, s - 1)) for s in shape])
+            hi = np.minimum(lo + rng.integers(1, 7, nd), shape)
+            region = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+            m = rng.random(tuple(hi - lo)) < 0.7
+            if not overlap:
+                m &= ~taken[region]
+                taken[region] |= m
+            t.append(f)
+            bbox.append(np.concatenate([lo, hi]))
+            masks.append(m)
+    bb = np.array(bbox, np.int64)
+    n = len(t)
+    return Candidates(
+        t=np.array(t, np.int64),
+        label=np.arange(1, n + 1),
+        centroid=(bb[:, :nd] + bb[:, nd:]) / 2.0,
+        area=np.array([m.sum() for m in masks], np.int64),
+        bbox=bb,
+        masks=masks,
+        hier_parent=np.full(n, -1, np.int64),
+        threshold=np.full(n, np.nan),
+        score=np.full(n, np.nan),
+        max_prob=np.full(n, np.nan),
+    )
+
+
+@pytest.mark.parametrize("shape", [(20, 30), (4, 12, 16)])
+@pytest.mark.parametrize("overlap", [False, True])
+def test_iou_by_frame_canvas_equals_pair_by_pair(shape: tuple[int, ...], overlap: bool) -> None:
+    rng = np.random.default_rng(len(shape) + 2 * overlap)
+    for _ in range(5):
+        c = _random_candidates(rng, shape, 4, overlap)
+        e = link_candidates(c, max_distance=40.0, k=6, dt_max=2)
+        assert len(e.source)
+        a, b = np.concatenate([e.source, e.source[:3]]), np.concatenate([e.target, e.target[:3]])  # repeats too
+        pairwise = mask_iou(c.bbox, c.masks, c.area, a, b)
+        assert np.array_equal(mask_iou(c.bbox, c.masks, c.area, a, b, t=c.t), pairwise)
+        assert np.array_equal(e.iou, pairwise[: len(e.source)])
+        if not overlap:  # the canvas applies (with shared pixels it declines)
+            assert _painted_overlaps(c.bbox, c.masks, c.t, a, b) is not None
