@@ -434,9 +434,11 @@ def _alive(graph: CandidateGraph, pins: Pins | None) -> np.ndarray:
 def _cheapest_per_pair(u: np.ndarray, v: np.ndarray, cost: np.ndarray) -> np.ndarray:
     """Indices of one option per (u, v): the cheapest (parallel links would be summed by the
     sparse matrix, and a side takes one option anyway)."""
+    if len(u) < 2:
+        return np.arange(len(u))
+    if np.all((u[1:] > u[:-1]) | ((u[1:] == u[:-1]) & (v[1:] > v[:-1]))):
+        return np.arange(len(u))  # already by (u, v) without a repeat: the links' own order
     order = np.lexsort((cost, v, u))
-    if len(order) < 2:
-        return order
     first = np.ones(len(order), bool)
     first[1:] = (u[order[1:]] != u[order[:-1]]) | (v[order[1:]] != v[order[:-1]])
     return np.sort(order[first])

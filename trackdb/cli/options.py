@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from trackdb.store import Store
-
-if TYPE_CHECKING:  # pandas is imported where a table is printed: 0.3-0.8 s off every other command
+if TYPE_CHECKING:
+    # pandas is imported where a table is printed (0.3-0.8 s off every other command), the store
+    # (SQLAlchemy and its dialects, ~0.3 s) where a command opens it: `trackdb --help` and
+    # option errors need neither
     import pandas as pd
+
+    from trackdb.store import Store
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -62,6 +65,8 @@ FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "csv
 
 
 def open_store(db_url: str | None, create: bool = False) -> Store:
+    from trackdb.store import Store
+
     return Store(db_url, create=create)
 
 
