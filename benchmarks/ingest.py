@@ -8,13 +8,16 @@ fresh schema in the ``--pg-base`` database) holding one movie and one run. ``--w
 each take a contiguous block of frames and their own id blocks; each builds its candidates and
 links first, then all start together: nodes (batches of ``--batch-frames`` frames), then, once
 every writer is done, links from their frames. Rates are rows over the wall time from the common
-start to the last writer's end. ``--writer current`` is ``trackdb.store.ingest``; ``adbc`` the
-prototype in ``adbc_writer_prototype.py``. With one writer the MAP solution is written afterwards
+start to the last writer's end. ``--writer current`` is ``trackdb.store.ingest``; ``executemany``
+the same with SQLite's staging file switched off (every batch bound by ``executemany``, the
+product's path for small batches; on PostgreSQL identical to ``current``); ``adbc`` the
+prototype in ``adbc_writer_prototype.py`` (ADBC on the store file itself, which the product
+cannot do: see ``trackdb.store.arrow_ingest``). With one writer the MAP solution is written afterwards
 by ``trackdb.store.ingest.insert_solution`` (both writers: it is not ported). The configurations
 of one repeat run back to back, so that load drift hits every writer alike.
 
 Usage: ``python benchmarks/ingest.py [--frames 200 --cells 5000] [--engines sqlite,postgresql]
-[--writer current,adbc] [--writers 1,4] [--repeats 3] [--pg-base URL] [--save-as NAME]``
+[--writer current,executemany,adbc] [--writers 1,4] [--repeats 3] [--pg-base URL] [--save-as NAME]``
 """
 
 from __future__ import annotations
@@ -56,7 +59,14 @@ def code_state() -> dict[str, object]:
     root = Path(__file__).resolve().parents[1]
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "trackdb/store/bulk.py", "trackdb/store/ingest.py"],
+        [
+            "git",
+            "status",
+            "--porcelain",
+            "trackdb/store/bulk.py",
+            "trackdb/store/ingest.py",
+            "trackdb/store/arrow_ingest.py",
+        ],
         cwd=root,
         capture_output=True,
         text=True,
@@ -242,7 +252,11 @@ def writer_process(spec: dict[str, Any], barrier: Any, results: Any) -> None:
             iou=rng.random(len(src)),
         )
         link_batches.append((e, rng.standard_normal(len(src))))
-    writer = CurrentWriter(spec["url"]) if spec["writer"] == "current" else PrototypeWriter(spec["url"])
+    if spec["writer"] == "executemany":
+        from trackdb.store import arrow_ingest
+
+        arrow_ingest.STAGE_MIN_ROWS = 2**62  # this writer process only
+    writer = PrototypeWriter(spec["url"]) if spec["writer"] == "adbc" else CurrentWriter(spec["url"])
     pid = writer.backend_pid()
     out: dict[str, Any] = {"index": spec["index"], "block": [a, b]}
 
@@ -536,13 +550,57 @@ def one_run(engine: str, writer: str, writers: int, args: argparse.Namespace, fo
         drop_store(url, args.pg_base)
 
 
+WAL_FLUSH_STATES = ("active IO:WALWrite", "active IO:WALSync", "active LWLock:WALWrite", "active IO:WALInitSync")
+
+
+def node_cpu(run: dict[str, Any], cpu_count: int) -> dict[str, float]:
+    """CPU of a run's node phase: seconds (writers' clients + their backends) per 1,000 nodes, the
+    cores they kept busy, and the cores everything else used meanwhile (other sessions, and
+    PostgreSQL's WAL writer and checkpointer, which are not the backends), from the machine's busy
+    share sampled by ``Activity``."""
+    own = run["node_cpu_seconds"]["client"] + run["node_cpu_seconds"]["server"]
+    busy = run["activity"]["nodes"].get("machine_cpu_busy")
+    cores = own / run["node_seconds"]
+    out = {"cpu_s_per_1k_nodes": round(1000 * own / run["nodes"], 4), "writer_cores": round(cores, 2)}
+    if busy is not None:
+        out["other_cores"] = round(max(0.0, cpu_count * busy - cores), 2)
+    return out
+
+
+def scaling_bound(one: dict[str, Any], many: dict[str, Any], cpu_count: int) -> dict[str, Any]:
+    """What ``many`` writers could at best gain over one, measured in the same repeat.
+
+    CPU bound: the cores left to the writers during the parallel run (all cores less what the
+    others used) over the cores one writer needed for its rate: a speed-up above it needs CPU the
+    machine did not have. Amdahl bound: the one writer's backend samples spent flushing WAL (one
+    flush at a time, whoever asks) as the serial fraction ``s``, ``1 / (s + (1 - s) / p)`` with
+    ``p`` the writers the CPU bound allows (at most their number).
+    """
+    a, b = node_cpu(one, cpu_count), node_cpu(many, cpu_count)
+    out: dict[str, Any] = {"one_writer": a, f"{many['writers']}_writers": b}
+    if "other_cores" not in b:
+        return out
+    free = max(cpu_count - b["other_cores"], 0.0)
+    cpu_bound = free / a["writer_cores"]
+    states = one["activity"]["nodes"].get("backend_states", {})
+    serial = sum(v for k, v in states.items() if k in WAL_FLUSH_STATES)
+    p = max(1.0, min(float(many["writers"]), cpu_bound))
+    out.update(
+        measured_ratio=round(many["nodes_per_s"] / one["nodes_per_s"], 2),
+        cpu_bound_ratio=round(min(float(many["writers"]), cpu_bound), 2),
+        wal_flush_fraction_one_writer=round(serial, 3),
+        amdahl_bound_ratio=round(1 / (serial + (1 - serial) / p), 2),
+    )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--cells", type=int, default=5000)
     ap.add_argument("--batch-frames", type=int, default=20, help="frames per transaction")
     ap.add_argument("--engines", default="sqlite,postgresql")
-    ap.add_argument("--writer", default="current", help="current, adbc or both: current,adbc")
+    ap.add_argument("--writer", default="current", help="current, executemany, adbc, or several: current,adbc")
     ap.add_argument("--writers", default="1", help="parallel writer processes, e.g. 1,4 (PostgreSQL only above 1)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--pg-base", default=PG_BASE, help="PostgreSQL database that gets a fresh schema per run")
@@ -577,6 +635,8 @@ def main() -> None:
                     if engine == "sqlite" and writers > 1:
                         continue  # one writer at a time by design (issue 12, item 3)
                     for writer in writer_kinds:
+                        if engine != "sqlite" and writer == "executemany":
+                            continue  # a SQLite transport: PostgreSQL's writer is the same either way
                         log(f"repeat {rep + 1}/{args.repeats}: {engine} {writer} x{writers} ...")
                         try:
                             run = one_run(engine, writer, writers, args, folder)
@@ -622,6 +682,20 @@ def main() -> None:
                     round(four["nodes_per_s_median"] / one["nodes_per_s_median"], 2),
                     round(four["edges_per_s_median"] / one["edges_per_s_median"], 2),
                 ]
+    bounds = {}
+    for writer in writer_kinds:
+        for rep in range(1, args.repeats + 1):
+            pair = {
+                r["writers"]: r
+                for r in out["runs"]
+                if r["engine"] == "postgresql" and r["writer"] == writer and r["repeat"] == rep
+            }
+            if 1 in pair and max(counts) in pair and max(counts) > 1:
+                bounds[f"postgresql/{writer}/repeat {rep}"] = scaling_bound(
+                    pair[1], pair[max(counts)], out["cpu_count"]
+                )
+    if bounds:
+        summary["scaling_bounds (x1 vs parallel writers, same repeat)"] = bounds
     out["summary"] = summary
     out["loadavg_at_end"] = loadavg()
     emit(args.save_as, out)

@@ -4,8 +4,9 @@ foreign-key upkeep, the commit's WAL checkpoint, and the page size (issue 12, it
 Prints one JSON object. Each variant writes ``--batches`` batches of ``--rows`` nodes of
 ``benchmarks/ingest.py``'s shape (a ~30×30 mask and a 64-dim embedding per node) into its own
 copy of a fresh ``trackdb init`` store, one transaction per batch, through the store's own
-phases: ``insert_nodes`` up to the write (ids, columns, mask encoding), the row tuples of
-``trackdb.store.bulk``, ``executemany``, ``COMMIT``. Variants run interleaved, ``--repeats``
+phases: ``insert_nodes`` up to the write (ids, columns, mask encoding), the row tuples of the
+store's ``executemany`` transport (since the ADBC staging file: only small batches take it),
+``executemany``, ``COMMIT``. Variants run interleaved, ``--repeats``
 times, and each phase reports the median and the minimum of its CPU seconds (this process's,
 less sensitive than wall time to the other jobs of a shared 2-core machine) and the batches'
 wall time. Variants that take something away (foreign keys, indexes) show what that part costs;
@@ -34,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import emit  # noqa: E402
 from synthetic_store import frame_candidates, mask_pool  # noqa: E402
 
-from trackdb.store import Store, bulk, ingest, schema  # noqa: E402
+from trackdb.store import Store, arrow_ingest, bulk, ingest, schema  # noqa: E402
 
 VARIANTS = {
     "page_4k": "the page size of stores made before this change, everything else as the store",
@@ -81,30 +82,11 @@ class Capture:
 
 
 def sql_and_rows(cols: dict[str, object], n: int, table: str) -> tuple[str, Any]:
-    """The statement and row tuples ``trackdb.store.bulk.bulk_insert_columns`` would execute."""
-    names: list[str] = []
-    marks: list[str] = []
-    lists: list[list[Any]] = []
-    for name, v in cols.items():
-        if v is None:
-            continue
-        names.append(name)
-        if isinstance(v, np.ndarray) and v.ndim == 2:
-            b, w = v.tobytes(), v.shape[1]
-            lists.append([b[i : i + w] for i in range(0, n * w, w)])
-        elif isinstance(v, np.ndarray):
-            lists.append(v.tolist())
-        elif isinstance(v, list):
-            lists.append(v)
-        else:
-            lit = bulk._sqlite_literal(v)
-            if lit is not None:
-                marks.append(lit)
-                continue
-            lists.append([v] * n)
-        marks.append("?")
-    sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(marks)})"
-    return sql, list(zip(*lists))
+    """The statement and row tuples of the store's ``executemany`` transport (small batches, or
+    no ADBC; ``trackdb.store.arrow_ingest.sqlite_insert``), from the same Arrow columns."""
+    batch = arrow_ingest.arrow_table(schema.node, cols, n)
+    names, marks = ", ".join(batch.column_names), ", ".join("?" * batch.num_columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({marks})", list(zip(*(c.to_pylist() for c in batch.columns)))
 
 
 def one_variant(variant: str, tmpl: tuple[str, int, int], batches: list[Any], folder: str) -> dict[str, float]:

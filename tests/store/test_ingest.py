@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
+import subprocess
 import threading
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from inference.types import CandidateEdges, Candidates
-from trackdb.store import Store, bulk, ingest, runs, schema
+from trackdb.store import Store, arrow_ingest, bulk, ingest, runs, schema
 from trackdb.store.codecs import decode_embedding, decode_mask, encode_mask
 from trackdb.store.runs import CandidatesParams, RunKind
 
@@ -41,6 +43,24 @@ def make_candidates(frames: range, per_frame: int = 4, dim: int = 8, seed: int =
     )
 
 
+@pytest.fixture(params=["executemany", "staged"])
+def sqlite_path(request, store: Store, tmp_path, monkeypatch):
+    """Both SQLite transports of a column batch: ``executemany`` (small batches) and the ADBC
+    staging file (every batch staged here, in ``tmp_path``); PostgreSQL runs the test once. After
+    the test no staging file is left and no connection keeps one attached."""
+    if request.param == "staged":
+        if store.engine.dialect.name != "sqlite":
+            pytest.skip("SQLite transport")
+        monkeypatch.setattr(arrow_ingest, "STAGE_MIN_ROWS", 1)
+        monkeypatch.setattr(arrow_ingest, "_STAGE_DIRS", (str(tmp_path),))
+    yield request.param
+    assert not list(tmp_path.glob("trackdb-stage-*")), "a staging file was left behind"
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as c:
+            names = [r[1] for r in c.exec_driver_sql("PRAGMA database_list")]
+        assert not [n for n in names if n.startswith(arrow_ingest.STAGE_SCHEMA)], names
+
+
 def _movie(store: Store) -> tuple[int, int]:
     with store.engine.begin() as c:
         mid = store.add_movie(c, "m", (64, 64), 10)
@@ -49,7 +69,7 @@ def _movie(store: Store) -> tuple[int, int]:
     return mid, rid
 
 
-def test_nodes_roundtrip_values(store: Store) -> None:
+def test_nodes_roundtrip_values(store: Store, sqlite_path: str) -> None:
     mid, rid = _movie(store)
     cands = make_candidates(range(3))
     with store.engine.begin() as c:
@@ -108,7 +128,7 @@ def test_id_blocks_are_disjoint(store: Store) -> None:
     assert b == a + 1000
 
 
-def test_failed_batch_leaves_nothing(store: Store) -> None:
+def test_failed_batch_leaves_nothing(store: Store, sqlite_path: str) -> None:
     mid, rid = _movie(store)
     cands = make_candidates(range(2))
     try:
@@ -171,7 +191,7 @@ def test_nodes_3d_and_all_null_columns_roundtrip(store: Store) -> None:
         assert r["score"] == cands.score[i]
 
 
-def test_bulk_columns_values_exact(store: Store) -> None:
+def test_bulk_columns_values_exact(store: Store, sqlite_path: str) -> None:
     """Every kind of column value survives the bulk path exactly: large ints, floats, NULLs, blobs."""
     mid, rid = _movie(store)
     n = 5
@@ -224,7 +244,7 @@ def test_bulk_columns_values_exact(store: Store) -> None:
     assert all(r.z is None and r.bbox_z0 is None and r.score is None and r.prev_y is None for r in rows)
 
 
-def test_bulk_columns_refuses_what_does_not_fit(store: Store) -> None:
+def test_bulk_columns_refuses_what_does_not_fit(store: Store, sqlite_path: str) -> None:
     mid, rid = _movie(store)
     cols = {
         "id": np.array([1]),
@@ -237,10 +257,9 @@ def test_bulk_columns_refuses_what_does_not_fit(store: Store) -> None:
     }
     with pytest.raises(Exception, match="(?i)foreign key"), store.engine.begin() as c:
         ingest.bulk_insert_columns(c, schema.edge, cols, 1)
-    if store.engine.dialect.name == "postgresql":  # int4 column: no silent wrap-around
-        cols.update(movie_id=mid, t=np.array([2**31]))
-        with pytest.raises(OverflowError), store.engine.begin() as c:
-            ingest.bulk_insert_columns(c, schema.edge, cols, 1)
+    cols.update(movie_id=mid, t=np.array([2**31]))  # int4 column: no silent wrap-around, either engine
+    with pytest.raises(OverflowError), store.engine.begin() as c:
+        ingest.bulk_insert_columns(c, schema.edge, cols, 1)
     with store.engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(schema.edge)).scalar_one() == 0
 
@@ -308,7 +327,7 @@ def _chain_edges(cands: Candidates) -> CandidateEdges:
     return CandidateEdges(source=src, target=dst, dt=np.ones(n, np.int64), distance=np.ones(n), iou=np.ones(n))
 
 
-def test_parallel_writers_write_each_frame_once(store: Store) -> None:
+def test_parallel_writers_write_each_frame_once(store: Store, sqlite_path: str) -> None:
     """Four writers at once, each of its own frames plus its neighbour's first one (a retried task
     beside the original): every frame is stored once, overlapping writers agree on its ids, and
     the links of a frame written by two writers at once are stored once."""
@@ -371,7 +390,7 @@ def _subset_candidates(cands: Candidates, idx: np.ndarray) -> Candidates:
     )
 
 
-def test_failed_batches_write_nothing(store: Store) -> None:
+def test_failed_batches_write_nothing(store: Store, sqlite_path: str) -> None:
     """A batch that repeats a (run, t, label) key in its last row, or names a run that does not
     exist, leaves no row behind; the ids reserved for it are never handed out again."""
     mid, rid = _movie(store)
@@ -391,7 +410,7 @@ def test_failed_batches_write_nothing(store: Store) -> None:
         assert c.execute(sa.text("SELECT next_id FROM id_block WHERE name = 'node'")).scalar_one() == ids.max() + 1
 
 
-def test_transaction_that_created_the_run_is_one_batch(store: Store) -> None:
+def test_transaction_that_created_the_run_is_one_batch(store: Store, sqlite_path: str) -> None:
     """Nodes, links and a solution written in the transaction that created their movie and run (as
     an import does) see those rows, and all of it goes when that transaction fails."""
     cands = make_candidates(range(3))
@@ -420,10 +439,9 @@ def test_transaction_that_created_the_run_is_one_batch(store: Store) -> None:
         assert _count(store, table) == 0
 
 
-def test_postgres_refuses_values_its_columns_cannot_hold(store: Store) -> None:
-    """PostgreSQL: fractional or NaN values for integer columns are refused, never truncated."""
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite stores what it is given (type affinity)")
+def test_both_engines_refuse_values_their_columns_cannot_hold(store: Store) -> None:
+    """Fractional or NaN values for integer columns are refused, never truncated (SQLite's type
+    affinity would store them: the batch is cast to the column types before either engine)."""
     mid, rid = _movie(store)
     edges = CandidateEdges(
         source=np.array([0]), target=np.array([1]), dt=np.array([1.5]), distance=np.ones(1), iou=np.ones(1)
@@ -537,3 +555,79 @@ def test_masks_are_packed_before_the_batch_holds_anything(store: Store, monkeypa
         rows = c.execute(sa.select(schema.node.c.id, schema.node.c.mask).order_by(schema.node.c.id)).all()
     assert [r.id for r in rows] == sorted(ids.tolist())
     assert [bytes(r.mask) for r in rows] == [encode_mask(cands.masks[i]) for i in np.argsort(ids)]
+
+
+def test_sqlite_staged_batch_is_in_the_callers_transaction(store: Store, tmp_path, monkeypatch) -> None:
+    """SQLite, staged batches: twelve batches in one transaction (more than SQLite's ten attached
+    files: the rest take ``executemany``) are all visible to it and all rolled back with it, the
+    staging files are gone at once, and the attachments once the connection is back in the pool;
+    committed, the rows equal those of ``executemany``."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite transport")
+    mid, rid = _movie(store)
+    cands = make_candidates(range(12), per_frame=5)
+    batches = [_subset_candidates(cands, np.flatnonzero(cands.t == t)) for t in range(12)]
+    monkeypatch.setattr(arrow_ingest, "STAGE_MIN_ROWS", 1)
+    stage_dir = tmp_path / "stage"
+    stage_dir.mkdir()
+    monkeypatch.setattr(arrow_ingest, "_STAGE_DIRS", (str(stage_dir),))
+    written: list[str] = []
+    real_write = arrow_ingest._write_stage
+
+    def write_stage(batch: object) -> str:
+        written.append(real_write(batch))
+        return written[-1]
+
+    monkeypatch.setattr(arrow_ingest, "_write_stage", write_stage)
+
+    def attached(c: sa.Connection) -> list[str]:
+        names = [r[1] for r in c.exec_driver_sql("PRAGMA database_list")]
+        return [n for n in names if n.startswith(arrow_ingest.STAGE_SCHEMA)]
+
+    with pytest.raises(RuntimeError, match="crash"), store.engine.begin() as c:
+        for b in batches:
+            ingest.insert_nodes(c, mid, rid, b, "forest")
+        assert c.execute(sa.select(sa.func.count()).select_from(schema.node)).scalar_one() == len(cands)
+        assert len(attached(c)) == 10 == len(written)
+        assert not list(stage_dir.iterdir())
+        raise RuntimeError("crash after the writes")
+    assert _count(store, schema.node) == 0
+    with store.engine.begin() as c:
+        assert attached(c) == []
+        staged = ingest.insert_nodes(c, mid, rid, cands, "forest")
+    monkeypatch.setattr(arrow_ingest, "STAGE_MIN_ROWS", 10**9)
+    with store.engine.begin() as c:
+        other_run = runs.record_finished(c, mid, RunKind.CANDIDATES, CandidatesParams(source="t", kind="labels"))
+        plain = ingest.insert_nodes(c, mid, other_run, cands, "forest")
+    cols = [col for col in schema.node.c if col.name not in ("id", "run_id", "hier_parent_id")]
+    with store.engine.connect() as c:
+        via_stage = c.execute(sa.select(*cols).where(schema.node.c.run_id == rid).order_by(schema.node.c.id)).all()
+        via_rows = c.execute(sa.select(*cols).where(schema.node.c.run_id == other_run).order_by(schema.node.c.id)).all()
+        types = c.exec_driver_sql(
+            "SELECT DISTINCT run_id, typeof(t), typeof(y), typeof(mask), typeof(embedding), typeof(source) FROM node"
+        ).all()
+    assert len(via_stage) == len(cands)
+    assert via_stage == via_rows
+    assert {r[1:] for r in types} == {("integer", "real", "blob", "blob", "text")}
+    assert len(staged) == len(plain) == len(cands)
+
+
+def test_sqlite_staging_files_of_dead_writers_are_swept(store: Store, tmp_path, monkeypatch) -> None:
+    """A staging file whose writer died before attaching it (SIGKILL) is deleted by the next staged
+    batch in that folder; one of a live process stays."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite transport")
+    proc = subprocess.Popen(["true"])  # a pid that has exited
+    proc.wait()
+    stage_dir = tmp_path / "stage"
+    stage_dir.mkdir()
+    orphan = stage_dir / f"{arrow_ingest.STAGE_FILE}{proc.pid}-abc.sqlite"
+    live = stage_dir / f"{arrow_ingest.STAGE_FILE}{os.getpid()}-abc.sqlite"
+    orphan.write_bytes(b"")
+    live.write_bytes(b"")
+    monkeypatch.setattr(arrow_ingest, "STAGE_MIN_ROWS", 1)
+    monkeypatch.setattr(arrow_ingest, "_STAGE_DIRS", (str(stage_dir),))
+    mid, rid = _movie(store)
+    with store.engine.begin() as c:
+        ingest.insert_nodes(c, mid, rid, make_candidates(range(1)), "forest")
+    assert sorted(stage_dir.iterdir()) == [live]

@@ -1,34 +1,57 @@
-"""PostgreSQL bulk load: a column batch as an Arrow table of the table's exact types, sent as a
-binary ``COPY`` in the caller's transaction.
+"""Bulk load from Arrow: a column batch as an Arrow table of the table's exact types, written in
+the caller's transaction by each engine's fastest path.
 
-pgpq encodes the Arrow buffers into COPY's binary format (in Rust) and psycopg streams it on the
-caller's own connection, so a batch stays atomic with everything else that transaction writes and
-sees what it wrote before: the movie and run an import creates, the nodes its links and solution
-then reference. ADBC's PostgreSQL driver does the same COPY from Arrow, but only on a connection
-of its own, whose batch could neither see nor roll back with the caller's transaction; it was no
-faster either (README, "Store").
+**PostgreSQL**: binary ``COPY``. pgpq encodes the Arrow buffers into COPY's binary format (in
+Rust) and psycopg streams it on the caller's own connection, so a batch stays atomic with
+everything else that transaction writes and sees what it wrote before: the movie and run an
+import creates, the nodes its links and solution then reference. ADBC's PostgreSQL driver does the
+same COPY from Arrow, but only on a connection of its own, whose batch could neither see nor roll
+back with the caller's transaction; it was no faster either (README, "Store").
+
+**SQLite** (:func:`sqlite_insert`): ADBC's SQLite driver binds and steps the Arrow columns in C
+into a private staging file (no indexes, no journal, in ``/dev/shm`` where it has room); the
+caller's ``sqlite3`` connection then ATTACHes that file and copies it with one ``INSERT … SELECT``
+in its own transaction, so the batch commits or rolls back with that transaction and the store's
+locks, foreign keys, indexes and WAL are those of ``sqlite3`` alone. ADBC never opens the store:
+its wheel links its own SQLite library, whose POSIX locks a ``sqlite3`` connection in the same
+process does not see (``benchmarks/adbc_sqlite_locks.py``), so each file is only ever opened by
+one of the two libraries, and the staging file by one at a time (ADBC has closed it before
+``sqlite3`` attaches it). The staging file is unlinked as soon as it is attached (the open file
+stays readable) and the attachment dropped when the transaction has ended (the connection's
+return to the pool, or its next batch); a file left by a process killed before attaching it is
+deleted by the next batch written there. Per-row
+Python binding was most of a node batch's time (``benchmarks/ingest.py``: 147-149k against this
+path's figures in the README). Batches under :data:`STAGE_MIN_ROWS` rows, a connection without a
+free attachment slot, or a Python without ``adbc-driver-sqlite`` take ``executemany`` over the
+same Arrow columns.
 
 Binary COPY converts nothing: every field must be its column's exact type (an int64 sent to an
 ``integer`` column is refused, one sent to ``double precision`` reads as a tiny float). Columns
 are therefore cast to the Arrow type of their SQL type with pyarrow's safe casts, which refuse
 fractional and NaN values for integer columns; integers out of the column's range raise
-``OverflowError`` (never a silent wrap-around).
+``OverflowError`` (never a silent wrap-around). SQLite gets the same columns, so both engines
+accept and refuse the same batches.
 
-Batch vocabulary (shared with the SQLite writer, ``trackdb.store.bulk``): a mapping column ->
-``None`` (all NULL: the column is left out), a scalar (the same value in every row), a 1-D numpy
-array, ``(array, missing)`` (NULL where ``missing``), a list of ``bytes``/``str``/``None`` (or
-numbers), or a 2-D ``uint8`` array (a fixed-width blob per row, e.g. embeddings).
+Batch vocabulary (``trackdb.store.bulk.bulk_insert_columns``): a mapping column -> ``None`` (all
+NULL: the column is left out), a scalar (the same value in every row), a 1-D numpy array,
+``(array, missing)`` (NULL where ``missing``), a list of ``bytes``/``str``/``None`` (or numbers),
+or a 2-D ``uint8`` array (a fixed-width blob per row, e.g. embeddings).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import shutil
+import sqlite3
+import tempfile
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pgpq
-import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    import psycopg
 
 # subclass before base class: BigInteger is an Integer
 _ARROW_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], pa.DataType], ...] = (
@@ -120,6 +143,8 @@ def _check_constant_fks(cur: psycopg.Cursor[Any], table: sa.Table, cols: dict[st
     role may set that parameter (superuser or ``GRANT SET ON PARAMETER``); otherwise the
     triggers run as usual. Returns whether the triggers were switched off.
     """
+    import psycopg
+
     fks = list(table.foreign_keys)
     if not fks or any(isinstance(cols.get(fk.parent.name), (np.ndarray, list, tuple, type(None))) for fk in fks):
         return False
@@ -174,6 +199,8 @@ def analyze_if_grown(cur: psycopg.Cursor[Any], table: sa.Table) -> None:
 def copy_columns(raw: psycopg.Connection[Any], table: sa.Table, cols: dict[str, object], n: int) -> None:
     """Write ``n`` rows given column-wise into ``table`` with binary COPY on ``raw`` (the
     caller's psycopg connection, inside its transaction)."""
+    import pgpq  # PostgreSQL only: SQLite stores never load it
+
     batch = arrow_table(table, cols, n)
     encoder = pgpq.ArrowToPostgresBinaryEncoder(batch.schema)
     with raw.cursor() as cur:
@@ -186,3 +213,117 @@ def copy_columns(raw: psycopg.Connection[Any], table: sa.Table, cols: dict[str, 
         if checked:
             cur.execute("SET LOCAL session_replication_role = origin")
         analyze_if_grown(cur, table)
+
+
+# SQLite: below this many rows a batch is bound by ``executemany`` (the staging file costs ~1 ms
+# to create and attach; 1,000 narrow rows take ~5 ms either way).
+STAGE_MIN_ROWS = 1_000
+STAGE_SCHEMA = "trackdb_stage_"  # attached staging files are named trackdb_stage_0, _1, ...
+STAGE_TABLE = "batch"
+STAGE_FILE = "trackdb-stage-"  # then the writer's pid: trackdb-stage-<pid>-<random>.sqlite
+_STAGE_DIRS = ("/dev/shm",)  # memory-backed where there is room; else the temporary folder
+
+
+def _stage_dir(nbytes: int) -> str:
+    """A folder with room for a staging file of a batch of ``nbytes`` (Arrow size, with margin)."""
+    for folder in _STAGE_DIRS:
+        try:
+            if os.access(folder, os.W_OK) and shutil.disk_usage(folder).free > 2 * nbytes + 2**26:
+                return folder
+        except OSError:
+            continue
+    return tempfile.gettempdir()
+
+
+def _sweep_stages(folder: str) -> None:
+    """Delete staging files left by processes that died between writing and attaching one (a
+    SIGKILLed worker); a file's name carries the pid of its writer."""
+    for name in os.listdir(folder):
+        if not (name.startswith(STAGE_FILE) and name.endswith(".sqlite")):
+            continue
+        try:
+            os.kill(int(name[len(STAGE_FILE) :].split("-", 1)[0]), 0)
+        except ProcessLookupError:
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
+        except (ValueError, OSError):  # not ours, or a live process of another user
+            continue
+
+
+def _write_stage(batch: pa.Table) -> str:
+    """``batch`` as table ``batch`` of a new SQLite file written by ADBC (closed again on return)."""
+    import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+    folder = _stage_dir(batch.nbytes)
+    _sweep_stages(folder)
+    fd, path = tempfile.mkstemp(prefix=f"{STAGE_FILE}{os.getpid()}-", suffix=".sqlite", dir=folder)
+    os.close(fd)
+    try:
+        # a throwaway file: no journal, no fsync (the batch becomes durable in the store's commit)
+        with adbc_sqlite.connect(path, autocommit=True) as own, own.cursor() as cur:
+            cur.execute("PRAGMA journal_mode=OFF")
+            cur.execute("PRAGMA synchronous=OFF")
+            cur.adbc_ingest(STAGE_TABLE, batch, mode="create")
+    except BaseException:
+        os.remove(path)
+        raise
+    return path
+
+
+def detach_stages(raw: sqlite3.Connection) -> int:
+    """Detach the staging files of transactions that have ended (one still in a transaction stays
+    attached: SQLite refuses); returns how many stay attached."""
+    left = 0
+    for _, name, file in raw.execute("PRAGMA database_list").fetchall():
+        if not name.startswith(STAGE_SCHEMA):
+            continue
+        try:
+            raw.execute(f"DETACH DATABASE {name}")
+        except sqlite3.OperationalError:  # "database … is locked": read by the open transaction
+            left += 1
+            continue
+        if file and os.path.exists(file):
+            os.remove(file)
+    return left
+
+
+def _free_stage_schema(raw: sqlite3.Connection) -> str | None:
+    """A schema name to attach the next staging file as, or None when the connection has no free
+    attachment slot (SQLite allows 10 by default; other attachments count too)."""
+    detach_stages(raw)
+    attached = [r[1] for r in raw.execute("PRAGMA database_list").fetchall()]
+    if len(attached) - 2 >= raw.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED):  # less main and temp
+        return None
+    return next(f"{STAGE_SCHEMA}{i}" for i in range(len(attached) + 1) if f"{STAGE_SCHEMA}{i}" not in attached)
+
+
+def _adbc_sqlite_available() -> bool:
+    try:
+        import adbc_driver_sqlite.dbapi  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def sqlite_insert(raw: sqlite3.Connection, table: sa.Table, batch: pa.Table) -> None:
+    """Insert ``batch`` (from :func:`arrow_table`) into ``table`` on ``raw``, in its transaction:
+    through an ADBC-written staging file and one ``INSERT … SELECT`` (module docstring), or by
+    ``executemany`` for a small batch."""
+    names = ", ".join(batch.column_names)
+    schema_name = None
+    if batch.num_rows >= STAGE_MIN_ROWS and _adbc_sqlite_available():
+        schema_name = _free_stage_schema(raw)
+    if schema_name is None:
+        marks = ", ".join("?" * batch.num_columns)
+        raw.executemany(
+            f"INSERT INTO {table.name} ({names}) VALUES ({marks})", zip(*(c.to_pylist() for c in batch.columns))
+        )
+        return
+    path = _write_stage(batch)
+    try:
+        raw.execute("ATTACH DATABASE ? AS " + schema_name, (path,))
+    finally:
+        os.remove(path)  # the attached file stays readable (open) until it is detached
+    raw.execute(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM {schema_name}.{STAGE_TABLE}")

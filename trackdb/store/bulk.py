@@ -1,20 +1,16 @@
 """Bulk writers: plain rows or numpy columns into one table, the fastest way each engine allows.
 
-PostgreSQL gets a binary ``COPY`` encoded from Arrow (``trackdb.store.arrow_ingest``). SQLite
-gets Python's ``sqlite3`` ``executemany`` binding only the columns that are not NULL for the
-batch, with per-batch constants inlined as literals. ADBC's SQLite driver ingests Arrow faster
-(213k against 148k nodes/s in ``benchmarks/ingest.py``), but its wheel links its own copy of
-SQLite: two copies in one process do not see each other's file locks, so a second writer is
-granted the lock while the first holds it, a committed row is lost, and closing one copy's
-connection deletes the WAL under the other (``benchmarks/adbc_sqlite_locks.py``). Every other
-access to a store goes through ``sqlite3``, so SQLite stays on it.
-
-Column batches (``bulk_insert_columns``) use the vocabulary in ``trackdb.store.arrow_ingest``'s
-docstring. Measured figures: ``benchmarks/ingest.py`` and the README.
+Column batches (``bulk_insert_columns``, the write path of nodes, edges and solutions) become an
+Arrow table of the table's exact types on both engines and are written in the caller's
+transaction: binary ``COPY`` on PostgreSQL, ADBC into a staging file and one ``INSERT … SELECT``
+on SQLite (``trackdb.store.arrow_ingest``, which says why and how each stays atomic). Plain
+tuples (``bulk_insert``, small tables) take ``executemany`` on SQLite. Measured figures:
+``benchmarks/ingest.py`` and the README.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -74,75 +70,49 @@ def bulk_insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows:
 
 
 def _nullable(values: np.ndarray, missing: np.ndarray) -> list:
-    """``values`` as a list with None where ``missing``."""
+    """``values`` as a list with None where ``missing`` (rows for :func:`bulk_insert`)."""
     out = values.tolist()
     for i in np.flatnonzero(missing).tolist():
         out[i] = None
     return out
 
 
-def _sqlite_literal(v: object) -> str | None:
-    """An inline SQL literal for a per-batch constant (saves binding it in every row)."""
-    if isinstance(v, (bool, np.bool_)):
-        return str(int(v))
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, str) and "\0" not in v:
-        return "'" + v.replace("'", "''") + "'"
-    return None
-
-
 def bulk_insert_columns(conn: Connection, table: sa.Table, cols: dict[str, object], n: int) -> int:
-    """Insert ``n`` rows given column-wise; returns ``n``.
+    """Insert ``n`` rows given column-wise (the vocabulary of ``trackdb.store.arrow_ingest``);
+    returns ``n``.
 
-    SQLite: one ``executemany`` over tuples of only the columns that carry values (constants
-    inlined as literals, all-NULL columns left out). PostgreSQL: binary ``COPY`` from an Arrow
-    table of the table's exact types, checking constant foreign keys once and refreshing the
-    planner's statistics when the table has grown (``trackdb.store.arrow_ingest.copy_columns``).
+    Both engines get the same Arrow table of the table's exact types (safe casts: out-of-range
+    or fractional values for integer columns are refused alike). PostgreSQL: binary ``COPY``,
+    checking constant foreign keys once and refreshing the planner's statistics when the table
+    has grown. SQLite: ADBC into a staging file copied by one ``INSERT … SELECT`` (small batches:
+    ``executemany``). Either way inside the caller's transaction.
     """
     if n == 0:
         return 0
     raw = driver_connection(conn)
-    if conn.dialect.name == "postgresql":
-        from trackdb.store.arrow_ingest import copy_columns
+    from trackdb.store import arrow_ingest  # pyarrow (and ADBC or pgpq): only where a batch is written
 
-        copy_columns(raw, table, cols, n)
+    if conn.dialect.name == "postgresql":
+        arrow_ingest.copy_columns(raw, table, cols, n)
         return n
-    names: list[str] = []
-    marks: list[str] = []
-    lists: list[list] = []
-    for name, v in cols.items():
-        if v is None:
-            continue
-        if isinstance(v, tuple):
-            values, missing = v
-            lists.append(_nullable(np.asarray(values), np.asarray(missing)))
-        elif isinstance(v, np.ndarray) and v.ndim == 2:
-            b = np.ascontiguousarray(v, np.uint8).tobytes()
-            w = v.shape[1]
-            lists.append([b[i : i + w] for i in range(0, n * w, w)] if w else [b""] * n)
-        elif isinstance(v, np.ndarray):
-            lists.append(v.tolist())
-        elif isinstance(v, list):
-            lists.append(v)
-        else:
-            lit = _sqlite_literal(v)
-            names.append(name)
-            if lit is not None:
-                marks.append(lit)
-            else:
-                marks.append("?")
-                lists.append([v] * n)
-            continue
-        names.append(name)
-        marks.append("?")
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marks)})"
-    cur = raw.cursor()
-    try:
-        if lists:
-            cur.executemany(sql, zip(*lists))
-        else:
-            cur.executemany(sql, ((),) * n)
-    finally:
-        cur.close()
+    _detach_on_checkin(conn.engine)
+    arrow_ingest.sqlite_insert(raw, table, arrow_ingest.arrow_table(table, cols, n))
     return n
+
+
+def _detach_stages(dbapi_connection: Any, _record: Any) -> None:
+    """Pool check-in (the transaction has ended): drop the connection's attached staging files."""
+    if dbapi_connection is None:
+        return
+    from trackdb.store.arrow_ingest import detach_stages
+
+    try:
+        detach_stages(dbapi_connection)
+    except sqlite3.Error:
+        pass  # a closed or broken connection: its attachments went with it
+
+
+def _detach_on_checkin(engine: sa.Engine) -> None:
+    """Free staging files when a connection goes back to the pool, not only at its next batch."""
+    if not sa.event.contains(engine, "checkin", _detach_stages):
+        sa.event.listen(engine, "checkin", _detach_stages)

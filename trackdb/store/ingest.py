@@ -1,7 +1,8 @@
 """Bulk ingest of candidate nodes, edges and solutions: the write path every stage uses.
 
-Rows are built column-wise from numpy arrays and written with ``executemany`` on SQLite or binary
-``COPY`` from Arrow on PostgreSQL (``trackdb.store.bulk``). Callers hand in a ``Connection``
+Rows are built column-wise from numpy arrays and written as one Arrow table per batch: binary
+``COPY`` on PostgreSQL, ADBC into a staging file copied by ``INSERT … SELECT`` on SQLite
+(``trackdb.store.bulk``, ``trackdb.store.arrow_ingest``). Callers hand in a ``Connection``
 inside a transaction, so one batch is one transaction and a failure leaves no row behind (ids
 reserved for it stay unused). Re-running a stage is idempotent at frame granularity: frames that
 a run already wrote are skipped, never duplicated, also when two writers of the same frames run
