@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from inference.edges import _painted_overlaps, link_candidates, mask_iou
+from inference.edges import link_candidates, mask_iou
 from inference.regions import candidates_from_labels
 from inference.types import Candidates
 
@@ -120,17 +120,34 @@ def _random_candidates(rng: np.random.Generator, shape: tuple[int, ...], n_frame
     )
 
 
+def _iou_on_canvas(
+    c: Candidates, a: np.ndarray, b: np.ndarray, shift: np.ndarray, shape: tuple[int, ...]
+) -> np.ndarray:
+    """The IoUs painted on a padded canvas, pair by pair: the reference for mask_iou."""
+    nd = len(shape)
+    pad = 8
+    out = np.zeros(len(a))
+    for n, (i, j) in enumerate(zip(a, b)):
+        canvas = np.zeros((2,) + tuple(s + 2 * pad for s in shape), bool)
+        for layer, cell, d in ((0, i, shift[n]), (1, j, np.zeros(nd, np.int64))):
+            lo = c.bbox[cell, :nd] + d + pad
+            canvas[(layer,) + tuple(slice(int(x), int(x) + e) for x, e in zip(lo, c.masks[cell].shape))] = c.masks[cell]
+        inter = np.count_nonzero(canvas[0] & canvas[1])
+        if inter:
+            out[n] = inter / (c.area[i] + c.area[j] - inter)
+    return out
+
+
 @pytest.mark.parametrize("shape", [(20, 30), (4, 12, 16)])
 @pytest.mark.parametrize("overlap", [False, True])
-def test_iou_by_frame_canvas_equals_pair_by_pair(shape: tuple[int, ...], overlap: bool) -> None:
+def test_iou_equals_the_masks_painted_on_a_canvas(shape: tuple[int, ...], overlap: bool) -> None:
     rng = np.random.default_rng(len(shape) + 2 * overlap)
     for _ in range(5):
         c = _random_candidates(rng, shape, 4, overlap)
         e = link_candidates(c, max_distance=40.0, k=6, dt_max=2)
         assert len(e.source)
-        a, b = np.concatenate([e.source, e.source[:3]]), np.concatenate([e.target, e.target[:3]])  # repeats too
-        pairwise = mask_iou(c.bbox, c.masks, c.area, a, b)
-        assert np.array_equal(mask_iou(c.bbox, c.masks, c.area, a, b, t=c.t), pairwise)
-        assert np.array_equal(e.iou, pairwise[: len(e.source)])
-        if not overlap:  # the canvas applies (with shared pixels it declines)
-            assert _painted_overlaps(c.bbox, c.masks, c.t, a, b) is not None
+        zero = np.zeros((len(e.source), len(shape)), np.int64)
+        assert np.allclose(e.iou, _iou_on_canvas(c, e.source, e.target, zero, shape), rtol=0, atol=1e-12)
+        shift = rng.integers(-3, 4, (len(e.source), len(shape)))
+        got = mask_iou(c.bbox, c.masks, c.area, e.source, e.target, offset=shift.astype(float))
+        assert np.allclose(got, _iou_on_canvas(c, e.source, e.target, shift, shape), rtol=0, atol=1e-12)
