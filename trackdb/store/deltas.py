@@ -181,15 +181,31 @@ def write_delta(
     status: str,
     name: str | None = None,
     objective: float | None = None,
+    rank: int = 0,
+    weight: float | None = None,
+    base_rows: int | None = None,
 ) -> int:
     """A new solution stored as ``delta`` of its base; written out in full instead when the
-    delta holds more than :data:`COMPACT_FRACTION` of the base's rows."""
+    delta holds more than :data:`COMPACT_FRACTION` of the base's rows. ``rank`` / ``weight``: a
+    ranked alternative's (uncertainty's ``<method>-rank<k>``); ``base_rows``: the base's rows
+    (:func:`base_counts` summed) when the caller writes several deltas of it."""
     s = schema.solution
-    obj = None if objective is None or not np.isfinite(objective) else float(objective)
+
+    def _f(v: float | None) -> float | None:
+        return None if v is None or not np.isfinite(v) else float(v)
+
     sid = int(
         conn.execute(
             s.insert()
-            .values(run_id=run_id, movie_id=movie_id, name=name, rank=0, objective=obj, status=status)
+            .values(
+                run_id=run_id,
+                movie_id=movie_id,
+                name=name,
+                rank=int(rank),
+                objective=_f(objective),
+                weight=_f(weight),
+                status=status,
+            )
             .values(created_at=sa.func.now())
             .returning(s.c.id)
         ).scalar_one()
@@ -212,7 +228,9 @@ def write_delta(
     hidden = [(sid, k, i) for k in KINDS for i in sorted(delta.hidden[k])]
     if hidden:
         bulk_insert(conn, schema.solution_hidden, ("solution_id", "kind", "item_id"), hidden)
-    if delta.size() > COMPACT_FRACTION * sum(base_counts(conn, delta.base_id).values()):
+    if base_rows is None:
+        base_rows = sum(base_counts(conn, delta.base_id).values())
+    if delta.size() > COMPACT_FRACTION * base_rows:
         materialize(conn, sid)
     return sid
 
@@ -238,6 +256,21 @@ def materialize(conn: Connection, solution_id: int) -> None:
     conn.execute(schema.solution_hidden.delete().where(h.solution_id == solution_id))
     la = schema.solution_layer.c
     conn.execute(schema.solution_layer.delete().where(la.solution_id == solution_id, la.layer_id == base))
+
+
+def dependents(conn: Connection, solution_id: int) -> list[int]:
+    """The delta solutions that read ``solution_id`` as their base."""
+    la = schema.solution_layer.c
+    q = sa.select(la.solution_id).where(la.layer_id == solution_id, la.solution_id != solution_id)
+    return sorted(int(i) for i in conn.execute(q).scalars())
+
+
+def delete_solution(conn: Connection, solution_id: int) -> None:
+    """Delete a solution and its rows; the deltas based on it are first written out in full
+    (:func:`materialize`), since deleting a base would otherwise take their base rows along."""
+    for sid in dependents(conn, solution_id):
+        materialize(conn, sid)
+    conn.execute(schema.solution.delete().where(schema.solution.c.id == solution_id))
 
 
 def own_tracks(conn: Connection, solution_id: int, track_ids: Sequence[int]) -> None:

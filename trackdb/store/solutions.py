@@ -47,10 +47,9 @@ def _int_rows(result: sa.CursorResult[Any], width: int) -> np.ndarray:
 def selection(store: Store, solution_id: int, conn: Connection | None = None) -> StoredSelection:
     sn, se = schema.solution_node.c, schema.solution_edge.c
     with store.connection(conn) as c:
-        cells = c.execute(sa.select(sn.node_id, sn.track_id).where(sn.solution_id == solution_id)).all()
-        links = c.execute(sa.select(se.edge_id).where(se.solution_id == solution_id)).scalars().all()
-    arr = _columns(cells, 2)
-    return StoredSelection(arr[:, 0].copy(), arr[:, 1].copy(), np.array(links, np.int64))
+        arr = _int_rows(c.execute(sa.select(sn.node_id, sn.track_id).where(sn.solution_id == solution_id)), 2)
+        links = _int_rows(c.execute(sa.select(se.edge_id).where(se.solution_id == solution_id)), 1)
+    return StoredSelection(arr[:, 0].copy(), arr[:, 1].copy(), links[:, 0].copy())
 
 
 @dataclass(frozen=True)
