@@ -16,6 +16,12 @@ than 3 noise scales (:func:`smooth_shift`)::
 
 with ``h`` = 1.5 × the median nearest-neighbour distance of the frame. Leaving ``i`` out is
 what lets a wrong link be corrected: its own (wrong) displacement does not vote for itself.
+A sister (a cell whose track started at the same selected division, :func:`families`) closer
+than the relative displacement of two cells can resolve (3 noise scales of it, 3√2 σ_m) is left
+out too: its vote mirrors the pair's relative motion, ``v_a − v_b ≈ −α (u_a − u_b)``, so where
+the sisters' motion apart is comparable to their distance it predicts them swapped (most of the
+missed links of sparse nuclei were such swaps); sisters further apart vote as any neighbour
+(in dense tissue they are each other's best predictor).
 
 **Before any link** (:func:`initial_motion`): ``v`` is the frame's dominant translation (the
 mode of all candidate displacements, :func:`frame_translation`), or, where uniform growth of the
@@ -70,6 +76,7 @@ END_RATE_MAX = 0.5  # an interior start or end rate above this is not a tracking
 # geometry is a property of the cells (halves of a rod: 1 and 0; nuclei apart by the next frame:
 # ~2 and anything) that only the selected divisions tell
 INITIAL_SPLIT_SIGMA = 1.0
+SISTER_RESOLVED = 3.0 * float(np.sqrt(2.0))  # 3 noise scales of two cells' relative displacement
 OUTLIER, WIDE = 0.05, 4.0  # the robust motion model: a 5 % component 4 times broader (costs.robust_nll)
 
 
@@ -158,8 +165,12 @@ def smooth_shift(
     has_u: np.ndarray,
     sigma: float,
     k: int = 8,
+    family: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Leave-one-out neighbourhood prediction ``v`` of every node's displacement (docstring)."""
+    """Leave-one-out neighbourhood prediction ``v`` of every node's displacement (docstring).
+
+    ``family`` (N,): the division each node's track started from (-1: none, :func:`families`).
+    """
     n, dim = centroid.shape
     v = np.zeros((n, dim))
     for f in np.unique(node_t):
@@ -178,6 +189,9 @@ def smooth_shift(
         dist = np.asarray(query_d).reshape(len(here), kk)
         nb_idx = known[np.asarray(query_nb).reshape(len(here), kk)]
         own = nb_idx == here[:, None]
+        if family is not None:
+            fam = family[here][:, None]
+            own |= (fam >= 0) & (family[nb_idx] == fam) & (dist < SISTER_RESOLVED * max(sigma, 1.0))
         w = np.exp(-0.5 * (dist / h) ** 2)
         w[own] = 0.0
         un = u[nb_idx]  # (H, kk, D)
@@ -194,6 +208,20 @@ def smooth_shift(
         )
         v[here] = v_here
     return v
+
+
+def families(node_t: np.ndarray, src: np.ndarray, dst: np.ndarray, n_out: np.ndarray) -> np.ndarray:
+    """(N,) the dividing node each node's track started from, along the selected links
+    ``src`` → ``dst`` (-1: a track that did not start at a division)."""
+    family = np.full(len(node_t), -1, np.int64)
+    order = np.argsort(node_t[dst], kind="stable")
+    src, dst = src[order], dst[order]
+    tt = node_t[dst]
+    for f in np.unique(tt):
+        at = tt == f
+        s_, d_ = src[at], dst[at]
+        family[d_] = np.where(n_out[s_] >= 2, s_, family[s_])
+    return family
 
 
 def _median_without(values: np.ndarray, drop: np.ndarray) -> np.ndarray:
@@ -564,8 +592,8 @@ def estimate_motion(
     area = np.asarray(cells.area, np.float64)
     esel = np.asarray(solution.edge_selected, bool)
     u, has = link_displacements(t, c, area, src, dst, esel)
-    shift = smooth_shift(t, c, u, has, previous.sigma_motion)
     n_out = np.bincount(src[esel], minlength=len(t))
+    shift = smooth_shift(t, c, u, has, previous.sigma_motion, family=families(t, src[esel], dst[esel], n_out))
     cont = esel & (n_out[src] == 1) & (t[dst] - t[src] == 1)
     resid = c[dst[cont]] - (c[src[cont]] + shift[src[cont]])
     sig_m = (
