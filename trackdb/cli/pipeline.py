@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from trackdb.cli.options import DB_OPTION, MOVIE_OPTION, POSITIVE, FiniteFloatRange, echo_json, open_store
+from trackdb.cli.options import (
+    DB_OPTION,
+    MOVIE_OPTION,
+    POSITIVE,
+    FiniteFloatRange,
+    echo_json,
+    open_store,
+    stage_imports,
+)
 
 if TYPE_CHECKING:
     from trackdb.stages.solve import SolveResult
@@ -73,9 +81,10 @@ def candidates(
 @DB_OPTION
 def link(movie_name: str, max_distance: float | None, k: int | None, dt: int, db_url: str | None) -> None:
     """Candidate links between candidates of nearby frames (distances in physical units)."""
-    from trackdb.stages.link import run_link
-    from trackdb.store import runs
-    from trackdb.store.runs import LinkParams
+    with stage_imports():
+        from trackdb.stages.link import run_link
+        from trackdb.store import runs
+        from trackdb.store.runs import LinkParams
 
     with open_store(db_url) as store:
         run_id = run_link(store, movie_name, max_distance=max_distance, k=k, dt=dt)
@@ -107,7 +116,8 @@ def solve(
     movie_name: str, method: str, window: int | None, time_limit: float, gap: float, iterations: int, db_url: str | None
 ) -> None:
     """Select cells and links (OR-Tools / HiGHS), write the solution and make it current."""
-    from trackdb.stages.solve import run_solve
+    with stage_imports():
+        from trackdb.stages.solve import run_solve
 
     if method == "embedtrack":
         from trackdb.stages.predictions import run_embedtrack
@@ -162,8 +172,9 @@ def track(movie_name: str, method: str, db_url: str | None) -> None:
     on stderr and the solve's JSON (with the link run's id) on stdout. Options beyond the
     defaults: run the two commands.
     """
-    from trackdb.stages.link import link_movie
-    from trackdb.stages.solve import solve_linked
+    with stage_imports():
+        from trackdb.stages.link import link_movie
+        from trackdb.stages.solve import solve_linked
 
     with open_store(db_url) as store:
         linked = link_movie(store, movie_name)
