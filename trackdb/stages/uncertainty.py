@@ -558,10 +558,11 @@ def _insert_alternative(
     )
 
 
-def _insert_full(
-    conn: Connection, model: Model, run_id: int, sol: Solution, rank: int, weight: float, unc: Uncertainty, name: str
-) -> int:
-    """An alternative written out in full, its tracks numbered in CTC order."""
+def _alternative_tracks(
+    model: Model, sol: Solution, unc: Uncertainty
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """An alternative's CTC tracks (cell → track, track rows), its cells and links, and the
+    tracks' confidences, for a full copy and a delta alike."""
     g = model.graph
     track_of, tracks = tracks_from_solution(
         g.node_t, g.edge_source, g.edge_target, sol.node_selected, sol.edge_selected
@@ -569,6 +570,15 @@ def _insert_full(
     sel = sol.node_selected
     esel = sol.edge_selected & sel[g.edge_source] & sel[g.edge_target]
     conf = track_confidence(g, track_of, tracks, esel, np.clip(unc.edge_p, 0, 1), unc.appear_p)
+    return track_of, tracks, sel, esel, conf
+
+
+def _insert_full(
+    conn: Connection, model: Model, run_id: int, sol: Solution, rank: int, weight: float, unc: Uncertainty, name: str
+) -> int:
+    """An alternative written out in full, its tracks numbered in CTC order."""
+    g = model.graph
+    track_of, tracks, sel, esel, conf = _alternative_tracks(model, sol, unc)
     return ingest.insert_solution(
         conn,
         run_id=run_id,
@@ -598,12 +608,7 @@ def alternative_changes(
     others get ids after the current ones (in CTC order), so tracks the alternative does not
     touch keep their rows; their confidences are computed as for a full copy."""
     g = model.graph
-    track_of, tracks = tracks_from_solution(
-        g.node_t, g.edge_source, g.edge_target, sol.node_selected, sol.edge_selected
-    )
-    sel = sol.node_selected
-    esel = sol.edge_selected & sel[g.edge_source] & sel[g.edge_target]
-    conf = track_confidence(g, track_of, tracks, esel, np.clip(unc.edge_p, 0, 1), unc.appear_p)
+    track_of, tracks, sel, esel, conf = _alternative_tracks(model, sol, unc)
     # each track's first cell, and the current track starting there (if one does)
     cells = np.flatnonzero(track_of > 0)
     order = cells[np.lexsort((g.node_t[cells], track_of[cells]))]
