@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sqlite3
 import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -631,3 +632,54 @@ def test_sqlite_staging_files_of_dead_writers_are_swept(store: Store, tmp_path, 
     with store.engine.begin() as c:
         ingest.insert_nodes(c, mid, rid, make_candidates(range(1)), "forest")
     assert sorted(stage_dir.iterdir()) == [live]
+
+
+_WRITE_WITHOUT_PANDAS = """
+import sys
+import numpy as np
+from inference.types import CandidateEdges, Candidates
+from trackdb.store import Store, arrow_ingest, ingest, runs
+from trackdb.store.runs import CandidatesParams, RunKind
+
+staged = []
+real_write = arrow_ingest._write_stage
+arrow_ingest._write_stage = lambda batch: staged.append(batch.num_rows) or real_write(batch)
+store = Store(sys.argv[1])
+with store.engine.begin() as c:
+    mid = store.add_movie(c, "m", (64, 64), 10)
+with runs.record(store, mid, RunKind.CANDIDATES, CandidatesParams(source="t", kind="labels")) as rid:
+    pass
+n = 6
+cands = Candidates(
+    t=np.repeat(np.arange(3), 2), label=np.tile([1, 2], 3), centroid=np.ones((n, 2)), area=np.full(n, 4),
+    bbox=np.tile([0, 0, 2, 2], (n, 1)), masks=[np.ones((2, 2), bool)] * n, hier_parent=np.full(n, -1),
+    threshold=np.zeros(n), score=np.ones(n), max_prob=np.ones(n), embedding=np.ones((n, 4), np.float32),
+)
+edges = CandidateEdges(source=np.array([0, 2]), target=np.array([2, 4]), dt=np.array([1, 1]),
+                       distance=np.ones(2), iou=np.ones(2))
+with store.engine.begin() as c:
+    arrow_ingest.STAGE_MIN_ROWS = 1  # SQLite: the ADBC staging file
+    ids = ingest.insert_nodes(c, mid, rid, cands, "test")
+    arrow_ingest.STAGE_MIN_ROWS = 10**9  # SQLite: executemany
+    edge_ids = ingest.insert_edges(c, mid, rid, ids, cands.t, edges)
+    ingest.insert_solution(
+        c, run_id=rid, movie_id=mid, node_ids=ids[:3], node_t=cands.t[:3], track_ids=np.array([1, 1, 2]),
+        edge_ids=edge_ids[:1], edge_source_ids=ids[:1], edge_target_ids=ids[2:3],
+        tracks=np.array([[1, 0, 1, 0], [2, 0, 0, 1]]), status="optimal",
+    )
+store.close()
+print(store.engine.dialect.name, staged, "pandas" in sys.modules)
+"""
+
+
+def test_batch_writes_do_not_import_pandas(store: Store, db_url: str) -> None:
+    """Writing nodes, edges and a solution (both SQLite transports, PostgreSQL's COPY) leaves pandas
+    unimported: ``pa.array`` and ADBC's DB-API module would import it (~0.3 CPU-s a command)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _WRITE_WITHOUT_PANDAS, db_url], capture_output=True, text=True, check=True
+    ).stdout.split()
+    engine = store.engine.dialect.name
+    assert out == [engine, "[6]" if engine == "sqlite" else "[]", "False"]
+    with store.engine.connect() as c:
+        assert c.execute(sa.select(sa.func.count()).select_from(schema.node)).scalar_one() == 6
+        assert c.execute(sa.select(sa.func.count()).select_from(schema.solution_node_stored)).scalar_one() == 3

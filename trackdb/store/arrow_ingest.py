@@ -63,6 +63,7 @@ _ARROW_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], pa.DataType], ...] = (
     (sa.Text, pa.string()),
 )
 _NUMPY_INTS: dict[pa.DataType, np.dtype[Any]] = {pa.int64(): np.dtype(np.int64), pa.int32(): np.dtype(np.int32)}
+_NUMPY_TYPES: dict[pa.DataType, np.dtype[Any]] = {**_NUMPY_INTS, pa.float64(): np.dtype(np.float64)}
 
 # Rows per Arrow record batch encoded and sent at a time: the server inserts one chunk while
 # the client encodes the next, and the client never holds a whole batch's payload at once.
@@ -84,17 +85,84 @@ def _check_range(values: np.ndarray, typ: pa.DataType, name: str) -> np.ndarray:
     return values.astype(_NUMPY_INTS[typ], copy=False)
 
 
+# Arrays are built from their buffers, never with ``pa.array``/``pa.scalar``: those look for
+# pandas objects and import pandas the first time (~0.3 CPU-s for every writing command).
+def _from_numpy(values: np.ndarray, typ: pa.DataType, missing: np.ndarray | None) -> pa.Array:
+    """``values`` (already of ``typ``'s numpy dtype) as an Arrow array, NULL where ``missing``."""
+    data = np.ascontiguousarray(values, _NUMPY_TYPES[typ])
+    nulls = 0 if missing is None else int(np.count_nonzero(missing))
+    validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if nulls and missing is not None else None
+    return pa.Array.from_buffers(typ, len(data), [validity, pa.py_buffer(data)], null_count=nulls)
+
+
 def _numbers(values: object, typ: pa.DataType, name: str, missing: np.ndarray | None = None) -> pa.Array:
     a = np.asarray(values)
+    if a.ndim != 1:
+        raise TypeError(f"column {name}: {a.ndim}-D values, a column takes one value per row")
     if missing is not None:
+        if missing.shape != a.shape:
+            raise ValueError(f"column {name}: {len(missing)} missing flags for {len(a)} values")
         a = np.where(missing, np.zeros((), a.dtype), a)  # the value under a NULL is never checked
     if pa.types.is_integer(typ) and a.dtype.kind in "iub":
-        return pa.array(_check_range(a, typ, name), mask=missing)
+        return _from_numpy(_check_range(a, typ, name), typ, missing)
     if pa.types.is_integer(typ) and a.dtype.kind == "f":
-        return pa.array(a, mask=missing).cast(typ)  # safe cast: fractional or NaN values raise
+        floats = _from_numpy(a.astype(np.float64, copy=False), pa.float64(), missing)
+        return floats.cast(typ)  # safe cast: fractional or NaN values raise
     if pa.types.is_floating(typ) and a.dtype.kind in "iubf":
-        return pa.array(a.astype(np.float64, copy=False), mask=missing)
+        return _from_numpy(a.astype(np.float64, copy=False), typ, missing)
     raise TypeError(f"column {name}: cannot write {a.dtype} values to a {typ} column")
+
+
+def _binary(items: list[bytes], typ: pa.DataType, missing: np.ndarray | None, name: str) -> pa.Array:
+    """A binary or string array of ``items`` (``b""`` under a NULL) from offsets and one buffer."""
+    offsets = np.zeros(len(items) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, items), np.int64, len(items)), out=offsets[1:])
+    if offsets[-1] > np.iinfo(np.int32).max:
+        raise OverflowError(f"column {name}: {offsets[-1]} bytes in one batch (at most 2 GiB)")
+    nulls = 0 if missing is None else int(np.count_nonzero(missing))
+    validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if nulls and missing is not None else None
+    buffers = [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(items))]
+    array = pa.Array.from_buffers(typ, len(items), buffers, null_count=nulls)
+    if pa.types.is_string(typ):
+        array.validate(full=True)  # UTF-8
+    return array
+
+
+def _as_bytes(value: object, name: str) -> bytes:
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"column {name}: cannot write {type(value).__name__} values to a text or blob column")
+
+
+def _list_column(values: list[Any], typ: pa.DataType, name: str) -> pa.Array:
+    """A list of ``bytes``/``str``/``None`` (or numbers/``None``) as ``typ``."""
+    missing = np.fromiter((v is None for v in values), bool, len(values)) if None in values else None
+    if pa.types.is_binary(typ) or pa.types.is_string(typ):
+        items = values if missing is None else [b"" if v is None else v for v in values]
+        if not all(type(v) is bytes for v in items):
+            items = [_as_bytes(v, name) for v in items]
+        return _binary(items, typ, missing, name)
+    if missing is not None:
+        values = [0 if v is None else v for v in values]
+    a = np.asarray(values)
+    if a.dtype.kind == "O" and all(isinstance(v, int) for v in values):
+        raise OverflowError(f"column {name}: value out of range for {typ}")
+    return _numbers(a, typ, name, missing)
+
+
+def _repeat(scalar: object, typ: pa.DataType, n: int, name: str) -> pa.Array:
+    """The same value in ``n`` rows."""
+    if pa.types.is_binary(typ) or pa.types.is_string(typ):
+        one = _as_bytes(scalar, name)
+        return _binary([one] * n, typ, None, name)
+    if isinstance(scalar, (bool, int)) and pa.types.is_integer(typ):
+        _check_range(np.array([scalar]), typ, name)
+        return _from_numpy(np.full(n, scalar, _NUMPY_INTS[typ]), typ, None)
+    if isinstance(scalar, (bool, int, float)):
+        return _numbers(np.full(n, scalar, np.float64), typ, name)
+    raise TypeError(f"column {name}: cannot write {type(scalar).__name__} to a {typ} column")
 
 
 def arrow_column(value: object, typ: pa.DataType, n: int, name: str) -> pa.Array:
@@ -111,11 +179,9 @@ def arrow_column(value: object, typ: pa.DataType, n: int, name: str) -> pa.Array
         if isinstance(value, np.ndarray):
             return _numbers(value, typ, name)
         if isinstance(value, list):
-            return pa.array(value, type=typ)
+            return _list_column(value, typ, name)
         scalar = value.item() if isinstance(value, np.generic) else value
-        if pa.types.is_integer(typ) and isinstance(scalar, int):
-            _check_range(np.array([scalar]), typ, name)
-        return pa.repeat(pa.scalar(scalar, type=typ), n)
+        return _repeat(scalar, typ, n, name)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise TypeError(f"column {name}: {exc}") from exc
 
@@ -253,19 +319,36 @@ def _sweep_stages(folder: str) -> None:
 
 
 def _write_stage(batch: pa.Table) -> str:
-    """``batch`` as table ``batch`` of a new SQLite file written by ADBC (closed again on return)."""
-    import adbc_driver_sqlite.dbapi as adbc_sqlite
+    """``batch`` as table ``batch`` of a new SQLite file written by ADBC (closed again on return).
+
+    ADBC's low-level API, not its DB-API module: that one imports ``pyarrow.dataset``, and with
+    it pandas (~0.3 CPU-s), to accept inputs a batch never is."""
+    import adbc_driver_manager
+    import adbc_driver_sqlite
 
     folder = _stage_dir(batch.nbytes)
     _sweep_stages(folder)
     fd, path = tempfile.mkstemp(prefix=f"{STAGE_FILE}{os.getpid()}-", suffix=".sqlite", dir=folder)
     os.close(fd)
     try:
-        # a throwaway file: no journal, no fsync (the batch becomes durable in the store's commit)
-        with adbc_sqlite.connect(path, autocommit=True) as own, own.cursor() as cur:
-            cur.execute("PRAGMA journal_mode=OFF")
-            cur.execute("PRAGMA synchronous=OFF")
-            cur.adbc_ingest(STAGE_TABLE, batch, mode="create")
+        with (
+            adbc_driver_sqlite.connect(path) as db,
+            adbc_driver_manager.AdbcConnection(db) as own,  # autocommit
+            adbc_driver_manager.AdbcStatement(own) as stmt,
+        ):
+            # a throwaway file: no journal, no fsync (the batch becomes durable in the store's commit)
+            for pragma in ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF"):
+                stmt.set_sql_query(pragma)
+                stmt.execute_update()
+            options = adbc_driver_manager.StatementOptions
+            stmt.set_options(
+                **{
+                    options.INGEST_TARGET_TABLE.value: STAGE_TABLE,
+                    options.INGEST_MODE.value: adbc_driver_manager.INGEST_OPTION_MODE_CREATE,
+                }
+            )
+            stmt.bind_stream(batch)
+            stmt.execute_update()
     except BaseException:
         os.remove(path)
         raise
@@ -301,7 +384,7 @@ def _free_stage_schema(raw: sqlite3.Connection) -> str | None:
 
 def _adbc_sqlite_available() -> bool:
     try:
-        import adbc_driver_sqlite.dbapi  # noqa: F401
+        import adbc_driver_sqlite  # noqa: F401
     except ImportError:
         return False
     return True
