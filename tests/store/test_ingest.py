@@ -683,3 +683,30 @@ def test_batch_writes_do_not_import_pandas(store: Store, db_url: str) -> None:
     with store.engine.connect() as c:
         assert c.execute(sa.select(sa.func.count()).select_from(schema.node)).scalar_one() == 6
         assert c.execute(sa.select(sa.func.count()).select_from(schema.solution_node_stored)).scalar_one() == 3
+
+
+def test_arrow_columns_from_scalars_and_lists() -> None:
+    """The batch vocabulary built from buffers (no ``pa.array``): repeated and listed text and
+    blobs with NULLs, numbers from lists, and the same refusals as the numpy columns."""
+    import pyarrow as pa
+
+    col = arrow_ingest.arrow_column
+    assert col("é", pa.string(), 3, "s").to_pylist() == ["é"] * 3
+    assert col(b"", pa.binary(), 2, "b").to_pylist() == [b"", b""]
+    assert col(["a", None, "ü"], pa.string(), 3, "s").to_pylist() == ["a", None, "ü"]
+    assert col([b"\x00", None, bytearray(b"z")], pa.binary(), 3, "b").to_pylist() == [b"\x00", None, b"z"]
+    assert col([1, None, 3], pa.int32(), 3, "i").to_pylist() == [1, None, 3]
+    assert col([0.5, None], pa.float64(), 2, "f").to_pylist() == [0.5, None]
+    assert col(np.int64(7), pa.int32(), 2, "i").to_pylist() == [7, 7]
+    with pytest.raises(TypeError, match="s"):
+        col([b"\xff"], pa.string(), 1, "s")  # not UTF-8
+    with pytest.raises(TypeError, match="i"):
+        col(1.5, pa.int64(), 2, "i")
+    with pytest.raises(TypeError, match="i"):
+        col([1, 2.5], pa.int64(), 2, "i")
+    with pytest.raises(OverflowError):
+        col(2**31, pa.int32(), 2, "i")
+    with pytest.raises(OverflowError):
+        col([2**64], pa.int64(), 1, "i")
+    with pytest.raises(TypeError, match="b"):
+        col([1], pa.binary(), 1, "b")

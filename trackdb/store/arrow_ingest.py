@@ -156,7 +156,13 @@ def _repeat(scalar: object, typ: pa.DataType, n: int, name: str) -> pa.Array:
     """The same value in ``n`` rows."""
     if pa.types.is_binary(typ) or pa.types.is_string(typ):
         one = _as_bytes(scalar, name)
-        return _binary([one] * n, typ, None, name)
+        if len(one) * n > np.iinfo(np.int32).max:
+            raise OverflowError(f"column {name}: {len(one) * n} bytes in one batch (at most 2 GiB)")
+        offsets = (np.arange(n + 1, dtype=np.int64) * len(one)).astype(np.int32)
+        array = pa.Array.from_buffers(typ, n, [None, pa.py_buffer(offsets), pa.py_buffer(one * n)])
+        if pa.types.is_string(typ):
+            array.validate(full=True)  # UTF-8
+        return array
     if isinstance(scalar, (bool, int)) and pa.types.is_integer(typ):
         _check_range(np.array([scalar]), typ, name)
         return _from_numpy(np.full(n, scalar, _NUMPY_INTS[typ]), typ, None)
