@@ -29,6 +29,7 @@ division's geometry or to the dimension of the motion model, and no cell crosses
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,11 +150,26 @@ class Geometry:
 
 
 def motion_space(cells: CellFeatures) -> Geometry:
-    """The cells' geometry in the units the costs and the motion model use (docstring)."""
+    """The cells' geometry in the units the costs and the motion model use (docstring).
+
+    The last cells' geometry is kept (their arrays taken as fixed, as the class is frozen; its
+    own arrays read-only): a solve asks for it ~30 times of one :class:`CellFeatures` (every
+    pricing and motion round), 2 ms each on 27k cells."""
+    if _LAST_GEOMETRY and _LAST_GEOMETRY[0][0]() is cells:
+        return _LAST_GEOMETRY[0][1]
     scale = cells.scale
     unit = scale / scale.min()
     active = ~spanned_axes(cells)
     w = unit * active
     c = np.asarray(cells.centroid, np.float64) * w
     cov = np.asarray(cells.cov, np.float64) * w[None, :, None] * w[None, None, :]
-    return Geometry(centroid=c, cov=cov, unit=unit, active=active)
+    for a in (c, cov, unit, active):
+        a.setflags(write=False)
+    geometry = Geometry(centroid=c, cov=cov, unit=unit, active=active)
+    _LAST_GEOMETRY[:] = [(weakref.ref(cells), geometry)]
+    return geometry
+
+
+# motion_space's last cells and their geometry (a weak reference: a new object at the same
+# address is not them)
+_LAST_GEOMETRY: list[tuple[weakref.ref[CellFeatures], Geometry]] = []
