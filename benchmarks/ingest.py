@@ -84,8 +84,9 @@ def trackdb_init(url: str) -> None:
     subprocess.run([str(exe), "init", "--db", url], check=True, stdout=subprocess.DEVNULL)
 
 
-def fresh_store(engine: str, folder: str, pg_base: str) -> str:
-    """URL of a new, initialised, empty store."""
+def fresh_store(engine: str, folder: str, pg_base: str, pg_settings: tuple[str, ...] = ()) -> str:
+    """URL of a new, initialised, empty store (on PostgreSQL with ``pg_settings``, ``NAME=VALUE``,
+    set on every connection of the benchmark: a diagnostic, never the product's settings)."""
     if engine == "sqlite":
         url = f"sqlite:///{folder}/bench_{uuid.uuid4().hex[:8]}.sqlite"
     else:
@@ -94,7 +95,8 @@ def fresh_store(engine: str, folder: str, pg_base: str) -> str:
         with eng.begin() as c:
             c.exec_driver_sql(f"CREATE SCHEMA {name}")
         eng.dispose()
-        url = f"{pg_base}?options=-csearch_path%3D{name}"
+        extra = "".join(f"%20-c{setting.replace('=', '%3D')}" for setting in pg_settings)
+        url = f"{pg_base}?options=-csearch_path%3D{name}{extra}"
     trackdb_init(url)
     return url
 
@@ -108,7 +110,7 @@ def drop_store(url: str, pg_base: str) -> None:
         return
     eng = sa.create_engine(pg_base)
     with eng.begin() as c:
-        c.exec_driver_sql(f"DROP SCHEMA {url.rsplit('%3D', 1)[1]} CASCADE")
+        c.exec_driver_sql(f"DROP SCHEMA {url.split('search_path%3D', 1)[1].split('%20', 1)[0]} CASCADE")
     eng.dispose()
 
 
@@ -133,6 +135,14 @@ def movie_and_run(url: str, frames: int) -> tuple[int, int]:
 def frame_blocks(frames: int, writers: int) -> list[tuple[int, int]]:
     edges = np.linspace(0, frames, writers + 1).round().astype(int)
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def aux_cpu(pid: int) -> float:
+    """:func:`proc_cpu` of a server process that may have exited (0 then)."""
+    try:
+        return proc_cpu(pid)
+    except OSError:
+        return 0.0
 
 
 def proc_cpu(pid: int | None) -> float:
@@ -397,20 +407,36 @@ def machine_cpu() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
+PG_AUX = ("walwriter", "checkpointer", "background writer")
+
+
 class Activity(threading.Thread):
     """Samples, every ``interval`` seconds: the machine's CPU use (every process, other users
-    included) and, on PostgreSQL, what the benchmark's backends are doing (``pg_stat_activity``)
-    and the WAL position, from a connection of its own."""
+    included) and, on PostgreSQL, what the benchmark's backends are doing (``pg_stat_activity``),
+    the WAL position and the CPU seconds of the server's WAL writer, checkpointer and background
+    writer (which write the backends' WAL and pages, and are no backend's CPU), from a connection
+    of its own."""
 
     def __init__(self, url: str | None, interval: float = 0.02) -> None:
         super().__init__(daemon=True)
         self.url, self.interval = url, interval
-        self.samples: list[tuple[float, tuple[int, int], int, list[str]]] = []  # time, CPU, WAL bytes, states
+        # time, CPU, WAL bytes, states, the auxiliary processes' CPU seconds
+        self.samples: list[tuple[float, tuple[int, int], int, list[str], float]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         eng = sa.create_engine(self.url) if self.url else None
         c = eng.connect() if eng else None
+        aux: list[int] = []
+        if c is not None:
+            aux = [
+                int(r[0])
+                for r in c.exec_driver_sql(
+                    "SELECT pid FROM pg_stat_activity WHERE backend_type IN ('walwriter', 'checkpointer', "
+                    "'background writer')"
+                )
+            ]
+            c.commit()
         while not self.stop.is_set():
             wal, states = 0, []
             if c is not None:
@@ -424,7 +450,7 @@ class Activity(threading.Thread):
                     r[0] if r[0] != "active" else f"active {r[1]}:{r[2]}" if r[1] else "active on CPU" for r in rows
                 ]
                 c.commit()
-            self.samples.append((time.perf_counter(), machine_cpu(), wal, states))
+            self.samples.append((time.perf_counter(), machine_cpu(), wal, states, sum(map(aux_cpu, aux))))
             time.sleep(self.interval)
         if c is not None and eng is not None:
             c.close()
@@ -440,11 +466,12 @@ class Activity(threading.Thread):
         out: dict[str, Any] = {"samples": len(inside), "machine_cpu_busy": round((b1 - b0) / max(t1 - t0, 1), 3)}
         if self.url:
             counts: dict[str, int] = {}
-            for *_, states in inside:
+            for _, _, _, states, _ in inside:
                 for st in states:
                     counts[st] = counts.get(st, 0) + 1
             total = sum(counts.values()) or 1
             out["wal_mb"] = round((inside[-1][2] - inside[0][2]) / 2**20)
+            out["server_aux_cpu_seconds"] = round(inside[-1][4] - inside[0][4], 2)
             out["backend_states"] = {k: round(v / total, 3) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
         return out
 
@@ -458,7 +485,7 @@ def checkpoints(url: str) -> int:
 
 
 def one_run(engine: str, writer: str, writers: int, args: argparse.Namespace, folder: str) -> dict[str, Any]:
-    url = fresh_store(engine, folder, args.pg_base)
+    url = fresh_store(engine, folder, args.pg_base, tuple(args.pg_setting))
     try:
         movie_id, run_id = movie_and_run(url, args.frames)
         ctx = mp.get_context("spawn")
@@ -555,15 +582,18 @@ WAL_FLUSH_STATES = ("active IO:WALWrite", "active IO:WALSync", "active LWLock:WA
 
 def node_cpu(run: dict[str, Any], cpu_count: int) -> dict[str, float]:
     """CPU of a run's node phase: seconds (writers' clients + their backends) per 1,000 nodes, the
-    cores they kept busy, and the cores everything else used meanwhile (other sessions, and
-    PostgreSQL's WAL writer and checkpointer, which are not the backends), from the machine's busy
-    share sampled by ``Activity``."""
+    cores they kept busy, the cores of PostgreSQL's WAL writer, checkpointer and background writer
+    (``aux_cores``, where sampled), and the cores everything else used meanwhile (other sessions,
+    the kernel's writeback), from the machine's busy share sampled by ``Activity``."""
     own = run["node_cpu_seconds"]["client"] + run["node_cpu_seconds"]["server"]
     busy = run["activity"]["nodes"].get("machine_cpu_busy")
     cores = own / run["node_seconds"]
+    aux = run["activity"]["nodes"].get("server_aux_cpu_seconds", 0.0) / run["node_seconds"]
     out = {"cpu_s_per_1k_nodes": round(1000 * own / run["nodes"], 4), "writer_cores": round(cores, 2)}
+    if "server_aux_cpu_seconds" in run["activity"]["nodes"]:
+        out["aux_cores"] = round(aux, 2)
     if busy is not None:
-        out["other_cores"] = round(max(0.0, cpu_count * busy - cores), 2)
+        out["other_cores"] = round(max(0.0, cpu_count * busy - cores - aux), 2)
     return out
 
 
@@ -571,17 +601,18 @@ def scaling_bound(one: dict[str, Any], many: dict[str, Any], cpu_count: int) -> 
     """What ``many`` writers could at best gain over one, measured in the same repeat.
 
     CPU bound: the cores left to the writers during the parallel run (all cores less what the
-    others used) over the cores one writer needed for its rate: a speed-up above it needs CPU the
-    machine did not have. Amdahl bound: the one writer's backend samples spent flushing WAL (one
-    flush at a time, whoever asks) as the serial fraction ``s``, ``1 / (s + (1 - s) / p)`` with
-    ``p`` the writers the CPU bound allows (at most their number).
+    others used) over the cores one writer needed for its rate (with the server's auxiliary
+    processes, where sampled): a speed-up above it needs CPU the machine did not have. Amdahl
+    bound: the one writer's backend samples spent flushing WAL (one flush at a time, whoever asks)
+    as the serial fraction ``s``, ``1 / (s + (1 - s) / p)`` with ``p`` the writers the CPU bound
+    allows (at most their number).
     """
     a, b = node_cpu(one, cpu_count), node_cpu(many, cpu_count)
     out: dict[str, Any] = {"one_writer": a, f"{many['writers']}_writers": b}
     if "other_cores" not in b:
         return out
     free = max(cpu_count - b["other_cores"], 0.0)
-    cpu_bound = free / a["writer_cores"]
+    cpu_bound = free / (a["writer_cores"] + a.get("aux_cores", 0.0))
     states = one["activity"]["nodes"].get("backend_states", {})
     serial = sum(v for k, v in states.items() if k in WAL_FLUSH_STATES)
     p = max(1.0, min(float(many["writers"]), cpu_bound))
@@ -608,6 +639,13 @@ def main() -> None:
     ap.add_argument(
         "--pg-activity", action="store_true", help="also sample pg_stat_activity wait events and WAL volume"
     )
+    ap.add_argument(
+        "--pg-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a PostgreSQL setting for every benchmark connection (diagnostic), e.g. synchronous_commit=off",
+    )
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds a writer may wait for the others")
     ap.add_argument("--save-as", default="ingest", help="results file name (benchmarks/results/NAME.json)")
     args = ap.parse_args()
@@ -625,6 +663,7 @@ def main() -> None:
         "loadavg_at_start": loadavg(),
         "pg_base": sa.engine.make_url(args.pg_base).render_as_string(hide_password=True),
         "git": code_state(),
+        "pg_settings": args.pg_setting,
         "runs": [],
         "failed_runs": [],
     }
