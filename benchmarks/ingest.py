@@ -96,7 +96,9 @@ def fresh_store(engine: str, folder: str, pg_base: str, pg_settings: tuple[str, 
             c.exec_driver_sql(f"CREATE SCHEMA {name}")
         eng.dispose()
         extra = "".join(f"%20-c{setting.replace('=', '%3D')}" for setting in pg_settings)
-        url = f"{pg_base}?options=-csearch_path%3D{name}{extra}"
+        # the schema's name as application_name too: Activity samples only this run's backends
+        # (other sessions may use the same database)
+        url = f"{pg_base}?options=-csearch_path%3D{name}%20-capplication_name%3D{name}{extra}"
     trackdb_init(url)
     return url
 
@@ -443,6 +445,7 @@ class Activity(threading.Thread):
                 rows = c.exec_driver_sql(
                     "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND application_name = current_setting('application_name') "
                     "AND backend_type = 'client backend' AND state <> 'idle'"
                 ).all()
                 wal = int(c.exec_driver_sql("SELECT pg_current_wal_lsn() - '0/0'").scalar_one())
