@@ -19,7 +19,8 @@ of its tasks (``compute_seconds``, Dask's task stream) beside the run rows' wall
 (``stage_costs.run_span_seconds``, which include waiting for a worker). ``--cells`` is the count
 of the first frame; divisions grow it (×~1.45 by frame 100 at the default rate), so the default
 243 gives a mean of ~300 a frame over 100 frames, the issue's 720,000 cells; the plate's cell
-count is reported as measured (``stage_costs.cells``).
+count is reported as measured (``stage_costs.cells``), and the rows the 2-worker run stored per
+table (``stored_rows``; alternatives as their delta rows).
 
     OMP_NUM_THREADS=1 python benchmarks/plate.py                       # the issue's 24 x 100 x ~300
     OMP_NUM_THREADS=1 python benchmarks/plate.py --movies 8 --frames 50 --cells 150
@@ -210,6 +211,21 @@ def kill_and_resume(manifest: Path, url: str, movies: int) -> dict[str, Any]:
     }
 
 
+def stored_rows(url: str) -> dict[str, int]:
+    """Rows per stored table of the whole plate (tables, not views: an alternative stored as a
+    delta counts its delta rows only), for the on-paper estimate of what a plate writes."""
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as c:
+            names = sorted(sa.inspect(c).get_table_names())
+            counts = {n: int(c.execute(sa.text(f'SELECT COUNT(*) FROM "{n}"')).scalar_one()) for n in names}
+    finally:
+        eng.dispose()
+    rows = {n: k for n, k in counts.items() if k and n != "alembic_version"}
+    rows["total"] = sum(rows.values())
+    return rows
+
+
 def store_state(url: str) -> dict[str, Any]:
     from trackdb.store import Store, experiments
 
@@ -314,6 +330,7 @@ def main() -> None:
         log(f"  {result['workers_2']['wall_seconds']} s")
         state = store_state(url2)
         result["workers_2"]["defects"] = state["defects"]
+        result["stored_rows"] = stored_rows(url2)
         result["stage_costs"] = stage_costs(url2)
         result["compute_seconds"] = result["workers_2"]["summary"].get("compute_seconds")
         result["accuracy"] = accuracy(url2, manifest)
