@@ -62,7 +62,8 @@ def refine_cost_model(
     sol: Solution | None = None
     graph: CandidateGraph | None = None
     model: CostModel | None = None
-    for it in range(max(1, n_iter)):
+    rounds = max(1, n_iter)
+    for it in range(rounds):
         model = CostModel(
             cells,
             np.asarray(edge_source, np.int64),
@@ -95,7 +96,8 @@ def refine_cost_model(
             }
         )
         sol = new
-        if changed == 0 or new.status.value not in ("optimal", "feasible"):
+        # after the last solve the motion would be re-estimated for no one
+        if changed == 0 or new.status.value not in ("optimal", "feasible") or it == rounds - 1:
             break
         motion = estimate_motion(cells, edge_source, edge_target, sol, motion, params.div_rate_bounds)
     # the loop runs at least once
