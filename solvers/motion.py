@@ -447,6 +447,8 @@ def neighbour_distance(node_t: np.ndarray, centroid: np.ndarray, counted: np.nda
     t = np.asarray(node_t, np.int64)
     centroid = np.asarray(centroid)
     keep = None if counted is None else np.asarray(counted, bool).copy()
+    if keep is not None and keep.all():
+        keep = None  # every cell counted: the same answer as for all cells
     cache = not centroid.flags.writeable and centroid.base is None  # read-only, owns its data
     if cache and _LAST_NEIGHBOURS:
         ref, t_was, keep_was, out_was = _LAST_NEIGHBOURS[0]

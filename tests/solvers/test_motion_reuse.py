@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.features import motion_space
+from solvers.features import long_axis, motion_space
 from solvers.motion import cell_density, cell_spacing, smooth_shift
 from tests.solvers.test_costs import cells_of
 
@@ -61,3 +61,25 @@ def test_the_geometry_is_kept_for_the_same_cells_only() -> None:
     g2 = motion_space(twin)
     assert g2 is not g
     assert np.array_equal(g2.centroid, g.centroid)
+
+
+def test_kept_long_axes_are_the_fresh_ones_and_read_only() -> None:
+    rng = np.random.default_rng(2)
+    a = rng.normal(0, 3, (50, 2, 2))
+    cov = frozen(a @ a.transpose(0, 2, 1))
+    fresh = long_axis(cov.copy())
+    kept = long_axis(cov)
+    assert long_axis(cov)[0] is kept[0]  # the same cov asks again: kept
+    assert np.array_equal(kept[0], fresh[0])
+    assert np.array_equal(kept[1], fresh[1])
+    assert not kept[0].flags.writeable
+    other = frozen(np.asarray(cov) * 2.0)
+    assert np.array_equal(long_axis(other)[0], long_axis(np.array(other))[0])
+
+
+def test_every_cell_counted_is_all_cells() -> None:
+    t, c, _, _ = movie(3)
+    fixed = frozen(c)
+    everyone = np.ones(len(t), bool)
+    assert np.array_equal(cell_density(t, fixed, 2, everyone), cell_density(t, c.copy(), 2, None))
+    assert np.array_equal(cell_density(t, fixed, 2, None), cell_density(t, c.copy(), 2, everyone))
