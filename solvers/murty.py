@@ -178,6 +178,7 @@ class Reduced:
         self._rows: dict[int, np.ndarray] = {}
         self._at_cells: np.ndarray | None = None
         self._cells_list: list[float] | None = None
+        self._pi_list: list[float] | None = None
 
     def __len__(self) -> int:
         return self.layout.n
@@ -209,6 +210,12 @@ class Reduced:
         if self._cells_list is None:
             self._cells_list = self.at_cells().tolist()
         return self._cells_list
+
+    def pi_list(self) -> list[float]:
+        """π as Python floats (the augmenting searches read them one by one)."""
+        if self._pi_list is None:
+            self._pi_list = self.pi.tolist()
+        return self._pi_list
 
     def block_row_min(self, rows: np.ndarray) -> np.ndarray:
         """Cheapest reduced cost of these block rows over the block's columns (largest v)."""
@@ -276,6 +283,11 @@ class _Augmenter:
     Volgenant instead of a full re-solve. The search is resumable: :meth:`run` stops once
     every open label exceeds ``cap``, and that label is a lower bound on the child's increase,
     so children whose alternatives are dear are explored only as far as the ranking needs.
+
+    The open labels sit in a binary heap of ``(label, column)`` with lazy deletion (an entry
+    is stale once its column is done or has a smaller label), so the next pick is the smallest
+    label and among equal labels the smallest column: exactly what ``argmin`` over a dense
+    label array picks, without an O(n) scan per step.
     """
 
     def __init__(
@@ -288,17 +300,19 @@ class _Augmenter:
         fixed: np.ndarray,
     ) -> None:
         self.red, self.col_of_row, self.j = red, col_of_row, j
-        self.row_owner, self.col_owner, self.fixed = row_owner, col_owner, fixed
-        self.row_of_col = np.empty_like(col_of_row)
-        self.row_of_col[col_of_row] = np.arange(len(col_of_row))
-        self.r0 = int(self.row_of_col[j])
+        row_of_col = np.empty_like(col_of_row)
+        row_of_col[col_of_row] = np.arange(len(col_of_row))
+        self.row_of_col = row_of_col.tolist()
+        self.r0 = self.row_of_col[j]
         n = len(red)
-        self.dist = np.full(n, np.inf)
-        self.open = np.full(n, np.inf)  # dist where not done: what the next pick is taken from
-        self.pred = np.full(n, -1, np.int64)
-        self.done = np.zeros(n, bool)
-        self.is_fixed = np.zeros(n, bool)
-        self.is_fixed[fixed] = True
+        self.dist: list[float] = [np.inf] * n
+        self.pred: list[int] = [-1] * n
+        self.done = bytearray(n)
+        self.heap: list[tuple[float, int]] = []
+        is_fixed = bytearray(n)
+        for f in fixed.tolist():
+            is_fixed[f] = 1
+        self.is_fixed = is_fixed
         self.block_pi = np.inf  # smallest π of the block rows scanned so far
         self.row_owner_list, self.col_owner_list = row_owner.tolist(), col_owner.tolist()
         self.row: int | None = self.r0
@@ -308,79 +322,90 @@ class _Augmenter:
         self.infeasible = False
         self.steps = 0
 
-    def _scan(self, row: int) -> None:
-        """Relax the columns of ``row`` from its label ``self.base``: its few layout cells one
-        by one, and for a row of the all-zero block the block's columns at once, unless a
-        block row scanned before has a π no larger (its labels there, from a base no larger,
-        are then no larger column by column, rounding being monotone: nothing can improve).
-        The same labels and predecessors as relaxing the whole row."""
-        red, lay = self.red, self.red.layout
-        r0, c0 = lay.block
-        if row >= r0 and red.pi[row] < self.block_pi:
-            self.block_pi = float(red.pi[row])
-            vals = self.base + red.row(row)[c0:]
-            better = ~self.done[c0:] & (vals < self.dist[c0:])
-            hit = np.flatnonzero(better) + c0
-            self.dist[hit] = vals[better]
-            self.open[hit] = vals[better]
-            self.pred[hit] = row
-        owner = self.row_owner_list[row]
-        ban_j = owner == self.col_owner_list[self.j]
-        dist, done = self.dist, self.done
-        cells, cols = red.cells_list(), lay.cols_list()
-        for at in lay.row_cells(row):
-            c = cols[at]
-            if c < len(self.col_owner_list) and (
-                (self.is_fixed[c] and self.col_owner_list[c] != owner) or (ban_j and c == self.j)
-            ):
-                continue
-            val = self.base + cells[at]
-            if val < dist[c] and not done[c]:
-                dist[c] = val
-                self.open[c] = val
-                self.pred[c] = row
-
     def run(self, offset: float, cap: float) -> str:
         """Advance until found ("found"), ``offset`` + every label exceeds ``cap`` ("capped"),
         or "infeasible". Comparing ``offset + label`` with the heap's priorities directly (not
-        ``label`` with ``cap − offset``) guarantees progress despite rounding."""
+        ``label`` with ``cap − offset``) guarantees progress despite rounding.
+
+        Each step relaxes the columns of the row just reached from its label ``base``: its few
+        layout cells one by one, and for a row of the all-zero block the block's columns at
+        once, unless a block row scanned before has a π no larger (its labels there, from a
+        base no larger, are then no larger column by column, rounding being monotone: nothing
+        can improve). The same labels and predecessors as relaxing the whole row."""
         if self.result is not None:
             return "found"
         if self.infeasible:
             return "infeasible"
+        red, lay = self.red, self.red.layout
+        r0, c0 = lay.block
         j = self.j
+        dist, done, pred, heap = self.dist, self.done, self.pred, self.heap
+        row_of_col, is_fixed = self.row_of_col, self.is_fixed
+        col_owner, row_owner = self.col_owner_list, self.row_owner_list
+        owner_j = col_owner[j]
+        n_cols = len(col_owner)
+        cells, cols, pi = red.cells_list(), lay.cols_list(), red.pi_list()
+        row_cells = lay.row_cells
+        push, pop = heapq.heappush, heapq.heappop
+        inf = np.inf
+        row, base = self.row, self.base
         while True:
-            if self.row is not None:
-                self._scan(self.row)
-                self.row = None
+            if row is not None:
+                if row >= r0 and pi[row] < self.block_pi:
+                    self.block_pi = pi[row]
+                    for c, val in enumerate((base + red.row(row)[c0:]).tolist(), c0):
+                        if val < dist[c] and not done[c]:
+                            dist[c] = val
+                            pred[c] = row
+                            push(heap, (val, c))
+                owner = row_owner[row]
+                ban_j = owner == owner_j
+                for at in row_cells(row):
+                    c = cols[at]
+                    if c < n_cols and ((is_fixed[c] and col_owner[c] != owner) or (ban_j and c == j)):
+                        continue
+                    val = base + cells[at]
+                    if val < dist[c] and not done[c]:
+                        dist[c] = val
+                        pred[c] = row
+                        push(heap, (val, c))
+                row = None
                 self.steps += 1
-            c = int(np.argmin(self.open))
-            label = float(self.open[c])
-            if not np.isfinite(label):
+            while heap:
+                label, c = heap[0]
+                if done[c] or label > dist[c]:
+                    pop(heap)  # stale
+                else:
+                    break
+            else:
+                label = inf
+            if not label < inf:
                 self.infeasible = True
+                self.row, self.base = row, base
                 return "infeasible"
             self.bound = label
             if offset + label > cap:
+                self.row, self.base = row, base
                 return "capped"
             if c == j:
                 break
-            self.done[c] = True
-            self.open[c] = np.inf
-            self.base = label
-            self.row = int(self.row_of_col[c])
+            pop(heap)
+            done[c] = 1
+            base = label
+            row = row_of_col[c]
         new = self.col_of_row.copy()
         c = j
         while True:
-            r = int(self.pred[c])
+            r = pred[c]
             previous = int(new[r])
             new[r] = c
             if r == self.r0:
                 break
             c = previous
-        self.result = (float(self.dist[j]), new)
+        self.result = (dist[j], new)
         # the labels are not needed once the result is known: free them
-        self.dist, self.pred, self.done = np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool)
-        self.open, self.is_fixed = np.zeros(0), np.zeros(0, bool)
+        self.dist, self.pred, self.done, self.heap = [], [], bytearray(), []
+        self.is_fixed = bytearray()
         return "found"
 
 
@@ -415,10 +440,50 @@ class _Search:
 
     def ensure_red(self, node: _Node) -> Reduced:
         if node.solved.red is None:
-            pair, layout = self.pairs[node.q], self.layouts[node.q]
-            cells = layout_costs(self.graph, pair, layout, node.forced, node.forbidden)
-            node.solved.red = Reduced(cells, node.solved.col_of_row, layout)
+            cells = self.constrained_cells(node.q, node.forced, node.forbidden)
+            node.solved.red = Reduced(cells, node.solved.col_of_row, self.layouts[node.q])
         return node.solved.red
+
+    def constrained_cells(self, q: int, forced: Forced, forbidden: Forbidden) -> np.ndarray:
+        """:func:`solvers.lap.layout_costs` of pair ``q`` under these constraints, bit for bit:
+        the root's unconstrained cells with ∞ where a constraint drops a parent, the parents'
+        owners looked up at once rather than target by target (a node deep in a pair forces
+        hundreds of targets)."""
+        pair, layout = self.pairs[q], self.layouts[q]
+        red = self.root[q].red
+        assert red is not None  # solve_root fills it
+        cells = red.cells.copy()
+        if not forced and not forbidden:
+            return cells
+        n_a, n_b = len(pair.sources), len(pair.targets)
+        owner = np.concatenate([np.arange(n_a), np.arange(n_a), n_a + np.arange(n_b)])[layout.rows]
+        target = layout.cols < n_b
+        col = np.where(target, layout.cols, 0)
+
+        def owners(js: np.ndarray, es: np.ndarray) -> np.ndarray:
+            """Owner of parent ``es[i]`` of target ``js[i]``: n_a + j (appears) or the mother."""
+            linked = es != APPEAR
+            at = np.searchsorted(pair.edges, es[linked])
+            if np.any(at >= len(pair.edges)) or np.any(pair.edges[np.minimum(at, len(pair.edges) - 1)] != es[linked]):
+                raise ValueError(f"a constrained parent is no edge of frame pair t={pair.t}")
+            if np.any(pair.edge_col[at] != js[linked]):
+                raise ValueError(f"a constrained parent does not enter its target in frame pair t={pair.t}")
+            out = n_a + js
+            out[linked] = pair.edge_row[at]
+            return out
+
+        if forced:
+            js = np.fromiter(forced.keys(), np.int64, len(forced))
+            keep_owner = np.full(n_b, -1, np.int64)
+            keep_owner[js] = owners(js, np.fromiter(forced.values(), np.int64, len(forced)))
+            wanted = keep_owner[col]
+            cells[target & (wanted >= 0) & (owner != wanted)] = np.inf
+        if forbidden:
+            pairs_je = [(j, e) for j, banned in forbidden.items() for e in banned]
+            js = np.array([j for j, _ in pairs_je], np.int64)
+            key = js * (n_a + n_b) + owners(js, np.array([e for _, e in pairs_je], np.int64))
+            cells[target & np.isin(col * (n_a + n_b) + owner, key)] = np.inf
+        return cells
 
     def augmenter(self, base: _Solved, q: int, start: int, j: int) -> _Augmenter:
         """Search for ``base`` with targets start..j−1 fixed and target j given another parent."""

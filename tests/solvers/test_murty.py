@@ -225,3 +225,124 @@ def test_sparse_pair_solve_is_an_optimal_assignment(seed: int) -> None:
     assert dense is not None
     rows = np.arange(len(cost))
     assert cost[rows, col].sum() == pytest.approx(cost[rows, dense].sum(), abs=1e-9)
+
+
+def _tied_graph(rng: np.random.Generator, sizes: list[int], density: float = 0.6) -> CandidateGraph:
+    """random_graph with small integer costs: many equal labels, so tie-breaking shows."""
+    from dataclasses import replace
+
+    g = random_graph(rng, sizes, density)
+    n = g.n_nodes
+    disappear = rng.integers(0, 3, n).astype(np.float64)
+    return replace(
+        g,
+        edge_cost=rng.integers(-2, 3, g.n_edges).astype(np.float64),
+        appear_cost=rng.integers(0, 3, n).astype(np.float64),
+        disappear_cost=disappear,
+        division_cost=rng.integers(0, 3, n).astype(np.float64) - disappear,
+    )
+
+
+def _dense_augment(
+    red: np.ndarray, col_of_row: np.ndarray, j: int, row_owner: np.ndarray, col_owner: np.ndarray, fixed: np.ndarray
+) -> tuple[float, list[int]] | None:
+    """Reference shortest augmenting path: dense labels, the next column by ``np.argmin``
+    (smallest label, then smallest column), relaxing whole rows of the dense reduced costs."""
+    n = len(col_of_row)
+    row_of_col = np.empty_like(col_of_row)
+    row_of_col[col_of_row] = np.arange(n)
+    allowed = np.ones((n, n), bool)
+    for c in fixed:
+        allowed[row_owner != col_owner[c], c] = False
+    allowed[row_owner == col_owner[j], j] = False
+    cost = np.where(allowed, red, np.inf)
+    dist = np.full(n, np.inf)
+    pred = np.full(n, -1)
+    done = np.zeros(n, bool)
+    row, base = int(row_of_col[j]), 0.0
+    while True:
+        vals = base + cost[row]
+        better = ~done & (vals < dist)
+        dist[better], pred[better] = vals[better], row
+        c = int(np.argmin(np.where(done, np.inf, dist)))
+        if not np.isfinite(dist[c]) or done[c]:
+            return None
+        if c == j:
+            break
+        done[c] = True
+        base, row = float(dist[c]), int(row_of_col[c])
+    new = col_of_row.copy()
+    c, r0 = j, int(row_of_col[j])
+    while True:
+        r = int(pred[c])
+        previous = int(new[r])
+        new[r] = c
+        if r == r0:
+            break
+        c = previous
+    return float(dist[j]), new.tolist()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_heap_augmenter_equals_dense_argmin_search(seed: int) -> None:
+    """The heap-based augmenting search picks columns as argmin over dense labels does (ties
+    included), so it finds the same path; pausing it at caps does not change the path."""
+    from solvers.lap import layout_costs, pair_cost_matrix, pair_layout, solve_pair
+    from solvers.murty import Reduced, _Augmenter, _owners
+
+    rng = np.random.default_rng(500 + seed)
+    graph = _tied_graph(rng, [int(rng.integers(3, 10)), int(rng.integers(3, 10))], density=0.5)
+    (pair,) = frame_pairs(graph)
+    col = solve_pair(graph, pair)
+    from solvers.lap import parent_map_from_assignment
+
+    parent = parent_map_from_assignment(pair, col)
+    layout = pair_layout(pair)
+    red = Reduced(layout_costs(graph, pair, layout), col, layout)
+    dense = reduced_costs(pair_cost_matrix(graph, pair), col)
+    row_owner, col_owner = _owners(pair, parent)
+    for start in {0, len(pair.targets) // 2}:
+        for j in range(start, len(pair.targets)):
+            fixed = np.arange(start, j)
+            want = _dense_augment(dense, col, j, row_owner, col_owner, fixed)
+            for caps in ([np.inf], [0.0, 0.5, 1.0, 2.0, np.inf]):
+                aug = _Augmenter(red, col, j, row_owner, col_owner, fixed)
+                status = ""
+                for cap in caps:
+                    status = aug.run(0.0, cap)
+                    if status != "capped":
+                        break
+                if want is None:
+                    assert status == "infeasible"
+                else:
+                    assert status == "found"
+                    assert aug.result is not None
+                    assert aug.result[0] == want[0]
+                    assert aug.result[1].tolist() == want[1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_constrained_cells_equal_layout_costs(seed: int) -> None:
+    """_Search.constrained_cells (owners looked up at once) gives layout_costs bit for bit."""
+    from solvers.lap import layout_costs
+    from solvers.murty import _Search
+
+    rng = np.random.default_rng(900 + seed)
+    graph = random_graph(rng, [int(rng.integers(2, 9)), int(rng.integers(2, 9))], density=0.5)
+    pairs = frame_pairs(graph)
+    search = _Search(graph, pairs)
+    search.root = [search.solve_root(0)]
+    (pair,) = pairs
+    options = [[APPEAR, *[int(e) for e in pair.edges if graph.edge_target[e] == b]] for b in pair.targets]
+    for _ in range(5):
+        cut = int(rng.integers(0, len(pair.targets) + 1))
+        forced = {i: int(rng.choice(options[i])) for i in range(cut)}
+        forbidden = {
+            i: frozenset(
+                int(e) for e in rng.choice(options[i], size=int(rng.integers(1, len(options[i]) + 1)), replace=False)
+            )
+            for i in range(cut, len(pair.targets))
+            if rng.random() < 0.5
+        }
+        got = search.constrained_cells(0, forced, forbidden)
+        assert np.array_equal(got, layout_costs(graph, pair, search.layouts[0], forced, forbidden))
