@@ -315,6 +315,7 @@ class _Augmenter:
         self.is_fixed = is_fixed
         self.block_pi = np.inf  # smallest π of the block rows scanned so far
         self.row_owner_list, self.col_owner_list = row_owner.tolist(), col_owner.tolist()
+        self.base_parent: np.ndarray | None = None  # the parent map of ``col_of_row``, when known
         self.row: int | None = self.r0
         self.base = 0.0
         self.bound = 0.0  # lower bound on the cost increase
@@ -423,6 +424,7 @@ class _Search:
         self.layouts = [pair_layout(pair) for pair in pairs]
         self.root: list[_Solved] = []
         self.root_child: dict[tuple[int, int], _Augmenter] = {}
+        self.edge_of: dict[int, dict[int, int]] = {}  # per pair: slot row's mother * n_b + target → edge
         self.solves = 0
         self.augments = 0
 
@@ -490,13 +492,35 @@ class _Search:
         assert base.red is not None
         row_owner, col_owner = _owners(self.pairs[q], base.parent)
         self.augments += 1
-        return _Augmenter(base.red, base.col_of_row, j, row_owner, col_owner, np.arange(start, j))
+        aug = _Augmenter(base.red, base.col_of_row, j, row_owner, col_owner, np.arange(start, j))
+        aug.base_parent = base.parent
+        return aug
 
     def solved(self, q: int, aug: _Augmenter) -> _Solved:
         assert aug.result is not None
+        pair, new = self.pairs[q], aug.result[1]
+        if aug.base_parent is None:
+            parent = parent_map_from_assignment(pair, new)
+        else:
+            parent = self.moved_parents(q, aug.base_parent, aug.col_of_row, new)
+        return _Solved(parent, parent_map_cost(self.graph, pair, parent), new)
+
+    def moved_parents(self, q: int, parent: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """:func:`solvers.lap.parent_map_from_assignment` of ``new`` from that of ``old``
+        (``parent``): an augmenting path moves a few rows, and only the targets they now
+        serve change parent (a mother slot's edge, or appears)."""
         pair = self.pairs[q]
-        parent = parent_map_from_assignment(pair, aug.result[1])
-        return _Solved(parent, parent_map_cost(self.graph, pair, parent), aug.result[1])
+        n_a, n_b = len(pair.sources), len(pair.targets)
+        edge_of = self.edge_of.get(q)
+        if edge_of is None:
+            keys = (pair.edge_row * max(n_b, 1) + pair.edge_col).tolist()
+            edge_of = self.edge_of[q] = dict(zip(keys, pair.edges.tolist()))
+        out = parent.copy()
+        for r in np.flatnonzero(new != old).tolist():
+            c = int(new[r])
+            if c < n_b:
+                out[c] = edge_of[(r % n_a) * max(n_b, 1) + c] if r < 2 * n_a else APPEAR
+        return out
 
 
 def kbest_parent_maps(graph: CandidateGraph, k: int, *, ignore_division_pairs: bool = False) -> list[RankedMaps]:

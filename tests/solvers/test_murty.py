@@ -288,7 +288,7 @@ def test_heap_augmenter_equals_dense_argmin_search(seed: int) -> None:
     """The heap-based augmenting search picks columns as argmin over dense labels does (ties
     included), so it finds the same path; pausing it at caps does not change the path."""
     from solvers.lap import layout_costs, pair_cost_matrix, pair_layout, solve_pair
-    from solvers.murty import Reduced, _Augmenter, _owners
+    from solvers.murty import Reduced, _Augmenter, _owners, _Search
 
     rng = np.random.default_rng(500 + seed)
     graph = _tied_graph(rng, [int(rng.integers(3, 10)), int(rng.integers(3, 10))], density=0.5)
@@ -301,6 +301,7 @@ def test_heap_augmenter_equals_dense_argmin_search(seed: int) -> None:
     red = Reduced(layout_costs(graph, pair, layout), col, layout)
     dense = reduced_costs(pair_cost_matrix(graph, pair), col)
     row_owner, col_owner = _owners(pair, parent)
+    search = _Search(graph, [pair])
     for start in {0, len(pair.targets) // 2}:
         for j in range(start, len(pair.targets)):
             fixed = np.arange(start, j)
@@ -319,6 +320,8 @@ def test_heap_augmenter_equals_dense_argmin_search(seed: int) -> None:
                     assert aug.result is not None
                     assert aug.result[0] == want[0]
                     assert aug.result[1].tolist() == want[1]
+                    moved = search.moved_parents(0, parent, col, aug.result[1])
+                    assert np.array_equal(moved, parent_map_from_assignment(pair, aug.result[1]))
 
 
 @pytest.mark.parametrize("seed", range(6))
