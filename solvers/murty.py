@@ -285,7 +285,7 @@ class _Augmenter:
     so children whose alternatives are dear are explored only as far as the ranking needs.
 
     The open labels sit in a binary heap of ``(label, column)`` with lazy deletion (an entry
-    is stale once its column is done or has a smaller label), so the next pick is the smallest
+    is stale once its column has a smaller label: relabelled, or settled and popped), so the next pick is the smallest
     label and among equal labels the smallest column: exactly what ``argmin`` over a dense
     label array picks, without an O(n) scan per step.
     """
@@ -307,7 +307,6 @@ class _Augmenter:
         n = len(red)
         self.dist: list[float] = [np.inf] * n
         self.pred: list[int] = [-1] * n
-        self.done = bytearray(n)
         self.heap: list[tuple[float, int]] = []
         is_fixed = bytearray(n)
         for f in fixed.tolist():
@@ -340,58 +339,62 @@ class _Augmenter:
         red, lay = self.red, self.red.layout
         r0, c0 = lay.block
         j = self.j
-        dist, done, pred, heap = self.dist, self.done, self.pred, self.heap
+        dist, pred, heap = self.dist, self.pred, self.heap
         row_of_col, is_fixed = self.row_of_col, self.is_fixed
         col_owner, row_owner = self.col_owner_list, self.row_owner_list
         owner_j = col_owner[j]
         n_cols = len(col_owner)
         cells, cols, pi = red.cells_list(), lay.cols_list(), red.pi_list()
-        row_cells = lay.row_cells
+        lay.row_cells(0)  # builds the per-row lists, then read directly (no call per step)
+        row_cells = lay._row_cells
+        assert row_cells is not None
         push, pop = heapq.heappush, heapq.heappop
         inf = np.inf
-        row, base = self.row, self.base
+        row, base, block_pi, steps = self.row, self.base, self.block_pi, self.steps
         while True:
             if row is not None:
-                if row >= r0 and pi[row] < self.block_pi:
-                    self.block_pi = pi[row]
+                if row >= r0 and pi[row] < block_pi:
+                    block_pi = pi[row]
                     for c, val in enumerate((base + red.row(row)[c0:]).tolist(), c0):
-                        if val < dist[c] and not done[c]:
+                        if val < dist[c]:
                             dist[c] = val
                             pred[c] = row
                             push(heap, (val, c))
                 owner = row_owner[row]
                 ban_j = owner == owner_j
-                for at in row_cells(row):
+                for at in row_cells[row]:
                     c = cols[at]
                     if c < n_cols and ((is_fixed[c] and col_owner[c] != owner) or (ban_j and c == j)):
                         continue
                     val = base + cells[at]
-                    if val < dist[c] and not done[c]:
+                    if val < dist[c]:
                         dist[c] = val
                         pred[c] = row
                         push(heap, (val, c))
-                row = None
-                self.steps += 1
+                steps += 1
+            # the smallest label, dropping stale entries (a column settled or relabelled since
+            # has a label below the entry's: every relaxation adds a reduced cost ≥ 0 to a base
+            # no smaller than any settled label, so settled columns never improve and need no
+            # flag)
             while heap:
                 label, c = heap[0]
-                if done[c] or label > dist[c]:
-                    pop(heap)  # stale
+                if label > dist[c]:
+                    pop(heap)
                 else:
                     break
             else:
                 label = inf
-            if not label < inf:
+            if not label < inf or offset + label > cap:
+                self.row, self.base, self.block_pi, self.steps = None, base, block_pi, steps
+                if label < inf:
+                    self.bound = label
+                    return "capped"
                 self.infeasible = True
-                self.row, self.base = row, base
                 return "infeasible"
-            self.bound = label
-            if offset + label > cap:
-                self.row, self.base = row, base
-                return "capped"
             if c == j:
+                self.bound, self.steps = label, steps
                 break
             pop(heap)
-            done[c] = 1
             base = label
             row = row_of_col[c]
         new = self.col_of_row.copy()
@@ -405,8 +408,7 @@ class _Augmenter:
             c = previous
         self.result = (dist[j], new)
         # the labels are not needed once the result is known: free them
-        self.dist, self.pred, self.done, self.heap = [], [], bytearray(), []
-        self.is_fixed = bytearray()
+        self.dist, self.pred, self.heap, self.is_fixed = [], [], [], bytearray()
         return "found"
 
 

@@ -383,9 +383,9 @@ def assignment_sampling(
             chosen = pair.edges[sel]
             edge_m[chosen] += wk
             edge_seen[chosen] = True
-            linked = np.zeros(graph.n_nodes, bool)
-            linked[graph.edge_target[chosen]] = True
-            alone = pair.targets[~linked[pair.targets]]
+            linked = np.zeros(len(pair.targets), bool)  # by the pair's local target positions
+            linked[pair.edge_col[sel]] = True
+            alone = pair.targets[~linked]
             appear_m[alone] += wk
             appear_seen[alone] = True
         # options no proposal takes: their best completion, Δ nats above the best (the folded
@@ -433,8 +433,10 @@ def _pair_objective(
     selected: links, appearing targets, vanishing and dividing sources (a listed daughter pair's
     price with division pairs; inf for an unlisted one or more than two daughters)."""
     chosen = pair.edges[sel]
-    n_in = np.bincount(graph.edge_target[chosen], minlength=graph.n_nodes)[pair.targets]
-    n_out = np.bincount(graph.edge_source[chosen], minlength=graph.n_nodes)[pair.sources]
+    # counted by the pair's local positions (a bincount over the whole graph per proposal was
+    # most of the cost on a large movie)
+    n_in = np.bincount(pair.edge_col[sel], minlength=len(pair.targets))
+    n_out = np.bincount(pair.edge_row[sel], minlength=len(pair.sources))
     if np.any(n_out > 2) or np.any(n_in > 1):
         return float("inf")
     cost = float(graph.edge_cost[chosen].sum() + graph.appear_cost[pair.targets[n_in == 0]].sum())
