@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -426,6 +427,8 @@ class _Search:
         self.layouts = [pair_layout(pair) for pair in pairs]
         self.root: list[_Solved] = []
         self.root_child: dict[tuple[int, int], _Augmenter] = {}
+        # per pair: who each layout cell's row stands for, whether its column is a target, and that target
+        self.cell_owners: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.edge_of: dict[int, dict[int, int]] = {}  # per pair: slot row's mother * n_b + target → edge
         self.solves = 0
         self.augments = 0
@@ -460,9 +463,12 @@ class _Search:
         if not forced and not forbidden:
             return cells
         n_a, n_b = len(pair.sources), len(pair.targets)
-        owner = np.concatenate([np.arange(n_a), np.arange(n_a), n_a + np.arange(n_b)])[layout.rows]
-        target = layout.cols < n_b
-        col = np.where(target, layout.cols, 0)
+        got = self.cell_owners.get(q)
+        if got is None:
+            owner = np.concatenate([np.arange(n_a), np.arange(n_a), n_a + np.arange(n_b)])[layout.rows]
+            target = layout.cols < n_b
+            got = self.cell_owners[q] = (owner, target, np.where(target, layout.cols, 0))
+        owner, target, col = got
 
         def owners(js: np.ndarray, es: np.ndarray) -> np.ndarray:
             """Owner of parent ``es[i]`` of target ``js[i]``: n_a + j (appears) or the mother."""
@@ -622,10 +628,12 @@ def _push_children(
     if not is_root:
         red = search.ensure_red(node)
         deltas = child_bounds(search.pairs[node.q], red, node.solved.col_of_row, node.solved.parent)
-        for j in range(node.start, len(deltas)):
-            if np.isfinite(deltas[j]):
-                heapq.heappush(heap, (node.total + deltas[j], next(counter), "child", (node, node.q, j, None)))
+        for j, d in enumerate(deltas[node.start :].tolist(), node.start):  # Python floats: no scalar boxing
+            if math.isfinite(d):
+                heapq.heappush(heap, (node.total + d, next(counter), "child", (node, node.q, j, None)))
     first_later = node.q if is_root else node.q + 1
+    if first_later >= len(search.pairs):  # no later pair (always so for one frame pair)
+        return
     for delta, q, j in later:
         if q >= first_later:
             heapq.heappush(heap, (node.total + delta, next(counter), "child", (node, q, j, None)))
