@@ -6,13 +6,17 @@ Known answers: hand-made cells at the image edge, and the synthetic movies of
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import pytest
+import tifffile
 from scipy.special import betaincinv
 
 from inference.edges import link_candidates
 from inference.regions import candidates_from_labels, mask_covariance
+from solvers.assignment import solve_fixed_or_joint
 from solvers.costs import tracking_costs
 from solvers.features import CellFeatures, motion_space, spanned_axes
 from solvers.joint import solve_joint
@@ -21,6 +25,7 @@ from solvers.refine import refine_cost_model
 from solvers.types import Solution, SolveStatus
 from synthetic.cases import case
 from synthetic.movies import SyntheticMovie, generate
+from trackdb.stages.link import choose_link
 
 
 def boxes(
@@ -214,3 +219,34 @@ def test_dying_and_leaving_cells_are_not_divisions() -> None:
     chosen, truth, mothers = track_case("enter_leave_die")
     assert chosen == truth  # every link right, deaths and exits ended
     assert len(mothers) == movie.n_divisions
+
+
+EPIDERMIS = Path(__file__).resolve().parents[3] / "shared" / "data" / "mouse-epidermis-area1" / "01_GT" / "TRA"
+
+
+@pytest.mark.skipif(not (EPIDERMIS / "man_track.txt").exists(), reason="needs ../shared/data/mouse-epidermis-area1")
+def test_interior_rates_follow_the_rounds_up_to_the_movies_own() -> None:
+    # dense epidermis, cells leaving the layer: its annotations end 428 of 4,453 cells inside the
+    # movie (0.096) and start 77 (0.017). The first solve, priced with ends at their floor, ends
+    # only those it must (0.05 / 0.0017); re-read every round as the other scales are, the rates
+    # approach the movie's own from below (the lower confidence bound) and do not run away
+    masks = np.stack([tifffile.imread(p) for p in sorted(EPIDERMIS.glob("man_track*.tif"))])
+    cand = candidates_from_labels(masks)
+    cells = CellFeatures(
+        t=cand.t,
+        centroid=cand.centroid,
+        area=cand.area.astype(float),
+        cov=mask_covariance(cand),
+        bbox=cand.bbox,
+        image_shape=masks.shape[1:],
+    )
+    choice = choose_link(cand.t, cand.centroid, cand.area, (1.0, 1.0))
+    edges = link_candidates(cand, max_distance=choice.max_distance, k=choice.k)
+    ref = refine_cost_model(
+        cells, edges.source, edges.target, lambda g: solve_fixed_or_joint(g, time_limit=60), n_iter=4
+    )
+    first, last = ref.history[1], ref.history[-1]  # the rates the second and the last solve priced with
+    assert float(first["disappear_rate"]) < 0.06
+    assert float(first["appear_rate"]) < 0.003
+    assert 0.07 < float(last["disappear_rate"]) < 0.096
+    assert 0.005 < float(last["appear_rate"]) < 0.017
