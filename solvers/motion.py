@@ -715,6 +715,106 @@ def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np
     )
 
 
+@dataclass(frozen=True)
+class Persistence:
+    """How much of a cell's own last residual motion its next one repeats (:func:`persistence`).
+
+    ``alpha``: the coefficient used (the lower 97.5 % confidence bound of the least-squares
+    regression, at least 0), ``estimate`` and ``se`` the regression's, ``n`` its pairs; one
+    each for cells that continued (``*_c``) and daughters whose last link was their division.
+    """
+
+    alpha: float
+    estimate: float
+    se: float
+    n: int
+    alpha_d: float
+    estimate_d: float
+    se_d: float
+    n_d: int
+
+
+MIN_PAIRS = 20  # fewer consecutive link pairs than this: no persistence
+
+
+def _regress(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """(used, estimate, se) of ``b`` ≈ α ``a`` (rows: D-vectors, one α): least squares with
+    the standard error of α from the residual variance; used = the lower 97.5 % confidence
+    bound, clipped to [0, 1] (a motion repeated more than whole is not persistence)."""
+    if len(a) < MIN_PAIRS:
+        return 0.0, 0.0, float("inf")
+    saa = float(np.sum(a * a))
+    if saa <= 1e-12:
+        return 0.0, 0.0, float("inf")
+    est = float(np.sum(a * b)) / saa
+    dof = max(a.size - 1, 1)
+    s2 = float(np.sum((b - est * a) ** 2)) / dof
+    se = float(np.sqrt(s2 / saa))
+    return float(np.clip(est - 1.96 * se, 0.0, 1.0)), est, se
+
+
+def persistence(
+    c: np.ndarray,
+    t: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    esel: np.ndarray,
+    n_out: np.ndarray,
+    shift: np.ndarray,
+    sigma: float,
+    inner: np.ndarray,
+) -> tuple[np.ndarray, Persistence]:
+    """(N, D) the part of each cell's next residual its own last one predicts, and the fit.
+
+    A cell's last residual ρ is c − (c_prev + v_prev) along its selected one-frame incoming
+    link (v the field, :func:`smooth_shift`). Over the selected pairs (incoming link, outgoing
+    one-frame continuation) of cells the edge does not cut, the next residual is regressed on
+    ρ (:func:`_regress`): where the movie's cells keep their own heading (sparse migrating
+    nuclei) the coefficient is clearly above 0, where they do not (random walks, coarse frame
+    rates) its confidence bound is 0 and the prediction is the field's alone. Daughters after
+    their division have a residual of the division link (their half of the separation
+    included), so they get their own coefficient: whether sisters keep moving apart is the
+    movie's to say. Each ρ is weighted by its chance of being an inlier of the robust motion
+    model (a wrong or outlying link predicts nothing).
+    """
+    n, dim = c.shape
+    d = max(dim, 1)
+    one = esel & (t[dst] - t[src] == 1) & inner[src] & inner[dst]
+    rho = np.zeros((n, dim))
+    has = np.zeros(n, bool)
+    daughter = np.zeros(n, bool)
+    e = np.flatnonzero(one & (n_out[src] <= 2))
+    rho[dst[e]] = c[dst[e]] - c[src[e]] - shift[src[e]]
+    has[dst[e]] = True
+    daughter[dst[e]] = n_out[src[e]] == 2
+    nxt = np.flatnonzero(one & (n_out[src] == 1) & has[src])
+    i = src[nxt]
+    a = rho[i]
+    b = c[dst[nxt]] - c[i] - shift[i]
+    lim = 3.0 * sigma * np.sqrt(d)
+    ok_b = np.linalg.norm(b, axis=1) < lim
+    na = np.linalg.norm(a, axis=1)
+    cont = ~daughter[i]
+    use_c = cont & ok_b & (na < lim)
+    alpha, est, se = _regress(a[use_c], b[use_c])
+    # a daughter's last residual holds its half of the separation: trimmed on its own scale
+    dau = daughter[i] & ok_b
+    if dau.any():
+        lim_d = 3.0 * float(np.median(na[dau])) / chi_median(d) * np.sqrt(d)
+        dau &= na < max(lim_d, lim)
+    alpha_d, est_d, se_d = _regress(a[dau], b[dau])
+    r2 = np.sum(rho**2, axis=1)
+    li = np.log1p(-OUTLIER) - r2 / (2 * sigma**2) - d * np.log(sigma)
+    lo = np.log(OUTLIER) - r2 / (2 * (WIDE * sigma) ** 2) - d * np.log(WIDE * sigma)
+    w = np.exp(li - np.logaddexp(li, lo))
+    coef = np.where(daughter, alpha_d, alpha) * has
+    if alpha_d > 0:
+        # the daughters' coefficient already prices their separation's size
+        w = np.where(daughter, 1.0, w)
+    fit = Persistence(alpha, est, se, int(use_c.sum()), alpha_d, est_d, se_d, int(dau.sum()))
+    return rho * (coef * w)[:, None], fit
+
+
 def estimate_motion(
     cells: CellFeatures,
     edge_source: np.ndarray,
@@ -735,12 +835,14 @@ def estimate_motion(
     u, has = link_displacements(t, c, area, src, dst, esel)
     n_out = np.bincount(src[esel], minlength=len(t))
     shift = smooth_shift(t, c, u, has, previous.sigma_motion, family=families(t, src[esel], dst[esel], n_out))
+    cut = touches_edge(cells)
+    extra, fit = persistence(c, t, src, dst, esel, n_out, shift, previous.sigma_motion, ~cut)
+    shift = shift + extra
     cont = esel & (n_out[src] == 1) & (t[dst] - t[src] == 1)
     resid = c[dst[cont]] - (c[src[cont]] + shift[src[cont]])
     sig_m = (
         float(np.median(np.linalg.norm(resid, axis=1))) / chi_median(geom.dim) if cont.any() else previous.sigma_motion
     )
-    cut = touches_edge(cells)
     inner = cont & ~cut[src] & ~cut[dst]
     g = np.log(area[dst[inner]] / area[src[inner]])
     growth = float(np.median(g)) if inner.sum() >= 5 else previous.growth_mean
