@@ -16,6 +16,7 @@ from scipy.special import betaincinv
 
 from inference.edges import link_candidates
 from inference.regions import candidates_from_labels, mask_covariance
+from inference.types import Candidates
 from solvers.assignment import solve_fixed_or_joint
 from solvers.costs import tracking_costs
 from solvers.features import CellFeatures, motion_space, spanned_axes
@@ -44,6 +45,21 @@ def boxes(
         image_shape=shape,
         spacing=spacing,
     )
+
+
+def labelled(masks: np.ndarray, spacing: tuple[float, ...] | None = None) -> tuple[Candidates, CellFeatures]:
+    """(candidates, cells) of a label movie, as the link and solve stages build them."""
+    cand = candidates_from_labels(masks)
+    cells = CellFeatures(
+        t=cand.t,
+        centroid=cand.centroid,
+        area=cand.area.astype(float),
+        cov=mask_covariance(cand),
+        bbox=cand.bbox,
+        image_shape=masks.shape[1:],
+        spacing=spacing,
+    )
+    return cand, cells
 
 
 def still(n: int, dim: int = 2, sigma: float = 2.0, drift: npt.ArrayLike | None = None) -> MotionModel:
@@ -173,16 +189,7 @@ def true_links(movie: SyntheticMovie, t: np.ndarray, label: np.ndarray) -> set[t
 def track_case(name: str, spacing: bool = True) -> tuple[set[tuple[int, int]], set[tuple[int, int]], np.ndarray]:
     """(chosen, true links, selected division mothers) of a quick synthetic case."""
     movie = generate(case(name, quick=True))
-    cand = candidates_from_labels(movie.masks)
-    cells = CellFeatures(
-        t=cand.t,
-        centroid=cand.centroid,
-        area=cand.area.astype(float),
-        cov=mask_covariance(cand),
-        bbox=cand.bbox,
-        image_shape=movie.masks.shape[1:],
-        spacing=tuple(movie.spacing) if spacing else None,
-    )
+    cand, cells = labelled(movie.masks, tuple(movie.spacing) if spacing else None)
     radius = 4.0 * float(np.median(np.sqrt(cand.area)))  # px, generous
     edges = link_candidates(cand, max_distance=radius, k=8)
     ref = refine_cost_model(cells, edges.source, edges.target, lambda g: solve_joint(g, time_limit=60), n_iter=4)
@@ -231,15 +238,7 @@ def test_interior_rates_follow_the_rounds_up_to_the_movies_own() -> None:
     # only those it must (0.05 / 0.0017); re-read every round as the other scales are, the rates
     # approach the movie's own from below (the lower confidence bound) and do not run away
     masks = np.stack([tifffile.imread(p) for p in sorted(EPIDERMIS.glob("man_track*.tif"))])
-    cand = candidates_from_labels(masks)
-    cells = CellFeatures(
-        t=cand.t,
-        centroid=cand.centroid,
-        area=cand.area.astype(float),
-        cov=mask_covariance(cand),
-        bbox=cand.bbox,
-        image_shape=masks.shape[1:],
-    )
+    cand, cells = labelled(masks)
     choice = choose_link(cand.t, cand.centroid, cand.area, (1.0, 1.0))
     edges = link_candidates(cand, max_distance=choice.max_distance, k=choice.k)
     ref = refine_cost_model(
