@@ -191,6 +191,7 @@ class Layout:
     row_start: np.ndarray
     _row_cells: list[list[int]] | None = field(default=None, repr=False, compare=False)
     _cols_list: list[int] | None = field(default=None, repr=False, compare=False)
+    _cell_owners: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -198,12 +199,28 @@ class Layout:
 
     def row_cells(self, r: int) -> list[int]:
         """Positions of row r's cells, as a Python list (read one by one)."""
+        return self.rows_cells()[r]
+
+    def rows_cells(self) -> list[list[int]]:
+        """:meth:`row_cells` of every row (a search's inner loop indexes it directly)."""
         if self._row_cells is None:
             starts = self.row_start.tolist()
             order = self.by_row.tolist()
             object.__setattr__(self, "_row_cells", [order[a:b] for a, b in zip(starts[:-1], starts[1:])])
         assert self._row_cells is not None
-        return self._row_cells[r]
+        return self._row_cells
+
+    def cell_owners(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(owner, target, col) of each cell: who its row stands for (mother a for both of her
+        slots, n_a + b for b's appear row), whether its column is a target, and that target
+        (0 elsewhere); what a constraint on a target's parent compares."""
+        if self._cell_owners is None:
+            n_a, n_b = self.block[0] // 2, self.block[1]
+            owner = np.concatenate([np.arange(n_a), np.arange(n_a), n_a + np.arange(n_b)])[self.rows]
+            target = self.cols < n_b
+            object.__setattr__(self, "_cell_owners", (owner, target, np.where(target, self.cols, 0)))
+        assert self._cell_owners is not None
+        return self._cell_owners
 
     def cols_list(self) -> list[int]:
         if self._cols_list is None:
@@ -234,32 +251,58 @@ def layout_costs(
     what the duals and reduced costs of a constrained subproblem read, without its n × n
     matrix. A constraint on target j keeps (forced) or drops (forbidden) the rows of a parent,
     i.e. the cells of column j whose row stands for that parent."""
-    n_a, n_b = len(pair.sources), len(pair.targets)
+    n_a = len(pair.sources)
     src, dst = pair.sources, pair.targets
     ec = graph.edge_cost[pair.edges]
     rows = pair.edge_row
     cells = np.concatenate(
         [ec, ec + graph.division_cost[src[rows]], graph.disappear_cost[src], np.zeros(n_a), graph.appear_cost[dst]]
     )
-    if forced or forbidden:
-        # who each row stands for: mother a (both slots), or n_a + b for b's appear row
-        owner = np.concatenate([np.arange(n_a), np.arange(n_a), n_a + np.arange(n_b)])[layout.rows]
-        target = layout.cols < n_b
-        col = np.where(target, layout.cols, 0)
+    return constrain_cells(pair, layout, cells, forced, forbidden)
 
-        def parent_owner(j: int, e: int) -> int:
-            return n_a + j if e == APPEAR else int(parent_rows(pair, j, e)[0])
 
-        if forced:
-            keep_owner = np.full(n_b, -1, np.int64)
-            for j, e in forced.items():
-                keep_owner[j] = parent_owner(j, e)
-            wanted = keep_owner[col]
-            cells[target & (wanted >= 0) & (owner != wanted)] = np.inf
-        if forbidden:
-            key = [j * (n_a + n_b) + parent_owner(j, e) for j, banned in forbidden.items() for e in banned]
-            cells[target & np.isin(col * (n_a + n_b) + owner, key)] = np.inf
+def constrain_cells(
+    pair: FramePair,
+    layout: Layout,
+    cells: np.ndarray,
+    forced: Mapping[int, int] | None = None,
+    forbidden: Mapping[int, set[int] | frozenset[int]] | None = None,
+) -> np.ndarray:
+    """``cells`` (the layout's unconstrained costs, changed in place and returned) with ∞ where
+    a constraint drops a parent of a target; the parents' owners are looked up at once (a node
+    deep in a Murty search constrains hundreds of targets)."""
+    if not forced and not forbidden:
+        return cells
+    n_a, n_b = len(pair.sources), len(pair.targets)
+    owner, target, col = layout.cell_owners()
+    if forced:
+        js = np.fromiter(forced.keys(), np.int64, len(forced))
+        keep_owner = np.full(n_b, -1, np.int64)
+        keep_owner[js] = parent_owners(pair, js, np.fromiter(forced.values(), np.int64, len(forced)))
+        wanted = keep_owner[col]
+        cells[target & (wanted >= 0) & (owner != wanted)] = np.inf
+    if forbidden:
+        je = [(j, e) for j, banned in forbidden.items() for e in banned]
+        js = np.array([j for j, _ in je], np.int64)
+        key = js * (n_a + n_b) + parent_owners(pair, js, np.array([e for _, e in je], np.int64))
+        cells[target & np.isin(col * (n_a + n_b) + owner, key)] = np.inf
     return cells
+
+
+def parent_owners(pair: FramePair, js: np.ndarray, es: np.ndarray) -> np.ndarray:
+    """Who parent ``es[i]`` (edge index or −1) of target ``js[i]`` is, in the terms of
+    :meth:`Layout.cell_owners`: its mother's index, or n_a + j where it appears."""
+    linked = es != APPEAR
+    e, j = es[linked], js[linked]
+    at = np.searchsorted(pair.edges, e)
+    ok = at < len(pair.edges)
+    ok[ok] = (pair.edges[at[ok]] == e[ok]) & (pair.edge_col[at[ok]] == j[ok])
+    if not ok.all():
+        bad = int(np.flatnonzero(~ok)[0])
+        raise ValueError(f"edge {int(e[bad])} does not enter target {int(j[bad])} of frame pair t={pair.t}")
+    out = len(pair.sources) + js
+    out[linked] = pair.edge_row[at]
+    return out
 
 
 def parent_rows(pair: FramePair, j: int, e: int) -> list[int]:

@@ -42,6 +42,7 @@ from solvers.lap import (
     Layout,
     boundary_cost,
     check_lap_graph,
+    constrain_cells,
     frame_pairs,
     layout_costs,
     pair_layout,
@@ -346,9 +347,7 @@ class _Augmenter:
         owner_j = col_owner[j]
         n_cols = len(col_owner)
         cells, cols, pi = red.cells_list(), lay.cols_list(), red.pi_list()
-        lay.row_cells(0)  # builds the per-row lists, then read directly (no call per step)
-        row_cells = lay._row_cells
-        assert row_cells is not None
+        row_cells = lay.rows_cells()  # indexed directly: no call per step
         push, pop = heapq.heappush, heapq.heappop
         inf = np.inf
         row, base, block_pi, steps = self.row, self.base, self.block_pi, self.steps
@@ -427,8 +426,6 @@ class _Search:
         self.layouts = [pair_layout(pair) for pair in pairs]
         self.root: list[_Solved] = []
         self.root_child: dict[tuple[int, int], _Augmenter] = {}
-        # per pair: who each layout cell's row stands for, whether its column is a target, and that target
-        self.cell_owners: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.edge_of: dict[int, dict[int, int]] = {}  # per pair: slot row's mother * n_b + target → edge
         self.solves = 0
         self.augments = 0
@@ -452,48 +449,11 @@ class _Search:
         return node.solved.red
 
     def constrained_cells(self, q: int, forced: Forced, forbidden: Forbidden) -> np.ndarray:
-        """:func:`solvers.lap.layout_costs` of pair ``q`` under these constraints, bit for bit:
-        the root's unconstrained cells with ∞ where a constraint drops a parent, the parents'
-        owners looked up at once rather than target by target (a node deep in a pair forces
-        hundreds of targets)."""
-        pair, layout = self.pairs[q], self.layouts[q]
+        """:func:`solvers.lap.layout_costs` of pair ``q`` under these constraints, bit for bit,
+        from the root's unconstrained cells instead of rebuilding them."""
         red = self.root[q].red
         assert red is not None  # solve_root fills it
-        cells = red.cells.copy()
-        if not forced and not forbidden:
-            return cells
-        n_a, n_b = len(pair.sources), len(pair.targets)
-        got = self.cell_owners.get(q)
-        if got is None:
-            owner = np.concatenate([np.arange(n_a), np.arange(n_a), n_a + np.arange(n_b)])[layout.rows]
-            target = layout.cols < n_b
-            got = self.cell_owners[q] = (owner, target, np.where(target, layout.cols, 0))
-        owner, target, col = got
-
-        def owners(js: np.ndarray, es: np.ndarray) -> np.ndarray:
-            """Owner of parent ``es[i]`` of target ``js[i]``: n_a + j (appears) or the mother."""
-            linked = es != APPEAR
-            at = np.searchsorted(pair.edges, es[linked])
-            if np.any(at >= len(pair.edges)) or np.any(pair.edges[np.minimum(at, len(pair.edges) - 1)] != es[linked]):
-                raise ValueError(f"a constrained parent is no edge of frame pair t={pair.t}")
-            if np.any(pair.edge_col[at] != js[linked]):
-                raise ValueError(f"a constrained parent does not enter its target in frame pair t={pair.t}")
-            out = n_a + js
-            out[linked] = pair.edge_row[at]
-            return out
-
-        if forced:
-            js = np.fromiter(forced.keys(), np.int64, len(forced))
-            keep_owner = np.full(n_b, -1, np.int64)
-            keep_owner[js] = owners(js, np.fromiter(forced.values(), np.int64, len(forced)))
-            wanted = keep_owner[col]
-            cells[target & (wanted >= 0) & (owner != wanted)] = np.inf
-        if forbidden:
-            pairs_je = [(j, e) for j, banned in forbidden.items() for e in banned]
-            js = np.array([j for j, _ in pairs_je], np.int64)
-            key = js * (n_a + n_b) + owners(js, np.array([e for _, e in pairs_je], np.int64))
-            cells[target & np.isin(col * (n_a + n_b) + owner, key)] = np.inf
-        return cells
+        return constrain_cells(self.pairs[q], self.layouts[q], red.cells.copy(), forced, forbidden)
 
     def augmenter(self, base: _Solved, q: int, start: int, j: int) -> _Augmenter:
         """Search for ``base`` with targets start..j−1 fixed and target j given another parent."""
