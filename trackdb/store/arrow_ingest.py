@@ -87,11 +87,18 @@ def _check_range(values: np.ndarray, typ: pa.DataType, name: str) -> np.ndarray:
 
 # Arrays are built from their buffers, never with ``pa.array``/``pa.scalar``: those look for
 # pandas objects and import pandas the first time (~0.3 CPU-s for every writing command).
+def _validity(missing: np.ndarray | None) -> tuple[pa.Buffer | None, int]:
+    """(Arrow validity bitmap, NULL count) of the ``missing`` flags (no bitmap without NULLs)."""
+    nulls = 0 if missing is None else int(np.count_nonzero(missing))
+    if not nulls or missing is None:
+        return None, 0
+    return pa.py_buffer(np.packbits(~missing, bitorder="little")), nulls
+
+
 def _from_numpy(values: np.ndarray, typ: pa.DataType, missing: np.ndarray | None) -> pa.Array:
     """``values`` (already of ``typ``'s numpy dtype) as an Arrow array, NULL where ``missing``."""
     data = np.ascontiguousarray(values, _NUMPY_TYPES[typ])
-    nulls = 0 if missing is None else int(np.count_nonzero(missing))
-    validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if nulls and missing is not None else None
+    validity, nulls = _validity(missing)
     return pa.Array.from_buffers(typ, len(data), [validity, pa.py_buffer(data)], null_count=nulls)
 
 
@@ -117,12 +124,18 @@ def _binary(items: list[bytes], typ: pa.DataType, missing: np.ndarray | None, na
     """A binary or string array of ``items`` (``b""`` under a NULL) from offsets and one buffer."""
     offsets = np.zeros(len(items) + 1, np.int64)
     np.cumsum(np.fromiter(map(len, items), np.int64, len(items)), out=offsets[1:])
+    return _from_offsets(offsets, b"".join(items), typ, missing, name)
+
+
+def _from_offsets(
+    offsets: np.ndarray, data: bytes, typ: pa.DataType, missing: np.ndarray | None, name: str
+) -> pa.Array:
+    """A binary or string array of ``data`` cut at the int64 ``offsets`` (one more than rows)."""
     if offsets[-1] > np.iinfo(np.int32).max:
         raise OverflowError(f"column {name}: {offsets[-1]} bytes in one batch (at most 2 GiB)")
-    nulls = 0 if missing is None else int(np.count_nonzero(missing))
-    validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if nulls and missing is not None else None
-    buffers = [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(items))]
-    array = pa.Array.from_buffers(typ, len(items), buffers, null_count=nulls)
+    validity, nulls = _validity(missing)
+    buffers = [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)]
+    array = pa.Array.from_buffers(typ, len(offsets) - 1, buffers, null_count=nulls)
     if pa.types.is_string(typ):
         array.validate(full=True)  # UTF-8
     return array
@@ -156,13 +169,10 @@ def _repeat(scalar: object, typ: pa.DataType, n: int, name: str) -> pa.Array:
     """The same value in ``n`` rows."""
     if pa.types.is_binary(typ) or pa.types.is_string(typ):
         one = _as_bytes(scalar, name)
-        if len(one) * n > np.iinfo(np.int32).max:
-            raise OverflowError(f"column {name}: {len(one) * n} bytes in one batch (at most 2 GiB)")
-        offsets = (np.arange(n + 1, dtype=np.int64) * len(one)).astype(np.int32)
-        array = pa.Array.from_buffers(typ, n, [None, pa.py_buffer(offsets), pa.py_buffer(one * n)])
-        if pa.types.is_string(typ):
-            array.validate(full=True)  # UTF-8
-        return array
+        offsets = np.arange(n + 1, dtype=np.int64) * len(one)
+        if offsets[-1] > np.iinfo(np.int32).max:  # before building a payload that large
+            raise OverflowError(f"column {name}: {offsets[-1]} bytes in one batch (at most 2 GiB)")
+        return _from_offsets(offsets, one * n, typ, None, name)
     if isinstance(scalar, (bool, int)) and pa.types.is_integer(typ):
         _check_range(np.array([scalar]), typ, name)
         return _from_numpy(np.full(n, scalar, _NUMPY_INTS[typ]), typ, None)
