@@ -431,13 +431,9 @@ class Activity(threading.Thread):
         c = eng.connect() if eng else None
         aux: list[int] = []
         if c is not None:
-            aux = [
-                int(r[0])
-                for r in c.exec_driver_sql(
-                    "SELECT pid FROM pg_stat_activity WHERE backend_type IN ('walwriter', 'checkpointer', "
-                    "'background writer')"
-                )
-            ]
+            kinds = ", ".join(f"'{k}'" for k in PG_AUX)
+            sql = f"SELECT pid FROM pg_stat_activity WHERE backend_type IN ({kinds})"
+            aux = [int(r[0]) for r in c.exec_driver_sql(sql)]
             c.commit()
         while not self.stop.is_set():
             wal, states = 0, []
