@@ -15,8 +15,7 @@ import tifffile
 from scipy.special import betaincinv
 
 from inference.edges import link_candidates
-from inference.regions import candidates_from_labels, mask_covariance
-from inference.types import Candidates
+from inference.regions import candidates_from_labels
 from solvers.assignment import solve_fixed_or_joint
 from solvers.costs import tracking_costs
 from solvers.features import CellFeatures, motion_space, spanned_axes
@@ -26,6 +25,7 @@ from solvers.refine import refine_cost_model
 from solvers.types import Solution, SolveStatus
 from synthetic.cases import case
 from synthetic.movies import SyntheticMovie, generate
+from tests.solvers.test_cut_cells import cells_of
 from trackdb.stages.link import choose_link
 
 
@@ -45,21 +45,6 @@ def boxes(
         image_shape=shape,
         spacing=spacing,
     )
-
-
-def labelled(masks: np.ndarray, spacing: tuple[float, ...] | None = None) -> tuple[Candidates, CellFeatures]:
-    """(candidates, cells) of a label movie, as the link and solve stages build them."""
-    cand = candidates_from_labels(masks)
-    cells = CellFeatures(
-        t=cand.t,
-        centroid=cand.centroid,
-        area=cand.area.astype(float),
-        cov=mask_covariance(cand),
-        bbox=cand.bbox,
-        image_shape=masks.shape[1:],
-        spacing=spacing,
-    )
-    return cand, cells
 
 
 def still(n: int, dim: int = 2, sigma: float = 2.0, drift: npt.ArrayLike | None = None) -> MotionModel:
@@ -189,7 +174,8 @@ def true_links(movie: SyntheticMovie, t: np.ndarray, label: np.ndarray) -> set[t
 def track_case(name: str, spacing: bool = True) -> tuple[set[tuple[int, int]], set[tuple[int, int]], np.ndarray]:
     """(chosen, true links, selected division mothers) of a quick synthetic case."""
     movie = generate(case(name, quick=True))
-    cand, cells = labelled(movie.masks, tuple(movie.spacing) if spacing else None)
+    cand = candidates_from_labels(movie.masks)
+    cells = cells_of(cand, movie.masks.shape[1:], tuple(movie.spacing) if spacing else None)
     radius = 4.0 * float(np.median(np.sqrt(cand.area)))  # px, generous
     edges = link_candidates(cand, max_distance=radius, k=8)
     ref = refine_cost_model(cells, edges.source, edges.target, lambda g: solve_joint(g, time_limit=60), n_iter=4)
@@ -238,7 +224,8 @@ def test_interior_rates_follow_the_rounds_up_to_the_movies_own() -> None:
     # only those it must (0.05 / 0.0017); re-read every round as the other scales are, the rates
     # approach the movie's own from below (the lower confidence bound) and do not run away
     masks = np.stack([tifffile.imread(p) for p in sorted(EPIDERMIS.glob("man_track*.tif"))])
-    cand, cells = labelled(masks)
+    cand = candidates_from_labels(masks)
+    cells = cells_of(cand, masks.shape[1:])
     choice = choose_link(cand.t, cand.centroid, cand.area, (1.0, 1.0))
     edges = link_candidates(cand, max_distance=choice.max_distance, k=choice.k)
     ref = refine_cost_model(

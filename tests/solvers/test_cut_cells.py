@@ -44,8 +44,8 @@ def background(t: int, rng: np.random.Generator) -> list[tuple[int, float, float
     ]
 
 
-def cells_of(cand: Candidates, shape: tuple[int, ...]) -> CellFeatures:
-    """The features the costs read of label-image candidates (no spacing: pixels)."""
+def cells_of(cand: Candidates, shape: tuple[int, ...], spacing: tuple[float, ...] | None = None) -> CellFeatures:
+    """The features the costs read of label-image candidates (in pixels unless ``spacing``)."""
     return CellFeatures(
         t=cand.t,
         centroid=cand.centroid,
@@ -53,6 +53,7 @@ def cells_of(cand: Candidates, shape: tuple[int, ...]) -> CellFeatures:
         cov=mask_covariance(cand),
         bbox=cand.bbox,
         image_shape=shape,
+        spacing=spacing,
     )
 
 
