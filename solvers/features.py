@@ -80,13 +80,19 @@ class CellFeatures:
         )
 
 
+def is_frozen(a: np.ndarray) -> bool:
+    """Whether ``a`` is read-only and owns its data, so no one can change it behind a cache
+    keyed on the array object (:func:`motion_space` makes its arrays so)."""
+    return not a.flags.writeable and a.base is None
+
+
 def long_axis(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(length, unit long axis) of each cell from its pixel covariance (rod: L = √(12 λ₁)).
 
     The answer for the last read-only ``cov`` that owns its data (:func:`motion_space`'s) is
     kept, read-only: every pricing round asks for all cells' axes (9 ms on 27k cells)."""
     cov = np.asarray(cov)
-    keep = not cov.flags.writeable and cov.base is None
+    keep = is_frozen(cov)
     if keep and _LAST_AXES and _LAST_AXES[0][0]() is cov:
         return _LAST_AXES[0][1]
     w, vec = np.linalg.eigh(cov)

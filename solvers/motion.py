@@ -71,7 +71,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.special import betaincinv, chdtri, ndtr
 
-from solvers.features import CellFeatures, daughter_offsets, motion_space
+from solvers.features import CellFeatures, daughter_offsets, is_frozen, motion_space
 from solvers.types import Solution
 
 RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))  # median of |r| for a unit 2-D Gaussian
@@ -228,7 +228,7 @@ def _neighbours(node_t: np.ndarray, centroid: np.ndarray, has_u: np.ndarray, k: 
     the queries were 30 ms of each of the 3 re-estimations on 27k cells."""
     t = np.asarray(node_t)
     has = np.asarray(has_u, bool)
-    cache = not centroid.flags.writeable and centroid.base is None  # read-only, owns its data
+    cache = is_frozen(centroid)
     if cache and _LAST_NEIGHBOURS_KNOWN:
         ref, t_was, has_was, k_was, out_was = _LAST_NEIGHBOURS_KNOWN[0]
         if ref() is centroid and k_was == k and np.array_equal(t, t_was) and np.array_equal(has, has_was):
@@ -454,7 +454,7 @@ def neighbour_distance(node_t: np.ndarray, centroid: np.ndarray, counted: np.nda
     keep = None if counted is None else np.asarray(counted, bool).copy()
     if keep is not None and keep.all():
         keep = None  # every cell counted: the same answer as for all cells
-    cache = not centroid.flags.writeable and centroid.base is None  # read-only, owns its data
+    cache = is_frozen(centroid)
     if cache and _LAST_NEIGHBOURS:
         ref, t_was, keep_was, out_was = _LAST_NEIGHBOURS[0]
         same_keep = (keep is None and keep_was is None) or (
@@ -463,8 +463,7 @@ def neighbour_distance(node_t: np.ndarray, centroid: np.ndarray, counted: np.nda
         if ref() is centroid and same_keep and np.array_equal(t, t_was):
             return out_was.copy()
     out = np.full(len(t), np.nan)
-    order = np.argsort(t, kind="stable")
-    for here in np.split(order, np.flatnonzero(np.diff(t[order])) + 1):
+    for here in frames_of(t).values():
         if keep is not None:
             here = here[keep[here]]
         if len(here) >= 2:
@@ -720,8 +719,8 @@ class Persistence:
     """How much of a cell's own last residual motion its next one repeats (:func:`persistence`).
 
     ``alpha``: the coefficient used (the lower 97.5 % confidence bound of the least-squares
-    regression, at least 0), ``estimate`` and ``se`` the regression's, ``n`` its pairs; one
-    each for cells that continued (``*_c``) and daughters whose last link was their division.
+    regression, at least 0), ``estimate`` and ``se`` the regression's, ``n`` its pairs, for
+    cells that continued; the same ``*_d`` for daughters whose last link was their division.
     """
 
     alpha: float
@@ -836,7 +835,7 @@ def estimate_motion(
     n_out = np.bincount(src[esel], minlength=len(t))
     shift = smooth_shift(t, c, u, has, previous.sigma_motion, family=families(t, src[esel], dst[esel], n_out))
     cut = touches_edge(cells)
-    extra, fit = persistence(c, t, src, dst, esel, n_out, shift, previous.sigma_motion, ~cut)
+    extra, _ = persistence(c, t, src, dst, esel, n_out, shift, previous.sigma_motion, ~cut)
     shift = shift + extra
     cont = esel & (n_out[src] == 1) & (t[dst] - t[src] == 1)
     resid = c[dst[cont]] - (c[src[cont]] + shift[src[cont]])
