@@ -300,8 +300,10 @@ class _Augmenter:
         row_owner: np.ndarray,
         col_owner: np.ndarray,
         fixed: np.ndarray,
+        base_parent: np.ndarray,
     ) -> None:
         self.red, self.col_of_row, self.j = red, col_of_row, j
+        self.base_parent = base_parent  # the parent map of ``col_of_row``
         row_of_col = np.empty_like(col_of_row)
         row_of_col[col_of_row] = np.arange(len(col_of_row))
         self.row_of_col = row_of_col.tolist()
@@ -316,7 +318,6 @@ class _Augmenter:
         self.is_fixed = is_fixed
         self.block_pi = np.inf  # smallest π of the block rows scanned so far
         self.row_owner_list, self.col_owner_list = row_owner.tolist(), col_owner.tolist()
-        self.base_parent: np.ndarray | None = None  # the parent map of ``col_of_row``, when known
         self.row: int | None = self.r0
         self.base = 0.0
         self.bound = 0.0  # lower bound on the cost increase
@@ -460,18 +461,13 @@ class _Search:
         assert base.red is not None
         row_owner, col_owner = _owners(self.pairs[q], base.parent)
         self.augments += 1
-        aug = _Augmenter(base.red, base.col_of_row, j, row_owner, col_owner, np.arange(start, j))
-        aug.base_parent = base.parent
-        return aug
+        return _Augmenter(base.red, base.col_of_row, j, row_owner, col_owner, np.arange(start, j), base.parent)
 
     def solved(self, q: int, aug: _Augmenter) -> _Solved:
         assert aug.result is not None
-        pair, new = self.pairs[q], aug.result[1]
-        if aug.base_parent is None:
-            parent = parent_map_from_assignment(pair, new)
-        else:
-            parent = self.moved_parents(q, aug.base_parent, aug.col_of_row, new)
-        return _Solved(parent, parent_map_cost(self.graph, pair, parent), new)
+        new = aug.result[1]
+        parent = self.moved_parents(q, aug.base_parent, aug.col_of_row, new)
+        return _Solved(parent, parent_map_cost(self.graph, self.pairs[q], parent), new)
 
     def moved_parents(self, q: int, parent: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
         """:func:`solvers.lap.parent_map_from_assignment` of ``new`` from that of ``old``

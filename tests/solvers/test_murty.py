@@ -307,7 +307,7 @@ def test_heap_augmenter_equals_dense_argmin_search(seed: int) -> None:
             fixed = np.arange(start, j)
             want = _dense_augment(dense, col, j, row_owner, col_owner, fixed)
             for caps in ([np.inf], [0.0, 0.5, 1.0, 2.0, np.inf]):
-                aug = _Augmenter(red, col, j, row_owner, col_owner, fixed)
+                aug = _Augmenter(red, col, j, row_owner, col_owner, fixed, parent)
                 status = ""
                 for cap in caps:
                     status = aug.run(0.0, cap)
