@@ -146,6 +146,8 @@ class MotionModel:
     # growth term; read once like cut_sigma (None: from the cells being costed)
     area_mean: float | None = None
     area_sigma: float | None = None
+    # the fit behind the persistence in ``shift`` (:func:`persistence`); None before any solution
+    persistence: Persistence | None = None
 
 
 def link_displacements(
@@ -835,7 +837,7 @@ def estimate_motion(
     n_out = np.bincount(src[esel], minlength=len(t))
     shift = smooth_shift(t, c, u, has, previous.sigma_motion, family=families(t, src[esel], dst[esel], n_out))
     cut = touches_edge(cells)
-    extra, _ = persistence(c, t, src, dst, esel, n_out, shift, previous.sigma_motion, ~cut)
+    extra, fit = persistence(c, t, src, dst, esel, n_out, shift, previous.sigma_motion, ~cut)
     shift = shift + extra
     cont = esel & (n_out[src] == 1) & (t[dst] - t[src] == 1)
     resid = c[dst[cont]] - (c[src[cont]] + shift[src[cont]])
@@ -893,4 +895,5 @@ def estimate_motion(
         cut_sigma=cut_growth_sigma(cells, cut) if previous.cut_sigma is None else previous.cut_sigma,
         area_mean=previous.area_mean,
         area_sigma=previous.area_sigma,
+        persistence=fit,
     )

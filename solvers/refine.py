@@ -26,7 +26,7 @@ import numpy as np
 
 from solvers.costs import DEFAULT_COST_PARAMS, CostModel, CostParams, Overlap
 from solvers.features import CellFeatures
-from solvers.motion import estimate_motion, initial_motion
+from solvers.motion import Persistence, estimate_motion, initial_motion
 from solvers.types import CandidateGraph, Solution
 
 
@@ -39,6 +39,24 @@ class Refined:
     graph: CandidateGraph
     solution: Solution
     history: list[dict[str, float | str]]
+
+
+def persistence_summary(fit: Persistence | None) -> dict[str, float]:
+    """The persistence a round's motion used (α for continuing cells and daughters, the
+    regressions' estimates, standard errors and pairs); NaN before any solution."""
+    if fit is None:
+        nan = float("nan")
+        return {"persistence": nan, "persistence_daughters": nan}
+    return {
+        "persistence": fit.alpha,
+        "persistence_estimate": fit.estimate,
+        "persistence_se": fit.se,
+        "persistence_pairs": float(fit.n),
+        "persistence_daughters": fit.alpha_d,
+        "persistence_daughters_estimate": fit.estimate_d,
+        "persistence_daughters_se": fit.se_d,
+        "persistence_daughters_pairs": float(fit.n_d),
+    }
 
 
 def refine_cost_model(
@@ -90,6 +108,7 @@ def refine_cost_model(
                 "division_rate": float("nan") if motion.division_rate is None else float(np.mean(motion.division_rate)),
                 "appear_rate": float("nan") if motion.appear_rate is None else motion.appear_rate,
                 "disappear_rate": float("nan") if motion.disappear_rate is None else motion.disappear_rate,
+                **persistence_summary(motion.persistence),
                 "changed_links": changed,
                 "status": new.status.value,
                 "seconds": new.seconds,

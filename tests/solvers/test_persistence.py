@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from solvers.assignment import solve_fixed_or_joint
+from solvers.features import CellFeatures
 from solvers.motion import persistence
+from solvers.refine import refine_cost_model
 
 
 def _walkers(phi: float, n: int = 60, frames: int = 12, seed: int = 0):
@@ -51,3 +54,36 @@ def test_random_walkers_have_no_persistence() -> None:
     assert abs(fit.estimate) < 3.0 * fit.se
     assert fit.alpha == 0.0
     assert np.all(extra == 0.0)
+
+
+def _cells(c: np.ndarray, t: np.ndarray) -> CellFeatures:
+    """Discs of radius 5 at ``c`` in an image large enough that no edge cuts one."""
+    n = len(t)
+    lo = np.floor(c - 5).astype(np.int64)
+    shift = -lo.min(axis=0) + 10
+    c = c + shift
+    lo = lo + shift
+    shape = tuple(int(v) for v in (lo.max(axis=0) + 30))
+    return CellFeatures(
+        t=t,
+        centroid=c,
+        area=np.full(n, 78.0),
+        cov=np.repeat(np.eye(2)[None] * 6.25, n, axis=0),
+        bbox=np.hstack([lo, lo + 11]),
+        image_shape=shape,
+    )
+
+
+def test_the_solve_rounds_report_the_persistence_they_used() -> None:
+    for phi, persistent in ((0.7, True), (0.0, False)):
+        c, t, src, dst, _, _ = _walkers(phi, seed=1)
+        refined = refine_cost_model(_cells(c, t), src, dst, solve_fixed_or_joint, n_iter=3)
+        first, last = refined.history[0], refined.history[-1]
+        assert np.isnan(first["persistence"])  # before any solution
+        assert len(refined.history) >= 2
+        assert refined.solution.edge_selected.all()  # walkers far apart: every link is right
+        if persistent:
+            assert 0.0 < last["persistence"] <= last["persistence_estimate"] < 0.9
+            assert last["persistence_pairs"] > 100
+        else:
+            assert last["persistence"] == 0.0

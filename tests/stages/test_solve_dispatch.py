@@ -3,6 +3,7 @@ optimum as the joint program), the joint program for competing candidates; the r
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,13 @@ def test_fixed_masks_use_the_assignment_with_the_joint_optimum(store: Store, syn
     summary = runs.get_run(store, res.run_id).summary
     assert summary is not None
     assert summary["solver"] == "assignment"
+    # the scales the stored solution was priced with, the persistence among them, JSON-safe
+    assert summary["rounds"] == len(res.history) >= 2
+    scales = summary["scales"]
+    assert scales["sigma_motion"] == pytest.approx(res.history[-1]["sigma_motion"])
+    assert scales["sigma_motion"] > 0
+    assert 0.0 <= scales["persistence"] <= 1.0
+    assert all(v is None or math.isfinite(v) for v in scales.values())
     movie = store.movie("det")
     link = runs.latest_run(store, movie.id, RunKind.LINK)
     assert link is not None

@@ -134,6 +134,8 @@ def solve(
 
 
 def _echo_solve(r: SolveResult, **extra: object) -> None:
+    from trackdb.stages.solve import final_scales
+
     echo_json(
         {
             **extra,
@@ -146,6 +148,7 @@ def _echo_solve(r: SolveResult, **extra: object) -> None:
             "tracks": r.n_tracks,
             "solve_seconds": round(r.seconds, 2),
             **r.solver,
+            **final_scales(r.history),
             "warnings": r.warnings,
         }
     )

@@ -73,7 +73,7 @@ def save(conn: Connection, run_id: int, node_ids: np.ndarray, model: CostModel) 
         v = getattr(model.motion, f.name)
         if isinstance(v, np.ndarray):
             arrays[f"motion.{f.name}"] = np.asarray(v, np.float64)
-        elif v is not None:
+        elif isinstance(v, (int, float)):  # not the persistence fit: its effect is in the shift
             scalars[f.name] = float(v)
     if model.node_cost is not None:
         arrays["node_cost"] = np.asarray(model.node_cost, np.float64)

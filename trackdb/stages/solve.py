@@ -111,6 +111,24 @@ def solver_used(sol: Solution) -> dict[str, str]:
     return out
 
 
+ROUND_KEYS = ("iteration", "changed_links", "status", "seconds")  # of a round, not of the model
+
+
+def final_scales(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The scales the stored solution was costed with (the last round's: motion σ, growth,
+    division geometry, rates, persistence) and the number of rounds, for the run summary;
+    what is not a finite number is null (JSON has no NaN)."""
+    if not history:
+        return {}
+    last = history[-1]
+    scales = {
+        k: (float(v) if isinstance(v, (int, float)) and np.isfinite(v) else None)
+        for k, v in last.items()
+        if k not in ROUND_KEYS
+    }
+    return {"rounds": len(history), "scales": scales}
+
+
 def check_solve(method: str, window: int | None, time_limit: float, gap: float, iterations: int) -> Method:
     """The solve parameters' rules (the CLI's and an experiment manifest's); returns the method."""
     try:
@@ -227,6 +245,7 @@ def _run_solve(
                     "gap": gap_value,
                     "warnings": warnings,
                     **solver_used(sol),
+                    **final_scales(history),
                 },
             )
     return SolveResult(
