@@ -5,8 +5,10 @@ Runs the same stages as ``benchmarks/generalise.py`` in-process (``import_ctc --
 links with the ground truth's. For every GT link that was missed and every selected link that is
 wrong it prints both cells (frame, label, area, centroid, whether the image edge cuts them,
 P_start / P_end) and the costs the solver compared: the GT link's continuation cost (or its
-division pair's), the alternative that was taken, the appear / disappear costs. To find causes,
-not to score: the scores are generalise.py's.
+division pair's), the alternative that was taken, the appear / disappear costs; and ``swaps``:
+the pairs of GT tracks whose next cells were exchanged, sisters (and how soon after their
+division) among them. To find causes, not to score: the scores are generalise.py's.
+``--case speed`` diagnoses track_speed.py's movie (sparse migrating nuclei).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/link_diagnose.py --case stack_shallow [--limit 40]
 """
@@ -14,6 +16,7 @@ not to score: the scores are generalise.py's.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -121,6 +124,7 @@ def diagnose(name: str, dt_gap: int, limit: int) -> dict[str, Any]:
 
     missing = sorted(gt_pairs - pred_pairs, key=lambda p: (cands.t[p[0]], p))
     wrong = sorted(pred_pairs - gt_pairs, key=lambda p: (cands.t[p[0]], p))
+    swaps = exchanges(missing, wrong, cands.t, cands.label, gt_tracks)
     mot = model.motion
     return {
         "case": name,
@@ -143,17 +147,54 @@ def diagnose(name: str, dt_gap: int, limit: int) -> dict[str, Any]:
             "ratio_sigma": mot.ratio_sigma,
             "cut_sigma": None if mot.cut_sigma is None else float(np.mean(mot.cut_sigma)),
             "dim": geom.dim,
+            "persistence": None if mot.persistence is None else dataclasses.asdict(mot.persistence),
         },
+        "swaps": swaps,
         "missing": [describe(i, j) for i, j in missing[:limit]],
         "wrong": [describe(i, j) for i, j in wrong[:limit]],
     }
+
+
+def exchanges(
+    missing: list[tuple[int, int]],
+    wrong: list[tuple[int, int]],
+    t: np.ndarray,
+    label: np.ndarray,
+    gt_tracks: np.ndarray,
+) -> dict[str, Any]:
+    """Pairs of GT tracks whose next cells the solution exchanged (i→j', k→j chosen for the GT's
+    i→j, k→j'): how many there are, how many are sisters (one GT parent), and how many frames
+    after their division the sisters were exchanged. Cells are GT masks, so a cell's label is
+    its GT track."""
+    parent = {int(r[0]): int(r[3]) for r in np.asarray(gt_tracks, np.int64)}
+    start = {int(r[0]): int(r[1]) for r in np.asarray(gt_tracks, np.int64)}
+    gt_next = dict(missing)
+    chosen = set(wrong)
+    rows = []
+    seen: set[tuple[int, int]] = set()
+    for i, j in missing:
+        for k, j2 in missing:
+            if k == i or (k, i) in seen or (i, j2) not in chosen or (k, j) not in chosen or gt_next.get(k) != j2:
+                continue
+            seen.add((i, k))
+            a, b = int(label[i]), int(label[k])
+            sisters = parent.get(a, 0) > 0 and parent.get(a) == parent.get(b)
+            rows.append(
+                {
+                    "t": int(t[i]),
+                    "tracks": [a, b],
+                    "sisters": bool(sisters),
+                    "frames_since_division": int(t[i]) - start.get(a, 0) if sisters else None,
+                }
+            )
+    return {"total": len(rows), "sisters": sum(r["sisters"] for r in rows), "exchanges": rows}
 
 
 def main() -> None:
     import json
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--case", required=True, choices=ALL_CASES)
+    ap.add_argument("--case", required=True, choices=(*ALL_CASES, "speed"), help="speed: track_speed.py's movie")
     ap.add_argument("--gap-dt", type=int, default=3)
     ap.add_argument("--limit", type=int, default=60, help="links listed per kind")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
