@@ -10,7 +10,7 @@ the pairs of GT tracks whose next cells were exchanged, sisters (and how soon af
 division) among them. To find causes, not to score: the scores are generalise.py's.
 ``--case speed`` diagnoses track_speed.py's movie (sparse migrating nuclei).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/link_diagnose.py --case stack_shallow [--limit 40]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/link_diagnose.py --case stack_shallow [--limit 40] [--method lap]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from solvers.features import motion_space  # noqa: E402
 from solvers.motion import touches_edge  # noqa: E402
 
 
-def diagnose(name: str, dt_gap: int, limit: int) -> dict[str, Any]:
+def diagnose(name: str, dt_gap: int, limit: int, method: str = "joint") -> dict[str, Any]:
     from trackdb.io.import_ctc import import_ctc
     from trackdb.stages.link import run_link
     from trackdb.stages.solve import Method, build_solve
@@ -57,7 +57,7 @@ def diagnose(name: str, dt_gap: int, limit: int) -> dict[str, Any]:
     assert link is not None
     cand_run = link.typed(LinkParams).candidate_run_id
     built = build_solve(
-        store, movie, Method.JOINT, link.id, cand_run, window=None, time_limit=300.0, gap=1e-4, iterations=4
+        store, movie, Method(method), link.id, cand_run, window=None, time_limit=300.0, gap=1e-4, iterations=4
     )
     cands, node_ids = load_candidates(store, cand_run, movie.ndim, with_masks=False)
     assert np.array_equal(node_ids, built.node_ids)
@@ -128,6 +128,7 @@ def diagnose(name: str, dt_gap: int, limit: int) -> dict[str, Any]:
     mot = model.motion
     return {
         "case": name,
+        "method": method,
         "dataset": str(ds),
         "gt_links": len(gt_pairs),
         "missing_total": len(missing),
@@ -196,10 +197,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--case", required=True, choices=(*ALL_CASES, "speed"), help="speed: track_speed.py's movie")
     ap.add_argument("--gap-dt", type=int, default=3)
+    ap.add_argument("--method", choices=("joint", "lap"), default="joint", help="as `trackdb solve --method`")
     ap.add_argument("--limit", type=int, default=60, help="links listed per kind")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
-    res = diagnose(args.case, args.gap_dt, args.limit)
+    res = diagnose(args.case, args.gap_dt, args.limit, args.method)
     text = json.dumps(res, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))
     if args.out:
         args.out.write_text(text + "\n")

@@ -448,6 +448,41 @@ def fold_pairs(graph: CandidateGraph) -> CandidateGraph:
     )
 
 
+def division_slots(graph: CandidateGraph) -> CandidateGraph:
+    """The same graph without division pairs, for the frame-pair LAP (:mod:`solvers.lap`): the
+    edges cost what :func:`fold_pairs` gives them, f_e = min(C_e, min_p D_p / 2), and each
+    edge as a mother's second daughter pays the rest of its best pair's cost,
+    ``edge_division_cost`` = min_p (D_p − f_e − f_partner) ≥ 0 (+inf: in no pair, not a daughter).
+
+    A division into a listed pair then costs D_p exactly whichever slot each daughter takes,
+    where the folded edges alone made a continuation plus half a division C₁ + D/2 < D (a cut
+    cell and a sliver beside it a division) and any two out-edges a division at no extra cost.
+    The extras are ≥ 0, which the LAP's encoding needs (solvers.lap). Left approximate: a mother
+    whose first slot holds an edge outside the second's best pair pays that pair's rest.
+    """
+    if graph.division_pairs is None or graph.division_pair_cost is None:
+        return graph
+    folded = fold_pairs(graph)
+    f = folded.edge_cost
+    pairs = graph.division_pairs
+    rest = np.maximum(graph.division_pair_cost + graph.edge_cost[pairs].sum(axis=1) - f[pairs].sum(axis=1), 0.0)
+    extra = np.full(graph.n_edges, np.inf)
+    np.minimum.at(extra, pairs[:, 0], rest)
+    np.minimum.at(extra, pairs[:, 1], rest)
+    return CandidateGraph(
+        node_t=graph.node_t,
+        node_cost=graph.node_cost,
+        node_hier_parent=graph.node_hier_parent,
+        edge_source=graph.edge_source,
+        edge_target=graph.edge_target,
+        edge_cost=f,
+        appear_cost=graph.appear_cost,
+        disappear_cost=graph.disappear_cost,
+        division_cost=graph.division_cost,
+        edge_division_cost=extra,
+    )
+
+
 def end_probabilities(
     cells: CellFeatures, motion: MotionModel, params: CostParams = DEFAULT_COST_PARAMS
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -483,6 +483,7 @@ def _pair_graph(graph: CandidateGraph, pair: FramePair) -> CandidateGraph:
         division_cost=graph.division_cost[nodes],
         division_pairs=division_pairs,
         division_pair_cost=division_pair_cost,
+        edge_division_cost=None if graph.edge_division_cost is None else graph.edge_division_cost[pair.edges],
     )
 
 

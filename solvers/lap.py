@@ -10,6 +10,7 @@ slot per mother). With ``A`` the nodes at t and ``B`` those at t+1 the square ma
                   targets b ∈ B           disappear d_a        spare s_a
     slot 1 of a   c(a,b)                  disappear_cost[a]    ∞
     slot 2 of a   c(a,b) + division[a]    ∞                    0
+                  (+ edge_division[a,b])
     appear of b   appear_cost[b] (b only) 0                    0
 
 A mother with one child uses slot 1 (slot 2 takes its spare column), a dividing mother uses both
@@ -18,7 +19,9 @@ the dummy columns left free. The only encodings that do not mirror a real soluti
 disappears while slot 2 links", which costs ``disappear + division`` more than the same links
 done properly; so the assignment optimum is the tracking optimum exactly when
 ``disappear_cost[a] + division_cost[a] >= 0`` for every mother with out-links (checked; no
-two-slot assignment can encode the opposite preference).
+two-slot assignment can encode the opposite preference), and, where the graph prices each edge
+as a second daughter (``edge_division_cost``: division pairs as slots,
+:func:`solvers.costs.division_slots`), the same with that edge's extra added.
 
 A solution of one frame pair is the *parent map* ``p(b)`` (the edge that enters ``b`` or −1 for
 "appears"): it fixes the links, divisions and disappearances of the pair, and it is what
@@ -81,6 +84,16 @@ def check_lap_graph(graph: CandidateGraph, *, ignore_division_pairs: bool = Fals
         has_out = np.zeros(graph.n_nodes, bool)
         has_out[graph.edge_source] = True
         bad = np.flatnonzero(has_out & (graph.disappear_cost + graph.division_cost < 0))
+        if graph.edge_division_cost is not None and not len(bad):
+            low = graph.disappear_cost + graph.division_cost
+            under = np.flatnonzero(low[graph.edge_source] + graph.edge_division_cost < -1e-9)
+            if len(under):
+                e = int(under[0])
+                raise ValueError(
+                    f"edge {e} as a second daughter costs {graph.edge_division_cost[e]:.3g}, less than "
+                    f"its mother's disappear + division cost allows; an assignment with division slots "
+                    "cannot price it (see solvers/lap.py)"
+                )
         if len(bad):
             n = int(bad[0])
             raise ValueError(
@@ -125,6 +138,15 @@ def frame_pairs(graph: CandidateGraph) -> list[FramePair]:
     return pairs
 
 
+def second_slot(graph: CandidateGraph, edges: np.ndarray) -> np.ndarray:
+    """What each edge costs in its mother's second (division) slot: c + division, plus the
+    edge's own extra where the graph prices daughters per edge (+inf: not a daughter)."""
+    cost: np.ndarray = graph.edge_cost[edges] + graph.division_cost[graph.edge_source[edges]]
+    if graph.edge_division_cost is not None:
+        cost = cost + graph.edge_division_cost[edges]
+    return cost
+
+
 def parent_map_cost(graph: CandidateGraph, pair: FramePair, parent: np.ndarray) -> float:
     """Cost of one frame pair's parent map (edge index per target, −1 = appears)."""
     linked = parent >= 0
@@ -134,6 +156,13 @@ def parent_map_cost(graph: CandidateGraph, pair: FramePair, parent: np.ndarray) 
     vanish = pair.sources[~np.isin(pair.sources, mothers)]
     cost += float(graph.disappear_cost[vanish].sum())
     cost += float(graph.division_cost[mothers[degree == 2]].sum())
+    if graph.edge_division_cost is not None and np.any(degree == 2):
+        # a dividing mother's cheaper daughter edge took the second slot
+        e = parent[linked]
+        two = np.isin(graph.edge_source[e], mothers[degree == 2])
+        extra = np.full(graph.n_nodes, np.inf)
+        np.minimum.at(extra, graph.edge_source[e[two]], graph.edge_division_cost[e[two]])
+        cost += float(extra[mothers[degree == 2]].sum())
     return cost
 
 
@@ -156,7 +185,7 @@ def pair_cost_matrix(
     rows, cols = pair.edge_row, pair.edge_col
     ec = graph.edge_cost[pair.edges]
     cost[rows, cols] = ec
-    cost[n_a + rows, cols] = ec + graph.division_cost[src[rows]]
+    cost[n_a + rows, cols] = second_slot(graph, pair.edges)
     ar = np.arange(n_a)
     cost[ar, n_b + ar] = graph.disappear_cost[src]
     cost[n_a + ar, n_b + n_a + ar] = 0.0
@@ -254,9 +283,8 @@ def layout_costs(
     n_a = len(pair.sources)
     src, dst = pair.sources, pair.targets
     ec = graph.edge_cost[pair.edges]
-    rows = pair.edge_row
     cells = np.concatenate(
-        [ec, ec + graph.division_cost[src[rows]], graph.disappear_cost[src], np.zeros(n_a), graph.appear_cost[dst]]
+        [ec, second_slot(graph, pair.edges), graph.disappear_cost[src], np.zeros(n_a), graph.appear_cost[dst]]
     )
     return constrain_cells(pair, layout, cells, forced, forbidden)
 
@@ -366,8 +394,10 @@ def solve_pair(graph: CandidateGraph, pair: FramePair) -> np.ndarray:
     ec = graph.edge_cost[pair.edges]
     rows = np.concatenate([pair.edge_col, pair.edge_col, br])
     cols = np.concatenate([pair.edge_row, n_a + pair.edge_row, 2 * n_a + br])
-    slot1, slot2 = ec - graph.disappear_cost[src], ec + graph.division_cost[src]
+    slot1, slot2 = ec - graph.disappear_cost[src], second_slot(graph, pair.edges)
     weight = np.concatenate([slot1, slot2, graph.appear_cost[pair.targets]])
+    finite = np.isfinite(weight)  # a second slot an edge cannot take is no entry
+    rows, cols, weight = rows[finite], cols[finite], weight[finite]
     # each target is matched once: shifting a target's weights leaves its choice; > 0 keeps
     # every weight an explicit entry of the sparse matrix
     low = np.full(n_b, np.inf)

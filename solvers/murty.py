@@ -651,4 +651,5 @@ def _pair_graph(graph: CandidateGraph, pair: FramePair) -> CandidateGraph:
         appear_cost=graph.appear_cost[nodes],
         disappear_cost=graph.disappear_cost[nodes],
         division_cost=graph.division_cost[nodes],
+        edge_division_cost=None if graph.edge_division_cost is None else graph.edge_division_cost[pair.edges],
     )

@@ -59,6 +59,11 @@ class CandidateGraph:
     # out-edges may form a division.
     division_pairs: np.ndarray | None = None  # (P, 2) edge indices with a common source
     division_pair_cost: np.ndarray | None = None  # (P,)
+    # Optional, for the frame-pair LAP (solvers.lap): what a mother pays on top of the edge's
+    # cost and ``division_cost`` when the edge is its second daughter (+inf: it cannot be one);
+    # how division pairs reach a solver without pair variables (solvers.costs.division_slots).
+    # None = 0 for every edge.
+    edge_division_cost: np.ndarray | None = None  # (E,)
 
     def __post_init__(self) -> None:
         n = len(self.node_t)
@@ -104,6 +109,12 @@ class CandidateGraph:
                 raise ValueError("division_pairs must be two distinct edges with the same source")
             object.__setattr__(self, "division_pairs", pairs)
             object.__setattr__(self, "division_pair_cost", pcost)
+
+        if self.edge_division_cost is not None:
+            extra = _as(self.edge_division_cost, np.float64)
+            if extra.shape != (len(src),) or np.any(np.isnan(extra)) or np.any(extra == -np.inf):
+                raise ValueError("edge_division_cost must be one value per edge, finite or +inf")
+            object.__setattr__(self, "edge_division_cost", extra)
 
     @property
     def n_nodes(self) -> int:

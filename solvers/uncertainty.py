@@ -443,6 +443,12 @@ def _pair_objective(
     cost += float(graph.disappear_cost[pair.sources[n_out == 0]].sum())
     dividing = pair.sources[n_out == 2]
     cost += float(graph.division_cost[dividing].sum())
+    if graph.edge_division_cost is not None and len(dividing):
+        # the cheaper daughter of each division takes its mother's second slot (solvers.lap)
+        two = np.isin(graph.edge_source[chosen], dividing)
+        extra = np.full(graph.n_nodes, np.inf)
+        np.minimum.at(extra, graph.edge_source[chosen[two]], graph.edge_division_cost[chosen[two]])
+        cost += float(extra[dividing].sum())
     if graph.division_pairs is not None:
         for m in dividing.tolist():
             a, b = sorted(chosen[graph.edge_source[chosen] == m].tolist())

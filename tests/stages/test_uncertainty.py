@@ -230,10 +230,12 @@ def test_calibrate_stores_and_is_reused(db_url: str, store: Store, synthetic_ctc
     assert res["temperature"] > 0
     assert 0 <= res["ece_before"] <= 1
     assert 0 <= res["ece_after"] <= 1
-    assert res["links"] == 19
+    # with dt=1 the daughter across the gap (3 -> 4) cannot be linked and appears; no other
+    # cell takes it (the folded LAP made 2 divide into 2 and 4 there, 18 of 19 right)
+    assert res["links"] == 18
     assert res["matched_nodes"] == 21
     assert (tmp_path / "rel.png").stat().st_size > 0
-    assert res["accuracy"] == pytest.approx(18 / 19, abs=1e-4)  # the link across the gap is wrong with dt=1
+    assert res["accuracy"] == pytest.approx(1.0)
     assert 0 < res["sparsification_area"] <= res["sparsification_oracle_area"] <= 1
     run_calibrate(store, "det", synthetic_ctc / "01_GT", "sm")  # a re-fit replaces the row
     stored = rows(store, "SELECT name, method, temperature, ece_before, ece_after FROM calibration")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.costs import fold_pairs
+from solvers.costs import division_slots
 from solvers.pinned import pinned_costs
 from solvers.types import Pins
 from solvers.uncertainty import SIGMA_AREA, SIGMA_PX
@@ -98,8 +98,8 @@ def refresh_uncertainty(
             pins = _union(edit_pins, _context_pins(part, base.node_selected, base.edge_selected, lo, hi))
             graph = pinned_costs(part.graph, pins)
             solve_method = SolveMethod(method)
-            if solve_method is not SolveMethod.JOINT:
-                graph = fold_pairs(graph)
+            if solve_method is not SolveMethod.JOINT:  # as the LAP solved it (stages.uncertainty)
+                graph = division_slots(graph)
             model = Model(
                 movie, solution_id, resolve_run_id, solve_method, 300.0, graph, part.node_ids, part.edge_ids, base,
                 part.model, pins,

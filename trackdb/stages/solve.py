@@ -85,10 +85,10 @@ def _solver(
     method: Method, window: int | None, time_limit: float, gap: float, pins: Pins | None = None
 ) -> Callable[[CandidateGraph], Solution]:
     if method is Method.LAP:
-        from solvers.costs import fold_pairs
+        from solvers.costs import division_slots
         from solvers.lap import solve_lap
 
-        return lambda g: solve_lap(fold_pairs(g), pins)  # daughter-pair costs folded into the edges
+        return lambda g: solve_lap(division_slots(g), pins)  # daughter pairs as second-slot costs
     if window:
         from solvers.joint import solve_windowed
 

@@ -4,8 +4,8 @@ ranked alternatives, and the SQL that lists what is doubtful.
 The probabilities describe the model that produced the current solution, so that model is
 rebuilt from its solve run (candidates + link run → costs refined over solves, exactly as
 ``trackdb solve`` did, :func:`trackdb.stages.solve.build_solve`) and handed to
-:mod:`solvers.uncertainty`. ``lap``/``hemd`` solves price daughter pairs folded into the edges
-(``solvers.costs.fold_pairs``), so their model here is the folded graph; a ``joint`` model
+:mod:`solvers.uncertainty`. ``lap``/``hemd`` solves price daughter pairs as the frame-pair
+LAP's second slots (``solvers.costs.division_slots``), so their model here is that graph; a ``joint`` model
 keeps its pairs (per-edge methods fold them, and its K best are exact joint solutions). The
 run's summary says whether the rebuilt solve reproduced the stored solution. Everything a run
 computes is written in one transaction; bad input is refused before the run row exists, so it
@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from solvers.confidence import track_confidence
-from solvers.costs import CostModel, fold_pairs
+from solvers.costs import CostModel, division_slots, fold_pairs
 from solvers.kbest_joint import KBest, PairDeltas, kbest_joint, lap_applies, pair_max_marginals
 from solvers.pinned import pinned_costs
 from solvers.tracks import tracks_from_solution
@@ -120,8 +120,8 @@ def rebuild_model(store: Store, movie: Movie, solution_id: int, solve_run: Run) 
         iterations=int(p.iterations),
     )
     graph = built.graph
-    if m is not SolveMethod.JOINT:  # the LAP solves with daughter-pair costs folded into edges
-        graph = fold_pairs(graph)
+    if m is not SolveMethod.JOINT:  # the LAP solves with daughter pairs as second-slot costs
+        graph = division_slots(graph)
     return Model(
         movie,
         solution_id,
@@ -157,8 +157,8 @@ def stored_model(store: Store, movie: Movie, solution_id: int, solve_run: Run) -
     pins = edit_pins if any(len(getattr(edit_pins, f.name)) for f in dataclasses.fields(edit_pins)) else None
     graph = pinned_costs(cm.graph, pins)
     m = SolveMethod(p.method)
-    if m is not SolveMethod.JOINT:  # the LAP solves with daughter-pair costs folded into edges
-        graph = fold_pairs(graph)
+    if m is not SolveMethod.JOINT:  # the LAP solves with daughter pairs as second-slot costs
+        graph = division_slots(graph)
     return Model(
         movie,
         solution_id,
