@@ -79,7 +79,7 @@ the same candidates can be re-costed (perturbed features, :mod:`solvers.uncertai
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import logsumexp
@@ -420,6 +420,14 @@ def division_pairs(
     return np.stack([ea[chosen], eb[chosen]], axis=1), total[chosen]
 
 
+def _least_per_edge(n_edges: int, pairs: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """(E,) the least ``value`` of the division pairs each edge is in (+inf where none)."""
+    out = np.full(n_edges, np.inf)
+    np.minimum.at(out, pairs[:, 0], value)
+    np.minimum.at(out, pairs[:, 1], value)
+    return out
+
+
 def fold_pairs(graph: CandidateGraph) -> CandidateGraph:
     """The same graph without division pairs, their costs folded into the edges.
 
@@ -432,9 +440,7 @@ def fold_pairs(graph: CandidateGraph) -> CandidateGraph:
         return graph
     pairs = graph.division_pairs
     total = graph.division_pair_cost + graph.edge_cost[pairs].sum(axis=1)
-    half = np.full(graph.n_edges, np.inf)
-    np.minimum.at(half, pairs[:, 0], total / 2.0)
-    np.minimum.at(half, pairs[:, 1], total / 2.0)
+    half = _least_per_edge(graph.n_edges, pairs, total / 2.0)
     return CandidateGraph(
         node_t=graph.node_t,
         node_cost=graph.node_cost,
@@ -466,21 +472,7 @@ def division_slots(graph: CandidateGraph) -> CandidateGraph:
     f = folded.edge_cost
     pairs = graph.division_pairs
     rest = np.maximum(graph.division_pair_cost + graph.edge_cost[pairs].sum(axis=1) - f[pairs].sum(axis=1), 0.0)
-    extra = np.full(graph.n_edges, np.inf)
-    np.minimum.at(extra, pairs[:, 0], rest)
-    np.minimum.at(extra, pairs[:, 1], rest)
-    return CandidateGraph(
-        node_t=graph.node_t,
-        node_cost=graph.node_cost,
-        node_hier_parent=graph.node_hier_parent,
-        edge_source=graph.edge_source,
-        edge_target=graph.edge_target,
-        edge_cost=f,
-        appear_cost=graph.appear_cost,
-        disappear_cost=graph.disappear_cost,
-        division_cost=graph.division_cost,
-        edge_division_cost=extra,
-    )
+    return replace(folded, edge_division_cost=_least_per_edge(graph.n_edges, pairs, rest))
 
 
 def end_probabilities(
