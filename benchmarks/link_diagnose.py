@@ -36,7 +36,23 @@ from solvers.features import motion_space  # noqa: E402
 from solvers.motion import touches_edge  # noqa: E402
 
 
-def diagnose(name: str, dt_gap: int, limit: int, method: str = "joint") -> dict[str, Any]:
+@dataclasses.dataclass
+class Case:
+    """A generalise case tracked by the default pipeline in-process: the solve's graph,
+    solution and final cost model, its candidates, and the GT links as (source, target) node
+    indices of that graph."""
+
+    name: str
+    method: str
+    dataset: Path
+    cands: Any  # inference.types.Candidates, without masks
+    built: Any  # trackdb.stages.solve's built solve
+    gt_pairs: set[tuple[int, int]]
+    gt_tracks: np.ndarray
+
+
+def build_case(name: str, dt_gap: int, method: str = "joint") -> Case:
+    """Import, link and solve one case as generalise.py does (defaults, GT masks)."""
     from trackdb.io.import_ctc import import_ctc
     from trackdb.stages.link import run_link
     from trackdb.stages.solve import Method, build_solve
@@ -61,16 +77,22 @@ def diagnose(name: str, dt_gap: int, limit: int, method: str = "joint") -> dict[
     )
     cands, node_ids = load_candidates(store, cand_run, movie.ndim, with_masks=False)
     assert np.array_equal(node_ids, built.node_ids)
-    g, sol, model = built.graph, built.solution, built.cost_model
-    assert model is not None
-    cells = model.cells
     key = {(int(t), int(lab)): i for i, (t, lab) in enumerate(zip(cands.t, cands.label))}
-    src, dst = g.edge_source, g.edge_target
-    edge_of = {(int(a), int(b)): e for e, (a, b) in enumerate(zip(src, dst))}
-    sel = sol.edge_selected
     gt_tracks = read_table(ds / "01_GT" / "TRA" / "man_track.txt")
     t0, l0, t1, l1 = ctc_links(gt_tracks)
     gt_pairs = {(key[(a, b)], key[(c, d)]) for a, b, c, d in zip(t0, l0, t1, l1) if (a, b) in key and (c, d) in key}
+    return Case(name, method, ds, cands, built, gt_pairs, gt_tracks)
+
+
+def diagnose(name: str, dt_gap: int, limit: int, method: str = "joint") -> dict[str, Any]:
+    case = build_case(name, dt_gap, method)
+    cands, built, gt_pairs, gt_tracks, ds = case.cands, case.built, case.gt_pairs, case.gt_tracks, case.dataset
+    g, sol, model = built.graph, built.solution, built.cost_model
+    assert model is not None
+    cells = model.cells
+    src, dst = g.edge_source, g.edge_target
+    edge_of = {(int(a), int(b)): e for e, (a, b) in enumerate(zip(src, dst))}
+    sel = sol.edge_selected
     pred_pairs = {(int(src[e]), int(dst[e])) for e in np.flatnonzero(sel)}
     p_start, p_end = end_probabilities(cells, model.motion, model.params)
     cut = touches_edge(cells)
