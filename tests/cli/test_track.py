@@ -52,6 +52,7 @@ def test_track_is_link_then_solve(db_url: str, synthetic_ctc: Path) -> None:
     two = json.loads(r2.stdout)
     assert out["objective"] == two["objective"]
     assert (out["cells"], out["links"], out["tracks"]) == (two["cells"], two["links"], two["tracks"])
+    assert out["divisions"] == two["divisions"]
 
     store = Store(db_url)
     try:
@@ -85,6 +86,12 @@ def test_track_is_link_then_solve(db_url: str, synthetic_ctc: Path) -> None:
         assert feats_a == [r[2:] for r in _candidate_links(store, lb.id)]
         links_a, cells_a = _selected(store, "a")
         links_b, cells_b = _selected(store, "b")
+        # the summary's divisions are the solution's mothers (the synthetic movie has some)
+        sources = np.array([s for s, _ in links_a])
+        mothers = int((np.unique(sources, return_counts=True)[1] == 2).sum())
+        assert out["divisions"] == mothers > 0
+        assert sa_.summary is not None
+        assert sa_.summary["divisions"] == mothers
         assert [(s + offset, t + offset) for s, t in links_a] == links_b
         assert [(i + offset, t, k) for i, t, k in cells_a] == cells_b
     finally:

@@ -146,6 +146,7 @@ def _echo_solve(r: SolveResult, **extra: object) -> None:
             "cells": r.n_selected,
             "links": r.n_links,
             "tracks": r.n_tracks,
+            "divisions": r.n_divisions,
             "solve_seconds": round(r.seconds, 2),
             **r.solver,
             **final_scales(r.history),

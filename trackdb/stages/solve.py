@@ -60,6 +60,7 @@ class SolveResult:
     stale_edits: list[int] = field(default_factory=list)  # edits whose cells/links its graph lacks
     warnings: list[str] = field(default_factory=list)  # what it delivered short of an optimum
     solver: dict[str, str] = field(default_factory=dict)  # which solver ran (solver_used)
+    n_divisions: int = 0  # selected cells with two selected successors
 
 
 def solve_warnings(sol: Solution, time_limit: float) -> list[str]:
@@ -236,6 +237,8 @@ def _run_solve(
             edit_log.mark_applied(c, applied, run_id)
             warnings = solve_warnings(sol, time_limit)
             gap_value = float(sol.gap) if np.isfinite(sol.gap) else None
+            n_out = np.bincount(graph.edge_source[np.asarray(sol.edge_selected, bool)], minlength=graph.n_nodes)
+            n_divisions = int((n_out >= 2).sum())
             runs.set_summary(
                 c,
                 run_id,
@@ -243,6 +246,7 @@ def _run_solve(
                     "status": sol.status.value,
                     "objective": sol.objective,
                     "gap": gap_value,
+                    "divisions": n_divisions,
                     "warnings": warnings,
                     **solver_used(sol),
                     **final_scales(history),
@@ -262,6 +266,7 @@ def _run_solve(
         sorted(stale),
         warnings,
         solver_used(sol),
+        n_divisions,
     )
 
 
