@@ -13,6 +13,11 @@ division), to find causes.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generalise.py [--cases a,b] [--quick]
         [--out benchmarks/results/generalise.json] [--pythonpath /work/baseline] [--gap-dt 3]
+        [--seed-offset N]
+
+``--seed-offset N`` draws every synthetic movie again with its seed + N: movies of the same kinds
+that no one has looked at, how much a figure moves with the draw (the real movies are
+unchanged by it).
 
 Prints ONE JSON object on stdout (also written to ``--out``); progress goes to stderr.
 """
@@ -20,6 +25,7 @@ Prints ONE JSON object on stdout (also written to ``--out``); progress goes to s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -108,8 +114,9 @@ def division_rate_check(tracks: np.ndarray, n_frames: int, bounds: tuple[float, 
     }
 
 
-def prepare(name: str, quick: bool, work: Path) -> tuple[Path, dict[str, Any]]:
-    """The case's CTC folder and its description (synthetic movies are generated and written)."""
+def prepare(name: str, quick: bool, work: Path, seed_offset: int = 0) -> tuple[Path, dict[str, Any]]:
+    """The case's CTC folder and its description (synthetic movies are generated and written,
+    their seeds moved by ``seed_offset``)."""
     if name in REAL:
         src = REAL[name]
         ds = clip_dataset(src, work / "data", QUICK_FRAMES) if quick else src
@@ -127,10 +134,16 @@ def prepare(name: str, quick: bool, work: Path) -> tuple[Path, dict[str, Any]]:
             "division_rate": division_rate_check(tracks, len(masks)),
         }
         return ds, info
-    movie = generate(case(name, quick))
-    ds = write_ctc(movie, work / "data", raw=True, seed=0)
+    spec = case(name, quick)
+    if seed_offset:
+        spec = dataclasses.replace(
+            spec, dynamics=dataclasses.replace(spec.dynamics, seed=spec.dynamics.seed + seed_offset)
+        )
+    movie = generate(spec)
+    ds = write_ctc(movie, work / "data", raw=True, seed=seed_offset)
     info = {
         "kind": "synthetic",
+        "seed": spec.dynamics.seed,
         "spacing": list(movie.spacing),
         **movie.info,
         "division_rate": division_rate_check(movie.tracks, len(movie.masks)),
@@ -141,7 +154,7 @@ def prepare(name: str, quick: bool, work: Path) -> tuple[Path, dict[str, Any]]:
 def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
     work = scratch_dir(f"generalise-{name}-")
     t0 = time.perf_counter()
-    ds, info = prepare(name, args.quick, work)
+    ds, info = prepare(name, args.quick, work, args.seed_offset)
     ndim = tifffile.imread(next((ds / "01_GT" / "TRA").glob("man_track*.tif"))).ndim
     spacing = tuple(info["spacing"]) if info["spacing"] else (1.0,) * ndim
     dt = args.gap_dt if info.get("missed_rate") else 1
@@ -206,6 +219,9 @@ def main() -> None:
         default=LAPTRACK_RADIUS,
         help="laptrack's radius in median cell diameters, for every case (a sensitivity check)",
     )
+    ap.add_argument(
+        "--seed-offset", type=int, default=0, help="draw the synthetic movies with their seeds + N (fresh movies)"
+    )
     ap.add_argument("--no-evaluate", action="store_true", help="skip the `trackdb evaluate` cross-check")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folders")
     args = ap.parse_args()
@@ -220,6 +236,7 @@ def main() -> None:
         "trackdb_code": code_version(args.pythonpath),
         "pythonpath": args.pythonpath,
         "quick": args.quick,
+        "seed_offset": args.seed_offset,
         "omp_num_threads": 1,
         "laptrack_rule": f"radius = {args.laptrack_radius} x median equivalent diameter (physical units) for "
         "linking and gap closing (window max(2, dt) frames), splitting radius 2x that, merging off; every case",

@@ -51,7 +51,7 @@ class Case:
     gt_tracks: np.ndarray
 
 
-def build_case(name: str, dt_gap: int, method: str = "joint") -> Case:
+def build_case(name: str, dt_gap: int, method: str = "joint", seed_offset: int = 0) -> Case:
     """Import, link and solve one case as generalise.py does (defaults, GT masks)."""
     from trackdb.io.import_ctc import import_ctc
     from trackdb.stages.link import run_link
@@ -62,7 +62,7 @@ def build_case(name: str, dt_gap: int, method: str = "joint") -> Case:
     from trackdb.store.runs import LinkParams, RunKind
 
     work = Path(tempfile.mkdtemp(prefix=f"diagnose-{name}-"))
-    ds, info = prepare(name, False, work)
+    ds, info = prepare(name, False, work, seed_offset)
     spacing = tuple(info["spacing"]) if info["spacing"] else None
     dt = dt_gap if info.get("missed_rate") else 1
     store = Store(f"sqlite:///{work / 'db.sqlite'}", create=True)
@@ -84,8 +84,8 @@ def build_case(name: str, dt_gap: int, method: str = "joint") -> Case:
     return Case(name, method, ds, cands, built, gt_pairs, gt_tracks)
 
 
-def diagnose(name: str, dt_gap: int, limit: int, method: str = "joint") -> dict[str, Any]:
-    case = build_case(name, dt_gap, method)
+def diagnose(name: str, dt_gap: int, limit: int, method: str = "joint", seed_offset: int = 0) -> dict[str, Any]:
+    case = build_case(name, dt_gap, method, seed_offset)
     cands, built, gt_pairs, gt_tracks, ds = case.cands, case.built, case.gt_pairs, case.gt_tracks, case.dataset
     g, sol, model = built.graph, built.solution, built.cost_model
     assert model is not None
@@ -221,9 +221,10 @@ def main() -> None:
     ap.add_argument("--gap-dt", type=int, default=3)
     ap.add_argument("--method", choices=("joint", "lap"), default="joint", help="as `trackdb solve --method`")
     ap.add_argument("--limit", type=int, default=60, help="links listed per kind")
+    ap.add_argument("--seed-offset", type=int, default=0, help="as generalise.py's: the synthetic movie drawn again")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
-    res = diagnose(args.case, args.gap_dt, args.limit, args.method)
+    res = diagnose(args.case, args.gap_dt, args.limit, args.method, args.seed_offset)
     text = json.dumps(res, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))
     if args.out:
         args.out.write_text(text + "\n")
