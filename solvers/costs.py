@@ -490,8 +490,8 @@ def end_probabilities(
     never costs more than ``params.disappear`` nats and neither is ever certain or impossible.
     """
     lo_a, lo_d = np.exp(-params.appear), np.exp(-params.disappear)
-    q_a = lo_a if motion.appear_rate is None else float(np.clip(motion.appear_rate, lo_a, END_RATE_MAX))
-    q_d = lo_d if motion.disappear_rate is None else float(np.clip(motion.disappear_rate, lo_d, END_RATE_MAX))
+    q_a = lo_a if motion.appear_rate is None else np.clip(motion.appear_rate, lo_a, END_RATE_MAX)
+    q_d = lo_d if motion.disappear_rate is None else np.clip(motion.disappear_rate, lo_d, END_RATE_MAX)
     p_in, p_out = crossing_probability(cells, motion.shift, motion.sigma_motion)
     # 1 − P computed as (1 − p)(1 − q) and kept ≥ 1e-9 so that −log(1 − P) stays finite
     p_start = np.minimum(p_in + (1.0 - p_in) * q_a, 1.0 - 1e-9)

@@ -50,7 +50,10 @@ selected divisions (:func:`solvers.features.daughter_offsets`), all robust stati
   with them at their floor, ends and starts only the cells it must, and the rates rise from
   below towards the movie's own (dense epidermis, 12 rounds: q_d 0.052 → 0.084 and q_a 0.0017 →
   0.0105, where its annotations give 0.096 and 0.017; read once, they stayed at the first
-  solve's). Not
+  solve's). Each of the three is then scaled per frame by :func:`frame_factors`: the frames'
+  counts shrunk to the pooled rate by empirical Bayes, a factor 1 wherever the frames agree as
+  well as binomial noise allows (divisions come in waves, a delaminating sheet ends many
+  tracks at once: the epidermis's frame 10 divides at 0.24 against 0.03–0.08 elsewhere). Not
   from the cell counts: cells leaving, entering and dying move them as much as divisions do,
 
 each falling back to the previous value when too few links support it. So the costs
@@ -129,8 +132,8 @@ class MotionModel:
     division_rate: np.ndarray | None = None
     # per-cell, per-frame rate of starting / ending away from the image edge (births from
     # nothing, deaths, cells leaving the focal plane or layer); None: the cost parameters' floor
-    appear_rate: float | None = None
-    disappear_rate: float | None = None
+    appear_rate: float | np.ndarray | None = None  # per cell (its frame's), or one for all
+    disappear_rate: float | np.ndarray | None = None
     # log((A_j + A_k) / A_i) of a division: its own mean (None: growth_mean) and spread, loose
     # until the selected divisions give them (a cell's area at the frame it splits need not
     # follow a continuation's growth)
@@ -551,13 +554,15 @@ def cell_density(node_t: np.ndarray, centroid: np.ndarray, dim: int, counted: np
     return out
 
 
-def _tail(z: np.ndarray, sigma: float) -> np.ndarray:
+def _tail(z: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
     """P(displacement along one axis > z) under the robust motion model (costs.robust_nll)."""
     p: np.ndarray = (1.0 - OUTLIER) * ndtr(-z / sigma) + OUTLIER * ndtr(-z / (WIDE * sigma))
     return p
 
 
-def crossing_probability(cells: CellFeatures, shift: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+def crossing_probability(
+    cells: CellFeatures, shift: np.ndarray, sigma: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(p_enter, p_exit) per cell: the chance that it came in across the image edge since the
     previous frame, and that it leaves the image before the next.
 
@@ -585,6 +590,27 @@ def crossing_probability(cells: CellFeatures, shift: np.ndarray, sigma: float) -
     return 1.0 - stay_in, 1.0 - stay_out
 
 
+def _interior_em(ended: np.ndarray, p_cross: np.ndarray, floor: float, n_iter: int) -> tuple[float, np.ndarray]:
+    """EM of :func:`interior_rate`: the rate's maximum-likelihood value and each cell's weight
+    as an interior end (the responsibility r of an ended cell, 0 for the others)."""
+    e = np.asarray(ended, bool)
+    p = np.clip(np.asarray(p_cross, np.float64), 0.0, 1.0)
+    q = max(float(e.mean()), floor)
+    stay = float((~e).sum())
+    pe = p[e]
+    r = np.zeros(0)
+    for _ in range(n_iter):
+        r = (1.0 - pe) * q / np.maximum(pe + (1.0 - pe) * q, 1e-300)
+        q_new = float(r.sum()) / max(stay + float(r.sum()), 1e-12)
+        if abs(q_new - q) <= 1e-6 * q:
+            q = q_new
+            break
+        q = q_new
+    w = np.zeros(len(e))
+    w[e] = r
+    return q, w
+
+
 def interior_rate(ended: np.ndarray, p_cross: np.ndarray, floor: float, n_iter: int = 50) -> float:
     """Maximum-likelihood rate q of ending (or starting) away from the edge, given which cells
     ended and each one's chance of having crossed the edge instead.
@@ -597,27 +623,57 @@ def interior_rate(ended: np.ndarray, p_cross: np.ndarray, floor: float, n_iter: 
     number of ends supports it.
     """
     e = np.asarray(ended, bool)
-    p = np.clip(np.asarray(p_cross, np.float64), 0.0, 1.0)
     if len(e) == 0:
         return floor
-    q = max(float(e.mean()), floor)
-    stay = float((~e).sum())
-    pe = p[e]
-    k = 0.0
-    for _ in range(n_iter):
-        r = (1.0 - pe) * q / np.maximum(pe + (1.0 - pe) * q, 1e-300)
-        k = float(r.sum())
-        q_new = k / max(stay + k, 1e-12)
-        if abs(q_new - q) <= 1e-6 * q:
-            q = q_new
-            break
-        q = q_new
+    _, w = _interior_em(e, p_cross, floor, n_iter)
+    k = float(w.sum())
     if k <= 0.0:
         return floor
     # the smallest rate the data support (one-sided 97.5 % Clopper–Pearson bound of k interior
     # ends in stay + k cells): one or two ends in a small movie do not make ends cheap
-    lower = float(betaincinv(k, stay + 1.0, 0.025))
+    lower = float(betaincinv(k, float((~e).sum()) + 1.0, 0.025))
     return float(np.clip(lower, floor, END_RATE_MAX))
+
+
+def frame_factors(events: np.ndarray, trials: np.ndarray, frame: np.ndarray) -> dict[int, float]:
+    """How much more (or less) often than the movie's pooled rate an event happens at each
+    frame: the frame's empirical-Bayes rate over the pooled one.
+
+    Divisions come in waves, a focus drift or a delaminating sheet ends many tracks at once:
+    one rate for every frame prices those frames' events as rare. The frames' rates are taken
+    as draws from a beta distribution about the pooled rate p, whose spread τ² is the
+    between-frame variance left after binomial noise (method of moments: the weighted sum of
+    squares S = Σ n_f (p_f − p)² has mean (F − 1) p (1 − p) + τ² (N − Σ n_f² / N)); each frame's
+    rate is its posterior mean (k_f + m p) / (n_f + m), m = p (1 − p) / τ² − 1. Where the frames
+    agree as well as their counts allow (τ² ≤ 0, as in a movie of constant rates) every factor
+    is 1, so a movie whose rates do not vary is priced as before. ``events`` and ``trials``
+    are per cell (weights: an interior end counts its responsibility).
+    """
+    f = np.asarray(frame, np.int64)
+    frames, inv = np.unique(f, return_inverse=True)
+    n = np.bincount(inv, weights=np.asarray(trials, np.float64), minlength=len(frames))
+    k = np.bincount(inv, weights=np.asarray(events, np.float64), minlength=len(frames))
+    live = n > 0
+    big_n, big_k = float(n.sum()), float(k.sum())
+    ones = {int(x): 1.0 for x in frames}
+    if live.sum() < 2 or big_k <= 0.0 or big_k >= big_n:
+        return ones
+    p = big_k / big_n
+    s = float(np.sum(n[live] * (k[live] / n[live] - p) ** 2))
+    denom = big_n - float(np.sum(n[live] ** 2)) / big_n
+    tau2 = (s - (live.sum() - 1) * p * (1.0 - p)) / max(denom, 1e-12)
+    if tau2 <= 0.0:
+        return ones
+    m = max(p * (1.0 - p) / tau2 - 1.0, 0.0)
+    post = (k + m * p) / np.maximum(n + m, 1e-12)
+    return {int(x): float(post[i] / p) if live[i] else 1.0 for i, x in enumerate(frames)}
+
+
+def _by_frame(base: float, factors: dict[int, float], t: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Per-cell rate: ``base`` times its frame's factor, clipped to [lo, hi]."""
+    scale = np.array([factors.get(int(x), 1.0) for x in t], np.float64)
+    out: np.ndarray = np.clip(base * scale, lo, hi)
+    return out
 
 
 def selected_rates(
@@ -629,14 +685,15 @@ def selected_rates(
     p_exit: np.ndarray,
     bounds: tuple[float, float],
     floor: float = 1e-12,
-) -> tuple[float, float, float]:
-    """(division, appear, disappear) rates per cell and frame from a solution's selection.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(division, appear, disappear) rates per cell from a solution's selection.
 
     Division: the selected cells (not in the last frame) with two selected successors over all
     of them, clipped to ``bounds``: read from the divisions themselves, so cells that leave, die
     or enter do not move it. Appear / disappear: :func:`interior_rate` over the selected cells
     without a predecessor (not in the first frame) / successor (not in the last), each one's
-    chance of an edge crossing taken out.
+    chance of an edge crossing taken out. Each rate is then scaled by its frame's
+    :func:`frame_factors` (1 where the frames' counts agree with one rate).
     """
     t = np.asarray(cells.t, np.int64)
     src = np.asarray(edge_source, np.int64)
@@ -645,16 +702,27 @@ def selected_rates(
     esel = np.asarray(solution.edge_selected, bool)
     n = len(t)
     if n == 0 or not nsel.any():
-        return initial_division_rate(bounds), floor, floor
+        return np.full(n, initial_division_rate(bounds)), np.full(n, floor), np.full(n, floor)
     n_out = np.bincount(src[esel], minlength=n)
     n_in = np.bincount(dst[esel], minlength=n)
     first, last = int(t[nsel].min()), int(t[nsel].max())
     can_go = nsel & (t < last)
     can_come = nsel & (t > first)
-    div = float(np.clip((n_out[can_go] >= 2).sum() / max(int(can_go.sum()), 1), *bounds))
-    app = interior_rate(n_in[can_come] == 0, p_enter[can_come], floor)
-    dis = interior_rate(n_out[can_go] == 0, p_exit[can_go], floor)
-    return div, app, dis
+    divides = n_out[can_go] >= 2
+    div = float(np.clip(divides.sum() / max(int(can_go.sum()), 1), *bounds))
+    went, came = n_out[can_go] == 0, n_in[can_come] == 0
+    app = interior_rate(came, p_enter[can_come], floor)
+    dis = interior_rate(went, p_exit[can_go], floor)
+    _, w_app = _interior_em(came, p_enter[can_come], floor, 50)
+    _, w_dis = _interior_em(went, p_exit[can_go], floor, 50)
+    f_div = frame_factors(divides, np.ones(len(divides)), t[can_go])
+    f_app = frame_factors(w_app, np.where(came, w_app, 1.0), t[can_come])
+    f_dis = frame_factors(w_dis, np.where(went, w_dis, 1.0), t[can_go])
+    return (
+        _by_frame(div, f_div, t, *bounds),
+        _by_frame(app, f_app, t, floor, END_RATE_MAX),
+        _by_frame(dis, f_dis, t, floor, END_RATE_MAX),
+    )
 
 
 def initial_motion(cells: CellFeatures, edge_source: np.ndarray, edge_target: np.ndarray) -> MotionModel:
@@ -887,7 +955,7 @@ def estimate_motion(
         perp_sigma=perp_sig,
         ratio_sigma=ratio_sig,
         sep_mean=sep_mean,
-        division_rate=np.full(len(t), p_div),
+        division_rate=p_div,
         appear_rate=app,
         disappear_rate=dis,
         union_mean=union_mean,

@@ -106,8 +106,10 @@ def refine_cost_model(
                 "perp_sigma": motion.perp_sigma,
                 "ratio_sigma": motion.ratio_sigma,
                 "division_rate": float("nan") if motion.division_rate is None else float(np.mean(motion.division_rate)),
-                "appear_rate": float("nan") if motion.appear_rate is None else motion.appear_rate,
-                "disappear_rate": float("nan") if motion.disappear_rate is None else motion.disappear_rate,
+                "appear_rate": float("nan") if motion.appear_rate is None else float(np.mean(motion.appear_rate)),
+                "disappear_rate": float("nan")
+                if motion.disappear_rate is None
+                else float(np.mean(motion.disappear_rate)),
                 **persistence_summary(motion.persistence),
                 "changed_links": changed,
                 "status": new.status.value,

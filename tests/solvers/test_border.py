@@ -20,7 +20,7 @@ from solvers.assignment import solve_fixed_or_joint
 from solvers.costs import tracking_costs
 from solvers.features import CellFeatures, motion_space, spanned_axes
 from solvers.joint import solve_joint
-from solvers.motion import MotionModel, crossing_probability, interior_rate, selected_rates
+from solvers.motion import MotionModel, crossing_probability, frame_factors, interior_rate, selected_rates
 from solvers.refine import refine_cost_model
 from solvers.types import Solution, SolveStatus
 from synthetic.cases import case
@@ -142,11 +142,22 @@ def test_rates_come_from_the_selection_not_from_the_counts() -> None:
     sol = Solution(np.ones(30, bool), np.ones(len(src), bool), 0.0, SolveStatus.OPTIMAL)
     zeros = np.zeros(30)
     div, app, dis = selected_rates(cells, np.array(src), np.array(dst), sol, zeros, zeros, (0.01, 0.5))
-    assert div == pytest.approx(2 / 20)  # 2 divisions among the 20 cells that could divide
-    # interior rates: the lower 97.5 % bound of k ends among the cells at risk (4 of 20, 2 of 20)
-    assert dis == pytest.approx(betaincinv(4, 17, 0.025))
-    assert 0.05 < dis < 4 / 20
-    assert app == pytest.approx(betaincinv(2, 19, 0.025))
+    f0, f1, f2 = (t == 0), (t == 1), (t == 2)
+    # 2 divisions among the 20 cells that could divide, both at frame 0: the frames disagree
+    # beyond binomial noise (beta-binomial moments: tau^2 = 0.011, prior strength m = 7.18),
+    # so frame 0's rate is (2 + 0.1 m) / (10 + m) and frame 1's 0.1 m / (10 + m)
+    m = 0.09 / 0.011 - 1
+    assert div[f0] == pytest.approx((2 + 0.1 * m) / (10 + m))
+    assert div[f1] == pytest.approx(0.1 * m / (10 + m))
+    assert div[f0 | f1].mean() == pytest.approx(2 / 20)  # equal frames: the pooled rate is kept
+    # interior rates: the lower 97.5 % bound of k ends among the cells at risk (4 of 20, 2 of 20),
+    # times each frame's factor (ends: all 4 at frame 0, m = 1.5; starts: both at frame 1)
+    lo_d, lo_a = betaincinv(4, 17, 0.025), betaincinv(2, 19, 0.025)
+    assert dis[f0] == pytest.approx(lo_d * (4 + 0.3) / 11.5 / 0.2)
+    assert dis[f1] == pytest.approx(lo_d * 0.3 / 11.5 / 0.2)
+    assert dis[f2] == pytest.approx(lo_d)  # the last frame ends nothing: no factor of its own
+    assert app[f1] == pytest.approx(lo_a * (2 + 0.1 * m) / (10 + m) / 0.1)
+    assert app[f2] == pytest.approx(lo_a * 0.1 * m / (10 + m) / 0.1)
     # ends explained by the edge are not interior ends
     ended = np.array([True] * 4 + [False] * 16)
     assert interior_rate(ended, np.r_[np.ones(4), np.zeros(16)], 1e-9) == pytest.approx(1e-9)
@@ -154,6 +165,27 @@ def test_rates_come_from_the_selection_not_from_the_counts() -> None:
     # one end in a small movie does not make ends cheap; 400 of 4000 give about 0.1
     assert interior_rate(np.r_[True, np.zeros(19, bool)], np.zeros(20), 1e-9) < 0.002
     assert 0.09 < interior_rate(np.arange(4000) < 400, np.zeros(4000), 1e-9) < 0.1
+
+
+def test_frame_factors_are_one_where_frames_agree_and_shrink_a_burst() -> None:
+    # 10 frames of 100 cells with 5 events each: no variation beyond what counts allow
+    frame = np.repeat(np.arange(10), 100)
+    events = np.zeros(1000)
+    events[(np.arange(1000) % 100) < 5] = 1.0
+    assert set(frame_factors(events, np.ones(1000), frame).values()) == {1.0}
+    # one frame with 40 events (a wave of divisions, a sheet leaving): its factor rises, shrunk
+    # towards the pooled rate (below its raw 40 / 8.5 = 4.7), and the quiet frames' fall below 1
+    burst = events.copy()
+    burst[(frame == 3) & ((np.arange(1000) % 100) < 40)] = 1.0
+    f = frame_factors(burst, np.ones(1000), frame)
+    raw = 0.40 / (burst.sum() / 1000)
+    assert 1.0 < f[3] < raw
+    assert f[3] > 0.9 * raw  # 100 cells say a lot: little shrinkage
+    assert all(0.5 < f[k] < 1.0 for k in f if k != 3)
+    # a frame with few cells is believed less than one with many
+    small = np.r_[burst, np.ones(4)]
+    f_small = frame_factors(small, np.ones(len(small)), np.r_[frame, np.full(4, 10)])
+    assert 1.0 < f_small[10] < 1.0 / (small.sum() / len(small))
 
 
 # --- synthetic movies with known lineages, from their ground-truth masks ----------------------
