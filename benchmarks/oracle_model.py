@@ -33,6 +33,7 @@ from common import emit, log  # noqa: E402
 from link_diagnose import build_case  # noqa: E402
 
 from solvers.assignment import solve_fixed_or_joint  # noqa: E402
+from solvers.model import completion, cost_vector  # noqa: E402
 from solvers.motion import MotionModel, estimate_motion  # noqa: E402
 from solvers.types import CandidateGraph, Solution, SolveStatus  # noqa: E402
 
@@ -52,22 +53,19 @@ FIELDS = (
 
 
 def config_costs(g: CandidateGraph, sel: np.ndarray) -> dict[str, float]:
-    """The objective of selecting edges ``sel`` (every node selected), by kind of cost."""
-    src, dst = g.edge_source, g.edge_target
-    n_out = np.bincount(src[sel], minlength=g.n_nodes)
-    n_in = np.bincount(dst[sel], minlength=g.n_nodes)
-    cont = sel & (n_out[src] == 1)
-    div_edges = sel & (n_out[src] == 2)
-    pair_extra = 0.0
-    if g.division_pairs is not None and g.division_pair_cost is not None and div_edges.any():
-        pairs = g.division_pairs
-        chosen = div_edges[pairs[:, 0]] & div_edges[pairs[:, 1]] & (src[pairs[:, 0]] == src[pairs[:, 1]])
-        pair_extra = float(g.division_pair_cost[chosen].sum())
+    """The objective of selecting edges ``sel`` (every node selected), by kind of cost: the
+    program's own coefficients and completed selection (``solvers.model``), node costs left out."""
+    n, e = g.n_nodes, g.n_edges
+    terms = cost_vector(g) * completion(g, np.ones(n, bool), sel)
+    edge_terms = terms[n : n + e]
+    n_out = np.bincount(g.edge_source[sel], minlength=n)
+    dividing = n_out[g.edge_source] == 2
     return {
-        "appear": float(g.appear_cost[n_in == 0].sum()),
-        "disappear": float(g.disappear_cost[n_out == 0].sum()),
-        "continuations": float(g.edge_cost[cont].sum()),
-        "divisions": float(g.edge_cost[div_edges].sum()) + pair_extra + float(g.division_cost[n_out == 2].sum()),
+        "appear": float(terms[n + e : 2 * n + e].sum()),
+        "disappear": float(terms[2 * n + e : 3 * n + e].sum()),
+        "continuations": float(edge_terms[~dividing].sum()),
+        # the mother's division cost and the chosen pairs' costs (the q columns cost 0)
+        "divisions": float(edge_terms[dividing].sum() + terms[3 * n + e :].sum()),
     }
 
 

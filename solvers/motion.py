@@ -554,15 +554,13 @@ def cell_density(node_t: np.ndarray, centroid: np.ndarray, dim: int, counted: np
     return out
 
 
-def _tail(z: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
+def _tail(z: np.ndarray, sigma: float) -> np.ndarray:
     """P(displacement along one axis > z) under the robust motion model (costs.robust_nll)."""
     p: np.ndarray = (1.0 - OUTLIER) * ndtr(-z / sigma) + OUTLIER * ndtr(-z / (WIDE * sigma))
     return p
 
 
-def crossing_probability(
-    cells: CellFeatures, shift: np.ndarray, sigma: float | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def crossing_probability(cells: CellFeatures, shift: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """(p_enter, p_exit) per cell: the chance that it came in across the image edge since the
     previous frame, and that it leaves the image before the next.
 
@@ -590,12 +588,12 @@ def crossing_probability(
     return 1.0 - stay_in, 1.0 - stay_out
 
 
-def _interior_em(ended: np.ndarray, p_cross: np.ndarray, floor: float, n_iter: int) -> tuple[float, np.ndarray]:
-    """EM of :func:`interior_rate`: the rate's maximum-likelihood value and each cell's weight
-    as an interior end (the responsibility r of an ended cell, 0 for the others)."""
+def _interior_weights(ended: np.ndarray, p_cross: np.ndarray, floor: float, n_iter: int = 50) -> np.ndarray:
+    """Each cell's weight as an interior end by the EM of :func:`interior_rate`: the
+    responsibility r of an ended cell at the rate's maximum-likelihood value, 0 for the others."""
     e = np.asarray(ended, bool)
     p = np.clip(np.asarray(p_cross, np.float64), 0.0, 1.0)
-    q = max(float(e.mean()), floor)
+    q = max(float(e.mean()), floor) if len(e) else floor
     stay = float((~e).sum())
     pe = p[e]
     r = np.zeros(0)
@@ -603,12 +601,21 @@ def _interior_em(ended: np.ndarray, p_cross: np.ndarray, floor: float, n_iter: i
         r = (1.0 - pe) * q / np.maximum(pe + (1.0 - pe) * q, 1e-300)
         q_new = float(r.sum()) / max(stay + float(r.sum()), 1e-12)
         if abs(q_new - q) <= 1e-6 * q:
-            q = q_new
             break
         q = q_new
     w = np.zeros(len(e))
     w[e] = r
-    return q, w
+    return w
+
+
+def _interior_bound(ended: np.ndarray, weights: np.ndarray, floor: float) -> float:
+    """The lower 97.5 % Clopper–Pearson bound of k = Σ ``weights`` interior ends in
+    #not ended + k cells, clipped to [floor, END_RATE_MAX]."""
+    k = float(np.sum(weights))
+    if k <= 0.0:
+        return floor
+    lower = float(betaincinv(k, float((~np.asarray(ended, bool)).sum()) + 1.0, 0.025))
+    return float(np.clip(lower, floor, END_RATE_MAX))
 
 
 def interior_rate(ended: np.ndarray, p_cross: np.ndarray, floor: float, n_iter: int = 50) -> float:
@@ -620,19 +627,12 @@ def interior_rate(ended: np.ndarray, p_cross: np.ndarray, floor: float, n_iter: 
     r = (1 − p) q / (p + (1 − p) q), and q = Σ r / (#not ended + Σ r). Clipped to
     [floor, END_RATE_MAX]; returned as the lower 97.5 % confidence bound of q (Clopper–Pearson
     with k = Σ r ends in #not ended + k cells), so a rate is believed only as far as the
-    number of ends supports it.
+    number of ends supports it: one or two ends in a small movie do not make ends cheap.
     """
     e = np.asarray(ended, bool)
     if len(e) == 0:
         return floor
-    _, w = _interior_em(e, p_cross, floor, n_iter)
-    k = float(w.sum())
-    if k <= 0.0:
-        return floor
-    # the smallest rate the data support (one-sided 97.5 % Clopper–Pearson bound of k interior
-    # ends in stay + k cells): one or two ends in a small movie do not make ends cheap
-    lower = float(betaincinv(k, float((~e).sum()) + 1.0, 0.025))
-    return float(np.clip(lower, floor, END_RATE_MAX))
+    return _interior_bound(e, _interior_weights(e, p_cross, floor, n_iter), floor)
 
 
 def frame_factors(events: np.ndarray, trials: np.ndarray, frame: np.ndarray) -> dict[int, float]:
@@ -670,8 +670,17 @@ def frame_factors(events: np.ndarray, trials: np.ndarray, frame: np.ndarray) -> 
 
 
 def _by_frame(base: float, factors: dict[int, float], t: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Per-cell rate: ``base`` times its frame's factor, clipped to [lo, hi]."""
-    scale = np.array([factors.get(int(x), 1.0) for x in t], np.float64)
+    """Per-cell rate: ``base`` times its frame's factor (1 for frames without one), clipped to
+    [lo, hi]."""
+    scale = np.ones(len(t))
+    if factors:
+        keys = np.fromiter(factors, np.int64, len(factors))
+        vals = np.fromiter(factors.values(), np.float64, len(factors))
+        order = np.argsort(keys)
+        keys, vals = keys[order], vals[order]
+        pos = np.minimum(np.searchsorted(keys, t), len(keys) - 1)
+        hit = keys[pos] == t
+        scale[hit] = vals[pos[hit]]
     out: np.ndarray = np.clip(base * scale, lo, hi)
     return out
 
@@ -711,10 +720,9 @@ def selected_rates(
     divides = n_out[can_go] >= 2
     div = float(np.clip(divides.sum() / max(int(can_go.sum()), 1), *bounds))
     went, came = n_out[can_go] == 0, n_in[can_come] == 0
-    app = interior_rate(came, p_enter[can_come], floor)
-    dis = interior_rate(went, p_exit[can_go], floor)
-    _, w_app = _interior_em(came, p_enter[can_come], floor, 50)
-    _, w_dis = _interior_em(went, p_exit[can_go], floor, 50)
+    w_app = _interior_weights(came, p_enter[can_come], floor)
+    w_dis = _interior_weights(went, p_exit[can_go], floor)
+    app, dis = _interior_bound(came, w_app, floor), _interior_bound(went, w_dis, floor)
     f_div = frame_factors(divides, np.ones(len(divides)), t[can_go])
     f_app = frame_factors(w_app, np.where(came, w_app, 1.0), t[can_come])
     f_dis = frame_factors(w_dis, np.where(went, w_dis, 1.0), t[can_go])
